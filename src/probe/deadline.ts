@@ -1,0 +1,65 @@
+/** Deadline helpers: every wait in a probe goes through an AbortSignal. */
+import type { ProbeContext } from './types.js';
+
+/** Milliseconds left before the overall probe deadline (never negative). */
+export function remainingMs(ctx: ProbeContext): number {
+  return Math.max(0, ctx.deadlineAt - ctx.clock.now());
+}
+
+export interface StageTimer {
+  signal: AbortSignal;
+  /** True when the stage's own timeout (or the probe deadline) fired. */
+  timedOut(): boolean;
+  dispose(): void;
+}
+
+/**
+ * A signal that aborts after `ms` or at the probe deadline, whichever is
+ * first. Always call dispose() so no timer outlives the stage.
+ */
+export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
+  const controller = new AbortController();
+  const wait = Math.max(0, Math.min(ms, remainingMs(ctx)));
+  let fired = false;
+  const fire = (): void => {
+    fired = true;
+    controller.abort(new DeadlineError());
+  };
+  const timer = setTimeout(fire, wait);
+  timer.unref?.();
+  const onParent = (): void => fire();
+  if (ctx.signal.aborted) fire();
+  else ctx.signal.addEventListener('abort', onParent, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => fired,
+    dispose() {
+      clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onParent);
+    },
+  };
+}
+
+export class DeadlineError extends Error {
+  override readonly name = 'DeadlineError';
+  readonly code = 'PULLPROBE_DEADLINE' as const;
+  constructor() {
+    super('context deadline exceeded');
+  }
+}
+
+/** Resolve after ms, or reject when the signal aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

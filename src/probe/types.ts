@@ -1,0 +1,99 @@
+/**
+ * Shapes shared by every stage and by everything downstream of the probe
+ * (CLI, metrics, node writer, /probe). ProbeResult is the design's public
+ * JSON contract: change it only on purpose, with design.md and the README.
+ */
+import type { Cause, Reason, Stage } from './catalog.js';
+
+/** Monotonic milliseconds (performance.now by default). Injected so tests control time. */
+export interface Clock {
+  now(): number;
+}
+
+export const realClock: Clock = { now: () => performance.now() };
+
+/** Minimal structured logger (pino's Logger satisfies it). */
+export interface Log {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * What every stage function receives first. `signal` aborts at the overall
+ * probe deadline; a stage derives its own shorter timeout with
+ * `stageSignal(ctx, ms)` from deadline.ts.
+ */
+export interface ProbeContext {
+  readonly signal: AbortSignal;
+  /** Clock reading (ms) at which the whole probe must be over. */
+  readonly deadlineAt: number;
+  readonly clock: Clock;
+  readonly log: Log;
+  /** Wall clock (epoch ms), for certificate expiry and token lifetimes. */
+  readonly wallNow: () => number;
+}
+
+/** One stage's classified outcome. Never a bare boolean (house style 2). */
+export interface StageOutcome<D extends object = Record<string, unknown>> {
+  ok: boolean;
+  /** Set when ok is false; from the closed set in catalog.ts. */
+  reason?: Reason;
+  /** Specific message; defaults to the catalog's seed wording. */
+  message?: string;
+  /** Specific fix; defaults to the catalog's hint. */
+  hint?: string;
+  /** Endpoint involved ("host" or "host:port"). */
+  host?: string;
+  /** ok, but part of this stage's path is broken (a nameserver, an address). */
+  degraded?: boolean;
+  seconds: number;
+  detail: D;
+}
+
+/** One entry of ProbeResult.steps. */
+export interface StepResult {
+  stage: Stage;
+  ok: boolean;
+  seconds: number;
+  host?: string;
+  reason?: Reason;
+  degraded?: boolean;
+  message?: string;
+  detail?: Record<string, unknown>;
+}
+
+/** design.md "ProbeResult" — the `--json` output is an array of these. */
+export interface ProbeResult {
+  target: string;
+  image: string | null;
+  registry: string | null;
+  ok: boolean;
+  stage: Stage | null;
+  reason: Reason | null;
+  cause: Cause | null;
+  host: string | null;
+  message: string | null;
+  hint: string | null;
+  degraded: boolean;
+  seconds: number;
+  steps: StepResult[];
+}
+
+/** The node's platform, as in an OCI index entry. */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** Credentials for one registry host, from a docker config or other source. */
+export interface Credential {
+  username: string;
+  password: string;
+  /** Where it came from (file path and key), for messages; never the secret. */
+  source: string;
+}
