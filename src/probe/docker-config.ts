@@ -1,0 +1,179 @@
+/**
+ * Docker `config.json` / `.dockerconfigjson` parsing and credential lookup,
+ * following the kubelet keyring (key normalisation, per-label globs, path
+ * prefixes, Docker Hub aliases) and containerd's AuthConfig rules
+ * (username/password, else identity token as ("", token), else base64 auth).
+ *
+ * Secrets never appear in errors: messages name the source file and the key.
+ * JSON.parse's own message is not used either, since V8 quotes the input.
+ */
+import { readFileSync } from 'node:fs';
+import type { Credential } from './types.js';
+import { DOCKER_HUB, isDockerHubHost } from './reference.js';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'PULLPROBE_CONFIG' as const;
+}
+
+export interface DockerAuthEntry {
+  /** The key as written in the file ("https://index.docker.io/v1/"). */
+  key: string;
+  /** Lowercased host[:port] of the key, scheme and /v1/ /v2/ removed; Hub aliases are "docker.io". */
+  host: string;
+  /** Path prefix the key is limited to ("" for the whole registry), e.g. "/team". */
+  path: string;
+  username: string;
+  password: string;
+}
+
+export interface DockerAuths {
+  /** File the entries came from, for messages. */
+  source: string;
+  entries: DockerAuthEntry[];
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObject(v: Json | undefined): v is { [k: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * kubelet keyring: "https://" + key parsed as a URL; a leading /v1/ or /v2/
+ * path is dropped; "/" or "" means the whole host.
+ */
+export function normalizeAuthKey(key: string): { host: string; path: string } {
+  let rest = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const slash = rest.indexOf('/');
+  let path = slash === -1 ? '' : rest.slice(slash);
+  rest = slash === -1 ? rest : rest.slice(0, slash);
+  if (path.startsWith('/v1/') || path.startsWith('/v2/')) path = path.slice(3);
+  if (path === '/') path = '';
+  const host = rest.toLowerCase();
+  return { host: isDockerHubHost(host) ? DOCKER_HUB : host, path };
+}
+
+function fieldString(entry: { [k: string]: Json }, field: string, where: string): string | undefined {
+  const v = entry[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new ConfigError(`${where}.${field}: must be a string`);
+  return v;
+}
+
+function parseEntry(source: string, key: string, value: Json | undefined): DockerAuthEntry | undefined {
+  const where = `${source}: auths[${JSON.stringify(key)}]`;
+  if (!isObject(value)) throw new ConfigError(`${where}: must be an object`);
+  const auth = fieldString(value, 'auth', where);
+  const username = fieldString(value, 'username', where);
+  const password = fieldString(value, 'password', where);
+  const identityToken = fieldString(value, 'identitytoken', where);
+  const { host, path } = normalizeAuthKey(key);
+  if (host === '') throw new ConfigError(`${where}: key has no registry host`);
+  // kubelet's DockerConfigEntry: a non-empty `auth` overrides username/password.
+  if (auth) {
+    if (!STD_BASE64.test(auth)) throw new ConfigError(`${where}.auth: not base64 "user:password"`);
+    const decoded = Buffer.from(auth, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon === -1) throw new ConfigError(`${where}.auth: decoded value has no ":" between user and password`);
+    // containerd ParseAuth trims NULs from the password.
+    const pass = decoded.slice(colon + 1).replace(/^\0+|\0+$/g, '');
+    return { key, host, path, username: decoded.slice(0, colon), password: pass };
+  }
+  if (username) return { key, host, path, username, password: password ?? '' };
+  // containerd: an identity token is sent as ("", token) → OAuth refresh_token grant.
+  if (identityToken) return { key, host, path, username: '', password: identityToken };
+  return undefined; // e.g. {} written when a credsStore holds the secret: anonymous
+}
+
+/** Parse a config.json / .dockerconfigjson (or legacy .dockercfg) text. Throws ConfigError. */
+export function parseDockerConfig(text: string, source: string): DockerAuths {
+  let doc: Json;
+  try {
+    doc = JSON.parse(text) as Json;
+  } catch {
+    throw new ConfigError(`${source}: not valid JSON`);
+  }
+  if (!isObject(doc)) throw new ConfigError(`${source}: top level must be a JSON object`);
+  let auths: Json | undefined = doc['auths'];
+  if (auths === undefined) {
+    // legacy .dockercfg: the server map is the top level
+    const legacy = Object.values(doc).every((v) => isObject(v) && ('auth' in v || 'username' in v));
+    auths = legacy && Object.keys(doc).length > 0 ? doc : {};
+  }
+  if (!isObject(auths)) throw new ConfigError(`${source}: auths: must be an object`);
+  const entries: DockerAuthEntry[] = [];
+  for (const [key, value] of Object.entries(auths)) {
+    const entry = parseEntry(source, key, value);
+    if (entry) entries.push(entry);
+  }
+  return { source, entries };
+}
+
+/** filepath.Match for one label, limited to "*" and "?" (no "/" can occur in a label). */
+function labelMatch(glob: string, label: string): boolean {
+  if (!/[*?[]/.test(glob)) return glob === label;
+  const re = glob.replace(/[.+^${}()|\\[\]]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`).test(label);
+}
+
+function splitPort(hostPort: string): { name: string; port: string } {
+  if (hostPort.startsWith('[')) {
+    const end = hostPort.indexOf(']');
+    const after = hostPort.slice(end + 1);
+    return { name: hostPort.slice(0, end + 1), port: after.startsWith(':') ? after.slice(1) : '' };
+  }
+  const colon = hostPort.lastIndexOf(':');
+  return colon === -1 ? { name: hostPort, port: '' } : { name: hostPort.slice(0, colon), port: hostPort.slice(colon + 1) };
+}
+
+/** kubelet `urlsMatch`: same port, same label count, each label globbed, path prefix. */
+function hostMatches(entry: DockerAuthEntry, host: string, repoPath: string | undefined): boolean {
+  const want = splitPort(entry.host);
+  const got = splitPort(host);
+  if (want.port !== got.port) return false;
+  const wl = want.name.split('.');
+  const gl = got.name.split('.');
+  if (wl.length !== gl.length) return false;
+  if (!wl.every((l, i) => labelMatch(l, gl[i] ?? ''))) return false;
+  if (entry.path === '') return true;
+  return repoPath !== undefined && repoPath.startsWith(entry.path);
+}
+
+/**
+ * Credential for a registry host ("reg.io:5000", "docker.io",
+ * "registry-1.docker.io"), optionally limited by repository ("team/app") so
+ * keys with a path only match images under it. More specific keys win
+ * (exact host over glob, longer path first), as in the kubelet keyring.
+ */
+export function credentialFor(auths: DockerAuths, registryHost: string, repository?: string): Credential | undefined {
+  const lower = registryHost.toLowerCase();
+  const host = isDockerHubHost(lower) ? DOCKER_HUB : lower;
+  const repoPath = repository === undefined ? undefined : `/${repository.replace(/^\/+/, '')}`;
+  const matches = auths.entries
+    .filter((e) => hostMatches(e, host, repoPath))
+    .sort((a, b) => {
+      const ga = /[*?[]/.test(a.host) ? 1 : 0;
+      const gb = /[*?[]/.test(b.host) ? 1 : 0;
+      return ga - gb || b.path.length - a.path.length;
+    });
+  const best = matches[0];
+  if (!best) return undefined;
+  return { username: best.username, password: best.password, source: `${auths.source}: auths[${JSON.stringify(best.key)}]` };
+}
+
+export type ReadFile = (path: string, encoding: 'utf8') => string;
+
+/** Read and parse a docker config file; read failures are ConfigErrors too. */
+export function loadDockerConfig(path: string, readFile: ReadFile = readFileSync): DockerAuths {
+  let text: string;
+  try {
+    text = readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    throw new ConfigError(`${path}: cannot read docker config${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  return parseDockerConfig(text, path);
+}

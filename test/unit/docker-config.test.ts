@@ -1,0 +1,153 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  credentialFor,
+  loadDockerConfig,
+  normalizeAuthKey,
+  parseDockerConfig,
+  type DockerAuths,
+} from '../../src/probe/docker-config.js';
+
+const CANARY = 'CANARY-s3cr3t-9f2b';
+const SRC = '/x/config.json';
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+const cfg = (auths: unknown): string => JSON.stringify({ auths });
+
+test('auth is base64 user:password; source names file and key', () => {
+  const auths = parseDockerConfig(cfg({ 'reg.io': { auth: b64(`alice:${CANARY}:x`) } }), SRC);
+  assert.deepEqual(credentialFor(auths, 'reg.io'), {
+    username: 'alice',
+    password: `${CANARY}:x`,
+    source: '/x/config.json: auths["reg.io"]',
+  });
+});
+
+test('username/password fields, and auth wins over them (kubelet DockerConfigEntry)', () => {
+  const a = parseDockerConfig(cfg({ 'a.io': { username: 'u', password: 'p' }, 'b.io': { username: 'u', password: 'p', auth: b64('bob:pw') } }), SRC);
+  assert.deepEqual(credentialFor(a, 'a.io'), { username: 'u', password: 'p', source: `${SRC}: auths["a.io"]` });
+  const b = credentialFor(a, 'b.io');
+  assert.equal(b?.username, 'bob');
+  assert.equal(b?.password, 'pw');
+});
+
+test('identitytoken gives ("", token) as containerd does', () => {
+  const a = parseDockerConfig(cfg({ 'acr.io': { identitytoken: 'tok' } }), SRC);
+  const c = credentialFor(a, 'acr.io');
+  assert.equal(c?.username, '');
+  assert.equal(c?.password, 'tok');
+});
+
+test('NULs trimmed from a decoded password; empty entries are anonymous', () => {
+  const a = parseDockerConfig(cfg({ 'r.io': { auth: b64('u:pw\0\0') }, 'empty.io': {} }), SRC);
+  assert.equal(credentialFor(a, 'r.io')?.password, 'pw');
+  assert.equal(credentialFor(a, 'empty.io'), undefined);
+  assert.equal(a.entries.length, 1);
+});
+
+test('keys normalised: scheme stripped, /v1/ and /v2/ removed, hosts lowercased', () => {
+  assert.deepEqual(normalizeAuthKey('https://index.docker.io/v1/'), { host: 'docker.io', path: '' });
+  assert.deepEqual(normalizeAuthKey('http://Reg.IO:5000/v2/'), { host: 'reg.io:5000', path: '' });
+  assert.deepEqual(normalizeAuthKey('reg.io/v2/team'), { host: 'reg.io', path: '/team' });
+  assert.deepEqual(normalizeAuthKey('reg.io/'), { host: 'reg.io', path: '' });
+  assert.deepEqual(normalizeAuthKey('registry-1.docker.io'), { host: 'docker.io', path: '' });
+});
+
+test('Docker Hub aliases are one registry', () => {
+  for (const key of ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']) {
+    const a = parseDockerConfig(cfg({ [key]: { auth: b64('hub:pw') } }), SRC);
+    for (const host of ['docker.io', 'index.docker.io', 'registry-1.docker.io']) {
+      assert.equal(credentialFor(a, host)?.username, 'hub', `${key} vs ${host}`);
+    }
+    assert.equal(credentialFor(a, 'quay.io'), undefined);
+  }
+});
+
+test('ports must be equal', () => {
+  const a = parseDockerConfig(cfg({ 'https://reg.io:5000/v2/': { auth: b64('u:p') } }), SRC);
+  assert.equal(credentialFor(a, 'reg.io:5000')?.username, 'u');
+  assert.equal(credentialFor(a, 'reg.io'), undefined);
+  assert.equal(credentialFor(a, 'reg.io:443'), undefined);
+});
+
+test('globs match one label each; exact keys beat globs', () => {
+  const a = parseDockerConfig(cfg({ '*.azurecr.io': { auth: b64('glob:p') }, 'team.azurecr.io': { auth: b64('exact:p') } }), SRC);
+  assert.equal(credentialFor(a, 'team.azurecr.io')?.username, 'exact');
+  assert.equal(credentialFor(a, 'other.azurecr.io')?.username, 'glob');
+  assert.equal(credentialFor(a, 'a.b.azurecr.io'), undefined);
+  assert.equal(credentialFor(a, 'azurecr.io'), undefined);
+});
+
+test('keys with a path only match repositories under it; longer path wins', () => {
+  const a = parseDockerConfig(cfg({ 'reg.io': { auth: b64('host:p') }, 'reg.io/team': { auth: b64('team:p') } }), SRC);
+  assert.equal(credentialFor(a, 'reg.io', 'team/app')?.username, 'team');
+  assert.equal(credentialFor(a, 'reg.io', 'other/app')?.username, 'host');
+  assert.equal(credentialFor(a, 'reg.io')?.username, 'host');
+  const only = parseDockerConfig(cfg({ 'reg.io/team': { auth: b64('team:p') } }), SRC);
+  assert.equal(credentialFor(only, 'reg.io', 'other/app'), undefined);
+});
+
+test('legacy .dockercfg (no auths wrapper) and configs without auths', () => {
+  const legacy = parseDockerConfig(JSON.stringify({ 'https://reg.io': { auth: b64('old:p'), email: 'x@y' } }), SRC);
+  assert.equal(credentialFor(legacy, 'reg.io')?.username, 'old');
+  const none = parseDockerConfig(JSON.stringify({ credsStore: 'desktop' }), SRC);
+  assert.deepEqual(none.entries, []);
+});
+
+const BAD: Array<[string, string, string]> = [
+  ['not JSON (V8 would quote the input)', `{"auths":{"reg.io":{"auth":"${CANARY}"`, ''],
+  ['top level not an object', JSON.stringify([CANARY]), ''],
+  ['auths not an object', JSON.stringify({ auths: [CANARY] }), 'auths'],
+  ['entry not an object', cfg({ 'reg.io': CANARY }), 'reg.io'],
+  ['auth not base64', cfg({ 'reg.io': { auth: `${CANARY}!!` } }), 'reg.io'],
+  ['auth base64 without padding', cfg({ 'reg.io': { auth: b64(`u:${CANARY}`).replace(/=+$/, '') } }), 'reg.io'],
+  ['auth decodes without a colon', cfg({ 'reg.io': { auth: b64(CANARY) } }), 'reg.io'],
+  ['username not a string', cfg({ 'reg.io': { username: 7, password: CANARY } }), 'reg.io'],
+  ['password not a string', cfg({ 'reg.io': { username: 'u', password: { v: CANARY } } }), 'reg.io'],
+  ['key with no host', cfg({ 'https://': { auth: b64(`u:${CANARY}`) } }), 'https://'],
+];
+
+for (const [name, text, key] of BAD) {
+  test(`ConfigError without the secret: ${name}`, () => {
+    assert.throws(
+      () => parseDockerConfig(text, SRC),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.code, 'PULLPROBE_CONFIG');
+        assert.ok(err.message.includes(SRC));
+        if (key) assert.ok(err.message.includes(key));
+        assert.ok(!err.message.includes(CANARY), err.message);
+        assert.ok(!String(err.stack).includes(CANARY));
+        assert.equal(err.cause, undefined);
+        return true;
+      },
+    );
+  });
+}
+
+test('loadDockerConfig reads through the injected reader and the real fs', () => {
+  const seen: string[] = [];
+  const fake = (p: string): string => {
+    seen.push(p);
+    return cfg({ 'reg.io': { auth: b64('u:p') } });
+  };
+  const a: DockerAuths = loadDockerConfig('/etc/x.json', fake);
+  assert.deepEqual(seen, ['/etc/x.json']);
+  assert.equal(credentialFor(a, 'reg.io')?.source, '/etc/x.json: auths["reg.io"]');
+
+  const dir = mkdtempSync(join(tmpdir(), 'pullprobe-dc-'));
+  try {
+    const file = join(dir, 'config.json');
+    writeFileSync(file, cfg({ 'reg.io': { auth: b64('disk:p') } }));
+    assert.equal(credentialFor(loadDockerConfig(file), 'reg.io')?.username, 'disk');
+    assert.throws(
+      () => loadDockerConfig(join(dir, 'missing.json')),
+      (err: unknown) => err instanceof ConfigError && err.code === 'PULLPROBE_CONFIG' && err.message.includes('missing.json'),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
