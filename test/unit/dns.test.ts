@@ -1,0 +1,305 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import * as packet from 'dns-packet';
+import { dnsStage, type DnsOptions } from '../../src/probe/dns.js';
+import { queryDns, type DnsQueryOptions, type DnsQueryResult } from '../../src/probe/dns-query.js';
+import { parseResolvConf } from '../../src/probe/resolv-conf.js';
+import { parseHosts } from '../../src/probe/hosts-file.js';
+import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
+import { startDnsServers, type DnsServer, type DnsServerOptions } from '../support/dns-server.js';
+
+const REG = 'registry.lab.test';
+const records = { [REG]: { A: ['10.1.2.3', '10.1.2.4'], AAAA: ['fd00::3'] } };
+
+const contexts: Array<() => void> = [];
+after(() => contexts.forEach((dispose) => dispose()));
+
+function makeCtx(deadlineMs = 5000): ProbeContext {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), deadlineMs);
+  contexts.push(() => clearTimeout(timer));
+  return {
+    signal: controller.signal, deadlineAt: realClock.now() + deadlineMs, clock: realClock,
+    log: silentLog, wallNow: Date.now,
+  };
+}
+
+/** Start servers on 127.0.0.<first>… and build resolv.conf naming them (plus `extra` addresses). */
+async function lab(specs: DnsServerOptions[], conf: string, opts: { first?: number; nameservers?: string[] } = {}) {
+  const servers = await startDnsServers(specs, opts.first ?? 60);
+  const names = opts.nameservers ?? servers.map((s) => s.address);
+  const resolvConf = parseResolvConf(`${names.map((n) => `nameserver ${n}`).join('\n')}\n${conf}\n`);
+  const port = servers[0]?.port ?? 0;
+  const close = (): Promise<void[]> => Promise.all(servers.map((s) => s.close()));
+  const opt = (extra: Partial<DnsOptions> = {}): DnsOptions => ({ resolvConf, port, ...extra });
+  return { servers, port, opt, close };
+}
+
+const seen = (s: DnsServer | undefined): string[] => (s?.queries ?? []).map((q) => `${q.name}/${q.type}/${q.transport}`);
+
+test('ok: A and AAAA from one nameserver, IPv4 first, detail per nameserver', async () => {
+  const l = await lab([{ answers: records }], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, false);
+    assert.equal(out.host, REG);
+    assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4', 'fd00::3']);
+    assert.equal(out.detail.source, 'dns');
+    assert.equal(out.detail.name, REG);
+    assert.equal(out.detail.nameservers.length, 1);
+    assert.equal(out.detail.nameservers[0]?.server, `127.0.0.60:${l.port}`);
+    assert.equal(out.detail.nameservers[0]?.rcode, 'NOERROR');
+    assert.ok(out.seconds >= 0 && out.seconds < 1);
+    assert.deepEqual(seen(l.servers[0]).sort(), [`${REG}/A/udp`, `${REG}/AAAA/udp`]);
+  } finally { await l.close(); }
+});
+
+test('CNAME chain inside the answer is followed', async () => {
+  const l = await lab([{ answers: { [REG]: { CNAME: 'edge.cdn.test' }, 'edge.cdn.test': { A: ['10.9.9.9'] } } }], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
+    assert.equal(out.ok, true);
+    assert.deepEqual(out.detail.addresses, ['10.9.9.9']);
+  } finally { await l.close(); }
+});
+
+test('failures map to reasons: nxdomain, no answer, CNAME to nowhere, servfail, refused', async () => {
+  const l = await lab([{
+    answers: { 'empty.lab.test': {}, 'dangling.lab.test': { CNAME: 'gone.lab.test' } },
+    behaviour: { 'bad.lab.test': 'servfail', 'closed.lab.test': 'refused' },
+  }], 'options timeout:1 attempts:1');
+  try {
+    const cases: Array<[string, string, string]> = [
+      ['missing.lab.test', 'dns_nxdomain', 'NXDOMAIN'],
+      ['empty.lab.test', 'dns_no_answer', 'NOERROR'],
+      ['dangling.lab.test', 'dns_no_answer', 'NOERROR'],
+      ['bad.lab.test', 'dns_servfail', 'SERVFAIL'],
+      ['closed.lab.test', 'dns_refused', 'REFUSED'],
+    ];
+    for (const [host, reason, rcode] of cases) {
+      const out = await dnsStage(makeCtx(), { host }, l.opt());
+      assert.equal(out.ok, false, host);
+      assert.equal(out.reason, reason, host);
+      assert.equal(out.detail.nameservers[0]?.rcode, rcode, host);
+      assert.equal(out.detail.nameservers[0]?.error, undefined, host);
+    }
+  } finally { await l.close(); }
+});
+
+test('timeout: a dropping nameserver gives dns_timeout after timeout × attempts', async () => {
+  const l = await lab([{ defaultBehaviour: 'drop' }], 'options timeout:1 attempts:1');
+  try {
+    const t0 = Date.now();
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    const took = Date.now() - t0;
+    assert.equal(out.reason, 'dns_timeout');
+    assert.equal(out.detail.nameservers[0]?.error, 'timeout');
+    assert.equal(out.detail.nameservers[0]?.rcode, null);
+    assert.ok(took >= 900 && took < 2000, `took ${took} ms`);
+  } finally { await l.close(); }
+});
+
+test('unreachable: ICMP port unreachable from a silent loopback address', async () => {
+  const l = await lab([{ answers: records }], 'options timeout:1 attempts:1', { nameservers: ['127.0.0.99'] });
+  try {
+    const t0 = Date.now();
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    assert.equal(out.reason, 'dns_unreachable');
+    assert.equal(out.detail.nameservers[0]?.error, 'unreachable');
+    assert.equal(out.detail.nameservers[0]?.code, 'ECONNREFUSED');
+    assert.ok(Date.now() - t0 < 500, 'unreachable is reported without waiting for the timeout');
+  } finally { await l.close(); }
+});
+
+test('first nameserver dead, second answers: ok and degraded (both kept in detail)', async () => {
+  const l = await lab([{ answers: records }], 'options timeout:1 attempts:1', { nameservers: ['127.0.0.98', '127.0.0.60'] });
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, true);
+    assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4', 'fd00::3']);
+    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['unreachable', 'NOERROR']);
+  } finally { await l.close(); }
+});
+
+test('first nameserver SERVFAIL, second answers: ok and degraded', async () => {
+  const l = await lab([{ defaultBehaviour: 'servfail' }, { answers: records }], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, true);
+    assert.deepEqual(out.detail.nameservers.map((n) => n.rcode), ['SERVFAIL', 'NOERROR']);
+  } finally { await l.close(); }
+});
+
+test('split answers: the first server that answers decides, the disagreement degrades', async () => {
+  const good = { answers: records };
+  const nx = { defaultBehaviour: 'nxdomain' as const };
+  const a = await lab([good, nx], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, a.opt());
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, true);
+  } finally { await a.close(); }
+  const b = await lab([nx, good], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, b.opt());
+    assert.equal(out.ok, false);
+    assert.equal(out.reason, 'dns_nxdomain');
+    assert.deepEqual(out.detail.nameservers.map((n) => n.rcode), ['NXDOMAIN', 'NOERROR']);
+  } finally { await b.close(); }
+});
+
+test('all nameservers fail differently: the first one names the reason, all are in detail', async () => {
+  const l = await lab([{ defaultBehaviour: 'refused' }, { defaultBehaviour: 'servfail' }], 'options timeout:1 attempts:1',
+    { nameservers: ['127.0.0.60', '127.0.0.61', '127.0.0.97'] });
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    assert.equal(out.reason, 'dns_refused');
+    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['REFUSED', 'SERVFAIL', 'unreachable']);
+  } finally { await l.close(); }
+});
+
+test('search list and ndots: dotless name tries search domains first, then as-is', async () => {
+  const l = await lab([{ answers: { 'registry.b.test': { A: ['10.2.2.2'] } } }], 'search a.test b.test\noptions timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: 'registry' }, l.opt({ families: ['A'] }));
+    assert.equal(out.ok, true);
+    assert.equal(out.detail.name, 'registry.b.test');
+    assert.deepEqual(seen(l.servers[0]), ['registry.a.test/A/udp', 'registry.b.test/A/udp']);
+    assert.deepEqual(out.detail.tried?.map((t) => t.outcome), ['nxdomain', 'ok']);
+  } finally { await l.close(); }
+});
+
+test('search list and ndots: enough dots tries as-is first; ndots:5 searches first; trailing dot is absolute', async () => {
+  const l = await lab([{ answers: {} }], 'search a.test b.test\noptions timeout:1 attempts:1');
+  const l5 = await lab([{ answers: {} }], 'search a.test\noptions ndots:5 timeout:1 attempts:1', { first: 70 });
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
+    assert.equal(out.reason, 'dns_nxdomain');
+    assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`, `${REG}.a.test/A/udp`, `${REG}.b.test/A/udp`]);
+    l.servers[0]?.queries.splice(0);
+    await dnsStage(makeCtx(), { host: `${REG}.` }, l.opt({ families: ['A'] }));
+    assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`]);
+    await dnsStage(makeCtx(), { host: REG }, l5.opt({ families: ['A'] }));
+    assert.deepEqual(seen(l5.servers[0]), [`${REG}.a.test/A/udp`, `${REG}/A/udp`]);
+  } finally { await l.close(); await l5.close(); }
+});
+
+test('a name that exists without addresses in a search domain gives dns_no_answer over a later NXDOMAIN', async () => {
+  const l = await lab([{ answers: { 'registry.a.test': {} } }], 'search a.test\noptions timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: 'registry' }, l.opt({ families: ['A'] }));
+    assert.equal(out.reason, 'dns_no_answer');
+    assert.equal(out.detail.name, 'registry.a.test');
+    assert.equal(l.servers[0]?.queries.length, 2);
+  } finally { await l.close(); }
+});
+
+test('every nameserver unreachable: the search stops at the first candidate as glibc does', async () => {
+  const l = await lab([{}], 'search a.test b.test\noptions timeout:1 attempts:1', { nameservers: ['127.0.0.96'] });
+  try {
+    const out = await dnsStage(makeCtx(), { host: 'registry' }, l.opt({ families: ['A'] }));
+    assert.equal(out.reason, 'dns_unreachable');
+    assert.equal(out.detail.name, 'registry.a.test');
+    assert.equal(out.detail.tried, undefined);
+  } finally { await l.close(); }
+});
+
+test('truncated UDP reply is retried over TCP', async () => {
+  const l = await lab([{ answers: records, behaviour: { [REG]: 'truncate' } }], 'options timeout:1 attempts:1');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
+    assert.equal(out.ok, true);
+    assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4']);
+    assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`, `${REG}/A/tcp`]);
+  } finally { await l.close(); }
+});
+
+test('hosts file and IP literals answer without any query', async () => {
+  const l = await lab([{ answers: records }], 'options timeout:1 attempts:1');
+  try {
+    const hosts = parseHosts('10.7.7.7 registry.lab.test\n');
+    const h = await dnsStage(makeCtx(), { host: 'Registry.Lab.Test' }, l.opt({ hosts }));
+    assert.equal(h.ok, true);
+    assert.equal(h.detail.source, 'hosts');
+    assert.deepEqual(h.detail.addresses, ['10.7.7.7']);
+    const v4 = await dnsStage(makeCtx(), { host: '10.1.2.3' }, l.opt());
+    assert.deepEqual([v4.ok, v4.detail.source, v4.detail.addresses], [true, 'literal', ['10.1.2.3']]);
+    const v6 = await dnsStage(makeCtx(), { host: '[fd00::3]' }, l.opt());
+    assert.deepEqual([v6.ok, v6.detail.source, v6.detail.addresses], [true, 'literal', ['fd00::3']]);
+    // hosts entry of the wrong family falls through to DNS
+    const v6only = await dnsStage(makeCtx(), { host: REG }, l.opt({ hosts: parseHosts('fd00::7 registry.lab.test\n'), families: ['A'] }));
+    assert.equal(v6only.detail.source, 'dns');
+    assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`]);
+  } finally { await l.close(); }
+});
+
+test('the probe deadline caps the stage when nameservers drop', async () => {
+  const l = await lab([{ defaultBehaviour: 'drop' }, { defaultBehaviour: 'drop' }], 'search a.test b.test\noptions timeout:5 attempts:3');
+  try {
+    const t0 = Date.now();
+    const out = await dnsStage(makeCtx(400), { host: 'registry' }, l.opt());
+    const took = Date.now() - t0;
+    assert.equal(out.reason, 'dns_timeout');
+    assert.ok(took < 900, `took ${took} ms`);
+  } finally { await l.close(); }
+});
+
+test('retries follow attempts; a reply in round 2 from the first server beats nothing', async () => {
+  const calls: string[] = [];
+  const answered = (answers: string[]): DnsQueryResult => ({ rcode: 'NOERROR', answers, truncated: false, transport: 'udp', seconds: 0 });
+  const timedOut: DnsQueryResult = { rcode: null, answers: [], truncated: false, transport: 'udp', error: 'timeout', seconds: 0 };
+  const query = async (o: DnsQueryOptions): Promise<DnsQueryResult> => {
+    calls.push(o.server);
+    const n = calls.filter((s) => s === o.server).length;
+    if (o.server === '10.0.0.1') return n >= 2 ? answered(['10.1.1.1']) : timedOut;
+    return { ...timedOut, error: 'unreachable', errorCode: 'ECONNREFUSED' };
+  };
+  const resolvConf = parseResolvConf('nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions attempts:3\n');
+  const out = await dnsStage(makeCtx(), { host: REG }, { resolvConf, query, families: ['A'] });
+  assert.equal(out.ok, true);
+  assert.equal(out.degraded, true);
+  assert.deepEqual(out.detail.addresses, ['10.1.1.1']);
+  assert.deepEqual(calls.filter((s) => s === '10.0.0.1').length, 2, 'retried once after the timeout, then stopped');
+  assert.deepEqual(calls.filter((s) => s === '10.0.0.2').length, 1, 'unreachable is not a timeout: no retry');
+});
+
+test('queryDns ignores replies whose id or question do not match', async () => {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  sock.on('message', (msg, rinfo) => {
+    const q = packet.decode(msg);
+    const reply = (id: number, name: string, data: string): Buffer => packet.encode({
+      type: 'response', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }],
+      answers: [{ type: 'A', name, data }],
+    });
+    sock.send(reply(((q.id ?? 0) + 1) & 0xffff, REG, '10.6.6.6'), rinfo.port, rinfo.address);
+    sock.send(reply(q.id ?? 0, 'other.lab.test', '10.6.6.7'), rinfo.port, rinfo.address);
+    setTimeout(() => sock.send(reply(q.id ?? 0, REG, '10.1.2.3'), rinfo.port, rinfo.address), 20);
+  });
+  try {
+    const res = await queryDns({ server: '127.0.0.1', port: sock.address().port, name: REG, type: 'A', timeoutMs: 1000 });
+    assert.equal(res.rcode, 'NOERROR');
+    assert.deepEqual(res.answers, ['10.1.2.3']);
+    assert.equal(res.error, undefined);
+  } finally {
+    await new Promise<void>((resolve) => sock.close(() => resolve()));
+  }
+});
+
+test('a silent first nameserver is not retried once the second has decided the verdict', async () => {
+  // attempts:3 would have the dead server asked three times (3 s) if every
+  // retry were awaited; glibc's verdict is already fixed after round one.
+  const l = await lab([{ defaultBehaviour: 'drop' }, { answers: records }], 'options timeout:1 attempts:3');
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, true);
+    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['timeout', 'NOERROR']);
+    // One round only: one A and one AAAA query reached the dead server.
+    assert.equal(l.servers[0]?.queries.length, 2);
+  } finally { await l.close(); }
+});
