@@ -1,0 +1,155 @@
+/**
+ * The undici dispatcher every registry request goes through, plus the small
+ * transport helpers the http/auth/manifest stages share.
+ *
+ * Host names are never resolved here: the chain's DNS stage resolves each
+ * host with the node's resolv.conf and pins the answers in `pinned` (a live
+ * Map: the token service host is added later, with pinHost). A host that was
+ * not pinned fails with ENOTFOUND instead of silently using another resolver.
+ */
+import { isIP, type LookupFunction } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { Agent, buildConnector, request, type Dispatcher } from 'undici';
+import type { Reason } from './catalog.js';
+import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
+import type { HeaderMap } from './registry-errors.js';
+
+export interface DispatcherOptions {
+  /** hostname (lowercase, no port, no brackets) → addresses from the DNS stage. Live: read at connect time. */
+  pinned: Map<string, string[]>;
+  /** Extra trusted CAs (PEM), added to Node's bundled roots. */
+  ca: string[];
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** Hostnames whose certificate is not verified (hosts.toml skip_verify). */
+  skipVerify?: Set<string>;
+}
+
+/** Add (or replace) the pinned addresses of a host. */
+export function pinHost(pinned: Map<string, string[]>, host: string, addresses: readonly string[]): void {
+  pinned.set(normaliseHost(host), [...addresses]);
+}
+
+function normaliseHost(host: string): string {
+  return host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+}
+
+/** A net/tls `lookup` that answers only from the pinned map. */
+export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
+  return (hostname, options, callback) => {
+    const all = pinned.get(normaliseHost(hostname)) ?? [];
+    const family = options.family === 4 || options.family === 'IPv4' ? 4
+      : options.family === 6 || options.family === 'IPv6' ? 6 : 0;
+    const list = all
+      .map((address) => ({ address, family: isIP(address) }))
+      .filter((a) => a.family !== 0 && (family === 0 || a.family === family));
+    const first = list[0];
+    if (!first) {
+      const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (not resolved by the probe's DNS stage)`), {
+        code: 'ENOTFOUND', hostname,
+      });
+      process.nextTick(() => callback(err, ''));
+      return;
+    }
+    if (options.all) process.nextTick(() => callback(null, list));
+    else process.nextTick(() => callback(null, first.address, first.family));
+  };
+}
+
+export function createDispatcher(opts: DispatcherOptions): Agent {
+  const lookup = pinnedLookup(opts.pinned);
+  const ca = opts.ca.length > 0 ? [...rootCertificates, ...opts.ca] : undefined;
+  const base = { lookup, timeout: opts.connectTimeoutMs, ...(ca ? { ca } : {}) };
+  const verified = buildConnector({ ...base, rejectUnauthorized: true });
+  const unverified = buildConnector({ ...base, rejectUnauthorized: false });
+  const skip = opts.skipVerify;
+  return new Agent({
+    // servername (SNI) defaults to the URL's hostname in undici's connector.
+    connect: (o, cb) => ((skip && skip.has(normaliseHost(o.hostname))) ? unverified : verified)(o, cb),
+    headersTimeout: opts.headersTimeoutMs,
+    bodyTimeout: opts.bodyTimeoutMs,
+  });
+}
+
+// ---- transport helpers shared by the registry stages ----
+
+export interface SendOptions {
+  method: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  dispatcher: Dispatcher;
+  signal: AbortSignal;
+  /** Read at most this many bytes of the body (the rest is discarded). 0 = discard. */
+  maxBody: number;
+}
+
+export interface SendResult {
+  status: number;
+  headers: HeaderMap;
+  body: string;
+}
+
+/** One request; the body is always consumed or destroyed. Throws transport errors. */
+export async function send(url: string, o: SendOptions): Promise<SendResult> {
+  const res = await request(url, {
+    method: o.method,
+    headers: { 'user-agent': 'pullprobe', ...o.headers },
+    dispatcher: o.dispatcher,
+    signal: o.signal,
+  });
+  let body = '';
+  if (o.maxBody <= 0 || o.method === 'HEAD') {
+    await res.body.dump();
+  } else {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const chunk of res.body) {
+      const b = chunk as Buffer;
+      chunks.push(b);
+      n += b.length;
+      if (n >= o.maxBody) break; // leaving the loop destroys the stream
+    }
+    body = Buffer.concat(chunks).subarray(0, o.maxBody).toString('utf8');
+  }
+  return { status: res.statusCode, headers: res.headers as HeaderMap, body };
+}
+
+export interface TransportFailure {
+  reason: Reason;
+  message: string;
+  code?: string;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'ABORT_ERR', 'PULLPROBE_DEADLINE']);
+
+/**
+ * Classify an error thrown by `send`. `what` names the request for the message
+ * ("GET /v2/"). Decision for errors after the connection was up: by the time
+ * the http/auth/manifest stages run, the chain's TCP and TLS stages have
+ * already succeeded against the same addresses, so a reset or close in the
+ * middle of the exchange (ECONNRESET, EPIPE, "other side closed") means the
+ * endpoint accepted the connection but never delivered an answer. That is
+ * reported as http_timeout (cause network: registry/LB/proxy on the path),
+ * with the code in the message. Errors of a fresh connect (refused, no route,
+ * certificate) keep the TCP/TLS reason they would have had in those stages.
+ */
+export function classifyTransportError(err: unknown, timedOut: boolean, what: string): TransportFailure {
+  const code = errorCode(err);
+  const withCode = (r: Reason, message: string): TransportFailure => (code ? { reason: r, message, code } : { reason: r, message });
+  if (timedOut || (code !== undefined && TIMEOUT_CODES.has(code))) {
+    return withCode('http_timeout', `${what}: context deadline exceeded`);
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return withCode('tcp_timeout', `${what}: dial tcp: i/o timeout`);
+  if (code === 'ENOTFOUND') return withCode('dns_nxdomain', `${what}: no such host`);
+  if (code === 'UND_ERR_PRX_TLS' || code === 'UND_ERR_PROXY') return withCode('proxy_error', `${what}: proxy error (${code})`);
+  if (code !== undefined && code !== 'ECONNRESET') {
+    const tcp = tcpReasonForCode(code);
+    if (tcp) return withCode(tcp, `${what}: ${code}`);
+    if (isTlsCode(code)) return withCode(tlsReasonForCode(code), `${what}: tls: ${code}`);
+  }
+  return withCode('http_timeout', `${what}: connection closed before a response${code ? ` (${code})` : ''}`);
+}
+
+function isTlsCode(code: string): boolean {
+  return tlsReasonForCode(code) !== 'tls_handshake' || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO';
+}

@@ -1,0 +1,271 @@
+/**
+ * The manifest stage: `HEAD /v2/<repo>/manifests/<ref>` with containerd's
+ * Accept list (pull-path-facts §1.7), read as the runtime would. A HEAD is a
+ * free "version check" on Docker Hub; only the optional platform check GETs.
+ * Auth reasons found here (401/403 on the manifest) are returned as they are:
+ * the chain files the step under the reason's stage.
+ */
+import type { Dispatcher } from 'undici';
+import { reasonInfo, type Reason } from './catalog.js';
+import { stageTimer, type StageTimer } from './deadline.js';
+import { classifyTransportError, send, type SendResult } from './dispatcher.js';
+import { formatPlatform, matchPlatform } from './platform.js';
+import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from './registry-errors.js';
+import { registryBase, statusLine } from './registry-http.js';
+import type { Platform, ProbeContext, StageOutcome } from './types.js';
+import { parseWwwAuthenticate } from './www-authenticate.js';
+
+/** containerd's resolve Accept list, in its order (resolver.go:164-171). */
+export const MANIFEST_ACCEPT = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  '*/*',
+] as const;
+
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+]);
+
+/** containerd's MaxManifestSize. */
+const MAX_MANIFEST = 4 * 1048 * 1048;
+
+export interface ManifestInput {
+  endpoint: string;
+  repository: string;
+  /** Tag or digest. */
+  reference: string;
+  authorization?: string;
+  hasCredential: boolean;
+  scheme?: 'https' | 'http';
+}
+
+export interface ManifestOptions {
+  dispatcher: Dispatcher;
+  timeoutMs: number;
+  platform: Platform;
+  /** GET the index (by digest) to look for the node's platform. Default true. Costs a counted pull on Docker Hub. */
+  checkPlatform?: boolean;
+}
+
+export interface ManifestDetail {
+  status?: number;
+  digest?: string;
+  mediaType?: string;
+  contentLength?: number;
+  ratelimit?: RateLimit;
+  retryAfterSeconds?: number;
+  /** Registry error codes from the body, when there was one. */
+  errors?: string[];
+  /** The node platform looked for, and what the index offers. */
+  platform?: string;
+  platformDigest?: string;
+  platforms?: string[];
+  /** Existing tags nearest to the missing one. */
+  nearestTags?: string[];
+  error?: string;
+}
+
+export function isDigest(reference: string): boolean {
+  return /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference);
+}
+
+/** Levenshtein distance. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+/** Up to `max` existing tags closest to `wanted` (edit distance, then name). */
+export function nearestTags(wanted: string, tags: readonly string[], max = 3): string[] {
+  return [...new Set(tags)]
+    .map((t) => ({ t, d: editDistance(wanted, t) }))
+    .sort((x, y) => x.d - y.d || x.t.localeCompare(y.t))
+    .slice(0, max)
+    .map((x) => x.t);
+}
+
+function mediaTypeOf(res: SendResult): string | undefined {
+  return firstHeader(res.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() || undefined;
+}
+
+export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions): Promise<StageOutcome<ManifestDetail>> {
+  const t0 = ctx.clock.now();
+  const seconds = (): number => (ctx.clock.now() - t0) / 1000;
+  const host = input.endpoint;
+  const base = `${registryBase(input.endpoint, input.scheme)}/v2/${input.repository}`;
+  const headers: Record<string, string> = { accept: MANIFEST_ACCEPT.join(', ') };
+  if (input.authorization) headers.authorization = input.authorization;
+  const detail: ManifestDetail = {};
+  const timer = stageTimer(ctx, opts.timeoutMs);
+  const fail = (reason: Reason, message: string, hint?: string): StageOutcome<ManifestDetail> => {
+    const out: StageOutcome<ManifestDetail> = { ok: false, reason, message, host, seconds: seconds(), detail };
+    if (hint) out.hint = hint;
+    return out;
+  };
+  const what = `HEAD /v2/${input.repository}/manifests/${input.reference}`;
+  try {
+    let res: SendResult;
+    try {
+      res = await send(`${base}/manifests/${input.reference}`, { method: 'HEAD', headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody: 0 });
+      if (res.status === 405) {
+        // containerd retries a refused HEAD as GET (this one is a counted pull on Docker Hub).
+        res = await send(`${base}/manifests/${input.reference}`, { method: 'GET', headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody: MAX_MANIFEST });
+      }
+    } catch (err) {
+      const f = classifyTransportError(err, timer.timedOut(), what);
+      if (f.code) detail.error = f.code;
+      return fail(f.reason, f.message);
+    }
+    detail.status = res.status;
+    const rl = ratelimitFromHeaders(res.headers);
+    if (Object.keys(rl).length > 0) detail.ratelimit = rl;
+    const errors = parseRegistryErrors(res.body);
+    if (errors.length > 0) detail.errors = errors.map((e) => e.code);
+    const has = (code: string): RegistryError | undefined => errors.find((e) => e.code === code);
+
+    if (res.status === 200) {
+      const digest = firstHeader(res.headers, 'docker-content-digest');
+      if (digest) detail.digest = digest;
+      const mt = mediaTypeOf(res);
+      if (mt) detail.mediaType = mt;
+      const len = Number(firstHeader(res.headers, 'content-length'));
+      if (Number.isFinite(len) && firstHeader(res.headers, 'content-length') !== undefined) detail.contentLength = len;
+      if (mt && INDEX_MEDIA_TYPES.has(mt) && (opts.checkPlatform ?? true)) {
+        return await checkPlatform(ctx, input, opts, { base, headers, timer, detail, fail, seconds, digest });
+      }
+      return { ok: true, host, seconds: seconds(), detail };
+    }
+
+    const retry = retryAfterSeconds(res.headers, ctx.wallNow());
+    if (res.status === 429 || has('TOOMANYREQUESTS')) {
+      if (retry !== undefined) detail.retryAfterSeconds = retry;
+      const said = has('TOOMANYREQUESTS')?.message;
+      return fail('rate_limited', `toomanyrequests: ${said || 'rate limit reached'}${retry !== undefined ? ` (Retry-After: ${retry} s)` : ''}`);
+    }
+    if (res.status === 401) {
+      if (!input.hasCredential) {
+        return fail('auth_required', `unauthorized: authentication required (${what}: ${statusLine(401)}, no credentials)`);
+      }
+      const challenge = parseWwwAuthenticate(headerValues(res.headers, 'www-authenticate'))[0];
+      const bearer = input.authorization?.startsWith('Bearer ') ?? false;
+      if (challenge?.params.error === 'insufficient_scope' || bearer) {
+        return fail('access_denied', `pull access denied for ${input.repository}: the credentials were accepted but do not grant pull (${statusLine(401)})`);
+      }
+      return fail('auth_rejected', `unauthorized: ${host} rejected the credentials (${statusLine(401)})`);
+    }
+    if (res.status === 403 || has('DENIED')) {
+      return fail('access_denied', `pull access denied for ${input.repository}, repository does not exist or may require authorization (${statusLine(res.status)})`);
+    }
+    if (res.status === 404 || has('NAME_UNKNOWN') || has('MANIFEST_UNKNOWN')) {
+      if (has('NAME_UNKNOWN')) return fail('name_unknown', `name unknown: repository ${input.repository} not found in ${host}`);
+      return await tagsVerdict(input, opts, { base, headers, timer, detail, fail });
+    }
+    if (res.status === 400 && has('NAME_INVALID')) {
+      return fail('name_unknown', `name invalid: repository ${input.repository} is not a valid name for ${host}`);
+    }
+    return fail('http_status', `unexpected status from HEAD request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`);
+  } finally {
+    timer.dispose();
+  }
+}
+
+interface Shared {
+  base: string;
+  headers: Record<string, string>;
+  timer: StageTimer;
+  detail: ManifestDetail;
+  fail: (reason: Reason, message: string, hint?: string) => StageOutcome<ManifestDetail>;
+}
+
+/**
+ * 404 on the manifest. Registry 2.8 answers MANIFEST_UNKNOWN for an unknown
+ * repository too (lab-notes gotcha 1), and a HEAD has no body anyway, so
+ * tags/list decides: 200 → the tag is missing (nearest tags in the hint),
+ * 404 → the repository is missing.
+ */
+async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Shared): Promise<StageOutcome<ManifestDetail>> {
+  const missing = `manifest unknown: ${input.repository}${isDigest(input.reference) ? '@' : ':'}${input.reference} not found in ${input.endpoint}`;
+  let res: SendResult;
+  try {
+    res = await send(`${s.base}/tags/list`, { method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST });
+  } catch {
+    return s.fail('manifest_unknown', missing); // could not tell more before the deadline
+  }
+  const errors = parseRegistryErrors(res.body);
+  if (res.status === 404 || errors.some((e) => e.code === 'NAME_UNKNOWN')) {
+    return s.fail('name_unknown', `name unknown: repository ${input.repository} not found in ${input.endpoint}`);
+  }
+  if (res.status !== 200 || isDigest(input.reference)) return s.fail('manifest_unknown', missing);
+  let tags: string[] = [];
+  try {
+    const parsed = JSON.parse(res.body) as { tags?: unknown };
+    if (Array.isArray(parsed.tags)) tags = parsed.tags.filter((t): t is string => typeof t === 'string');
+  } catch {
+    return s.fail('manifest_unknown', missing);
+  }
+  const near = nearestTags(input.reference, tags);
+  s.detail.nearestTags = near;
+  const hint = near.length > 0
+    ? `${reasonInfo('manifest_unknown').hint} Nearest existing tags: ${near.join(', ')}.`
+    : `${reasonInfo('manifest_unknown').hint} The repository has no tags.`;
+  return s.fail('manifest_unknown', missing, hint);
+}
+
+/**
+ * The index was found; look for the node's platform in it. This GETs the
+ * index by digest: on Docker Hub a manifest GET counts as a pull against the
+ * rate limit (HEAD does not), so every probe with checkPlatform on costs one
+ * counted pull per multi-arch image. Turn it off for rate-limited registries
+ * or probe it rarely.
+ */
+async function checkPlatform(
+  ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions,
+  s: Shared & { seconds: () => number; digest: string | undefined },
+): Promise<StageOutcome<ManifestDetail>> {
+  const want = formatPlatform(opts.platform);
+  s.detail.platform = want;
+  const ref = s.digest ?? input.reference;
+  const what = `GET /v2/${input.repository}/manifests/${ref}`;
+  let res: SendResult;
+  try {
+    res = await send(`${s.base}/manifests/${ref}`, { method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST });
+  } catch (err) {
+    const f = classifyTransportError(err, s.timer.timedOut(), what);
+    if (f.code) s.detail.error = f.code;
+    return s.fail(f.reason, f.message);
+  }
+  if (res.status === 429) {
+    const retry = retryAfterSeconds(res.headers, ctx.wallNow());
+    if (retry !== undefined) s.detail.retryAfterSeconds = retry;
+    return s.fail('rate_limited', `toomanyrequests: rate limit reached on ${what}`);
+  }
+  if (res.status >= 500) return s.fail('http_status', `unexpected status from GET request to /v2/${input.repository}/manifests/${ref}: ${statusLine(res.status)}`);
+  let index: unknown;
+  try {
+    index = res.status === 200 ? JSON.parse(res.body) : undefined;
+  } catch {
+    index = undefined;
+  }
+  if (index === undefined) {
+    // The HEAD already proved the image is there; an unreadable index is not a pull failure.
+    return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+  }
+  const m = matchPlatform(index, opts.platform);
+  s.detail.platforms = m.available;
+  if (!m.match) {
+    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in [${m.available.join(', ')}]`);
+  }
+  s.detail.platformDigest = m.match.digest;
+  return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+}

@@ -1,0 +1,100 @@
+/**
+ * Bearer token cache, keyed by realm + service + scope + credential identity
+ * (a hash of the username; never the password). Holds secrets: in memory
+ * only, never serialised (toJSON and inspect show the size, not the tokens).
+ */
+import { createHash } from 'node:crypto';
+import { inspect } from 'node:util';
+
+export interface TokenKeyParts {
+  realm: string;
+  service?: string | undefined;
+  scope?: string | undefined;
+  /** The credential's username; undefined for anonymous. */
+  username?: string | undefined;
+}
+
+/** Stable cache key; the username enters only as a SHA-256 prefix. */
+export function tokenCacheKey(parts: TokenKeyParts): string {
+  const who = parts.username === undefined
+    ? 'anonymous'
+    : `user:${createHash('sha256').update(parts.username).digest('hex').slice(0, 16)}`;
+  return [parts.realm, parts.service ?? '', parts.scope ?? '', who].join('\n');
+}
+
+export interface CachedToken {
+  token: string;
+  /** Wall-clock epoch ms at which the token expires. */
+  expiresAt: number;
+  /** Seconds of life left (from the cache's clock). */
+  expiresInSeconds: number;
+}
+
+export interface TokenCacheOptions {
+  /** Wall clock, epoch ms (Date.now by default). */
+  wallNow?: () => number;
+  /** A token this close to expiry is treated as expired. Default 5 s. */
+  marginSeconds?: number;
+}
+
+/** Token spec: expires_in defaults to 60 s when absent (pull-path-facts §1.4). */
+export const DEFAULT_EXPIRES_IN = 60;
+
+export class TokenCache {
+  readonly #entries = new Map<string, { token: string; expiresAt: number }>();
+  readonly #wallNow: () => number;
+  readonly #marginMs: number;
+
+  constructor(opts: TokenCacheOptions = {}) {
+    this.#wallNow = opts.wallNow ?? Date.now;
+    this.#marginMs = (opts.marginSeconds ?? 5) * 1000;
+  }
+
+  get(key: string): CachedToken | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    const now = this.#wallNow();
+    if (e.expiresAt - this.#marginMs <= now) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return { token: e.token, expiresAt: e.expiresAt, expiresInSeconds: Math.floor((e.expiresAt - now) / 1000) };
+  }
+
+  /**
+   * Store a token. `issuedAt` (RFC 3339 string or epoch ms) is honoured to
+   * shorten the lifetime of a token issued a while ago, never to lengthen it
+   * past now + expiresIn (a token server clock running ahead of ours).
+   */
+  set(key: string, token: string, expiresInSeconds?: number, issuedAt?: string | number): void {
+    const ttl = typeof expiresInSeconds === 'number' && Number.isFinite(expiresInSeconds) && expiresInSeconds > 0
+      ? expiresInSeconds
+      : DEFAULT_EXPIRES_IN;
+    const now = this.#wallNow();
+    let expiresAt = now + ttl * 1000;
+    const issued = typeof issuedAt === 'number' ? issuedAt : issuedAt ? Date.parse(issuedAt) : Number.NaN;
+    if (Number.isFinite(issued)) expiresAt = Math.min(expiresAt, issued + ttl * 1000);
+    if (expiresAt - this.#marginMs <= now) return; // already (nearly) expired: not worth keeping
+    this.#entries.set(key, { token, expiresAt });
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  toJSON(): { size: number } {
+    return { size: this.#entries.size };
+  }
+
+  [inspect.custom](): string {
+    return `TokenCache { size: ${this.#entries.size} }`;
+  }
+}
