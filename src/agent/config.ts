@@ -1,0 +1,458 @@
+/**
+ * The agent's YAML config (design.md "Configuration (agent)"). Strict: unknown
+ * keys, wrong types, bad durations, bad image references and out-of-range
+ * values are all errors, every one collected (not just the first) and each
+ * prefixed with its path: `targets[2].image: invalid reference format: …`.
+ * YAML syntax errors are `<source>:<line>:<col>: …`.
+ */
+import { readFile as fsReadFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import { LineCounter, parseDocument } from 'yaml';
+import { parseImageReference, parseTarget } from '../probe/reference.js';
+import { formatDuration, parseDurationDetailed } from './duration.js';
+
+export interface TargetConfig {
+  /** The target string exactly as written (an image ref or a bare registry host), as on the CLI. */
+  target: string;
+  kind: 'image' | 'registry';
+  intervalMs: number;
+  timeoutMs: number;
+  jitter: number;
+}
+
+export interface AgentConfig {
+  /** host "" = all interfaces. */
+  listen: { host: string; port: number };
+  intervalMs: number;
+  timeoutMs: number;
+  jitter: number;
+  concurrency: number;
+  node: string;
+  subnet: string | null;
+  logLevel: LogLevel;
+  targets: TargetConfig[];
+  dns: { resolvConf: string; hosts: string };
+  tls: { caFiles: string[] };
+  credentials: { dockerConfig: string | null };
+  containerd: { configPath: string[] };
+  outputs: { annotation: boolean; condition: boolean; events: boolean; heartbeatMs: number };
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What the config may take from the environment. */
+export interface ConfigEnv {
+  NODE_NAME?: string | undefined;
+  LOG_LEVEL?: string | undefined;
+  hostname: string;
+}
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
+
+export const DEFAULTS = {
+  listen: ':9808',
+  intervalMs: 60_000,
+  timeoutMs: 10_000,
+  jitter: 0.1,
+  concurrency: 8,
+  logLevel: 'info' as LogLevel,
+  resolvConf: '/etc/resolv.conf',
+  hosts: '/etc/hosts',
+  containerdConfigPath: '/etc/containerd/certs.d:/etc/docker/certs.d',
+  heartbeatMs: 600_000,
+} as const;
+
+const MIN_INTERVAL_MS = 1_000;
+const MAX_CONCURRENCY = 1_024;
+
+const KEYS = {
+  root: ['listen', 'interval', 'timeout', 'jitter', 'concurrency', 'node', 'subnet', 'logLevel',
+    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs'],
+  target: ['image', 'registry', 'interval', 'timeout', 'jitter'],
+  dns: ['resolvConf', 'hosts'],
+  tls: ['caFiles'],
+  credentials: ['dockerConfig'],
+  containerd: ['configPath'],
+  outputs: ['annotation', 'condition', 'events', 'heartbeat'],
+} as const;
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'nothing';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function join(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  return path ? `${path}.${key}` : key;
+}
+
+function squash(s: string): string {
+  return s.toLowerCase().replace(/[-_]/g, '');
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const sub = (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      cur.push(Math.min(sub, (prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+function suggest(key: string, allowed: readonly string[]): string {
+  const k = squash(key);
+  const hit = allowed.find((a) => squash(a) === k) ?? allowed.find((a) => editDistance(squash(a), k) <= 2);
+  return hit ? ` (did you mean "${hit}"?)` : '';
+}
+
+/** Collects errors; each reader returns undefined when the key is absent or null, NaN-ish when bad. */
+class Reader {
+  readonly errors: string[] = [];
+
+  err(path: string, msg: string): void {
+    this.errors.push(`${path}: ${msg}`);
+  }
+
+  /** A mapping's keys must all be known. Returns the mapping ({} when absent). */
+  section(v: unknown, path: string, allowed: readonly string[]): Obj {
+    if (v === undefined || v === null) return {};
+    if (!isObj(v)) {
+      this.err(path, `expected a mapping, got ${describe(v)}`);
+      return {};
+    }
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) this.err(join(path, k), `unknown key${suggest(k, allowed)}`);
+    }
+    return v;
+  }
+
+  str(obj: Obj, key: string, path: string): string | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') {
+      this.err(join(path, key), `expected a string, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  bool(obj: Obj, key: string, path: string, dflt: boolean): boolean {
+    const v = obj[key];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') this.err(join(path, key), `expected true or false, got ${describe(v)}`);
+    return v === true;
+  }
+
+  /** Duration in ms; NaN when present but invalid (so cross-checks stay quiet). */
+  duration(obj: Obj, key: string, path: string, dflt: number, minMs: number): number {
+    const v = obj[key];
+    const p = join(path, key);
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'string') {
+      this.err(p, `expected a duration with a unit like "60s", got ${describe(v)}`);
+      return NaN;
+    }
+    const r = parseDurationDetailed(v);
+    if (!r.ok) {
+      this.err(p, `bad duration ${JSON.stringify(v)}: ${r.message}`);
+      return NaN;
+    }
+    if (r.ms < minMs || r.ms <= 0) {
+      this.err(p, `must be at least ${formatDuration(Math.max(minMs, 1))}, got ${JSON.stringify(v)}`);
+      return NaN;
+    }
+    return r.ms;
+  }
+
+  jitter(obj: Obj, key: string, path: string, dflt: number): number {
+    const v = obj[key];
+    const p = join(path, key);
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      this.err(p, `expected a number between 0 and 1, got ${describe(v)}`);
+      return NaN;
+    }
+    if (v < 0 || v > 1) {
+      this.err(p, `must be between 0 and 1 (a fraction of the interval), got ${v}`);
+      return NaN;
+    }
+    return v;
+  }
+}
+
+function parseListen(r: Reader, s: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.%\w]+)\]|([^:[\]]*)):(\d+)$/.exec(s);
+  if (!m) {
+    r.err('listen', `expected "[host]:port" like ":9808" or "127.0.0.1:9808", got ${JSON.stringify(s)}`);
+    return { host: '', port: NaN };
+  }
+  const host = m[1] ?? m[2] ?? '';
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) r.err('listen', `port must be 1..65535, got ${m[3]}`);
+  if (m[1] !== undefined && isIP(host) !== 6) r.err('listen', `not an IPv6 address in brackets: ${JSON.stringify(host)}`);
+  return { host, port };
+}
+
+function validCidr(s: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  if (!m || m[1] === undefined) return false;
+  const family = isIP(m[1]);
+  const bits = Number(m[2]);
+  return (family === 4 && bits <= 32) || (family === 6 && bits <= 128);
+}
+
+interface Globals { intervalMs: number; timeoutMs: number; jitter: number }
+
+function parseTargets(r: Reader, raw: unknown, g: Globals): TargetConfig[] {
+  if (raw === undefined || raw === null) {
+    r.err('targets', 'at least one target (image: or registry:) is required');
+    return [];
+  }
+  if (!Array.isArray(raw)) {
+    r.err('targets', `expected a list of targets, got ${describe(raw)}`);
+    return [];
+  }
+  if (raw.length === 0) r.err('targets', 'at least one target (image: or registry:) is required');
+  const out: TargetConfig[] = [];
+  const seen = new Map<string, number>();
+  raw.forEach((item: unknown, i) => {
+    const path = join('targets', i);
+    if (!isObj(item)) {
+      r.err(path, `expected a mapping with image: or registry:, got ${describe(item)}`);
+      return;
+    }
+    const t = r.section(item, path, KEYS.target);
+    const image = r.str(t, 'image', path);
+    const registry = r.str(t, 'registry', path);
+    const intervalMs = r.duration(t, 'interval', path, g.intervalMs, MIN_INTERVAL_MS);
+    const timeoutMs = r.duration(t, 'timeout', path, g.timeoutMs, 0);
+    const jitter = r.jitter(t, 'jitter', path, g.jitter);
+    const overrides = t.timeout != null || t.interval != null;
+    if (overrides && timeoutMs > intervalMs) {
+      const where = t.timeout != null ? join(path, 'timeout') : join(path, 'interval');
+      r.err(where, `timeout ${formatDuration(timeoutMs)} exceeds the interval ${formatDuration(intervalMs)}`);
+    }
+    const hasImage = t.image !== undefined && t.image !== null;
+    const hasRegistry = t.registry !== undefined && t.registry !== null;
+    if (hasImage && hasRegistry) {
+      r.err(path, 'has both image and registry; a target is one or the other');
+      return;
+    }
+    if (!hasImage && !hasRegistry) {
+      r.err(path, 'needs image: or registry:');
+      return;
+    }
+    const key = hasImage ? 'image' : 'registry';
+    const value = image ?? registry;
+    if (value === undefined) return; // wrong type, already reported
+    const p = join(path, key);
+    const id = targetIdentity(r, p, key, value);
+    if (id === undefined) return;
+    const first = seen.get(id);
+    if (first !== undefined) {
+      r.err(p, `duplicate of targets[${first}] (${id})`);
+      return;
+    }
+    seen.set(id, i);
+    out.push({ target: value, kind: key, intervalMs, timeoutMs, jitter });
+  });
+  return out;
+}
+
+/** Validates a target string for its key; returns the identity used to spot duplicates. */
+function targetIdentity(r: Reader, p: string, key: 'image' | 'registry', value: string): string | undefined {
+  if (value.trim() === '' || value !== value.trim()) {
+    r.err(p, `invalid reference format: ${JSON.stringify(value)} (empty or surrounded by spaces)`);
+    return undefined;
+  }
+  if (key === 'image') {
+    const ref = parseImageReference(value);
+    if (!ref.ok) {
+      r.err(p, `invalid reference format: ${ref.message.replace(/^invalid reference format:\s*/, '')}`);
+      return undefined;
+    }
+    const t = parseTarget(value);
+    if (t.ok && t.target.kind === 'registry') {
+      r.err(p, `${JSON.stringify(value)} is a bare registry host, not an image; write "registry: ${value}"`);
+      return undefined;
+    }
+    return ref.ref.normalized;
+  }
+  const t = parseTarget(value);
+  if (!t.ok) {
+    r.err(p, t.message);
+    return undefined;
+  }
+  if (t.target.kind !== 'registry') {
+    r.err(p, `${JSON.stringify(value)} is an image reference, not a registry host; write "image: ${value}"`);
+    return undefined;
+  }
+  return t.target.registry.toLowerCase();
+}
+
+function syntaxErrors(text: string, source: string): { value: unknown; errors: string[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const problems = [...doc.errors, ...doc.warnings];
+  const errors = problems.map((e) => {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    return `${source}:${line}:${col}: ${e.message}`;
+  });
+  return { value: errors.length ? undefined : doc.toJS({ maxAliasCount: 100 }), errors };
+}
+
+/** Parse and validate the agent config. Never throws; returns every error. */
+export function parseConfig(text: string, source: string, env: ConfigEnv): ConfigResult {
+  const parsed = syntaxErrors(text, source);
+  if (parsed.errors.length) return { ok: false, errors: parsed.errors };
+  const r = new Reader();
+  if (parsed.value !== undefined && parsed.value !== null && !isObj(parsed.value)) {
+    return { ok: false, errors: [`${source}: expected a mapping at the top level, got ${describe(parsed.value)}`] };
+  }
+  const root = r.section(parsed.value, '', KEYS.root);
+
+  const listen = parseListen(r, r.str(root, 'listen', '') ?? DEFAULTS.listen);
+  const intervalMs = r.duration(root, 'interval', '', DEFAULTS.intervalMs, MIN_INTERVAL_MS);
+  const timeoutMs = r.duration(root, 'timeout', '', DEFAULTS.timeoutMs, 0);
+  if (timeoutMs > intervalMs) {
+    r.err('timeout', `${formatDuration(timeoutMs)} exceeds the interval ${formatDuration(intervalMs)}`);
+  }
+  const jitter = r.jitter(root, 'jitter', '', DEFAULTS.jitter);
+
+  let concurrency: number = DEFAULTS.concurrency;
+  const c = root.concurrency;
+  if (c !== undefined && c !== null) {
+    if (typeof c !== 'number' || !Number.isInteger(c)) r.err('concurrency', `expected an integer, got ${describe(c)}`);
+    else if (c < 1 || c > MAX_CONCURRENCY) r.err('concurrency', `must be 1..${MAX_CONCURRENCY}, got ${c}`);
+    else concurrency = c;
+  }
+
+  const node = r.str(root, 'node', '') || env.NODE_NAME || env.hostname;
+  if (!node) r.err('node', 'empty, and neither NODE_NAME nor the hostname is set');
+
+  const subnetRaw = r.str(root, 'subnet', '');
+  const subnet = subnetRaw ? subnetRaw : null;
+  if (subnet !== null && !validCidr(subnet)) r.err('subnet', `expected a CIDR like "10.0.1.0/24", got ${JSON.stringify(subnet)}`);
+
+  let logLevel: LogLevel = DEFAULTS.logLevel;
+  const levelFile = r.str(root, 'logLevel', '');
+  for (const [where, level] of [['logLevel', levelFile], ['LOG_LEVEL (environment)', env.LOG_LEVEL]] as const) {
+    if (!level) continue;
+    const found = LOG_LEVELS.find((l) => l === level);
+    if (found) logLevel = found;
+    else r.err(where, `unknown log level ${JSON.stringify(level)} (one of ${LOG_LEVELS.join(', ')})`);
+  }
+
+  const targets = parseTargets(r, root.targets, { intervalMs, timeoutMs, jitter });
+
+  const dnsS = r.section(root.dns, 'dns', KEYS.dns);
+  const dns = {
+    resolvConf: r.str(dnsS, 'resolvConf', 'dns') || DEFAULTS.resolvConf,
+    hosts: r.str(dnsS, 'hosts', 'dns') || DEFAULTS.hosts,
+  };
+
+  const tlsS = r.section(root.tls, 'tls', KEYS.tls);
+  const caFiles: string[] = [];
+  const ca = tlsS.caFiles;
+  if (ca !== undefined && ca !== null) {
+    if (!Array.isArray(ca)) r.err('tls.caFiles', `expected a list of file paths, got ${describe(ca)}`);
+    else {
+      ca.forEach((f: unknown, i) => {
+        if (typeof f === 'string' && f !== '') caFiles.push(f);
+        else r.err(join('tls.caFiles', i), `expected a file path, got ${describe(f)}`);
+      });
+    }
+  }
+
+  const credS = r.section(root.credentials, 'credentials', KEYS.credentials);
+  const dockerConfig = r.str(credS, 'dockerConfig', 'credentials') || null;
+
+  const ctrS = r.section(root.containerd, 'containerd', KEYS.containerd);
+  const configPath = (r.str(ctrS, 'configPath', 'containerd') ?? DEFAULTS.containerdConfigPath)
+    .split(':')
+    .filter((d) => d !== '');
+
+  const outS = r.section(root.outputs, 'outputs', KEYS.outputs);
+  const outputs = {
+    annotation: r.bool(outS, 'annotation', 'outputs', true),
+    condition: r.bool(outS, 'condition', 'outputs', true),
+    events: r.bool(outS, 'events', 'outputs', true),
+    heartbeatMs: r.duration(outS, 'heartbeat', 'outputs', DEFAULTS.heartbeatMs, MIN_INTERVAL_MS),
+  };
+
+  if (r.errors.length) return { ok: false, errors: r.errors };
+  return {
+    ok: true,
+    config: {
+      listen, intervalMs, timeoutMs, jitter, concurrency, node, subnet, logLevel, targets,
+      dns, tls: { caFiles }, credentials: { dockerConfig }, containerd: { configPath }, outputs,
+    },
+  };
+}
+
+export interface LoadOptions {
+  env?: ConfigEnv;
+  readFile?: (path: string) => Promise<string>;
+}
+
+export function defaultEnv(): ConfigEnv {
+  return { NODE_NAME: process.env.NODE_NAME, LOG_LEVEL: process.env.LOG_LEVEL, hostname: osHostname() };
+}
+
+/** Read and parse; a read failure is one error `<path>: cannot read: ENOENT`. */
+export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<ConfigResult> {
+  const read = opts.readFile ?? ((p: string) => fsReadFile(p, 'utf8'));
+  let text: string;
+  try {
+    text = await read(path);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return { ok: false, errors: [`${path}: cannot read: ${typeof code === 'string' ? code : (err as Error).message}`] };
+  }
+  return parseConfig(text, path, opts.env ?? defaultEnv());
+}
+
+export type ReloadResult =
+  | { ok: true; config: AgentConfig; changed: boolean }
+  | { ok: false; errors: string[]; config: AgentConfig };
+
+/** The live config; reload() swaps it only when the new file is valid (the old one stays otherwise). */
+export class ConfigHolder {
+  #current: AgentConfig;
+  constructor(
+    readonly path: string,
+    initial: AgentConfig,
+    private readonly opts: LoadOptions = {},
+  ) {
+    this.#current = initial;
+  }
+
+  get current(): AgentConfig {
+    return this.#current;
+  }
+
+  async reload(): Promise<ReloadResult> {
+    const r = await loadConfig(this.path, this.opts);
+    if (!r.ok) return { ok: false, errors: r.errors, config: this.#current };
+    if (JSON.stringify(r.config) === JSON.stringify(this.#current)) {
+      return { ok: true, config: this.#current, changed: false };
+    }
+    this.#current = r.config;
+    return { ok: true, config: r.config, changed: true };
+  }
+}
