@@ -1,0 +1,170 @@
+/**
+ * A tiny Kubernetes API client for the four calls the agent makes: get a
+ * node, merge-patch a node (annotation), strategic-merge-patch nodes/status
+ * (condition), create an event. Every call has a timeout; failures are typed
+ * errors with stable codes and the HTTP status. A 401 makes the token source
+ * re-read the (projected, rotating) token file and the call is retried once.
+ * The bearer token never appears in an error or a log.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { TokenSource } from './in-cluster.js';
+import type { NodeCondition } from './patches.js';
+
+/** The parts of a core/v1 Node the agent reads. */
+export interface KubeNode {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+  status?: {
+    addresses?: { type: string; address: string }[];
+    conditions?: NodeCondition[];
+  };
+}
+
+export const MERGE_PATCH = 'application/merge-patch+json';
+export const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** The API server answered with a non-2xx status. */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  readonly code = 'PULLPROBE_KUBE_API' as const;
+  constructor(
+    readonly status: number,
+    /** metav1.Status reason ("Forbidden", "TooManyRequests", …) when the body had one. */
+    readonly apiReason: string | null,
+    readonly retryAfterMs: number | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class KubeTimeoutError extends Error {
+  override readonly name = 'KubeTimeoutError';
+  readonly code = 'PULLPROBE_KUBE_TIMEOUT' as const;
+}
+
+export class KubeNetworkError extends Error {
+  override readonly name = 'KubeNetworkError';
+  readonly code = 'PULLPROBE_KUBE_NETWORK' as const;
+}
+
+export type KubeError = KubeApiError | KubeTimeoutError | KubeNetworkError;
+
+export interface KubeClient {
+  getNode(name: string, signal?: AbortSignal): Promise<KubeNode>;
+  /** JSON merge patch (RFC 7386) on `nodes/{name}`. */
+  patchNode(name: string, patch: object, signal?: AbortSignal): Promise<KubeNode>;
+  /** Strategic-merge patch on `nodes/{name}/status`. */
+  patchNodeStatus(name: string, patch: object, signal?: AbortSignal): Promise<KubeNode>;
+  createEvent(namespace: string, event: object, signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KubeClientOptions {
+  /** https://host:port */
+  server: string;
+  caPem: string;
+  tokens: Pick<TokenSource, 'token' | 'invalidate'>;
+  timeoutMs?: number;
+  /** Default: an undici Agent trusting only caPem. */
+  dispatcher?: Dispatcher;
+}
+
+const MAX_DETAIL = 200;
+
+export function createKubeClient(opts: KubeClientOptions): KubeClient {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const owned = opts.dispatcher === undefined;
+  const dispatcher = opts.dispatcher ?? new Agent({ connect: { ca: opts.caPem }, connections: 2 });
+  const base = opts.server.replace(/\/+$/, '');
+
+  async function once(method: string, path: string, body: string | undefined, contentType: string | undefined,
+    token: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string; retryAfter: string | null }> {
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; ac.abort(); }, timeoutMs);
+    timer.unref?.();
+    const onAbort = (): void => ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    if (contentType) headers['content-type'] = contentType;
+    try {
+      const res = await request(`${base}${path}`, { method: method as Dispatcher.HttpMethod, headers, body: body ?? null, dispatcher, signal: ac.signal });
+      const text = await res.body.text();
+      const ra = res.headers['retry-after'];
+      return { status: res.statusCode, text, retryAfter: typeof ra === 'string' ? ra : null };
+    } catch (err) {
+      if (timedOut) throw new KubeTimeoutError(`${method} ${path}: no answer within ${timeoutMs}ms`);
+      const code = (err as { code?: unknown } | null)?.code;
+      throw new KubeNetworkError(`${method} ${path}: ${typeof code === 'string' ? code : (err as Error)?.name ?? 'error'}`);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async function call(method: string, path: string, payload: object | undefined, contentType: string | undefined,
+    signal: AbortSignal | undefined): Promise<string> {
+    const body = payload === undefined ? undefined : JSON.stringify(payload);
+    let token = opts.tokens.token();
+    let res = await once(method, path, body, contentType, token, signal);
+    if (res.status === 401) {
+      opts.tokens.invalidate();
+      token = opts.tokens.token();
+      res = await once(method, path, body, contentType, token, signal);
+    }
+    if (res.status >= 200 && res.status < 300) return res.text;
+    throw apiError(method, path, res.status, res.text, res.retryAfter, token);
+  }
+
+  return {
+    async getNode(name, signal) {
+      return JSON.parse(await call('GET', `/api/v1/nodes/${encodeURIComponent(name)}`, undefined, undefined, signal)) as KubeNode;
+    },
+    async patchNode(name, patch, signal) {
+      return JSON.parse(await call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}`, patch, MERGE_PATCH, signal)) as KubeNode;
+    },
+    async patchNodeStatus(name, patch, signal) {
+      return JSON.parse(await call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}/status`, patch, STRATEGIC_MERGE_PATCH, signal)) as KubeNode;
+    },
+    async createEvent(namespace, event, signal) {
+      await call('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, event, 'application/json', signal);
+    },
+    async close() {
+      if (owned) await dispatcher.close();
+    },
+  };
+}
+
+function apiError(method: string, path: string, status: number, text: string, retryAfter: string | null,
+  token: string): KubeApiError {
+  let reason: string | null = null;
+  let detail = '';
+  try {
+    const s = JSON.parse(text) as { reason?: unknown; message?: unknown };
+    if (typeof s.reason === 'string') reason = s.reason;
+    if (typeof s.message === 'string') detail = s.message;
+  } catch {
+    detail = '';
+  }
+  if (token !== '') detail = detail.split(token).join('[redacted]');
+  if (detail.length > MAX_DETAIL) detail = `${detail.slice(0, MAX_DETAIL)}...`;
+  const secs = retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter.trim()) * 1000 : null;
+  return new KubeApiError(status, reason, secs,
+    `${method} ${path}: HTTP ${status}${reason ? ` ${reason}` : ''}${detail ? `: ${detail}` : ''}`);
+}
+
+/** True for errors worth retrying later (everything but a malformed request). */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof KubeApiError) return ![400, 415, 422].includes(err.status);
+  return true;
+}
