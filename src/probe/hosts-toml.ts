@@ -1,0 +1,353 @@
+/**
+ * containerd registry host configuration (`config_path` certs.d directories), reproduced
+ * from containerd's remotes/docker/config/hosts.go (1.6/1.7; core/remotes/… in 2.x) and
+ * the CRI's hostDirFromRoots: which directory is used, how hosts.toml is read, and the
+ * ordered endpoints containerd tries for a tag resolve and for a digest pull.
+ *
+ * parseHostsToml is pure. resolveRegistryHosts does the directory lookup through an
+ * injected fs. Header values can hold secrets: only header names leave this module in
+ * endpoints, and errors never quote the file's text.
+ */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from './reference.js';
+
+export class HostsTomlError extends Error {
+  override readonly name = 'HostsTomlError';
+  readonly code = 'PULLPROBE_CONFIG' as const;
+  constructor(readonly file: string, readonly key: string | null, detail: string) {
+    super(`${file}: ${key === null ? '' : `${key}: `}${detail}`);
+  }
+}
+
+export const CAPABILITIES = ['pull', 'resolve', 'push'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** Keys shared by the root (server) and each [host."…"] table. */
+export interface HostSettings {
+  capabilities: Capability[];
+  /** Absolute paths (relative ones resolved against the hosts.toml directory). */
+  ca: string[];
+  /** [cert, key] pairs; key "" means the key is in the cert file. */
+  client: Array<[string, string]>;
+  skipVerify: boolean;
+  overridePath: boolean;
+  headers: Record<string, string[]>;
+  /** containerd 2.1+ only; 1.x ignores the key. */
+  dialTimeout?: string;
+}
+
+export interface HostEntry extends HostSettings {
+  /** The table key as written: `[host."mirror.example"]` → "mirror.example". */
+  key: string;
+  /** Base URL containerd uses: "https://" added when the key does not start with "http", "/v2" appended unless override_path. */
+  url: string;
+}
+
+export interface HostsConfig {
+  file: string;
+  /** Root `server` as a base URL with the same /v2 rule ("https://reg.io/v2"); null when omitted (the namespace host is used). */
+  server: string | null;
+  serverCa: string[];
+  serverSkipVerify: boolean;
+  /** All root-level settings (they apply to the server endpoint). */
+  root: HostSettings;
+  /** [host."…"] tables in file order. */
+  hosts: HostEntry[];
+  /** containerd 1.6 and 1.7 before containerd#10028 reject a file with no `host` table ("invalid `host` tree"); 2.x accepts it. */
+  containerdRejects: boolean;
+  rejectReason: string | null;
+  /** Keys containerd silently ignores (typos such as `insecure_skip_verify`). */
+  warnings: string[];
+}
+
+type Table = Record<string, unknown>;
+const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+const HOST_KEYS = new Set(['capabilities', 'ca', 'client', 'skip_verify', 'override_path', 'header', 'dial_timeout']);
+const ROOT_KEYS = new Set([...HOST_KEYS, 'server', 'host']);
+const GO_DURATION = /^[-+]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/;
+
+export function parseHostsToml(text: string, file: string): HostsConfig {
+  let doc: Table;
+  try {
+    doc = parse(text) as Table;
+  } catch (err) {
+    // smol-toml's message quotes the offending line, which may hold a header secret.
+    const at = err instanceof TomlError ? ` at line ${err.line} column ${err.column}` : '';
+    throw new HostsTomlError(file, null, `invalid TOML${at}`);
+  }
+  const dir = posix.dirname(file);
+  const warnings: string[] = [];
+  const server = doc['server'];
+  if (server !== undefined && typeof server !== 'string') throw new HostsTomlError(file, 'server', 'must be a string');
+  const root = readSettings(doc, '', ROOT_KEYS, dir, file, warnings);
+  let tree = doc['host'];
+  let rejectReason: string | null = null;
+  if (tree === undefined) {
+    rejectReason =
+      'no [host] table: containerd 1.6 and 1.7 before containerd#10028 fail with "invalid `host` tree", ignore this file and fall back to *.crt files in its directory; add an empty [host] table';
+    tree = {};
+  } else if (!isTable(tree)) {
+    throw new HostsTomlError(file, 'host', 'must be a table of [host."URL"] tables');
+  }
+  // smol-toml keeps tables in document order, as containerd's getSortedHosts does.
+  const hosts = Object.entries(tree as Table).map(([key, t]): HostEntry => {
+    const name = `host.${JSON.stringify(key)}`;
+    if (!isTable(t)) throw new HostsTomlError(file, name, 'must be a table');
+    const s = readSettings(t, `${name}.`, HOST_KEYS, dir, file, warnings);
+    return { key, url: baseUrl(key, s.overridePath, file, name), ...s };
+  });
+  const serverUrl = server ? baseUrl(server, root.overridePath, file, 'server') : null;
+  return { file, server: serverUrl, serverCa: root.ca, serverSkipVerify: root.skipVerify, root, hosts, containerdRejects: rejectReason !== null, rejectReason, warnings };
+}
+
+function readSettings(t: Table, prefix: string, known: Set<string>, dir: string, file: string, warnings: string[]): HostSettings {
+  const fail = (key: string, detail: string): never => { throw new HostsTomlError(file, prefix + key, detail); };
+  for (const k of Object.keys(t)) if (!known.has(k)) warnings.push(`${file}: ${prefix}${k}: unknown key, containerd ignores it`);
+  const strings = (key: string, v: unknown): string[] => {
+    if (typeof v === 'string') return [v];
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+    return fail(key, 'must be a string or a list of strings');
+  };
+  const abs = (p: string): string => (posix.isAbsolute(p) ? p : posix.join(dir, p));
+  const bool = (key: string): boolean => (t[key] === undefined ? false : typeof t[key] === 'boolean' ? (t[key] as boolean) : fail(key, 'must be true or false'));
+
+  const caps = t['capabilities'] ?? [];
+  if (!Array.isArray(caps)) fail('capabilities', 'must be a list of strings');
+  // An empty or missing list means all three (containerd: len(config.Capabilities) > 0); matching is case-insensitive.
+  const capabilities = (caps as unknown[]).length === 0 ? [...CAPABILITIES] : ([] as Capability[]);
+  for (const c of caps as unknown[]) {
+    const lc = (typeof c === 'string' ? c.toLowerCase() : '') as Capability;
+    if (!CAPABILITIES.includes(lc)) fail('capabilities', `unknown capability ${JSON.stringify(c)}`);
+    if (!capabilities.includes(lc)) capabilities.push(lc);
+  }
+  const ca = t['ca'] === undefined ? [] : strings('ca', t['ca']).map(abs);
+  const client: Array<[string, string]> = [];
+  const cv = t['client'];
+  if (cv !== undefined) {
+    for (const item of typeof cv === 'string' ? [cv] : Array.isArray(cv) ? cv : fail('client', 'must be a string or a list')) {
+      if (typeof item === 'string') client.push([abs(item), '']);
+      else if (Array.isArray(item) && item.length === 2 && item.every((x) => typeof x === 'string')) client.push([abs(item[0] as string), abs(item[1] as string)]);
+      else fail('client', 'entries must be a path or a [cert, key] pair');
+    }
+  }
+  const headers: Record<string, string[]> = {};
+  const hv = t['header'];
+  if (hv !== undefined) {
+    if (!isTable(hv)) fail('header', 'must be a table');
+    for (const [k, v] of Object.entries(hv as Table)) headers[k] = strings(`header.${k}`, v);
+  }
+  const out: HostSettings = { capabilities, ca, client, skipVerify: bool('skip_verify'), overridePath: bool('override_path'), headers };
+  const dt = t['dial_timeout'];
+  if (dt !== undefined) {
+    if (typeof dt !== 'string' || !GO_DURATION.test(dt)) fail('dial_timeout', 'must be a Go duration such as "30s"');
+    out.dialTimeout = dt as string;
+  }
+  return out;
+}
+
+/** Go path.Clean for the absolute paths that occur here. */
+const cleanPath = (p: string): string => {
+  const c = posix.normalize(p);
+  return c.length > 1 && c.endsWith('/') ? c.slice(0, -1) : c;
+};
+
+function baseUrl(raw: string, overridePath: boolean, file: string, key: string): string {
+  const s = raw.startsWith('http') ? raw : `https://${raw}`; // containerd: strings.HasPrefix(server, "http")
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(?:[^@/?#]*@)?([^/?#]+)([^?#]*)/.exec(s);
+  if (!m) throw new HostsTomlError(file, key, 'not a URL');
+  let path = m[3] ?? '';
+  if (path !== '') {
+    path = cleanPath(path);
+    if (!path.endsWith('/v2') && !overridePath) path += '/v2';
+  } else if (!overridePath) path = '/v2';
+  // Requests are built with path.Join, so "https://m/" behaves as "https://m/v2".
+  return `${(m[1] ?? '').toLowerCase()}://${m[2] ?? ''}${path === '' ? '' : cleanPath(path)}`;
+}
+
+/** Directory names containerd tries inside one config_path root, in order (Unix). */
+export function hostDirCandidates(registryHost: string): string[] {
+  const idx = registryHost.lastIndexOf(':');
+  const portDir = idx > 0 ? `${registryHost.slice(0, idx)}_${registryHost.slice(idx + 1)}_` : registryHost;
+  return portDir === registryHost ? [registryHost, '_default'] : [portDir, registryHost, '_default'];
+}
+
+export interface HostsFs {
+  readFile(path: string): Promise<string>;
+  /** Non-directory entry names, or [] when the directory does not exist. */
+  readdir(path: string): Promise<string[]>;
+  exists(path: string): Promise<boolean>;
+}
+
+const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code;
+const orIfMissing = <T>(value: T, ...codes: string[]) => (err: unknown): T => {
+  if (codes.includes(String(codeOf(err)))) return value;
+  throw err;
+};
+export const nodeHostsFs: HostsFs = {
+  readFile: (p) => readFile(p, 'utf8'),
+  readdir: (p) => readdir(p, { withFileTypes: true }).then((ds) => ds.filter((d) => !d.isDirectory()).map((d) => d.name), orIfMissing<string[]>([], 'ENOENT')),
+  exists: (p) => stat(p).then(() => true, orIfMissing(false, 'ENOENT', 'ENOTDIR')),
+};
+
+export interface RegistryEndpoint {
+  /** Base URL, e.g. "https://mirror.example/v2" (no /v2 with override_path). */
+  url: string;
+  scheme: string;
+  /** hostname:port to dial, default port filled in: "mirror.example:443". */
+  host: string;
+  /** containerd treats it as a proxy and adds ?ns=<registry> (docker.io → registry-1.docker.io is not a mirror). */
+  isMirror: boolean;
+  /** True for the last entry: root `server`, or the registry itself when `server` is omitted. */
+  isServer: boolean;
+  capabilities: Capability[];
+  caFiles: string[];
+  clientCerts: Array<[string, string]>;
+  skipVerify: boolean;
+  overridePath: boolean;
+  headerNames: string[];
+  /** Index of an earlier endpoint with the same URL: containerd tries it again (lab-notes gotcha 2). */
+  duplicateOf: number | null;
+}
+
+export interface RegistryHosts {
+  registry: string;
+  /** hosts.toml used, or the host directory when its *.crt/*.cert files were used; null without a host directory. */
+  source: string | null;
+  hostDir: string | null;
+  mode: 'default' | 'hosts-toml' | 'cert-files';
+  endpoints: RegistryEndpoint[];
+  warnings: string[];
+}
+
+export interface ResolveHostsOptions {
+  /** Reproduce containerd 1.6/1.7-before-#10028 for a file without [host] (cert-file fallback). Default true. */
+  rejectHostless?: boolean;
+}
+
+const isLocalhost = (host: string): boolean => {
+  const h = host.replace(/:\d*$/, '').replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::1';
+};
+
+type Raw = { url: string | null; settings: HostSettings; isServer: boolean };
+const NONE: HostSettings = { capabilities: [...CAPABILITIES], ca: [], client: [], skipVerify: false, overridePath: false, headers: {} };
+
+export async function resolveRegistryHosts(
+  configPath: string[],
+  registryHost: string,
+  fs: HostsFs = nodeHostsFs,
+  opts: ResolveHostsOptions = {},
+): Promise<RegistryHosts> {
+  const warnings: string[] = [];
+  const hostDir = await findHostDir(configPath, registryHost, fs);
+  const loaded = hostDir === null ? null : await loadHostDir(hostDir, registryHost, fs, opts.rejectHostless ?? true, warnings);
+  const raws = loaded?.raws ?? [{ url: null, settings: NONE, isServer: true }];
+  const endpoints = raws.map((r) => toEndpoint(r, registryHost));
+  for (const [i, e] of endpoints.entries()) {
+    const first = endpoints.findIndex((o) => o.url === e.url);
+    if (first < i) {
+      e.duplicateOf = first;
+      const tls = sameTls(endpoints[first], e) ? '' : ' with different TLS settings (ca/client/skip_verify)';
+      warnings.push(`${e.url} is tried twice${tls}: a failing pull waits for it twice; drop that [host] table, moving its settings to the top level, and keep an empty [host] table`);
+    }
+    for (const f of [...e.caFiles, ...e.clientCerts.flat().filter((x) => x !== '')]) {
+      if (!(await fs.exists(f))) warnings.push(`${f} does not exist: containerd fails every pull of ${registryHost}`);
+    }
+  }
+  if (endpointsFor({ endpoints }, 'resolve').length === 0) warnings.push(`no endpoint has both pull and resolve: containerd cannot resolve tags of ${registryHost}`);
+  return { registry: registryHost, source: loaded?.source ?? null, hostDir, mode: loaded?.mode ?? 'default', endpoints, warnings };
+}
+
+/** CRI hostDirFromRoots: the first root holding any candidate wins; each root's candidates include its own _default, so root1/_default beats root2/<host>. */
+async function findHostDir(configPath: string[], registryHost: string, fs: HostsFs): Promise<string | null> {
+  for (const root of configPath.filter((p) => p !== '')) {
+    for (const name of hostDirCandidates(registryHost)) if (await fs.exists(posix.join(root, name))) return posix.join(root, name);
+  }
+  return null;
+}
+
+/** containerd loadHostDir: hosts.toml if present, non-empty and accepted, else Docker-style cert files. */
+async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, rejectHostless: boolean, warnings: string[]) {
+  const file = posix.join(dir, 'hosts.toml');
+  let text = '';
+  try {
+    text = await fs.readFile(file);
+  } catch (err) {
+    if (codeOf(err) !== 'ENOENT') throw new HostsTomlError(file, null, `cannot read (${String(codeOf(err) ?? 'error')}): containerd fails every pull of ${registryHost}`);
+  }
+  let parsed: HostsConfig | null = null;
+  if (text.length > 0) {
+    try {
+      parsed = parseHostsToml(text, file);
+      warnings.push(...parsed.warnings);
+      if (parsed.containerdRejects) {
+        warnings.push(`${file}: ${parsed.rejectReason}`);
+        if (rejectHostless) parsed = null;
+      }
+    } catch (err) {
+      if (!(err instanceof HostsTomlError)) throw err;
+      warnings.push(`${err.message}; containerd logs "failed to decode hosts.toml" and uses only the *.crt/*.cert files of ${dir}`);
+    }
+  }
+  if (parsed) {
+    const raws: Raw[] = parsed.hosts.map((h) => ({ url: h.url, settings: h, isServer: false }));
+    raws.push({ url: parsed.server, settings: parsed.root, isServer: true });
+    return { mode: 'hosts-toml' as const, source: file, raws };
+  }
+  const settings: HostSettings = { ...NONE, ca: [], client: [] };
+  for (const n of (await fs.readdir(dir)).sort()) {
+    if (n.endsWith('.crt')) settings.ca.push(posix.join(dir, n));
+    if (n.endsWith('.cert')) {
+      const key = posix.join(dir, `${n.slice(0, -5)}.key`);
+      settings.client.push([posix.join(dir, n), (await fs.exists(key)) ? key : '']);
+    }
+  }
+  return { mode: 'cert-files' as const, source: dir, raws: [{ url: null, settings, isServer: true }] };
+}
+
+function toEndpoint(r: Raw, registryHost: string): RegistryEndpoint {
+  let { url, settings } = r;
+  if (url === null) {
+    // ConfigureHosts: a last host without a server is the namespace itself, /v2, all capabilities.
+    settings = { ...settings, capabilities: [...CAPABILITIES], overridePath: false };
+    const port = /:(\d+)$/.exec(registryHost)?.[1] ?? '';
+    if (registryHost === DOCKER_HUB) url = `https://${DOCKER_HUB_ENDPOINT}/v2`;
+    else if (!isLocalhost(registryHost)) url = `https://${registryHost}/v2`;
+    else {
+      url = `${port === '' || port === '443' ? 'https' : 'http'}://${registryHost}/v2`;
+      if (port !== '80') settings = { ...settings, skipVerify: true };
+    }
+  }
+  const m = /^([^:]+):\/\/([^/]+)/.exec(url);
+  const scheme = m?.[1] ?? 'https';
+  const authority = m?.[2] ?? '';
+  return {
+    url,
+    scheme,
+    host: /:\d+$/.test(authority) ? authority : `${authority}:${scheme === 'http' ? 80 : 443}`,
+    isMirror: authority !== registryHost && !(registryHost === DOCKER_HUB && authority === DOCKER_HUB_ENDPOINT),
+    isServer: r.isServer,
+    capabilities: [...settings.capabilities],
+    caFiles: [...settings.ca],
+    clientCerts: settings.client.map(([c, k]): [string, string] => [c, k]),
+    skipVerify: settings.skipVerify,
+    overridePath: settings.overridePath,
+    headerNames: Object.keys(settings.headers),
+    duplicateOf: null,
+  };
+}
+
+function sameTls(a: RegistryEndpoint | undefined, b: RegistryEndpoint): boolean {
+  return a !== undefined && a.skipVerify === b.skipVerify && JSON.stringify([a.caFiles, a.clientCerts]) === JSON.stringify([b.caFiles, b.clientCerts]);
+}
+
+/**
+ * Endpoints containerd tries, in order: a tag resolve needs pull+resolve, a digest pull
+ * needs pull (docker.HostCapabilities.Has checks every bit).
+ */
+export function endpointsFor(hosts: Pick<RegistryHosts, 'endpoints'>, need: 'resolve' | 'pull'): RegistryEndpoint[] {
+  const required: Capability[] = need === 'resolve' ? ['pull', 'resolve'] : ['pull'];
+  return hosts.endpoints.filter((e) => required.every((c) => e.capabilities.includes(c)));
+}

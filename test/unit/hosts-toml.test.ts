@@ -1,0 +1,282 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  HostsTomlError,
+  endpointsFor,
+  hostDirCandidates,
+  parseHostsToml,
+  resolveRegistryHosts,
+  type HostsFs,
+} from '../../src/probe/hosts-toml.js';
+
+const FIX = fileURLToPath(new URL('../fixtures/certs.d/', import.meta.url));
+const MAIN = join(FIX, 'main');
+const DEFAULT_ONLY = join(FIX, 'default-only');
+const F = '/etc/containerd/certs.d/reg.io/hosts.toml';
+
+function configError(fn: () => unknown): HostsTomlError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof HostsTomlError);
+    assert.equal(err.code, 'PULLPROBE_CONFIG');
+    return err;
+  }
+  assert.fail('expected HostsTomlError');
+}
+
+describe('parseHostsToml', () => {
+  it('adds https:// and /v2, keeps host tables in file order (header subtables do not reorder)', () => {
+    const c = parseHostsToml(
+      ['server = "reg.io"', '[host."http://b.test"]', '[host."a.test/v2/"]', '[host."http://b.test".header]', 'x = "1"', '[host."c.test/"]'].join('\n'),
+      F,
+    );
+    assert.equal(c.server, 'https://reg.io/v2');
+    assert.deepEqual(c.hosts.map((h) => h.url), ['http://b.test/v2', 'https://a.test/v2', 'https://c.test/v2']);
+    assert.deepEqual(c.hosts[0]?.headers, { x: ['1'] });
+    assert.equal(c.containerdRejects, false);
+  });
+
+  it('parses every host key: capabilities (case-insensitive, [] = all), ca string/list, client forms, headers, dial_timeout', () => {
+    const c = parseHostsToml(
+      [
+        'server = "https://reg.io:5000/api"',
+        'override_path = true',
+        'skip_verify = true',
+        'ca = "/abs/root.pem"',
+        '[host."https://m1"]',
+        '  capabilities = ["PULL", "Resolve"]',
+        '  ca = ["rel/a.pem", "/abs/b.pem"]',
+        '  client = [["c.cert", "c.key"], "combined.pem"]',
+        '  dial_timeout = "1m30s"',
+        '  header = { a = "x", b = ["y", "z"] }',
+        '[host."https://m2"]',
+        '  capabilities = []',
+        '  client = "only.pem"',
+      ].join('\n'),
+      F,
+    );
+    assert.equal(c.server, 'https://reg.io:5000/api');
+    assert.deepEqual(c.serverCa, ['/abs/root.pem']);
+    assert.equal(c.serverSkipVerify, true);
+    assert.equal(c.root.overridePath, true);
+    const [m1, m2] = c.hosts;
+    assert.deepEqual(m1?.capabilities, ['pull', 'resolve']);
+    assert.deepEqual(m1?.ca, ['/etc/containerd/certs.d/reg.io/rel/a.pem', '/abs/b.pem']);
+    assert.deepEqual(m1?.client, [
+      ['/etc/containerd/certs.d/reg.io/c.cert', '/etc/containerd/certs.d/reg.io/c.key'],
+      ['/etc/containerd/certs.d/reg.io/combined.pem', ''],
+    ]);
+    assert.deepEqual(m1?.headers, { a: ['x'], b: ['y', 'z'] });
+    assert.equal(m1?.dialTimeout, '1m30s');
+    assert.equal(m1?.skipVerify, false);
+    assert.deepEqual(m2?.capabilities, ['pull', 'resolve', 'push']);
+    assert.deepEqual(m2?.client, [['/etc/containerd/certs.d/reg.io/only.pem', '']]);
+    assert.equal(m2?.dialTimeout, undefined);
+  });
+
+  it('unknown capability: throws naming the file and the key', () => {
+    const err = configError(() => parseHostsToml('[host."https://m"]\ncapabilities = ["pull", "pul"]\n', F));
+    assert.equal(err.file, F);
+    assert.equal(err.key, 'host."https://m".capabilities');
+  });
+
+  it('wrong types name their keys', () => {
+    assert.equal(configError(() => parseHostsToml('server = 5\n[host]\n', F)).key, 'server');
+    assert.equal(configError(() => parseHostsToml('skip_verify = "yes"\n[host]\n', F)).key, 'skip_verify');
+    assert.equal(configError(() => parseHostsToml('[host."m"]\nca = 1\n', F)).key, 'host."m".ca');
+    assert.equal(configError(() => parseHostsToml('[host."m"]\nclient = [["a"]]\n', F)).key, 'host."m".client');
+    assert.equal(configError(() => parseHostsToml('[host."m".header]\nx = 1\n', F)).key, 'host."m".header.x');
+    assert.equal(configError(() => parseHostsToml('[host."m"]\ndial_timeout = "30"\n', F)).key, 'host."m".dial_timeout');
+    assert.equal(configError(() => parseHostsToml('host = "m"\n', F)).key, 'host');
+  });
+
+  it('TOML syntax errors (and duplicate tables) never quote the file text', () => {
+    const err = configError(() => parseHostsToml('[host."m".header]\nAuthorization = "Basic c2VjcmV0" oops\n', F));
+    assert.equal(err.key, null);
+    assert.ok(!err.message.includes('c2VjcmV0'));
+    configError(() => parseHostsToml('[host."m"]\n[host."m"]\n', F));
+  });
+
+  it('top-level keys with no [host] table: flagged as rejected by containerd 1.6, not thrown', () => {
+    const c = parseHostsToml('server = "https://reg.io"\nca = "ca.pem"\n', F);
+    assert.equal(c.containerdRejects, true);
+    assert.ok(c.rejectReason);
+    assert.equal(c.server, 'https://reg.io/v2');
+    assert.equal(parseHostsToml('server = "https://reg.io"\nca = "ca.pem"\n[host]\n', F).containerdRejects, false);
+  });
+
+  it('warns about keys containerd ignores', () => {
+    const c = parseHostsToml('insecure_skip_verify = true\n[host."m"]\nca_file = "x"\n', F);
+    assert.equal(c.warnings.length, 2);
+    assert.equal(c.root.skipVerify, false);
+  });
+});
+
+describe('hostDirCandidates', () => {
+  it('port → host_port_, host:port, _default; no port → host, _default', () => {
+    assert.deepEqual(hostDirCandidates('myregistry.io:5000'), ['myregistry.io_5000_', 'myregistry.io:5000', '_default']);
+    assert.deepEqual(hostDirCandidates('reg.io'), ['reg.io', '_default']);
+    assert.deepEqual(hostDirCandidates('docker.io'), ['docker.io', '_default']);
+  });
+});
+
+describe('resolveRegistryHosts', () => {
+  const tmp: string[] = [];
+  after(async () => {
+    for (const d of tmp) await rm(d, { recursive: true, force: true });
+  });
+
+  it('no config dir: the registry itself; docker.io → registry-1.docker.io', async () => {
+    const r = await resolveRegistryHosts([join(FIX, 'does-not-exist')], 'docker.io');
+    assert.equal(r.mode, 'default');
+    assert.equal(r.source, null);
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.host, e.isMirror]), [['https://registry-1.docker.io/v2', 'registry-1.docker.io:443', false]]);
+    const other = await resolveRegistryHosts([], 'quay.io');
+    assert.deepEqual(other.endpoints.map((e) => e.url), ['https://quay.io/v2']);
+  });
+
+  it('localhost without config: http unless port 443, skip_verify unless port 80', async () => {
+    const r = await resolveRegistryHosts([], 'localhost:5000');
+    assert.deepEqual([r.endpoints[0]?.url, r.endpoints[0]?.host, r.endpoints[0]?.skipVerify], ['http://localhost:5000/v2', 'localhost:5000', true]);
+  });
+
+  it('docker.io hosts.toml without server: mirror first, registry-1.docker.io last (not a mirror)', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'docker.io');
+    assert.equal(r.source, join(MAIN, 'docker.io', 'hosts.toml'));
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.isMirror, e.isServer]), [
+      ['https://hub-mirror.test/v2', true, false],
+      ['https://registry-1.docker.io/v2', false, true],
+    ]);
+  });
+
+  it('server + mirrors: file order then server; capabilities filter resolve vs pull; relative ca; skip_verify; override_path', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'reg.lab.test');
+    assert.equal(r.mode, 'hosts-toml');
+    const dir = join(MAIN, 'reg.lab.test');
+    assert.deepEqual(r.endpoints.map((e) => e.url), [
+      'https://pull-only.mirror.test/v2',
+      'https://mirror.test:8443/custom/api',
+      'https://reg.lab.test/v2',
+    ]);
+    const [pullOnly, custom, server] = r.endpoints;
+    assert.deepEqual(custom?.caFiles, [join(dir, 'certs', 'mirror-ca.pem')]);
+    assert.equal(custom?.skipVerify, true);
+    assert.equal(custom?.overridePath, true);
+    assert.equal(custom?.host, 'mirror.test:8443');
+    assert.deepEqual(custom?.headerNames, ['x-mirror-token']);
+    assert.ok(!JSON.stringify(r).includes('not-a-real-secret'));
+    assert.deepEqual(server?.caFiles, [join(dir, 'ca.crt')]);
+    assert.equal(server?.isMirror, false);
+    assert.equal(pullOnly?.isMirror, true);
+    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://mirror.test:8443/custom/api', 'https://reg.lab.test/v2']);
+    assert.equal(endpointsFor(r, 'pull').length, 3);
+    assert.deepEqual(r.warnings, []);
+  });
+
+  it('port directory naming: reg.io_5000_ is used', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'reg.io:5000');
+    assert.equal(r.hostDir, join(MAIN, 'reg.io_5000_'));
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.host, e.isMirror]), [
+      ['https://port-mirror.test/v2', 'port-mirror.test:443', true],
+      ['https://reg.io:5000/v2', 'reg.io:5000', false],
+    ]);
+  });
+
+  it('port directory naming: host:port dir is used when host_port_ is absent, and loses to it when both exist', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'pullprobe-certsd-'));
+    tmp.push(root);
+    await mkdir(join(root, 'reg.io:5000'));
+    await writeFile(join(root, 'reg.io:5000', 'hosts.toml'), '[host."https://colon.test"]\n');
+    let r = await resolveRegistryHosts([root], 'reg.io:5000');
+    assert.equal(r.hostDir, join(root, 'reg.io:5000'));
+    assert.equal(r.endpoints[0]?.url, 'https://colon.test/v2');
+    await mkdir(join(root, 'reg.io_5000_'));
+    await writeFile(join(root, 'reg.io_5000_', 'hosts.toml'), '[host."https://underscore.test"]\n');
+    r = await resolveRegistryHosts([root], 'reg.io:5000');
+    assert.equal(r.endpoints[0]?.url, 'https://underscore.test/v2');
+  });
+
+  it('_default: used when no host dir matches; the first root holding any candidate wins (its _default beats a later root)', async () => {
+    let r = await resolveRegistryHosts([MAIN, DEFAULT_ONLY], 'other.test');
+    assert.equal(r.hostDir, join(DEFAULT_ONLY, '_default'));
+    assert.deepEqual(r.endpoints.map((e) => e.url), ['https://catch-all.mirror.test/v2', 'https://other.test/v2']);
+    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://other.test/v2']);
+    r = await resolveRegistryHosts([MAIN, DEFAULT_ONLY], 'reg.lab.test');
+    assert.equal(r.hostDir, join(MAIN, 'reg.lab.test'));
+    r = await resolveRegistryHosts([DEFAULT_ONLY, MAIN], 'reg.lab.test');
+    assert.equal(r.hostDir, join(DEFAULT_ONLY, '_default'));
+  });
+
+  it('server also listed as [host]: kept twice like containerd, flagged, second try without the CA', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'dup.lab.test');
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.duplicateOf]), [
+      ['https://dup.lab.test/v2', null],
+      ['https://dup.lab.test/v2', 0],
+    ]);
+    assert.equal(r.endpoints[0]?.caFiles.length, 1);
+    assert.deepEqual(r.endpoints[1]?.caFiles, []);
+    assert.equal(r.warnings.length, 1);
+  });
+
+  it('top-level-only hosts.toml: containerd 1.6 falls back to *.crt (none here), so the CA is lost; opt-out follows 2.x', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'hostless.lab.test');
+    assert.equal(r.mode, 'cert-files');
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://hostless.lab.test/v2', []]]);
+    assert.equal(r.warnings.length, 1);
+    const v2 = await resolveRegistryHosts([MAIN], 'hostless.lab.test', undefined, { rejectHostless: false });
+    assert.equal(v2.mode, 'hosts-toml');
+    assert.deepEqual(v2.endpoints[0]?.caFiles, [join(MAIN, 'hostless.lab.test', 'lab-ca.pem')]);
+    assert.equal(v2.warnings.length, 1);
+  });
+
+  it('invalid hosts.toml (unknown capability): warning + *.crt fallback, as containerd does', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'badcap.lab.test');
+    assert.equal(r.mode, 'cert-files');
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://badcap.lab.test/v2', [join(MAIN, 'badcap.lab.test', 'fallback.crt')]]]);
+    assert.equal(r.warnings.length, 1);
+  });
+
+  it('Docker-style directory: *.crt → CA, *.cert with matching *.key → client pair', async () => {
+    const dir = join(MAIN, 'docker-style.lab.test');
+    const r = await resolveRegistryHosts([MAIN], 'docker-style.lab.test');
+    assert.equal(r.source, dir);
+    assert.deepEqual(r.endpoints[0]?.caFiles, [join(dir, 'ca.crt')]);
+    assert.deepEqual(r.endpoints[0]?.clientCerts, [
+      [join(dir, 'client.cert'), join(dir, 'client.key')],
+      [join(dir, 'combined.cert'), ''],
+    ]);
+  });
+
+  it('injected fs: a missing CA file is warned about; an unreadable hosts.toml is a config error', async () => {
+    const files: Record<string, string> = { '/c/r.test/hosts.toml': 'ca = "gone.pem"\n[host]\n' };
+    const fs: HostsFs = {
+      readFile: async (p) => {
+        if (p in files) return files[p] as string;
+        throw Object.assign(new Error('nope'), { code: p.startsWith('/denied') ? 'EACCES' : 'ENOENT' });
+      },
+      readdir: async () => [],
+      exists: async (p) => p === '/c/r.test' || p === '/denied/r.test',
+    };
+    const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
+    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://r.test/v2', ['/c/r.test/gone.pem']]]);
+    assert.equal(r.warnings.length, 1);
+    await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => err instanceof HostsTomlError && err.code === 'PULLPROBE_CONFIG');
+  });
+
+  it('resolve needs pull+resolve, pull needs pull; nothing able to resolve is warned about', async () => {
+    const fs: HostsFs = {
+      readFile: async () => 'server = "https://r.test"\ncapabilities = ["pull"]\n[host."https://resolve-only.test"]\ncapabilities = ["resolve"]\n',
+      readdir: async () => [],
+      exists: async (p) => p === '/c/r.test',
+    };
+    const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
+    assert.deepEqual(endpointsFor(r, 'resolve'), []);
+    assert.equal(endpointsFor(r, 'pull').length, 1);
+    assert.equal(r.warnings.length, 1);
+  });
+});
