@@ -1,0 +1,124 @@
+/**
+ * TCP stage: connect to every resolved address of the registry endpoint at
+ * once, each with its own timeout, then close the sockets. The verdict is ok
+ * when at least one address connects (the runtime's dialer needs only one);
+ * `degraded` tells that some of them failed.
+ */
+import net from 'node:net';
+import { REASONS, type Reason } from './catalog.js';
+import { stageTimer } from './deadline.js';
+import { errorCode, tcpReasonForCode } from './error-codes.js';
+import type { ProbeContext, StageOutcome } from './types.js';
+
+export interface TcpInput {
+  /** Name being probed (for `host` on the outcome); the sockets go to `addresses`. */
+  host: string;
+  /** Resolved addresses, in the order the resolver gave them. */
+  addresses: string[];
+  port: number;
+}
+
+export type TcpConnect = (o: { host: string; port: number; signal: AbortSignal }) => net.Socket;
+
+export interface TcpOptions {
+  /** Per-address connect timeout; capped by the time left in the probe. */
+  connectTimeoutMs: number;
+  /** Socket factory (default: net.connect). */
+  connect?: TcpConnect;
+}
+
+export interface TcpAddressResult {
+  address: string;
+  ok: boolean;
+  /** OS error code ("ECONNREFUSED", "ETIMEDOUT" for our own timeout). */
+  error?: string;
+  seconds: number;
+}
+
+export interface TcpDetail {
+  addresses: TcpAddressResult[];
+  /** Addresses that connected, in input order. */
+  connected: string[];
+}
+
+/** Code recorded when the per-address timeout or the probe deadline fires. */
+const TIMEOUT_CODE = 'ETIMEDOUT';
+
+const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.port, signal: o.signal });
+
+/** "host:port", with IPv6 literals in brackets. */
+export function joinHostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function tcpStage(
+  ctx: ProbeContext,
+  input: TcpInput,
+  opts: TcpOptions,
+): Promise<StageOutcome<TcpDetail>> {
+  const start = ctx.clock.now();
+  const connect = opts.connect ?? defaultConnect;
+  const results = await Promise.all(
+    input.addresses.map((address) => dialOne(ctx, address, input.port, opts.connectTimeoutMs, connect)),
+  );
+  const seconds = (ctx.clock.now() - start) / 1000;
+  const connected = results.filter((r) => r.ok).map((r) => r.address);
+  const host = joinHostPort(input.host, input.port);
+  const detail: TcpDetail = { addresses: results, connected };
+  if (connected.length > 0) {
+    return { ok: true, host, degraded: connected.length < results.length, seconds, detail };
+  }
+  const reason = failureReason(results[0]);
+  ctx.log.debug({ stage: 'tcp', host, reason, errors: results.map((r) => r.error) }, 'tcp failed');
+  return { ok: false, reason, message: REASONS[reason].message, host, seconds, detail };
+}
+
+/** The first address (input order) decides the reason; unknown codes count as unreachable. */
+function failureReason(first: TcpAddressResult | undefined): Reason {
+  return tcpReasonForCode(first?.error) ?? 'tcp_unreachable';
+}
+
+function dialOne(
+  ctx: ProbeContext,
+  address: string,
+  port: number,
+  timeoutMs: number,
+  connect: TcpConnect,
+): Promise<TcpAddressResult> {
+  return new Promise((resolve) => {
+    const start = ctx.clock.now();
+    const timer = stageTimer(ctx, timeoutMs);
+    let socket: net.Socket | undefined;
+    let done = false;
+    const finish = (ok: boolean, error?: string): void => {
+      if (done) return;
+      done = true;
+      timer.signal.removeEventListener('abort', onAbort);
+      timer.dispose();
+      if (socket) {
+        socket.removeListener('connect', onConnect);
+        socket.removeListener('error', onError);
+        socket.on('error', ignore); // a late error after destroy must not crash the process
+        socket.destroy();
+      }
+      const seconds = (ctx.clock.now() - start) / 1000;
+      resolve(error === undefined ? { address, ok, seconds } : { address, ok, error, seconds });
+    };
+    const onAbort = (): void => finish(false, TIMEOUT_CODE);
+    const onConnect = (): void => finish(true);
+    const onError = (err: unknown): void =>
+      finish(false, timer.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
+
+    if (timer.signal.aborted) return finish(false, TIMEOUT_CODE);
+    timer.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      socket = connect({ host: address, port, signal: timer.signal });
+    } catch (err) {
+      return finish(false, errorCode(err) ?? 'EINVAL');
+    }
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+  });
+}
+
+function ignore(): void {}

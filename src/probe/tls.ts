@@ -1,0 +1,317 @@
+/**
+ * TLS stage: one handshake with SNI (not for IP hosts), verification off in
+ * OpenSSL's hands and decided here, so the certificate details are recorded
+ * even when verification fails. Problems are reported in the order Go's
+ * crypto/x509 Certificate.Verify finds them (what containerd sees): the
+ * leaf's validity period, then the host name, then the chain to a trusted
+ * root.
+ */
+import { X509Certificate } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { REASONS, type Reason } from './catalog.js';
+import { stageTimer } from './deadline.js';
+import { errorCode, tlsReasonForCode } from './error-codes.js';
+import { joinHostPort } from './tcp.js';
+import type { ProbeContext, StageOutcome } from './types.js';
+
+export interface TlsInput {
+  /** SNI and the name to verify; may be an IP literal (then no SNI). */
+  host: string;
+  /** Address to connect to. */
+  address: string;
+  port: number;
+}
+
+export type TlsConnect = (o: tls.ConnectionOptions) => tls.TLSSocket;
+
+export interface TlsOptions {
+  /** Trusted CAs (PEM), usually loadTrust().ca. */
+  ca: string[];
+  /** Budget for TCP connect + handshake; capped by the probe deadline. */
+  handshakeTimeoutMs: number;
+  /** Record the certificate but accept any problem (insecure registries). */
+  skipVerify?: boolean;
+  connect?: TlsConnect;
+}
+
+export interface TlsChainEntry {
+  subject: string;
+  issuer: string;
+  notAfter: string;
+}
+
+export interface TlsDetail {
+  address: string;
+  protocol?: string;
+  cipher?: string;
+  subject?: string;
+  issuer?: string;
+  sans?: string[];
+  notBefore?: string;
+  notAfter?: string;
+  /** Earliest notAfter in the chain (RFC3339) and the same in epoch seconds, for metrics. */
+  earliestExpiry?: string;
+  earliestExpirySeconds?: number;
+  chain?: TlsChainEntry[];
+  /** OpenSSL's chain verification code (UNABLE_TO_VERIFY_LEAF_SIGNATURE, …). */
+  authorizationError?: string;
+  /** Error code when the handshake itself failed. */
+  error?: string;
+}
+
+interface Verdict {
+  reason: Reason;
+  message: string;
+}
+
+const contexts = new WeakMap<string[], tls.SecureContext>();
+
+/**
+ * One SecureContext per CA list (keyed by array identity: pass the same
+ * loadTrust().ca every time): building it from ~150 roots is not free.
+ */
+function secureContextFor(ca: string[]): tls.SecureContext {
+  let sc = contexts.get(ca);
+  if (!sc) {
+    sc = tls.createSecureContext({ ca });
+    contexts.set(ca, sc);
+  }
+  return sc;
+}
+
+export async function tlsStage(
+  ctx: ProbeContext,
+  input: TlsInput,
+  opts: TlsOptions,
+): Promise<StageOutcome<TlsDetail>> {
+  const start = ctx.clock.now();
+  const host = joinHostPort(input.host, input.port);
+  const name = unbracket(input.host);
+  const hs = await handshake(ctx, input.address, input.port, name, opts);
+  const seconds = (ctx.clock.now() - start) / 1000;
+  if (hs.kind === 'timeout') {
+    return fail('tls_timeout', REASONS.tls_timeout.message, { address: input.address, error: 'ETIMEDOUT' });
+  }
+  if (hs.kind === 'error') {
+    const reason = tlsReasonForCode(hs.code);
+    return fail(reason, `${REASONS[reason].message}: ${hs.code}`, { address: input.address, error: hs.code });
+  }
+  let detail: TlsDetail;
+  let verdict: Verdict | undefined;
+  try {
+    detail = describe(input.address, hs);
+    verdict = opts.skipVerify ? undefined : verify(name, hs, ctx.wallNow());
+  } catch {
+    // A certificate Node cannot read (dates, names): a handshake problem, never a throw.
+    const code = 'ERR_TLS_CERT_PARSE';
+    return fail('tls_handshake', `${REASONS.tls_handshake.message}: ${code}`, { address: input.address, error: code });
+  }
+  if (verdict) return fail(verdict.reason, verdict.message, detail);
+  return { ok: true, host, seconds, detail };
+
+  function fail(reason: Reason, message: string, detail: TlsDetail): StageOutcome<TlsDetail> {
+    ctx.log.debug({ stage: 'tls', host, reason, error: detail.error ?? detail.authorizationError }, 'tls failed');
+    return { ok: false, reason, message, host, seconds, detail };
+  }
+}
+
+interface Handshaken {
+  kind: 'ok';
+  protocol: string | null;
+  cipher: string;
+  chain: X509Certificate[];
+  authorizationError: string | undefined;
+}
+
+type HandshakeResult = Handshaken | { kind: 'timeout' } | { kind: 'error'; code: string };
+
+function handshake(
+  ctx: ProbeContext,
+  address: string,
+  port: number,
+  name: string,
+  opts: TlsOptions,
+): Promise<HandshakeResult> {
+  const connect = opts.connect ?? tls.connect;
+  return new Promise((resolve) => {
+    const timer = stageTimer(ctx, opts.handshakeTimeoutMs);
+    let socket: tls.TLSSocket | undefined;
+    let done = false;
+    const finish = (r: HandshakeResult): void => {
+      if (done) return;
+      done = true;
+      timer.signal.removeEventListener('abort', onAbort);
+      timer.dispose();
+      if (socket) {
+        socket.removeListener('secureConnect', onSecure);
+        socket.removeListener('error', onError);
+        socket.on('error', ignore);
+        socket.destroy();
+      }
+      resolve(r);
+    };
+    const onAbort = (): void => finish({ kind: 'timeout' });
+    const onError = (err: unknown): void =>
+      finish(timer.timedOut() ? { kind: 'timeout' } : { kind: 'error', code: errorCode(err) ?? 'EUNKNOWN' });
+    const onSecure = (): void => {
+      if (!socket) return;
+      try {
+        const cipher = socket.getCipher();
+        finish({
+          kind: 'ok',
+          protocol: socket.getProtocol(),
+          cipher: cipher.standardName || cipher.name,
+          chain: peerChain(socket),
+          authorizationError: codeOf(socket.authorizationError),
+        });
+      } catch (err) {
+        finish({ kind: 'error', code: errorCode(err) ?? 'ERR_TLS_CERT_PARSE' });
+      }
+    };
+
+    if (timer.signal.aborted) return finish({ kind: 'timeout' });
+    timer.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      socket = connect({
+        host: address,
+        port,
+        ...(net.isIP(name) ? {} : { servername: name }),
+        secureContext: secureContextFor(opts.ca),
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined, // decided in verify(), in Go's order
+      });
+    } catch (err) {
+      return finish({ kind: 'error', code: errorCode(err) ?? 'EINVAL' });
+    }
+    socket.once('secureConnect', onSecure);
+    socket.once('error', onError);
+  });
+}
+
+/** Leaf first, following issuerCertificate links (Node completes the chain from the trust store). */
+function peerChain(socket: tls.TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  const seen = new Set<tls.DetailedPeerCertificate>();
+  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert && cert.raw && !seen.has(cert)) {
+    seen.add(cert);
+    out.push(new X509Certificate(cert.raw));
+    const next: tls.DetailedPeerCertificate | undefined = cert.issuerCertificate;
+    if (!next || next === cert || next.fingerprint256 === cert.fingerprint256) break;
+    cert = next;
+  }
+  return out;
+}
+
+function verify(name: string, hs: Handshaken, nowMs: number): Verdict | undefined {
+  const leaf = hs.chain[0];
+  if (!leaf) return { reason: 'tls_handshake', message: `${REASONS.tls_handshake.message}: no certificate` };
+  // 1. Leaf validity period.
+  const notBefore = Date.parse(leaf.validFrom);
+  const notAfter = Date.parse(leaf.validTo);
+  if (nowMs > notAfter || nowMs < notBefore) {
+    const tail = nowMs > notAfter ? `is after ${rfc3339(notAfter)}` : `is before ${rfc3339(notBefore)}`;
+    return { reason: 'tls_expired', message: `${REASONS.tls_expired.message}: current time ${rfc3339(nowMs)} ${tail}` };
+  }
+  // 2. Host name, against SANs only (Go ignores the legacy Common Name).
+  const sans = parseSubjectAltName(leaf.subjectAltName);
+  if (net.isIP(name) ? leaf.checkIP(name) === undefined : leaf.checkHost(name, { subject: 'never', partialWildcards: false }) === undefined) {
+    return { reason: 'tls_hostname_mismatch', message: hostnameMessage(name, sans) };
+  }
+  // 3. Chain to a trusted root (and anything else OpenSSL objected to).
+  if (hs.authorizationError) {
+    const reason = tlsReasonForCode(hs.authorizationError);
+    const message = reason === 'tls_handshake' ? `${REASONS.tls_handshake.message}: ${hs.authorizationError}` : REASONS[reason].message;
+    return { reason, message };
+  }
+  return undefined;
+}
+
+/** Go's HostnameError wording. */
+function hostnameMessage(name: string, sans: San[]): string {
+  if (net.isIP(name)) {
+    const ips = sans.filter((s) => s.type === 'IP').map((s) => s.value);
+    if (ips.length === 0) return `x509: cannot validate certificate for ${name} because it doesn't contain any IP SANs`;
+    return `x509: certificate is valid for ${ips.join(', ')}, not ${name}`;
+  }
+  const dns = sans.filter((s) => s.type === 'DNS').map((s) => s.value);
+  if (dns.length === 0) return `x509: certificate is not valid for any names, but wanted to match ${name}`;
+  return `x509: certificate is valid for ${dns.join(', ')}, not ${name}`;
+}
+
+function describe(address: string, hs: Handshaken): TlsDetail {
+  const detail: TlsDetail = { address, cipher: hs.cipher };
+  if (hs.protocol) detail.protocol = hs.protocol;
+  if (hs.authorizationError) detail.authorizationError = hs.authorizationError;
+  const leaf = hs.chain[0];
+  if (!leaf) return detail;
+  detail.subject = dn(leaf.subject);
+  detail.issuer = dn(leaf.issuer);
+  detail.sans = parseSubjectAltName(leaf.subjectAltName).map((s) => s.value);
+  detail.notBefore = rfc3339(Date.parse(leaf.validFrom));
+  detail.notAfter = rfc3339(Date.parse(leaf.validTo));
+  const earliest = Math.min(...hs.chain.map((c) => Date.parse(c.validTo)));
+  detail.earliestExpiry = rfc3339(earliest);
+  detail.earliestExpirySeconds = Math.floor(earliest / 1000);
+  detail.chain = hs.chain.map((c) => ({ subject: dn(c.subject), issuer: dn(c.issuer), notAfter: rfc3339(Date.parse(c.validTo)) }));
+  return detail;
+}
+
+export interface San {
+  type: string;
+  value: string;
+}
+
+/**
+ * Parse Node's subjectAltName string ("DNS:a.test, IP Address:127.0.0.1";
+ * values with special characters are JSON-quoted). Pure.
+ */
+export function parseSubjectAltName(text: string | undefined): San[] {
+  const out: San[] = [];
+  if (!text) return out;
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) break;
+    const rawType = text.slice(i, colon).trim();
+    let value: string;
+    let j = colon + 1;
+    if (text[j] === '"') {
+      let k = j + 1;
+      while (k < text.length && text[k] !== '"') k += text[k] === '\\' ? 2 : 1;
+      value = JSON.parse(text.slice(j, k + 1)) as string;
+      j = k + 1;
+    } else {
+      const comma = text.indexOf(', ', j);
+      const end = comma < 0 ? text.length : comma;
+      value = text.slice(j, end);
+      j = end;
+    }
+    out.push({ type: rawType === 'IP Address' ? 'IP' : rawType, value });
+    i = text.startsWith(', ', j) ? j + 2 : j + 1;
+  }
+  return out;
+}
+
+/** X509Certificate's newline-separated DN as "CN=…, O=…". */
+function dn(text: string): string {
+  return text.split('\n').filter(Boolean).join(', ');
+}
+
+/** RFC3339 UTC without fractional seconds (throws RangeError on an unparsable date). */
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function unbracket(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+function codeOf(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string') return v;
+  return errorCode(v) ?? String(v);
+}
+
+function ignore(): void {}
