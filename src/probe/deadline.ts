@@ -1,9 +1,12 @@
 /** Deadline helpers: every wait in a probe goes through an AbortSignal. */
 import type { ProbeContext } from './types.js';
 
-/** Milliseconds left before the overall probe deadline (never negative). */
+/**
+ * Whole milliseconds left before the overall probe deadline (never negative).
+ * An integer, because undici rejects fractional timeouts.
+ */
 export function remainingMs(ctx: ProbeContext): number {
-  return Math.max(0, ctx.deadlineAt - ctx.clock.now());
+  return Math.max(0, Math.floor(ctx.deadlineAt - ctx.clock.now()));
 }
 
 export interface StageTimer {

@@ -213,10 +213,12 @@ export function parseImageReference(s: string): ReferenceParse {
  * ":"), is "localhost", or is a bracketed IPv6 address is a bare registry;
  * anything else is an image reference.
  */
-export function parseTarget(s: string): TargetParse {
-  if (!s.includes('/') && !s.includes('@')) {
+export function parseTarget(s: string, kind?: 'image' | 'registry'): TargetParse {
+  if (kind !== 'image' && !s.includes('/') && !s.includes('@')) {
     const host = s.startsWith('[') ? s.slice(0, s.indexOf(']') + 1) : s.split(':')[0] ?? '';
-    if (host.startsWith('[') || host.includes('.') || host === 'localhost') {
+    // Without a declared kind, `name:5000` reads as a Docker Hub image with a
+    // tag (as distribution/reference does); `registry:` in the config says otherwise.
+    if (kind === 'registry' || host.startsWith('[') || host.includes('.') || host === 'localhost') {
       if (!DOMAIN_AND_PORT_RE.test(s)) {
         return {
           ok: false,

@@ -103,6 +103,9 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
     detail.scheme = 'basic';
     if (challenge.params.realm !== undefined) detail.realm = challenge.params.realm;
     if (!cred) {
+      // A bare-registry target asks "can this node reach the registry?": a
+      // Basic challenge proves it can; there are no credentials to check.
+      if (input.repository === null) return ok();
       return fail({ reason: 'auth_required', host: input.endpoint, message: `unauthorized: authentication required (Basic auth, no credentials for ${input.endpoint})` });
     }
     authorization = basicAuthorization(cred);
@@ -114,6 +117,9 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
   }
 
   if (input.repository !== null) return ok(authorization); // verified by the manifest request
+  // Bare registry, anonymous: the token service answered, which is all there
+  // is to check; many registries refuse /v2/ to an anonymous token by design.
+  if (!cred) return ok(authorization);
   const verify = await verifyOnPing(ctx, input, opts, authorization);
   return verify ? fail(verify) : ok(authorization);
 }

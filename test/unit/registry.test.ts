@@ -348,6 +348,19 @@ describe('auth', () => {
     assert.equal(last.host, `auth.test:${port}`);
   });
 
+  test('bare registry without credentials: a Basic or Bearer challenge means reachable; the token service is still exercised', async () => {
+    const basic = await fake({ auth: 'basic', users });
+    const b = await walk(basic, null, '');
+    assert.equal(b.last.ok, true, b.last.message);
+    assert.equal((b.steps[1]?.detail as Record<string, unknown>).scheme, 'basic');
+    const f = await bearerFake();
+    const t = await walk(f, null, '');
+    assert.equal(t.last.ok, true, t.last.message);
+    assert.equal(f.count('GET', '/token'), 1, 'anonymous token fetched: the token service is on the path');
+    f.fault({ path: '/token', status: 500 });
+    expectReason((await walk(f, null, '', { cache: new TokenCache() })).last, 'token_error', 'network');
+  });
+
   test('bare registry with bearer: token without scope, verified on /v2/', async () => {
     const f = await bearerFake();
     const { last, steps } = await walk(f, null, '', { credential: alice });

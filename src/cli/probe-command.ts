@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { loadEnvironment } from '../probe/environment.js';
+import { probeTargets } from '../probe/chain.js';
+import { parsePlatform } from '../probe/platform.js';
+import { parseDuration } from '../agent/duration.js';
+import { formatHuman } from './format-human.js';
+import { UsageError, useColor, type Io } from './io.js';
+
+export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '10s' },
+      'resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
+      hosts: { type: 'string', default: '/etc/hosts' },
+      'ca-file': { type: 'string', multiple: true, default: [] },
+      'docker-config': { type: 'string' },
+      'containerd-config-path': { type: 'string' },
+      platform: { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
+    },
+  });
+  if (positionals.length === 0) throw new UsageError('probe: no TARGET given', true);
+  const timeoutMs = parseDuration(values.timeout);
+  if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`--timeout: bad duration "${values.timeout}" (use e.g. 10s, 1500ms, 1m)`);
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency: must be a positive integer, got "${values.concurrency}"`);
+  let platform;
+  if (values.platform !== undefined) {
+    platform = parsePlatform(values.platform);
+    if (!platform) throw new UsageError(`--platform: expected OS/ARCH[/VARIANT], got "${values.platform}"`);
+  }
+  const env = loadEnvironment({
+    resolvConfPath: values['resolv-conf'],
+    hostsPath: values.hosts,
+    caFiles: values['ca-file'],
+    dockerConfigPath: values['docker-config'] ?? null,
+    ...(platform ? { platform } : {}),
+  });
+  const results = await probeTargets(positionals, env, { timeoutMs }, concurrency);
+  if (values.json) io.stdout(JSON.stringify(results, null, 2) + '\n');
+  else io.stdout(formatHuman(results, { color: useColor(io) }));
+  return results.every((r) => r.ok) ? 0 : 1;
+}
