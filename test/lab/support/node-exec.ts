@@ -18,6 +18,8 @@ export interface ExecOptions {
   cwd?: string;
   /** Bind-mount the node's resolv.conf/hosts over /etc (default true). */
   bindEtc?: boolean;
+  /** Called with the child (its pid is the command's own, after exec) — to signal long runners. */
+  onSpawn?: (child: import('node:child_process').ChildProcess) => void;
 }
 
 export interface ExecResult {
@@ -44,6 +46,7 @@ export function execInNs(
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('ip', full, { cwd: opts.cwd ?? cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    opts.onSpawn?.(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

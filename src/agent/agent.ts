@@ -1,0 +1,259 @@
+/**
+ * The DaemonSet process: wires config → scheduler → probe chain → metrics,
+ * status store, node writer and the HTTP server. Everything here is plumbing;
+ * each piece is its own module with its own tests.
+ */
+import { readFile } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
+import { ConfigHolder, defaultEnv, loadConfig, type AgentConfig, type ConfigEnv, type TargetConfig } from './config.js';
+import { Scheduler } from './scheduler.js';
+import { AgentMetrics } from './metrics.js';
+import { StatusStore } from './status-store.js';
+import { createServer, type AgentServer } from './server.js';
+import { resolveNodeIdentity, type NodeIdentity } from './node-identity.js';
+import { loadEnvironment, type ProbeEnvironment } from '../probe/environment.js';
+import { probeTarget } from '../probe/chain.js';
+import { TokenCache } from '../probe/token-cache.js';
+import type { ProbeResult } from '../probe/types.js';
+import { loadInClusterConfig, TokenSource, type InClusterOptions } from '../kube/in-cluster.js';
+import { createKubeClient, type KubeClient } from '../kube/client.js';
+import { NodeWriter } from '../kube/node-writer.js';
+
+export interface AgentOptions {
+  configPath: string;
+  env?: ConfigEnv;
+  /** Process environment for identity (HOST_IP) and in-cluster detection. */
+  processEnv?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Where the service-account files and KUBERNETES_SERVICE_* come from (tests). */
+  inCluster?: InClusterOptions;
+  /** How often the config file is re-read for changes (ConfigMap updates); 0 = only on SIGHUP. */
+  reloadCheckMs?: number;
+  /** Grace for in-flight probes on stop. */
+  stopGraceMs?: number;
+}
+
+export type StartResult = { ok: true; agent: Agent } | { ok: false; errors: string[] };
+
+/** Secrets never logged: belt and braces on top of never passing them to the logger. */
+const REDACT = ['password', 'token', 'authorization', 'auth', '*.password', '*.token', '*.authorization', '*.auth'];
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { component: 'pullprobe' }, redact: { paths: REDACT, censor: '[redacted]' } });
+}
+
+export class Agent {
+  private ready_ = false;
+  private stopping: Promise<void> | null = null;
+  private reloadTimer: NodeJS.Timeout | null = null;
+  private lastConfigText: string | null = null;
+  private lastEnv: ProbeEnvironment;
+  private envError: string | null = null;
+
+  private constructor(
+    private readonly holder: ConfigHolder,
+    private readonly opts: AgentOptions,
+    readonly log: Logger,
+    readonly metrics: AgentMetrics,
+    readonly store: StatusStore,
+    private readonly scheduler: Scheduler,
+    private readonly server: AgentServer,
+    readonly writer: NodeWriter,
+    private readonly kube: KubeClient | null,
+    readonly identity: NodeIdentity,
+    private readonly tokens: TokenCache,
+    env: ProbeEnvironment,
+    readonly port: number,
+  ) {
+    this.lastEnv = env;
+  }
+
+  get config(): AgentConfig {
+    return this.holder.current;
+  }
+
+  get ready(): boolean {
+    return this.ready_;
+  }
+
+  /** Validate everything, then start probing. Config errors come back, nothing is probed. */
+  static async start(opts: AgentOptions): Promise<StartResult> {
+    const cenv = opts.env ?? defaultEnv();
+    const loaded = await loadConfig(opts.configPath, { env: cenv });
+    if (!loaded.ok) return { ok: false, errors: loaded.errors };
+    const config = loaded.config;
+    let env: ProbeEnvironment;
+    try {
+      env = loadEnvironment(environmentOptions(config));
+    } catch (err) {
+      return { ok: false, errors: [(err as Error).message] };
+    }
+    const log = opts.log ?? createLogger(config.logLevel);
+    const holder = new ConfigHolder(opts.configPath, config, { env: cenv });
+    const processEnv = opts.processEnv ?? process.env;
+
+    // Kubernetes: on in a cluster, off (said once) outside.
+    const ic = loadInClusterConfig({ env: processEnv, ...opts.inCluster });
+    let kube: KubeClient | null = null;
+    if (ic.ok) {
+      kube = createKubeClient({ server: ic.config.server, caPem: ic.config.caPem, tokens: new TokenSource(ic.config.tokenFile) });
+    }
+    const identity = await resolveNodeIdentity({
+      client: kube, configuredNode: config.node, configuredSubnet: config.subnet ?? undefined, env: processEnv, log,
+    });
+    const writer = new NodeWriter({
+      client: kube,
+      ...(ic.ok ? {} : { disabledReason: ic.message }),
+      node: identity.name, subnet: identity.subnet, zone: identity.zone, uid: identity.uid, initialNode: identity.node,
+      outputs: config.outputs, expectedTargets: config.targets.map((t) => t.target), log,
+    });
+
+    const metrics = new AgentMetrics();
+    const store = new StatusStore();
+    const info = { node: identity.name, subnet: identity.subnet, zone: identity.zone };
+    metrics.setNodeInfo(info);
+    store.setNode(info);
+    metrics.precreate(config.targets.map((t) => t.target));
+    store.setTargets(config.targets.map((t) => t.target));
+    metrics.setConfigReload(true, Date.now() / 1000);
+
+    const tokens = new TokenCache();
+    // The scheduler calls back into the agent; bind late through a holder.
+    const self: { agent?: Agent } = {};
+    const scheduler = new Scheduler({
+      targets: config.targets, concurrency: config.concurrency, node: identity.name, log,
+      run: async (t, signal) => self.agent?.periodic(t, signal),
+    });
+    const server = createServer({
+      metrics, store, log,
+      probeNow: (target, timeoutMs) => {
+        const agent = self.agent;
+        if (!agent) throw new Error('agent not started');
+        return agent.probe(agent.targetConfig(target), timeoutMs);
+      },
+      allowed: () => holder.current.targets,
+      effectiveConfig: () => ({ ...holder.current, node: identity.name, subnet: identity.subnet, zone: identity.zone }),
+      ready: () => self.agent?.ready ?? false,
+    });
+    let port: number;
+    try {
+      port = (await server.listen(config.listen.host, config.listen.port)).port;
+    } catch (err) {
+      await kube?.close();
+      return { ok: false, errors: [`listen: cannot listen on ${config.listen.host || '*'}:${config.listen.port}: ${(err as { code?: string }).code ?? (err as Error).message}`] };
+    }
+    const agent = new Agent(holder, opts, log, metrics, store, scheduler, server, writer, kube, identity, tokens, env, port);
+    self.agent = agent;
+    writer.start();
+    scheduler.start();
+    agent.watchConfig();
+    log.info({ node: identity.name, subnet: identity.subnet, zone: identity.zone, targets: config.targets.length, port, kubernetes: kube !== null }, 'agent started');
+    return { ok: true, agent };
+  }
+
+  /** The configured target for a /probe request (registry= of an image target probes the registry). */
+  private targetConfig(target: string): TargetConfig {
+    const found = this.config.targets.find((t) => t.target === target);
+    return found ?? { target, kind: 'registry', intervalMs: this.config.intervalMs, timeoutMs: this.config.timeoutMs, jitter: 0 };
+  }
+
+  /** One probe with the node's current files (resolv.conf is re-read every time). */
+  async probe(t: TargetConfig, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
+    let env = this.lastEnv;
+    try {
+      env = loadEnvironment(environmentOptions(this.config));
+      this.lastEnv = env;
+      if (this.envError) this.log.info({}, 'node files readable again');
+      this.envError = null;
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (msg !== this.envError) this.log.warn({ error: msg }, 'cannot re-read node files; probing with the last good ones');
+      this.envError = msg;
+    }
+    return probeTarget(t.target, env, {
+      timeoutMs, kind: t.kind, tokenCache: this.tokens, log: this.log,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  private async periodic(t: TargetConfig, signal: AbortSignal): Promise<void> {
+    const result = await this.probe(t, t.timeoutMs, signal);
+    if (signal.aborted && this.stopping) return;
+    const before = this.store.get(t.target)?.result ?? null;
+    this.metrics.record(t.target, result, Date.now() / 1000);
+    const { changed } = this.store.update(t.target, result);
+    this.writer.update([result]);
+    if (changed) {
+      const fields = { target: t.target, registry: result.registry, ok: result.ok, stage: result.stage, reason: result.reason, cause: result.cause, host: result.host, message: result.message, degraded: result.degraded };
+      if (result.ok) this.log.info(fields, before ? 'target reachable again' : 'target reachable');
+      else this.log.warn(fields, 'target failing');
+    }
+    if (!this.ready_ && this.config.targets.every((c) => this.store.get(c.target)?.result)) {
+      this.ready_ = true;
+      this.log.info({}, 'first probe cycle complete');
+    }
+  }
+
+  /** SIGHUP or a changed file: keep the old config when the new one is invalid. */
+  async reload(): Promise<{ ok: boolean; errors?: string[] }> {
+    const before = this.config;
+    const r = await this.holder.reload();
+    const now = Date.now() / 1000;
+    if (!r.ok) {
+      this.metrics.setConfigReload(false, now);
+      this.log.error({ errors: r.errors }, 'config reload failed; keeping the previous config');
+      return { ok: false, errors: r.errors };
+    }
+    this.metrics.setConfigReload(true, now);
+    if (!r.changed) return { ok: true };
+    const cfg = r.config;
+    const keep = new Set(cfg.targets.map((t) => t.target));
+    for (const t of before.targets) if (!keep.has(t.target)) this.metrics.forgetTarget(t.target);
+    this.metrics.precreate(cfg.targets.map((t) => t.target));
+    this.store.setTargets(cfg.targets.map((t) => t.target));
+    this.scheduler.updateTargets(cfg.targets);
+    const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs'] as const)
+      .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(cfg[k]));
+    if (restartOnly.length) this.log.warn({ keys: restartOnly }, 'these settings take effect on restart');
+    this.log.info({ targets: cfg.targets.length }, 'config reloaded');
+    return { ok: true };
+  }
+
+  private watchConfig(): void {
+    const every = this.opts.reloadCheckMs ?? 30_000;
+    if (every <= 0) return;
+    void readFile(this.opts.configPath, 'utf8').then((t) => { this.lastConfigText = t; }, () => undefined);
+    this.reloadTimer = setInterval(() => {
+      readFile(this.opts.configPath, 'utf8').then(async (text) => {
+        if (this.lastConfigText !== null && text !== this.lastConfigText) {
+          this.lastConfigText = text;
+          await this.reload();
+        }
+        this.lastConfigText = text;
+      }, () => undefined);
+    }, every);
+    this.reloadTimer.unref();
+  }
+
+  /** SIGTERM: stop scheduling, let in-flight probes finish within the grace, close the server. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.reloadTimer) clearInterval(this.reloadTimer);
+      const s = await this.scheduler.stop(this.opts.stopGraceMs ?? 5000);
+      this.writer.stop();
+      await this.server.close();
+      await this.kube?.close();
+      this.log.info({ finished: s.finished, aborted: s.aborted }, 'agent stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+export function environmentOptions(config: AgentConfig): Parameters<typeof loadEnvironment>[0] {
+  return {
+    resolvConfPath: config.dns.resolvConf,
+    hostsPath: config.dns.hosts,
+    caFiles: config.tls.caFiles,
+    dockerConfigPath: config.credentials.dockerConfig,
+  };
+}
