@@ -255,5 +255,6 @@ export function environmentOptions(config: AgentConfig): Parameters<typeof loadE
     hostsPath: config.dns.hosts,
     caFiles: config.tls.caFiles,
     dockerConfigPath: config.credentials.dockerConfig,
+    containerdConfigPath: config.containerd.configPath,
   };
 }

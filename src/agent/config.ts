@@ -5,6 +5,7 @@
  * prefixed with its path: `targets[2].image: invalid reference format: …`.
  * YAML syntax errors are `<source>:<line>:<col>: …`.
  */
+import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
@@ -60,7 +61,7 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   resolvConf: '/etc/resolv.conf',
   hosts: '/etc/hosts',
-  containerdConfigPath: '/etc/containerd/certs.d:/etc/docker/certs.d',
+  containerdConfigPath: DEFAULT_CONFIG_PATH,
   heartbeatMs: 600_000,
 } as const;
 

@@ -4,6 +4,7 @@ import { probeTargets } from '../probe/chain.js';
 import { parsePlatform } from '../probe/platform.js';
 import { parseDuration } from '../agent/duration.js';
 import { formatHuman } from './format-human.js';
+import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
 import { UsageError, useColor, type Io } from './io.js';
 
 export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
@@ -18,7 +19,7 @@ export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
       hosts: { type: 'string', default: '/etc/hosts' },
       'ca-file': { type: 'string', multiple: true, default: [] },
       'docker-config': { type: 'string' },
-      'containerd-config-path': { type: 'string' },
+      'containerd-config-path': { type: 'string', default: DEFAULT_CONFIG_PATH },
       platform: { type: 'string' },
       concurrency: { type: 'string', default: '4' },
     },
@@ -38,6 +39,7 @@ export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
     hostsPath: values.hosts,
     caFiles: values['ca-file'],
     dockerConfigPath: values['docker-config'] ?? null,
+    containerdConfigPath: values['containerd-config-path'].split(':').filter((d) => d !== ''),
     ...(platform ? { platform } : {}),
   });
   const results = await probeTargets(positionals, env, { timeoutMs }, concurrency);

@@ -22,6 +22,8 @@ export interface EnvironmentOptions {
   hostsPath?: string | null;
   caFiles?: string[];
   dockerConfigPath?: string | null;
+  /** containerd config_path directories (certs.d); [] to ignore hosts.toml. */
+  containerdConfigPath?: string[];
   platform?: Platform;
   readFile?: (path: string) => string;
 }
@@ -33,6 +35,7 @@ export interface ProbeEnvironment {
   ca: string[];
   auths: DockerAuths | undefined;
   dockerConfigPath: string | null;
+  containerdConfigPath: string[];
   platform: Platform;
 }
 
@@ -78,6 +81,7 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
   }
   return {
     resolvConf, resolvConfPath, hosts, ca, auths, dockerConfigPath,
+    containerdConfigPath: opts.containerdConfigPath ?? [],
     platform: opts.platform ?? hostPlatform(),
   };
 }

@@ -21,6 +21,9 @@ export class HostsTomlError extends Error {
   }
 }
 
+/** containerd's default config_path when none is configured (docs/cri/registry.md). */
+export const DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d';
+
 export const CAPABILITIES = ['pull', 'resolve', 'push'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 

@@ -1,0 +1,187 @@
+/**
+ * One endpoint's pull path: dns → tcp → tls → http(/v2/) → auth → manifest,
+ * as the runtime walks it against one host (the registry, or a mirror from
+ * hosts.toml). The token service is reached as its own dns/tcp/tls hop.
+ */
+import { REASONS, stageOf, type Stage } from './catalog.js';
+import type { ProbeContext, StageOutcome, StepResult } from './types.js';
+import { remainingMs } from './deadline.js';
+import type { Target } from './reference.js';
+import { dnsStage } from './dns.js';
+import { tcpStage } from './tcp.js';
+import { tlsStage } from './tls.js';
+import { createDispatcher } from './dispatcher.js';
+import { httpStage } from './registry-http.js';
+import { authStage } from './registry-auth.js';
+import { manifestStage } from './manifest.js';
+import type { TokenCache } from './token-cache.js';
+import type { Credential } from './types.js';
+import type { ProbeEnvironment } from './environment.js';
+
+/** Where to send the requests: host[:port], scheme, trust. */
+export interface Endpoint {
+  /** host or host:port as used in URLs ("registry.lab.test", "mirror:5000"). */
+  endpoint: string;
+  scheme: 'https' | 'http';
+  /** Trusted CAs for this endpoint (system + --ca-file + hosts.toml `ca`). */
+  ca: string[];
+  skipVerify: boolean;
+}
+
+export interface WalkOptions {
+  timeoutMs: number;
+  connectTimeoutMs?: number;
+  dnsPort?: number;
+  checkPlatform: boolean;
+  tokenCache: TokenCache;
+  credential?: Credential;
+}
+
+export interface Walk {
+  ctx: ProbeContext;
+  env: ProbeEnvironment;
+  opts: WalkOptions;
+  steps: StepResult[];
+  /** The stage in progress, for the deadline safety net. */
+  current: { stage: Stage; host?: string };
+}
+
+export interface Failure {
+  outcome: StageOutcome<object>;
+  stage: Stage;
+}
+
+export function round(s: number): number {
+  return Math.round(s * 1e6) / 1e6;
+}
+
+export function toStep(stage: Stage, o: StageOutcome<object>): StepResult {
+  const step: StepResult = {
+    stage: o.ok || !o.reason ? stage : stageOf(o.reason),
+    ok: o.ok,
+    seconds: round(o.seconds),
+  };
+  if (o.host !== undefined) step.host = o.host;
+  if (!o.ok && o.reason) {
+    step.reason = o.reason;
+    step.message = o.message ?? REASONS[o.reason].message;
+  }
+  if (o.degraded) step.degraded = true;
+  step.detail = o.detail as Record<string, unknown>;
+  return step;
+}
+
+/** Split "host:port" / "[v6]:port" into parts. */
+export function splitHostPort(endpoint: string, defaultPort = 443): { host: string; port: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(endpoint);
+  if (v6) return { host: v6[1] ?? '', port: v6[2] ? Number(v6[2]) : defaultPort };
+  const i = endpoint.lastIndexOf(':');
+  if (i > 0 && /^\d+$/.test(endpoint.slice(i + 1))) {
+    return { host: endpoint.slice(0, i), port: Number(endpoint.slice(i + 1)) };
+  }
+  return { host: endpoint, port: defaultPort };
+}
+
+/** dns → tcp → (tls) for one host; pins its working addresses for the HTTP client. */
+async function reachHost(
+  w: Walk, host: string, port: number, tls: { ca: string[]; skipVerify: boolean } | null, pinned: Map<string, string[]>,
+): Promise<Failure | null> {
+  const { ctx, env, opts } = w;
+  w.current = { stage: 'dns', host };
+  const dns = await dnsStage(ctx, { host }, {
+    resolvConf: env.resolvConf,
+    ...(env.hosts ? { hosts: env.hosts } : {}),
+    ...(opts.dnsPort ? { port: opts.dnsPort } : {}),
+  });
+  w.steps.push(toStep('dns', dns));
+  if (!dns.ok) return { outcome: dns, stage: 'dns' };
+
+  w.current = { stage: 'tcp', host: `${host}:${port}` };
+  const tcp = await tcpStage(ctx, { host, addresses: dns.detail.addresses, port }, {
+    connectTimeoutMs: opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)),
+  });
+  w.steps.push(toStep('tcp', tcp));
+  if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
+
+  if (tls) {
+    w.current = { stage: 'tls', host: `${host}:${port}` };
+    const first = tcp.detail.connected[0] ?? '';
+    const out = await tlsStage(ctx, { host, address: first, port }, {
+      ca: tls.ca, handshakeTimeoutMs: remainingMs(ctx), skipVerify: tls.skipVerify,
+    });
+    w.steps.push(toStep('tls', out));
+    if (!out.ok) return { outcome: out, stage: 'tls' };
+  }
+  pinned.set(host, tcp.detail.connected);
+  return null;
+}
+
+function realmOf(realm: string | undefined): URL | null {
+  if (!realm) return null;
+  try {
+    return new URL(realm);
+  } catch {
+    return null;
+  }
+}
+
+/** Walk one endpoint. Returns the first failure, or null when the image (or registry) is reachable. */
+export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promise<Failure | null> {
+  const { host, port } = splitHostPort(ep.endpoint, ep.scheme === 'http' ? 80 : 443);
+  const pinned = new Map<string, string[]>();
+  const skip = new Set<string>();
+  if (ep.skipVerify) skip.add(host);
+  const reached = await reachHost(w, host, port, ep.scheme === 'https' ? ep : null, pinned);
+  if (reached) return reached;
+
+  const { ctx, opts } = w;
+  const budget = remainingMs(ctx);
+  const dispatcher = createDispatcher({
+    pinned, ca: ep.ca, connectTimeoutMs: budget, headersTimeoutMs: budget, bodyTimeoutMs: budget, skipVerify: skip,
+  });
+  try {
+    w.current = { stage: 'http', host: ep.endpoint };
+    const http = await httpStage(ctx, { endpoint: ep.endpoint, scheme: ep.scheme }, { dispatcher, timeoutMs: remainingMs(ctx) });
+    w.steps.push(toStep('http', http));
+    if (!http.ok) return { outcome: http, stage: 'http' };
+
+    // The token service is its own hop: reach it like the registry itself.
+    const realm = realmOf(http.detail.challenges.find((c) => c.scheme === 'bearer')?.params['realm']);
+    if (realm && !pinned.has(realm.hostname.replace(/^\[|\]$/g, ''))) {
+      const realmHost = realm.hostname.replace(/^\[|\]$/g, '');
+      const realmPort = realm.port ? Number(realm.port) : realm.protocol === 'http:' ? 80 : 443;
+      const hop = await reachHost(w, realmHost, realmPort, realm.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
+      if (hop) return hop;
+    }
+
+    w.current = { stage: 'auth', host: realm?.host ?? ep.endpoint };
+    const auth = await authStage(ctx, {
+      endpoint: ep.endpoint,
+      scheme: ep.scheme,
+      repository: target.kind === 'image' ? target.ref.repository : null,
+      challenges: http.detail.challenges,
+      status: http.detail.status ?? 0,
+    }, {
+      dispatcher, timeoutMs: remainingMs(ctx), tokenCache: opts.tokenCache,
+      ...(opts.credential ? { credential: opts.credential } : {}),
+    });
+    w.steps.push(toStep('auth', auth));
+    if (!auth.ok) return { outcome: auth, stage: 'auth' };
+    if (target.kind !== 'image') return null;
+
+    w.current = { stage: 'manifest', host: ep.endpoint };
+    const manifest = await manifestStage(ctx, {
+      endpoint: ep.endpoint,
+      scheme: ep.scheme,
+      repository: target.ref.repository,
+      reference: target.ref.digest ?? target.ref.tag ?? 'latest',
+      ...(auth.authorization ? { authorization: auth.authorization } : {}),
+      hasCredential: opts.credential !== undefined,
+    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform });
+    w.steps.push(toStep('manifest', manifest));
+    if (!manifest.ok) return { outcome: manifest, stage: 'manifest' };
+    return null;
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
+  }
+}

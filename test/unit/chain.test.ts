@@ -1,0 +1,168 @@
+/**
+ * The chain end to end against loopback registries on IP-literal hosts (no
+ * DNS query needed): stage order, the endpoints containerd would try from
+ * certs.d/hosts.toml (mirror first, server last, degraded on fallback), CA
+ * trust from certs.d, and the overall deadline. The full fault matrix with
+ * real daemons is in test/lab/probe-lab.test.ts.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
+import { probeTarget } from '../../src/probe/chain.js';
+import { loadEnvironment, type ProbeEnvironment } from '../../src/probe/environment.js';
+import { TokenCache } from '../../src/probe/token-cache.js';
+
+let ca: TestCA;
+let leaf: CertPair;
+let dir: string;
+const open: { close(): Promise<unknown> | void }[] = [];
+
+before(() => {
+  ca = createCA();
+  leaf = ca.issue('registry', { sans: ['127.0.0.1'] });
+  dir = mkdtempSync(join(tmpdir(), 'pullprobe-chain-'));
+  writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  writeFileSync(join(dir, 'ca.crt'), ca.cert);
+});
+after(async () => {
+  for (const o of open) await o.close();
+  ca.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function registry(): Promise<FakeRegistry> {
+  const f = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
+  open.push(f);
+  f.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'a'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST, 'v1');
+  return f;
+}
+
+/** A port with nothing listening: bind, note the port, close. */
+async function closedPort(): Promise<number> {
+  const s: Server = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function env(opts: { ca?: boolean; certsD?: string } = {}): ProbeEnvironment {
+  return loadEnvironment({
+    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: null,
+    caFiles: opts.ca === false ? [] : [join(dir, 'ca.crt')],
+    containerdConfigPath: opts.certsD ? [opts.certsD] : [],
+    platform: { os: 'linux', architecture: 'amd64' },
+  });
+}
+
+/** certs.d/<host>_<port>_/hosts.toml for the registry at `port`. */
+function certsD(port: number, toml: string, files: Record<string, string> = {}): string {
+  const root = mkdtempSync(join(dir, 'certs.d-'));
+  const hostDir = join(root, `127.0.0.1_${port}_`);
+  mkdirSync(hostDir);
+  writeFileSync(join(hostDir, 'hosts.toml'), toml);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(hostDir, name), text);
+  return root;
+}
+
+describe('probe chain', () => {
+  test('every stage in order against an anonymous registry; IP literal needs no DNS query', async () => {
+    const f = await registry();
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.deepEqual(r.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
+    assert.equal(r.steps[1]?.detail?.['source'], 'literal');
+    assert.equal(r.registry, `127.0.0.1:${f.port}`);
+    assert.equal(r.image, `127.0.0.1:${f.port}/team/app:v1`);
+    assert.equal(r.degraded, false);
+    assert.equal(f.count('HEAD', /manifests\/v1/), 1);
+  });
+
+  test('without the CA: tls_unknown_ca; the CA from certs.d (hosts.toml `ca`) is trusted as containerd does', async () => {
+    const f = await registry();
+    const target = `127.0.0.1:${f.port}/team/app:v1`;
+    const bare = await probeTarget(target, env({ ca: false }), { timeoutMs: 5000 });
+    assert.equal(bare.reason, 'tls_unknown_ca');
+    assert.equal(bare.host, `127.0.0.1:${f.port}`);
+    const root = certsD(f.port, `server = "https://127.0.0.1:${f.port}"\nca = "ca.crt"\n\n[host]\n`, { 'ca.crt': ca.cert });
+    const trusted = await probeTarget(target, env({ ca: false, certsD: root }), { timeoutMs: 5000 });
+    assert.equal(trusted.ok, true, `${trusted.reason}: ${trusted.message}`);
+  });
+
+  test('hosts.toml mirror is tried first; a healthy mirror serves the probe', async () => {
+    const upstream = await registry();
+    const mirror = await registry();
+    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const r = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.equal(r.degraded, false);
+    assert.equal(mirror.count('HEAD', /manifests\/v1/), 1);
+    assert.equal(upstream.count('HEAD', /manifests\/v1/), 0, 'the server is only the fallback');
+    assert.deepEqual(r.steps[0]?.detail?.['endpoints'], [`https://127.0.0.1:${mirror.port}`, `https://127.0.0.1:${upstream.port}`]);
+  });
+
+  test('mirror down, server up: ok but degraded, the mirror failure kept in the steps', async () => {
+    const upstream = await registry();
+    const dead = await closedPort();
+    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${dead}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const r = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.equal(r.degraded, true);
+    const failed = r.steps.find((s) => !s.ok);
+    assert.equal(failed?.reason, 'tcp_refused');
+    assert.equal(failed?.host, `127.0.0.1:${dead}`);
+    assert.equal(upstream.count('HEAD', /manifests\/v1/), 1);
+  });
+
+  test('mirror and server both down: the first error (the mirror) is the verdict, as containerd reports it', async () => {
+    const deadServer = await closedPort();
+    const deadMirror = await closedPort();
+    const root = certsD(deadServer, `server = "https://127.0.0.1:${deadServer}"\n\n[host."https://127.0.0.1:${deadMirror}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const r = await probeTarget(`127.0.0.1:${deadServer}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
+    assert.equal(r.ok, false);
+    assert.equal(r.reason, 'tcp_refused');
+    assert.equal(r.host, `127.0.0.1:${deadMirror}`);
+    assert.equal(r.steps.filter((s) => s.stage === 'tcp').length, 2, 'both endpoints were tried');
+  });
+
+  test('a pull-only mirror is skipped for a tag but used for a digest', async () => {
+    const upstream = await registry();
+    const mirror = await registry();
+    const digest = mirror.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST);
+    upstream.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST);
+    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull"]\n`);
+    const byTag = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
+    assert.equal(byTag.ok, true);
+    assert.equal(mirror.count('HEAD', /manifests/), 0, 'a public mirror is never trusted to resolve a tag');
+    const byDigest = await probeTarget(`127.0.0.1:${upstream.port}/team/app@${digest}`, env({ certsD: root }), { timeoutMs: 5000 });
+    assert.equal(byDigest.ok, true, `${byDigest.reason}: ${byDigest.message}`);
+    assert.equal(mirror.count('HEAD', /manifests/), 1);
+  });
+
+  test('a registry that never answers: http_timeout at the deadline, never later', async () => {
+    const f = await registry();
+    f.fault({ path: '/v2/', hang: true });
+    const t0 = performance.now();
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 1200 });
+    const took = performance.now() - t0;
+    assert.equal(r.reason, 'http_timeout');
+    assert.equal(r.stage, 'http');
+    assert.ok(took < 1200 + 500, `probe outlived its deadline: ${took} ms`);
+  });
+
+  test('an outer abort signal ends the probe (agent shutdown)', async () => {
+    const f = await registry();
+    f.fault({ path: '/v2/', hang: true });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const t0 = performance.now();
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 10_000, signal: ac.signal });
+    assert.equal(r.ok, false);
+    assert.ok(performance.now() - t0 < 2000, 'aborted long before the 10 s deadline');
+  });
+});
