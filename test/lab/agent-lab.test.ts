@@ -114,9 +114,26 @@ describe('agent in the network lab', labTestOptions(), () => {
         NODE_NAME: `lab-${node}`, HOST_IP: NODES[node].address, LOG_LEVEL: 'info',
       });
     }
-    for (const node of ['nodeA', 'nodeB'] as const) {
-      await waitFor(`${node} agent ready`, async () => ((await http(node, '/readyz')).code === 200 ? true : undefined), 20_000);
-      await waitFor(`${node} node status written`, () => (annotation(node) && condition(node)?.status === 'True' ? true : undefined), 10_000);
+    try {
+      for (const node of ['nodeA', 'nodeB'] as const) {
+        await waitFor(`${node} agent ready`, async () => ((await http(node, '/readyz')).code === 200 ? true : undefined), 20_000);
+        await waitFor(`${node} node status written`, () => (annotation(node) && condition(node)?.status === 'True' ? true : undefined), 10_000);
+      }
+    } catch (err) {
+      // Say why: the agents' own logs and the API server's view.
+      let logs = '';
+      for (const node of ['nodeA', 'nodeB'] as const) {
+        agents[node]?.child?.kill('SIGKILL');
+        const r = await agents[node]?.done;
+        let state = '';
+        try {
+          state = JSON.stringify(api(node).requests.map((q) => `${q.method} ${q.path} ${q.status}`));
+        } catch {
+          state = '(no API server state)';
+        }
+        logs += `\n--- ${node} agent exit ${r?.code} ${r?.signal}\nstdout: ${r?.stdout.slice(-3000)}\nstderr: ${r?.stderr.slice(-2000)}\napi: ${state}`;
+      }
+      throw new Error(`${(err as Error).message}${logs}`);
     }
   });
 

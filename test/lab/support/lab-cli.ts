@@ -6,7 +6,7 @@
  *   node --import tsx test/lab/support/lab-cli.ts clear
  *   node --import tsx test/lab/support/lab-cli.ts exec nodeA -- CMD ARGS...
  *   node --import tsx test/lab/support/lab-cli.ts down        # removes every pp-* namespace
- * The current run id is kept in <repo>/.lab/current.
+ * The current run id is kept in <state root>/current (DEFAULT_STATE_ROOT in lab.ts).
  */
 import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -38,6 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { ADDR, NODE_NAMES, type NodeName, type RegistryHost } from './addresses.js';
 import { startContainerd, writeContainerdFiles } from './containerd.js';
 import { pushImages, REPO_ROOT, startDaemons, type Daemon } from './daemons.js';
@@ -60,7 +61,12 @@ export const FAULTS = [
 export type FaultName = (typeof FAULTS)[number];
 export type FaultOptions = NftFaultOptions;
 
-export const DEFAULT_STATE_ROOT = join(REPO_ROOT, '.lab');
+/**
+ * Run state lives in one machine-wide place, not per checkout: `up` removes
+ * lab namespaces whose owner is gone, and it can only tell a live run of
+ * another checkout from a stale one if it can read that run's state.
+ */
+export const DEFAULT_STATE_ROOT = process.env['PULLPROBE_LAB_STATE'] ?? join(tmpdir(), 'pullprobe-lab');
 
 export interface LabOptions {
   /** Where per-run state lives (default <repo>/.lab); the run dir is <stateRoot>/<run>. */
