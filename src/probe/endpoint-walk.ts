@@ -67,8 +67,17 @@ export function toStep(stage: Stage, o: StageOutcome<object>): StepResult {
     step.message = o.message ?? REASONS[o.reason].message;
   }
   if (o.degraded) step.degraded = true;
-  step.detail = o.detail as Record<string, unknown>;
+  step.detail = roundSeconds(o.detail) as Record<string, unknown>;
   return step;
+}
+
+/** Round every `seconds` field in a detail tree to microseconds (clock subtraction leaves float noise). */
+function roundSeconds(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(roundSeconds);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = k === 'seconds' && typeof x === 'number' ? round(x) : roundSeconds(x);
+  return out;
 }
 
 /** Split "host:port" / "[v6]:port" into parts. */
