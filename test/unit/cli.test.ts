@@ -1,0 +1,102 @@
+/**
+ * The CLI in-process with injected stdout/stderr/TTY/env: exit codes 0/1/2,
+ * nothing on stdout for usage and config errors, colour only on a TTY and
+ * never with NO_COLOR, explain's JSON contract. Probes go to a loopback
+ * registry on an IP-literal host.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli.js';
+import type { Io } from '../../src/cli/io.js';
+import { createCA, type TestCA } from '../support/certs.js';
+import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
+
+let ca: TestCA;
+let dir: string;
+let reg: FakeRegistry;
+
+before(async () => {
+  ca = createCA();
+  const leaf = ca.issue('registry', { sans: ['127.0.0.1'] });
+  dir = mkdtempSync(join(tmpdir(), 'pullprobe-cli-'));
+  writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  writeFileSync(join(dir, 'ca.crt'), ca.cert);
+  reg = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
+  reg.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'d'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST, 'v1');
+});
+after(async () => {
+  await reg.close();
+  ca.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function run(argv: string[], opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, isTTY: opts.tty ?? false, env: opts.env ?? {} };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+const common = (): string[] => ['--resolv-conf', join(dir, 'resolv.conf'), '--hosts', '/dev/null', '--ca-file', join(dir, 'ca.crt'), '--containerd-config-path', '', '--timeout', '3s'];
+const ESC = '\u001b[';
+
+test('probe: exit 0 when every target is ok, 1 when one fails; JSON keeps input order', async () => {
+  const good = `127.0.0.1:${reg.port}/team/app:v1`;
+  const bad = `127.0.0.1:${reg.port}/team/app:nope`;
+  const ok = await run(['probe', '--json', ...common(), good]);
+  assert.equal(ok.code, 0, ok.err);
+  const both = await run(['probe', '--json', ...common(), bad, good]);
+  assert.equal(both.code, 1);
+  const results = JSON.parse(both.out) as Array<{ target: string; reason: string | null }>;
+  assert.deepEqual(results.map((r) => [r.target, r.reason]), [[bad, 'manifest_unknown'], [good, null]]);
+});
+
+test('usage and configuration errors: exit 2, message names the problem, nothing on stdout', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['probe'], /no TARGET/],
+    [['probe', '--timeout', 'soon', 'x.io'], /--timeout/],
+    [['probe', '--platform', 'linux', 'x.io'], /--platform/],
+    [['probe', '--frobnicate', 'x.io'], /frobnicate/],
+    [['probe', '--ca-file', join(dir, 'missing.pem'), 'x.io'], /missing\.pem/],
+    [['probe', '--resolv-conf', join(dir, 'nope.conf'), 'x.io'], /nope\.conf/],
+    [['probe', '--docker-config', join(dir, 'resolv.conf'), 'x.io'], /resolv\.conf/],
+    [['explain'], /no MESSAGE/],
+    [['frob'], /unknown command "frob"/],
+    [['agent'], /--config/],
+  ];
+  for (const [argv, re] of cases) {
+    const r = await run(argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+    assert.equal(r.out, '', argv.join(' '));
+    assert.match(r.err, re, argv.join(' '));
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('human output: ✓/✗ per stage with the fix; colour only on a TTY and never with NO_COLOR', async () => {
+  const bad = `127.0.0.1:${reg.port}/team/app:nope`;
+  const plain = await run(['probe', ...common(), bad]);
+  assert.match(plain.out, /✓ dns/);
+  assert.match(plain.out, /✗ manifest/);
+  assert.match(plain.out, /Reason: manifest\/manifest_unknown/);
+  assert.match(plain.out, /Fix: +The tag does not exist/);
+  assert.ok(!plain.out.includes(ESC), 'no colour when not a TTY');
+  const tty = await run(['probe', ...common(), bad], { tty: true });
+  assert.ok(tty.out.includes(ESC), 'colour on a TTY');
+  const noColor = await run(['probe', ...common(), bad], { tty: true, env: { NO_COLOR: '1' } });
+  assert.ok(!noColor.out.includes(ESC), 'NO_COLOR honoured');
+});
+
+test('explain --json: one object with the contract keys; unknown text gives reason null and exit 1', async () => {
+  const r = await run(['explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused']);
+  assert.equal(r.code, 0);
+  assert.deepEqual(Object.keys(JSON.parse(r.out)), ['stage', 'reason', 'cause', 'message', 'hint']);
+  assert.equal(JSON.parse(r.out).reason, 'tcp_refused');
+  const none = await run(['explain', '--json', 'the cat sat on the mat']);
+  assert.equal(none.code, 1);
+  assert.equal(JSON.parse(none.out).reason, null);
+});
