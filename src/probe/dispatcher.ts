@@ -8,9 +8,9 @@
  * not pinned fails with ENOTFOUND instead of silently using another resolver.
  */
 import { isIP, type LookupFunction } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { Reason } from './catalog.js';
+import { secureContextFor } from './trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
 import type { HeaderMap } from './registry-errors.js';
 
@@ -59,8 +59,8 @@ export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
 
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
-  const ca = opts.ca.length > 0 ? [...rootCertificates, ...opts.ca] : undefined;
-  const base = { lookup, timeout: opts.connectTimeoutMs, ...(ca ? { ca } : {}) };
+  // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
+  const base = { lookup, timeout: opts.connectTimeoutMs, ...(opts.ca.length > 0 ? { secureContext: secureContextFor(opts.ca) } : {}) };
   const verified = buildConnector({ ...base, rejectUnauthorized: true });
   const unverified = buildConnector({ ...base, rejectUnauthorized: false });
   const skip = opts.skipVerify;

@@ -62,6 +62,8 @@ export interface ManifestDetail {
   /** The node platform looked for, and what the index offers. */
   platform?: string;
   platformDigest?: string;
+  /** The index for this digest was read by an earlier probe (no GET this time). */
+  indexCached?: boolean;
   platforms?: string[];
   /** Existing tags nearest to the missing one. */
   nearestTags?: string[];
@@ -223,11 +225,35 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
 }
 
 /**
- * The index was found; look for the node's platform in it. This GETs the
- * index by digest: on Docker Hub a manifest GET counts as a pull against the
- * rate limit (HEAD does not), so every probe with checkPlatform on costs one
- * counted pull per multi-arch image. Turn it off for rate-limited registries
- * or probe it rarely.
+ * Indexes already read, by digest. A digest names immutable content, so the
+ * index never needs a second GET: on Docker Hub a manifest GET counts as a
+ * pull against the rate limit (HEAD does not), and the agent probes every
+ * interval. Steady state is then GET /v2/ and one HEAD per probe.
+ */
+const indexByDigest = new Map<string, unknown>();
+const MAX_INDEXES = 256;
+
+function rememberIndex(digest: string, index: unknown): void {
+  indexByDigest.set(digest, index);
+  if (indexByDigest.size > MAX_INDEXES) indexByDigest.delete(indexByDigest.keys().next().value as string);
+}
+
+function platformVerdict(
+  index: unknown, opts: ManifestOptions, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
+): StageOutcome<ManifestDetail> {
+  const m = matchPlatform(index, opts.platform);
+  s.detail.platforms = m.available;
+  if (!m.match) {
+    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in [${m.available.join(', ')}]`);
+  }
+  s.detail.platformDigest = m.match.digest;
+  return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+}
+
+/**
+ * The index was found; look for the node's platform in it. The first time a
+ * digest is seen this GETs the index by digest (a counted pull on Docker
+ * Hub, once per image version); later probes use the remembered index.
  */
 async function checkPlatform(
   ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions,
@@ -236,6 +262,11 @@ async function checkPlatform(
   const want = formatPlatform(opts.platform);
   s.detail.platform = want;
   const ref = s.digest ?? input.reference;
+  const known = s.digest !== undefined ? indexByDigest.get(s.digest) : undefined;
+  if (known !== undefined) {
+    s.detail.indexCached = true;
+    return platformVerdict(known, opts, input, s, want);
+  }
   const what = `GET /v2/${input.repository}/manifests/${ref}`;
   let res: SendResult;
   try {
@@ -261,11 +292,6 @@ async function checkPlatform(
     // The HEAD already proved the image is there; an unreadable index is not a pull failure.
     return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
   }
-  const m = matchPlatform(index, opts.platform);
-  s.detail.platforms = m.available;
-  if (!m.match) {
-    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in [${m.available.join(', ')}]`);
-  }
-  s.detail.platformDigest = m.match.digest;
-  return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+  if (s.digest !== undefined) rememberIndex(s.digest, index);
+  return platformVerdict(index, opts, input, s, want);
 }

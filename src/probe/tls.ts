@@ -13,6 +13,7 @@ import { REASONS, type Reason } from './catalog.js';
 import { stageTimer } from './deadline.js';
 import { errorCode, tlsReasonForCode } from './error-codes.js';
 import { joinHostPort } from './tcp.js';
+import { secureContextFor } from './trust.js';
 import type { ProbeContext, StageOutcome } from './types.js';
 
 export interface TlsInput {
@@ -63,21 +64,6 @@ export interface TlsDetail {
 interface Verdict {
   reason: Reason;
   message: string;
-}
-
-const contexts = new WeakMap<string[], tls.SecureContext>();
-
-/**
- * One SecureContext per CA list (keyed by array identity: pass the same
- * loadTrust().ca every time): building it from ~150 roots is not free.
- */
-function secureContextFor(ca: string[]): tls.SecureContext {
-  let sc = contexts.get(ca);
-  if (!sc) {
-    sc = tls.createSecureContext({ ca });
-    contexts.set(ca, sc);
-  }
-  return sc;
 }
 
 export async function tlsStage(

@@ -3,7 +3,7 @@
  * plus every certificate in the extra CA files (`--ca-file`, `tls.caFiles`).
  * Passing `ca` to tls.connect replaces the default roots, so both go in.
  */
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 
@@ -57,4 +57,28 @@ export function loadTrust(caFiles: string[], readFile: ReadTextFile = fs.readFil
     sources.push(path);
   }
   return { ca, sources };
+}
+
+const byArray = new WeakMap<string[], tls.SecureContext>();
+const byContent = new Map<string, tls.SecureContext>();
+const MAX_CONTEXTS = 8;
+
+/**
+ * One SecureContext per trust set, shared by the TLS stage and the HTTP
+ * client: building one from ~150 roots costs tens of milliseconds of CPU,
+ * which per connection made the agent CPU-bound (found by npm run bench).
+ * Keyed by content, since the agent re-reads the CA files on every probe.
+ */
+export function secureContextFor(ca: string[]): tls.SecureContext {
+  const hit = byArray.get(ca);
+  if (hit) return hit;
+  const key = createHash('sha256').update(ca.join('\n')).digest('hex');
+  let sc = byContent.get(key);
+  if (!sc) {
+    sc = tls.createSecureContext({ ca });
+    byContent.set(key, sc);
+    if (byContent.size > MAX_CONTEXTS) byContent.delete(byContent.keys().next().value as string);
+  }
+  byArray.set(ca, sc);
+  return sc;
 }

@@ -224,6 +224,24 @@ describe('agent in the network lab', labTestOptions(), () => {
     assert.match(page.body, /tcp_refused/, 'the cleared failure is still listed');
   });
 
+  test('SIGHUP with an invalid config: the old config stays, said in the log and the metric', async () => {
+    const config = join(lab.dir, 'agent-nodeA.yaml');
+    const good = readFileSync(config, 'utf8');
+    writeFileSync(config, `${good}colour: blue\n`);
+    try {
+      agents.nodeA?.child?.kill('SIGHUP');
+      const m = await waitFor('reload failure metric', async () => {
+        const body = (await http('nodeA', '/metrics')).body;
+        return /pullprobe_config_reload_success 0/.test(body) ? body : undefined;
+      }, 10_000);
+      assert.match(m, new RegExp(`pullprobe_registry_up\\{registry="registry.lab.test",target="${IMAGE}"\\} 1`), 'still probing the old targets');
+    } finally {
+      writeFileSync(config, good);
+    }
+    agents.nodeA?.child?.kill('SIGHUP');
+    await waitFor('reload success metric', async () => (/pullprobe_config_reload_success 1/.test((await http('nodeA', '/metrics')).body) ? true : undefined), 10_000);
+  });
+
   test('SIGTERM: agents stop cleanly with exit 0', async () => {
     for (const node of ['nodeA', 'nodeB'] as const) {
       const a = agents[node];
@@ -234,6 +252,7 @@ describe('agent in the network lab', labTestOptions(), () => {
       // Logs are JSON lines; never a credential.
       for (const line of r.stdout.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), line);
       assert.match(r.stdout, /"msg":"agent stopped"/);
+      if (node === 'nodeA') assert.match(r.stdout, /config reload failed; keeping the previous config/);
     }
   });
 });

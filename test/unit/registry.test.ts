@@ -197,6 +197,13 @@ describe('manifest stage', () => {
     const off = await walk(f, 'multi/img', 'latest', { manifest: { platform: arm, checkPlatform: false } });
     assert.equal(off.last.ok, true);
     assert.equal(f.count('GET', /manifests/), 1, 'no GET when the platform check is off');
+    // The index of a digest never changes: later probes decide from the remembered one.
+    const again = await walk(f, 'multi/img', 'latest', { manifest: { platform: arm } });
+    expectReason(again.last, 'platform_missing', 'missing');
+    assert.equal((again.last.detail as Record<string, unknown>).indexCached, true);
+    const amd = await walk(f, 'multi/img', 'latest', { manifest: { platform: { os: 'linux', architecture: 'amd64' } } });
+    assert.equal(amd.last.ok, true);
+    assert.equal(f.count('GET', /manifests/), 1, 'one GET of the index for all probes: only HEADs after the first');
   });
 
   test('missing tag → manifest_unknown with the nearest existing tags', async () => {
