@@ -1,0 +1,79 @@
+/**
+ * pullprobe benchmark in the network lab (`npm run bench`; root, Linux).
+ * Prints speed, request and memory figures; asserts nothing. Exits non-zero
+ * only when it could not run (lab prerequisites missing, lab or agent failed
+ * to start, a helper crashed), with the reason on stderr.
+ *
+ *   (A) probe: per-stage wall time vs curl -w, requests per probe (anonymous + token registry)
+ *   (B) agent: RSS/CPU after N cycles of 20 targets, requests per target per cycle,
+ *       /probe answers per second under a burst and probes that reached the registry
+ *
+ *   node --import tsx bench/run.ts [--only probe|agent] [--n 20] [--agent-seconds 30]
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, labPrerequisites } from '../test/lab/support/lab.js';
+import { REPO_ROOT } from '../test/lab/support/daemons.js';
+import { probeBench } from './probe-bench.js';
+import { agentBench, stopAgentSync } from './agent-bench.js';
+
+interface Args { only: 'probe' | 'agent' | null; n: number; agentSeconds: number; burst: number; concurrency: number }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { only: null, n: 20, agentSeconds: 30, burst: 200, concurrency: 50 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    if (k === '--only' && (v === 'probe' || v === 'agent')) a.only = v;
+    else if (k === '--n') a.n = Math.max(2, Number(v));
+    else if (k === '--agent-seconds') a.agentSeconds = Math.max(3, Number(v));
+    else if (k === '--burst') a.burst = Math.max(1, Number(v));
+    else if (k === '--concurrency') a.concurrency = Math.max(1, Number(v));
+    else throw new Error(`unknown argument ${k ?? ''}`);
+    i++;
+  }
+  return a;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const missing = labPrerequisites();
+  if (missing.length > 0) {
+    process.stderr.write(`bench: cannot run, lab prerequisites missing:\n  - ${missing.join('\n  - ')}\n`);
+    return 2;
+  }
+  if (!existsSync(join(REPO_ROOT, 'dist', 'cli.js'))) {
+    process.stderr.write('bench: dist/cli.js missing; run `npm run build` (npm run bench does)\n');
+    return 2;
+  }
+  const t0 = performance.now();
+  // Lab.up installs SIGINT/SIGTERM/exit hooks that tear the lab down; the agent is
+  // stopped first by ours (registered before, so it runs first on exit).
+  process.on('exit', stopAgentSync);
+  const lab = await Lab.up();
+  const onSignal = (): void => {
+    stopAgentSync();
+  };
+  process.prependListener('SIGINT', onSignal);
+  process.prependListener('SIGTERM', onSignal);
+  try {
+    console.log(`pullprobe bench — lab run ${lab.run} up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+      `node ${process.version}; all clients run inside nodeA (10.231.1.10)`);
+    if (args.only !== 'agent') console.log(await probeBench(lab, { n: args.n }));
+    if (args.only !== 'probe') {
+      console.log(await agentBench(lab, { seconds: args.agentSeconds, burst: args.burst, concurrency: args.concurrency }));
+    }
+    console.log(`\nbench finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return 0;
+  } finally {
+    stopAgentSync();
+    await lab.down();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`bench: could not run: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
