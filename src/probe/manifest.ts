@@ -10,6 +10,9 @@ import { reasonInfo, type Reason } from './catalog.js';
 import { stageTimer, type StageTimer } from './deadline.js';
 import { classifyTransportError, send, type SendResult } from './dispatcher.js';
 import { formatPlatform, matchPlatform } from './platform.js';
+import { editDistance } from '../edit-distance.js';
+
+export { editDistance };
 import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from './registry-errors.js';
 import { registryBase, statusLine } from './registry-http.js';
 import type { Platform, ProbeContext, StageOutcome } from './types.js';
@@ -72,20 +75,6 @@ export interface ManifestDetail {
 
 export function isDigest(reference: string): boolean {
   return /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference);
-}
-
-/** Levenshtein distance. */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-    }
-    prev = cur;
-  }
-  return prev[b.length] as number;
 }
 
 /** Up to `max` existing tags closest to `wanted` (edit distance, then name). */
