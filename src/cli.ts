@@ -3,7 +3,8 @@
  * pullprobe CLI. Exit codes: 0 all targets ok, 1 at least one failed,
  * 2 usage or configuration error (message on stderr, nothing on stdout).
  */
-import { parseArgs } from 'node:util';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { runProbeCommand } from './cli/probe-command.js';
 import { runExplainCommand } from './cli/explain-command.js';
 import { UsageError, type Io } from './cli/io.js';
@@ -57,11 +58,18 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-// Re-exported for tests that drive the CLI in-process.
-export { parseArgs };
+/** True when run as a program — also through npm's `bin` symlink (argv[1] is the link). */
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain) {
+if (isMain()) {
   main(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),

@@ -6,7 +6,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli.js';
@@ -99,4 +101,13 @@ test('explain --json: one object with the contract keys; unknown text gives reas
   const none = await run(['explain', '--json', 'the cat sat on the mat']);
   assert.equal(none.code, 1);
   assert.equal(JSON.parse(none.out).reason, null);
+});
+
+test('the built CLI runs through a symlink, as npm installs `bin` (dist/ is built by npm test first)', () => {
+  const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+  const link = join(dir, 'pullprobe');
+  symlinkSync(cli, link);
+  const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).reason, 'tcp_refused');
 });
