@@ -36,7 +36,7 @@
  * served by the token service for EVERY subnet (ignore `subnet`).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ADDR, NODE_NAMES, type NodeName, type RegistryHost } from './addresses.js';
@@ -128,7 +128,11 @@ export function teardownRunSync(state: Pick<LabState, 'run' | 'dir' | 'namespace
   const names = [...new Set([...state.namespaces, ...listLabNamespaces().filter((n) => runIdOf(n) === state.run)])];
   deleteNamespacesSync(names, Object.values(state.pids));
   if (!keep) rmSync(state.dir, { recursive: true, force: true });
+  else if (existsSync(state.dir)) writeFileSync(join(state.dir, KEPT), 'kept on purpose (PP_LAB_KEEP / keepState)\n');
 }
+
+/** Marks a run dir kept on purpose after down(), so the stale sweep leaves it. */
+const KEPT = 'kept';
 
 /**
  * Remove lab namespaces whose run is stale (owner process gone, or no state).
@@ -136,6 +140,10 @@ export function teardownRunSync(state: Pick<LabState, 'run' | 'dir' | 'namespace
  */
 export function cleanupStale(stateRoot = DEFAULT_STATE_ROOT, all = false, exceptRun?: string): string[] {
   const runs = new Set(listLabNamespaces().map((n) => runIdOf(n) ?? n));
+  // Runs whose namespaces are gone but whose state dir stayed (an interrupted owner).
+  for (const entry of existsSync(stateRoot) ? readdirSync(stateRoot) : []) {
+    if (existsSync(stateFile(join(stateRoot, entry))) && !existsSync(join(stateRoot, entry, KEPT))) runs.add(entry);
+  }
   const removed: string[] = [];
   for (const run of runs) {
     if (run === exceptRun) continue;
