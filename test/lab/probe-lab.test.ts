@@ -188,24 +188,45 @@ describe('probe chain in the network lab', labTestOptions(), () => {
         lab.clear();
       }
     });
-    test('NXDOMAIN and REFUSED names → dns_nxdomain / dns_refused; the control resolves the registry', async () => {
-      const [a, b] = await faultedAndControl([image('nxdomain.lab.test'), image('refused.lab.test')]);
-      expectFailure(a.results[0] as ProbeResult, 'dns', 'dns_nxdomain', 'network', 'nxdomain.lab.test');
-      assert.match((a.results[0] as ProbeResult).message ?? '', /no such host/, 'the seed wording');
-      expectFailure(a.results[1] as ProbeResult, 'dns', 'dns_refused', 'network', 'refused.lab.test');
-      void b;
-      expectOk(only(await probe('nodeB', [image('registry.lab.test')])));
-    });
+    for (const [preset, reason] of [['nxdomain', 'dns_nxdomain'], ['refused', 'dns_refused']] as const) {
+      test(`resolver answers ${preset.toUpperCase()} → dns/${reason}`, async () => {
+        lab.writeResolvConf('nodeA', preset);
+        try {
+          const [a, b] = await faultedAndControl([image('registry.lab.test')]);
+          expectFailure(only(a), 'dns', reason, 'network', 'registry.lab.test');
+          if (preset === 'nxdomain') assert.match(only(a).message ?? '', /no such host/, 'the seed wording');
+          expectOk(only(b));
+        } finally {
+          lab.clear();
+        }
+      });
+    }
   });
 
-  describe('TLS faults', () => {
-    test('expired, wrong-host and untrusted certificates', async () => {
+  describe('TLS faults on subnet A: its connections land on a registry with a bad certificate', () => {
+    const cases = [
+      { fault: 'tls-expired', reason: 'tls_expired' },
+      { fault: 'tls-wronghost', reason: 'tls_hostname_mismatch' },
+      { fault: 'tls-untrusted', reason: 'tls_unknown_ca' },
+    ] as const;
+    for (const c of cases) {
+      test(`${c.fault} → tls/${c.reason}`, async () => {
+        lab.fault(c.fault, { subnet: 'A' });
+        try {
+          const [a, b] = await faultedAndControl([image('registry.lab.test')]);
+          expectFailure(only(a), 'tls', c.reason, 'network', 'registry.lab.test:443');
+          expectOk(only(b));
+        } finally {
+          lab.clear();
+        }
+      });
+    }
+    test('the same certificates by name, and trusting the other CA fixes the untrusted one', async () => {
       const run = await probe('nodeA', [image('expired.lab.test'), image('wronghost.lab.test'), image('untrusted.lab.test')]);
       assert.equal(run.code, 1);
       expectFailure(run.results[0] as ProbeResult, 'tls', 'tls_expired', 'network', 'expired.lab.test:443');
       expectFailure(run.results[1] as ProbeResult, 'tls', 'tls_hostname_mismatch', 'network', 'wronghost.lab.test:443');
       expectFailure(run.results[2] as ProbeResult, 'tls', 'tls_unknown_ca', 'network', 'untrusted.lab.test:443');
-      // Control: trusting the other CA makes the untrusted registry pullable.
       const ctl = await probe('nodeB', [image('untrusted.lab.test')], ['--ca-file', lab.paths.untrustedCaFile]);
       expectOk(only(ctl));
     });
@@ -226,21 +247,21 @@ describe('probe chain in the network lab', labTestOptions(), () => {
       expectFailure(only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.wrong])), 'auth', 'auth_rejected', 'credentials', 'auth.lab.test');
       expectFailure(only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.nopull])), 'auth', 'access_denied', 'credentials');
     });
-    test('token service 500, garbage and hang → token_error within the deadline', async () => {
-      const extra = ['--docker-config', lab.paths.dockerConfig.good];
-      for (const mode of ['token-error', 'token-garbage', 'token-hang'] as const) {
-        lab.fault(mode);
+    for (const mode of ['token-error', 'token-garbage', 'token-hang'] as const) {
+      test(`${mode} for subnet A → auth/token_error within the deadline; B gets tokens`, async () => {
+        const extra = ['--docker-config', lab.paths.dockerConfig.good];
+        lab.fault(mode, { subnet: 'A' });
         try {
-          const run = await probe('nodeA', [image('token.lab.test')], extra);
-          const r = only(run);
+          const [a, b] = await faultedAndControl([image('token.lab.test')], extra);
+          const r = only(a);
           expectFailure(r, 'auth', 'token_error', 'network', 'auth.lab.test');
           assert.ok(r.seconds <= 4.5, `${mode}: probe ended at its deadline (${r.seconds}s)`);
+          expectOk(only(b));
         } finally {
           lab.clear();
         }
-      }
-      expectOk(only(await probe('nodeA', [image('token.lab.test')], extra)));
-    });
+      });
+    }
   });
 
   describe('image name and content', () => {

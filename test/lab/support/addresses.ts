@@ -29,6 +29,10 @@ export const ADDR = {
   dnsServfail: '10.231.100.55',
   /** Plain upstream for the SERVFAIL instance (answers everything with registry's address). */
   dnsUpstream: '10.231.100.56',
+  /** Knows no lab.test names: NXDOMAIN for all of them (resolv preset `nxdomain`). */
+  dnsNx: '10.231.100.57',
+  /** Forwards lab.test to a blackholed upstream: REFUSED (resolv preset `refused`). */
+  dnsRefused: '10.231.100.58',
   /** Local address with nothing on port 53: ICMP port-unreachable (timeout.lab.test upstream). */
   dnsDead: '10.231.100.99',
   /** Blackholed in the services ns: dnsmasq answers REFUSED (refused.lab.test upstream). */

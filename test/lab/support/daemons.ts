@@ -1,5 +1,5 @@
 /**
- * Lab daemons: config files and processes (dnsmasq ×3, docker-registry ×6,
+ * Lab daemons: config files and processes (dnsmasq ×5, docker-registry ×6,
  * the token service), started inside the services namespace with
  * `ip netns exec`, each in its own process group, logs under <dir>/logs.
  */
@@ -80,7 +80,7 @@ function dnsmasqArgv(conf: string): string[] {
   return ['/usr/sbin/dnsmasq', '--keep-in-foreground', `--conf-file=${conf}`, '--pid-file', '--user=root', '--group=root'];
 }
 
-export function writeDnsmasqConfigs(dir: string): { good: string; servfail: string; upstream: string } {
+export function writeDnsmasqConfigs(dir: string): { good: string; servfail: string; upstream: string; nx: string; refused: string } {
   const base = ['no-resolv', 'no-hosts', 'bind-interfaces', 'log-queries', 'log-facility=-'];
   const hostRecords = [
     ...REGISTRY_HOSTS.map((h) => `host-record=${h},${REGISTRIES[h].address}`),
@@ -101,12 +101,18 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
   ];
   // A and AAAA answers, so both validate as BOGUS (a NODATA AAAA would come back REFUSED).
   const upstream = [...base, `listen-address=${ADDR.dnsUpstream}`, `address=/#/${ADDR.registry}`, 'address=/#/fd00:231::10'];
+  // Per-node resolver faults: a node whose resolv.conf names one of these gets NXDOMAIN / REFUSED for every lab name.
+  const nx = [...base, `listen-address=${ADDR.dnsNx}`, 'cache-size=0', 'local=/lab.test/'];
+  const refused = [...base, `listen-address=${ADDR.dnsRefused}`, 'cache-size=0', `server=/lab.test/${ADDR.dnsBlackholed}`];
   const w = (n: string, lines: string[]): string => {
     const p = join(dir, `dnsmasq-${n}.conf`);
     writeFileSync(p, lines.join('\n') + '\n');
     return p;
   };
-  return { good: w('good', good), servfail: w('servfail', servfail), upstream: w('upstream', upstream) };
+  return {
+    good: w('good', good), servfail: w('servfail', servfail), upstream: w('upstream', upstream),
+    nx: w('nx', nx), refused: w('refused', refused),
+  };
 }
 
 export function writeRegistryConfig(dir: string, host: RegistryHost, pki: LabPki, storage: string): string {
@@ -184,6 +190,8 @@ export async function startDaemons(servicesNs: string, dir: string, pki: LabPki,
   launch('dnsmasq-good', dnsmasqArgv(dns.good), [[ADDR.dnsGood, 53, 'udp'], [ADDR.dnsGood2, 53, 'udp'], [ADDR.dnsGood, 53, 'tcp']]);
   launch('dnsmasq-servfail', dnsmasqArgv(dns.servfail), [[ADDR.dnsServfail, 53, 'udp']]);
   launch('dnsmasq-upstream', dnsmasqArgv(dns.upstream), [[ADDR.dnsUpstream, 53, 'udp']]);
+  launch('dnsmasq-nx', dnsmasqArgv(dns.nx), [[ADDR.dnsNx, 53, 'udp']]);
+  launch('dnsmasq-refused', dnsmasqArgv(dns.refused), [[ADDR.dnsRefused, 53, 'udp']]);
 
   for (const host of REGISTRY_HOSTS) {
     const conf = writeRegistryConfig(confDir, host, pki, storage);

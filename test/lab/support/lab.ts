@@ -32,14 +32,18 @@
  * drop-443, unreach-443 (ICMP host unreachable) to every registry (or `host`);
  * token-reject-443, token-drop-443, token-unreach-443 to auth.lab.test;
  * dns-drop (first nameserver .53 silent, .54 fine: "one of two dead"), dns-drop-all;
- * token-hang, token-error (500), token-garbage (200 non-JSON) — these three are
- * served by the token service for EVERY subnet (ignore `subnet`).
+ * tls-expired, tls-wronghost, tls-untrusted (DNAT of registry.lab.test:443 to the
+ * registry with that certificate; the expired and untrusted ones also name
+ * registry.lab.test, so each shows one defect). Resolver faults per node are
+ * resolv.conf presets (RESOLV_PRESETS): servfail, refused, nxdomain, dead, dead-first;
+ * token-hang, token-error (500), token-garbage (200 non-JSON) — served by the
+ * token service to requests from `subnet` only (it sees node addresses).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { ADDR, NODE_NAMES, type NodeName, type RegistryHost } from './addresses.js';
+import { ADDR, NODE_NAMES, SUBNETS, type NodeName, type RegistryHost } from './addresses.js';
 import { startContainerd, writeContainerdFiles } from './containerd.js';
 import { pushImages, REPO_ROOT, startDaemons, type Daemon } from './daemons.js';
 import { addFault, clearFaults, initNft, isNftFault, listRules, type NftFaultOptions } from './nft.js';
@@ -56,7 +60,8 @@ export type { NodeName, RegistryHost } from './addresses.js';
 
 export const FAULTS = [
   'reject-443', 'drop-443', 'unreach-443', 'token-reject-443', 'token-drop-443', 'token-unreach-443',
-  'dns-drop', 'dns-drop-all', 'token-hang', 'token-error', 'token-garbage',
+  'dns-drop', 'dns-drop-all', 'tls-expired', 'tls-wronghost', 'tls-untrusted',
+  'token-hang', 'token-error', 'token-garbage',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 export type FaultOptions = NftFaultOptions;
@@ -113,6 +118,10 @@ export const RESOLV_PRESETS = {
   servfail: `nameserver ${ADDR.dnsServfail}\noptions timeout:1 attempts:1\n`,
   /** A services address with nothing on port 53: ICMP port unreachable. */
   dead: `nameserver ${ADDR.dnsDead}\noptions timeout:1 attempts:1\n`,
+  /** A resolver that knows no lab.test names: NXDOMAIN. */
+  nxdomain: `nameserver ${ADDR.dnsNx}\noptions timeout:1 attempts:1\n`,
+  /** A resolver that answers REFUSED for lab.test. */
+  refused: `nameserver ${ADDR.dnsRefused}\noptions timeout:1 attempts:1\n`,
   /** First nameserver dead, second good. */
   'dead-first': `nameserver ${ADDR.dnsDead}\nnameserver ${ADDR.dnsGood}\noptions timeout:1 attempts:2\n`,
 } as const;
@@ -283,7 +292,7 @@ export class Lab {
   /** Add a fault (several may be active at once). */
   fault(name: FaultName, opts: FaultOptions = {}): void {
     if (isNftFault(name)) addFault(this.ns.router, name, opts);
-    else this.setTokenMode(name === 'token-hang' ? 'hang' : name === 'token-error' ? 'error' : 'garbage');
+    else this.setTokenMode(name === 'token-hang' ? 'hang' : name === 'token-error' ? 'error' : 'garbage', opts.subnet ?? 'A');
   }
 
   /** Remove every fault; restore default resolv.conf and hosts files (in place). */
@@ -362,7 +371,9 @@ export class Lab {
     this.hooks.length = 0;
   }
 
-  private setTokenMode(mode: 'normal' | 'hang' | 'error' | 'garbage'): void {
-    if (this.state.tokenModeFile && existsSync(this.state.tokenModeFile)) writeFileSync(this.state.tokenModeFile, `${mode}\n`);
+  /** The token service applies the mode to requests from `subnet` only (the token server sees node addresses: no NAT). */
+  private setTokenMode(mode: 'normal' | 'hang' | 'error' | 'garbage', subnet: 'A' | 'B' | 'all' = 'all'): void {
+    const cidrs = subnet === 'all' ? '' : ` ${SUBNETS[subnet]}`;
+    if (this.state.tokenModeFile && existsSync(this.state.tokenModeFile)) writeFileSync(this.state.tokenModeFile, `${mode}${cidrs}\n`);
   }
 }

@@ -10,6 +10,7 @@ export const NFT_FAULTS = [
   'reject-443', 'drop-443', 'unreach-443',
   'token-reject-443', 'token-drop-443', 'token-unreach-443',
   'dns-drop', 'dns-drop-all',
+  'tls-expired', 'tls-wronghost', 'tls-untrusted',
 ] as const;
 export type NftFault = (typeof NFT_FAULTS)[number];
 
@@ -35,6 +36,12 @@ export function faultRules(name: NftFault, opts: NftFaultOptions = {}): string[]
     kind === 'reject' ? 'reject with tcp reset' : kind === 'unreach' ? 'reject with icmp type host-unreachable' : 'drop';
   const rule = (match: string, verdict: string): string =>
     `add rule ip ${TABLE} forward ip saddr ${saddr} ${match} ${verdict} comment "${name}"`;
+  const tls = /^tls-(expired|wronghost|untrusted)$/.exec(name);
+  if (tls) {
+    // Subnet A's connections to registry.lab.test:443 land on the registry with the bad certificate.
+    const to = ADDR[tls[1] as 'expired' | 'wronghost' | 'untrusted'];
+    return [`add rule ip ${TABLE} prerouting ip saddr ${saddr} ip daddr ${ADDR.registry} tcp dport 443 dnat to ${to} comment "${name}"`];
+  }
   const m = /^(token-)?(reject|drop|unreach)-443$/.exec(name);
   if (m) {
     const daddr = m[1] ? ADDR.auth : `{ ${registries.join(', ')} }`;
@@ -57,7 +64,8 @@ function flushConntrack(routerNs: string): void {
 }
 
 export function initNft(routerNs: string): void {
-  nft(routerNs, `add table ip ${TABLE}\nadd chain ip ${TABLE} forward { type filter hook forward priority 0; policy accept; }\n`);
+  nft(routerNs, `add table ip ${TABLE}\nadd chain ip ${TABLE} forward { type filter hook forward priority 0; policy accept; }\n`
+    + `add chain ip ${TABLE} prerouting { type nat hook prerouting priority -100; policy accept; }\n`);
 }
 
 export function addFault(routerNs: string, name: NftFault, opts: NftFaultOptions = {}): void {
@@ -66,10 +74,10 @@ export function addFault(routerNs: string, name: NftFault, opts: NftFaultOptions
 }
 
 export function clearFaults(routerNs: string): void {
-  nft(routerNs, `flush chain ip ${TABLE} forward\n`);
+  nft(routerNs, `flush chain ip ${TABLE} forward\nflush chain ip ${TABLE} prerouting\n`);
   flushConntrack(routerNs);
 }
 
 export function listRules(routerNs: string): string {
-  return run('ip', ['netns', 'exec', routerNs, 'nft', 'list', 'chain', 'ip', TABLE, 'forward']);
+  return run('ip', ['netns', 'exec', routerNs, 'nft', 'list', 'table', 'ip', TABLE]);
 }

@@ -38,9 +38,11 @@ export function createLabPki(dir: string): LabPki {
   const other = createCA('pullprobe lab UNTRUSTED CA', otherDir);
   const goodNames = REGISTRY_HOSTS.filter((h) => h !== 'wronghost.lab.test' && h !== 'expired.lab.test' && h !== 'untrusted.lab.test');
   const good = ca.issue('good', { sans: [...goodNames, AUTH_HOST] });
-  const expired = ca.issue('expired', { sans: ['expired.lab.test'], ...EXPIRED_WINDOW });
+  // Expired and untrusted also name registry.lab.test, so the per-subnet DNAT faults
+  // (tls-expired, tls-untrusted) show that one defect and nothing else.
+  const expired = ca.issue('expired', { sans: ['expired.lab.test', 'registry.lab.test'], ...EXPIRED_WINDOW });
   const wronghost = ca.issue('wronghost', { sans: [DNS_NAMES.wronghostCertName] });
-  const untrusted = other.issue('untrusted', { sans: ['untrusted.lab.test'] });
+  const untrusted = other.issue('untrusted', { sans: ['untrusted.lab.test', 'registry.lab.test'] });
   const tokenSigning = ca.issue('token-signing', { sans: [AUTH_HOST], cn: 'pullprobe lab token signer' });
 
   const credentials: LabCredentials = {

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { BlockList } from 'node:net';
 import { parseScopes, signJwt, type HeaderMode } from './jwt.js';
 
 export interface TokenServerConfig {
@@ -41,10 +42,22 @@ function globMatch(glob: string, name: string): boolean {
   return re.test(name);
 }
 
-function readMode(file: string): TokenMode {
+/**
+ * The mode file holds `MODE [CIDR...]`: the fault applies to clients in those
+ * subnets (all clients when none is given), so the other subnet stays a control.
+ */
+function readMode(file: string, client: string | undefined): TokenMode {
   try {
-    const m = readFileSync(file, 'utf8').trim();
-    return m === 'hang' || m === 'error' || m === 'garbage' ? m : 'normal';
+    const [m, ...cidrs] = readFileSync(file, 'utf8').trim().split(/\s+/);
+    const mode: TokenMode = m === 'hang' || m === 'error' || m === 'garbage' ? m : 'normal';
+    if (mode === 'normal' || cidrs.length === 0) return mode;
+    const list = new BlockList();
+    for (const c of cidrs) {
+      const [net, bits] = c.split('/');
+      if (net && bits) list.addSubnet(net, Number(bits), 'ipv4');
+    }
+    const addr = (client ?? '').replace(/^::ffff:/, '');
+    return addr && list.check(addr, 'ipv4') ? mode : 'normal';
   } catch {
     return 'normal';
   }
@@ -67,7 +80,7 @@ export function startTokenServer(cfg: TokenServerConfig): { close(): void } {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
       return;
     }
-    const mode = readMode(cfg.modeFile);
+    const mode = readMode(cfg.modeFile, req.socket.remoteAddress);
     if (mode === 'hang') return; // never answer
     if (mode === 'error') {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('token service broken (lab fault)\n');
