@@ -197,6 +197,8 @@ export class Agent {
   /** SIGHUP or a changed file: keep the old config when the new one is invalid. */
   async reload(): Promise<{ ok: boolean; errors?: string[] }> {
     const before = this.config;
+    // Remember what was read, so the file poll does not reload the same text again.
+    this.lastConfigText = await readFile(this.opts.configPath, 'utf8').catch(() => this.lastConfigText);
     const r = await this.holder.reload();
     const now = Date.now() / 1000;
     if (!r.ok) {
@@ -225,11 +227,8 @@ export class Agent {
     void readFile(this.opts.configPath, 'utf8').then((t) => { this.lastConfigText = t; }, () => undefined);
     this.reloadTimer = setInterval(() => {
       readFile(this.opts.configPath, 'utf8').then(async (text) => {
-        if (this.lastConfigText !== null && text !== this.lastConfigText) {
-          this.lastConfigText = text;
-          await this.reload();
-        }
-        this.lastConfigText = text;
+        if (this.lastConfigText === null) this.lastConfigText = text;
+        else if (text !== this.lastConfigText) await this.reload();
       }, () => undefined);
     }, every);
     this.reloadTimer.unref();

@@ -139,3 +139,25 @@ test('probes, reloads (keeping the old config when the new one is invalid), neve
   assert.ok(!all.includes(CANARY), 'the password never reaches the logs');
   assert.ok(!all.includes(Buffer.from(`alice:${CANARY}`).toString('base64')), 'nor the auth string');
 });
+
+test('a changed config file is picked up without SIGHUP (ConfigMap updates), once per change', async () => {
+  const port = await freePort();
+  const path = join(dir, 'watched.yaml');
+  const image = `127.0.0.1:${reg.port}/team/app:v1`;
+  writeFileSync(path, config(port, [`  - image: ${image}`]));
+  const lines: string[] = [];
+  const own = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+  const r = await Agent.start({ configPath: path, env: { hostname: 'node-2' }, processEnv: {}, inCluster: inClusterOff, log: own, reloadCheckMs: 100 });
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  try {
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    await new Promise((res) => setTimeout(res, 250)); // let the poll record the current text
+    writeFileSync(path, config(port, [`  - image: ${image}`, `  - registry: 127.0.0.1:${reg.port}`]));
+    await until('reloaded', async () => r.agent.config.targets.length === 2);
+    await new Promise((res) => setTimeout(res, 500)); // several more polls of the same text
+    assert.equal(lines.filter((l) => l.includes('"msg":"config reloaded"')).length, 1);
+  } finally {
+    await r.agent.stop();
+  }
+});
