@@ -14,6 +14,7 @@ const USAGE = `Usage:
                                        or bare registries (registry.example.com[:port])
   pullprobe agent --config FILE        run the node agent (DaemonSet process)
   pullprobe explain [--json] "MESSAGE" classify a kubelet/containerd pull error message
+  pullprobe report [--json] [flags]    per-subnet × registry verdicts from node annotations
 
 probe flags:
   --json                         print the array of results as JSON
@@ -38,6 +39,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'agent': {
         const { runAgentCommand } = await import('./agent/agent-command.js');
         return await runAgentCommand(rest, io);
+      }
+      case 'report': {
+        const { runReportCommand } = await import('./report/report-command.js');
+        return await runReportCommand(rest, io);
       }
       case undefined:
       case 'help':

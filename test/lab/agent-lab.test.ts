@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Lab, labTestOptions, NODES, type NodeName, type ExecResult } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
 import type { ProbeResult } from '../../src/probe/types.js';
@@ -186,6 +186,15 @@ describe('agent in the network lab', labTestOptions(), () => {
       assert.equal(condition('nodeA')?.reason, 'TcpRefused');
       assert.match(condition('nodeA')?.message ?? '', /registry\.lab\.test/);
       await waitFor('RegistryUnreachable event', () => api('nodeA').events.find((e) => e.reason === 'RegistryUnreachable' && /registry\.lab\.test/.test(e.message)), 5_000);
+
+      // The per-subnet report over the annotations both agents wrote (kubectl get nodes -o json).
+      const nodeList = JSON.stringify({ kind: 'NodeList', items: [api('nodeA').node, api('nodeB').node] });
+      const rep = spawnSync(process.execPath, [CLI, 'report', '--json'], { input: nodeList, encoding: 'utf8' });
+      assert.equal(rep.status, 1, rep.stderr);
+      const rows = (JSON.parse(rep.stdout) as Array<{ subnet: string; registry: string; verdict: string; reason: string | null; failingNodes: string[] }>)
+        .filter((r) => r.registry === 'registry.lab.test')
+        .map((r) => [r.subnet, r.verdict, r.reason, r.failingNodes]);
+      assert.deepEqual(rows, [['10.231.1.0/24', 'subnet-wide', 'tcp_refused', ['lab-nodeA']], ['10.231.2.0/24', 'ok', null, []]]);
 
       // On-demand probe in the node's context agrees, fresh.
       const fresh = await http('nodeA', '/probe?registry=registry.lab.test&format=json');
