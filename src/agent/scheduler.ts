@@ -13,17 +13,10 @@
  * its own slot. Errors thrown by `run` are logged, never left unhandled.
  */
 import { realClock, silentLog, type Clock, type Log } from '../probe/types.js';
+import { realTimers, type Timers } from '../timers.js';
 import type { TargetConfig } from './config.js';
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+export type { Timers } from '../timers.js';
 
 export interface SchedulerOptions {
   targets: readonly TargetConfig[];

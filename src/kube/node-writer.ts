@@ -8,6 +8,7 @@
  * down, 403 or 429 only delays writes.
  */
 import type { ProbeResult } from '../probe/types.js';
+import { unrefTimers, type Timers } from '../timers.js';
 import { silentLog, type Log } from '../probe/types.js';
 import { KubeApiError, isRetryable, type KubeClient, type KubeNode } from './client.js';
 import {
@@ -16,21 +17,7 @@ import {
   type ConditionState, type CoreEvent, type RegistryState,
 } from './patches.js';
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(h) {
-    clearTimeout(h as NodeJS.Timeout);
-  },
-};
+export type { Timers } from '../timers.js';
 
 export const DEFAULT_HEARTBEAT_MS = 10 * 60_000;
 /** A heartbeat is due this much early, so timer drift never skips a period. */
@@ -106,7 +93,7 @@ export class NodeWriter {
     this.enabled = opts.client !== null;
     this.log = opts.log ?? silentLog;
     this.now = opts.wallNow ?? Date.now;
-    this.timers = opts.timers ?? realTimers;
+    this.timers = opts.timers ?? unrefTimers;
     this.random = opts.random ?? Math.random;
     const o = opts.outputs ?? {};
     this.out = { annotation: o.annotation ?? true, condition: o.condition ?? true, events: o.events ?? true,

@@ -141,7 +141,6 @@ export const REASONS = {
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof REASONS;
-export const REASON_NAMES = Object.keys(REASONS) as Reason[];
 
 export function reasonInfo(reason: Reason): ReasonInfo {
   return REASONS[reason];
@@ -157,9 +156,4 @@ export function stageOf(reason: Reason): Stage {
 
 export function isReason(value: string): value is Reason {
   return Object.hasOwn(REASONS, value);
-}
-
-/** Reasons grouped by stage, in table order. */
-export function reasonsOfStage(stage: Stage): Reason[] {
-  return REASON_NAMES.filter((r) => REASONS[r].stage === stage);
 }

@@ -4,7 +4,7 @@
  *
  * Host names are never resolved here: the chain's DNS stage resolves each
  * host with the node's resolv.conf and pins the answers in `pinned` (a live
- * Map: the token service host is added later, with pinHost). A host that was
+ * Map: the token service host is added once the chain has reached it). A host that was
  * not pinned fails with ENOTFOUND instead of silently using another resolver.
  */
 import { isIP, type LookupFunction } from 'node:net';
@@ -24,11 +24,6 @@ export interface DispatcherOptions {
   bodyTimeoutMs: number;
   /** Hostnames whose certificate is not verified (hosts.toml skip_verify). */
   skipVerify?: Set<string>;
-}
-
-/** Add (or replace) the pinned addresses of a host. */
-export function pinHost(pinned: Map<string, string[]>, host: string, addresses: readonly string[]): void {
-  pinned.set(normaliseHost(host), [...addresses]);
 }
 
 function normaliseHost(host: string): string {

@@ -156,8 +156,8 @@ export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promi
 
     // The token service is its own hop: reach it like the registry itself.
     const realm = realmOf(http.detail.challenges.find((c) => c.scheme === 'bearer')?.params['realm']);
-    if (realm && !pinned.has(realm.hostname.replace(/^\[|\]$/g, ''))) {
-      const realmHost = realm.hostname.replace(/^\[|\]$/g, '');
+    const realmHost = realm?.hostname.replace(/^\[|\]$/g, '');
+    if (realm && realmHost !== undefined && !pinned.has(realmHost)) {
       const realmPort = realm.port ? Number(realm.port) : realm.protocol === 'http:' ? 80 : 443;
       const hop = await reachHost(w, realmHost, realmPort, realm.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
       if (hop) return hop;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseResolvConf, type ResolvConf } from './resolv-conf.js';
 import { parseHosts, type HostsTable } from './hosts-file.js';
 import { loadTrust } from './trust.js';
-import { parseDockerConfig, type DockerAuths } from './docker-config.js';
+import { loadDockerConfig, type DockerAuths } from './docker-config.js';
 import { hostPlatform } from './platform.js';
 import type { Platform } from './types.js';
 
@@ -63,22 +63,10 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
       hosts = undefined; // a node without /etc/hosts resolves through DNS only
     }
   }
-  let ca: string[];
-  try {
-    ca = loadTrust(opts.caFiles ?? [], (p) => readFileSync(p, 'utf8')).ca;
-  } catch (err) {
-    throw new ProbeConfigError((err as Error).message);
-  }
+  // TrustError and the docker config's ConfigError already name the file and carry PULLPROBE_CONFIG.
+  const ca = loadTrust(opts.caFiles ?? [], (p) => read(p)).ca;
   const dockerConfigPath = opts.dockerConfigPath ?? null;
-  let auths: DockerAuths | undefined;
-  if (dockerConfigPath !== null) {
-    try {
-      auths = parseDockerConfig(readNamed(read, dockerConfigPath, 'docker config'), dockerConfigPath);
-    } catch (err) {
-      if (err instanceof ProbeConfigError) throw err;
-      throw new ProbeConfigError((err as Error).message);
-    }
-  }
+  const auths: DockerAuths | undefined = dockerConfigPath === null ? undefined : loadDockerConfig(dockerConfigPath, (p) => read(p));
   return {
     resolvConf, resolvConfPath, hosts, ca, auths, dockerConfigPath,
     containerdConfigPath: opts.containerdConfigPath ?? [],
