@@ -11,11 +11,13 @@ export interface FormatOptions {
 }
 
 const CAUSE_TEXT: Record<Cause, string> = {
-  name: 'wrong image name or tag (seed cause 1)',
-  missing: 'image does not exist in the registry (seed cause 2)',
-  credentials: 'missing or wrong registry credentials (seed cause 3)',
-  network: 'registry unreachable from this node (seed cause 4)',
+  name: 'wrong image name or tag',
+  missing: 'image does not exist in the registry',
+  credentials: 'missing or wrong registry credentials',
+  network: 'registry unreachable from this node',
   registry: 'registry answered but is unhealthy or limiting',
+  node: 'a problem on the node itself (container runtime, disk or pull policy)',
+  internal: 'pullprobe itself failed (a bug; the registry was not judged)',
 };
 
 export function causeText(cause: Cause): string {

@@ -7,11 +7,16 @@
 export const STAGES = ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest', 'runtime'] as const;
 export type Stage = (typeof STAGES)[number];
 
-export const CAUSES = ['name', 'missing', 'credentials', 'network', 'registry'] as const;
+/**
+ * `node`: the node itself (its container runtime, disk, pull policy).
+ * `internal`: a bug in pullprobe, never disguised as a network fault.
+ */
+export const CAUSES = ['name', 'missing', 'credentials', 'network', 'registry', 'node', 'internal'] as const;
 export type Cause = (typeof CAUSES)[number];
 
 interface ReasonInfo {
-  readonly stage: Stage;
+  /** The stage this reason belongs to; null for `internal_error`, which can happen in any stage. */
+  readonly stage: Stage | null;
   readonly cause: Cause;
   /** Short message in the seed's words where a seed row fits. */
   readonly message: string;
@@ -131,12 +136,20 @@ export const REASONS = {
     hint: 'The registry is rate-limiting pulls from this node\'s egress IP: authenticate pulls, use a mirror/pull-through cache, or wait for the window in Retry-After.',
   },
   runtime_unavailable: {
-    stage: 'runtime', cause: 'registry', message: 'container runtime unavailable',
+    stage: 'runtime', cause: 'node', message: 'container runtime unavailable',
     hint: 'The CRI socket did not answer: check that containerd is running and the socket path is mounted into the agent.',
   },
   runtime_pull_failed: {
-    stage: 'runtime', cause: 'registry', message: 'runtime pull failed',
-    hint: 'The container runtime could not pull the image although the HTTP path works: compare the runtime\'s registry config (hosts.toml, proxy env, credentials) with this probe.',
+    stage: 'runtime', cause: 'node', message: 'runtime pull failed',
+    hint: 'The container runtime could not pull the image although the HTTP path works: compare the runtime\'s registry config (hosts.toml, proxy env, credentials) with this probe, and check the node\'s disk space.',
+  },
+  never_pull: {
+    stage: 'runtime', cause: 'node', message: 'image is not present with pull policy of Never',
+    hint: 'The pod says imagePullPolicy: Never and the image is not on this node: load the image onto the node first, or set imagePullPolicy to IfNotPresent.',
+  },
+  internal_error: {
+    stage: null, cause: 'internal', message: 'pullprobe internal error',
+    hint: 'pullprobe itself failed while probing (a bug, not a network fault): please report it with this message; the result says nothing about the registry.',
   },
 } as const satisfies Record<string, ReasonInfo>;
 
@@ -150,7 +163,8 @@ export function causeOf(reason: Reason): Cause {
   return REASONS[reason].cause;
 }
 
-export function stageOf(reason: Reason): Stage {
+/** The reason's stage; null for `internal_error`, whose stage is where it happened. */
+export function stageOf(reason: Reason): Stage | null {
   return REASONS[reason].stage;
 }
 

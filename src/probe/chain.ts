@@ -60,10 +60,12 @@ function baseResult(input: string, target: Target | null): ProbeResult {
   };
 }
 
-function fail(result: ProbeResult, reason: Reason, message: string | undefined, hint: string | undefined, host: string | null): void {
+function fail(
+  result: ProbeResult, reason: Reason, message: string | undefined, hint: string | undefined, host: string | null, stage?: Stage,
+): void {
   const info = REASONS[reason];
   result.ok = false;
-  result.stage = info.stage;
+  result.stage = info.stage ?? stage ?? null;
   result.reason = reason;
   result.cause = causeOf(reason);
   result.message = message ?? info.message;

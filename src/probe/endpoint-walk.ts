@@ -57,7 +57,7 @@ export function round(s: number): number {
 
 export function toStep(stage: Stage, o: StageOutcome<object>): StepResult {
   const step: StepResult = {
-    stage: o.ok || !o.reason ? stage : stageOf(o.reason),
+    stage: o.ok || !o.reason ? stage : (stageOf(o.reason) ?? stage),
     ok: o.ok,
     seconds: round(o.seconds),
   };

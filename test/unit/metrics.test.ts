@@ -37,7 +37,7 @@ function okResult(target = T, steps = OK_STEPS): ProbeResult {
 
 function failResult(reason: Reason, target = T, message?: string): ProbeResult {
   const info = reasonInfo(reason);
-  const stage: Stage = info.stage;
+  const stage: Stage = info.stage ?? 'http';
   const order: Stage[] = ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest'];
   const steps: StepResult[] = OK_STEPS.filter((s) => order.indexOf(s.stage) < order.indexOf(stage));
   steps.push({ stage, ok: false, seconds: 0.0012, host: `${R}:443`, reason });

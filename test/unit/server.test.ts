@@ -25,12 +25,12 @@ function okResult(target: string): ProbeResult {
 function failResult(target: string, reason: Reason, message?: string): ProbeResult {
   const info = reasonInfo(reason);
   return {
-    target, image: target, registry: R, ok: false, stage: info.stage, reason, cause: causeOf(reason),
+    target, image: target, registry: R, ok: false, stage: info.stage ?? 'http', reason, cause: causeOf(reason),
     host: `${R}:443`, message: message ?? info.message, hint: info.hint, degraded: false, seconds: 0.01,
     steps: [
       { stage: 'reference', ok: true, seconds: 0.00001 },
       { stage: 'dns', ok: true, seconds: 0.001, host: R },
-      { stage: info.stage, ok: false, seconds: 0.002, host: `${R}:443`, reason, message: message ?? info.message },
+      { stage: info.stage ?? 'http', ok: false, seconds: 0.002, host: `${R}:443`, reason, message: message ?? info.message },
     ],
   };
 }
