@@ -80,8 +80,8 @@ const CASES: Array<[string, string, Reason, Cause]> = [
     'invalid_reference', 'name'],
   ['CRI socket missing',
     'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory"',
-    'runtime_unavailable', 'registry'],
-  ['layer extraction', pull(REF, REF, `failed to extract layer sha256:${D}: write /var/lib/containerd/tmpmounts/x: no space left on device`), 'runtime_pull_failed', 'registry'],
+    'runtime_unavailable', 'node'],
+  ['layer extraction', pull(REF, REF, `failed to extract layer sha256:${D}: write /var/lib/containerd/tmpmounts/x: no space left on device`), 'runtime_pull_failed', 'node'],
 ];
 
 for (const [name, text, reason, cause] of CASES) {
