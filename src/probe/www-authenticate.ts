@@ -36,24 +36,33 @@ function readToken(c: Cursor): string {
   return c.s.slice(start, c.i);
 }
 
-/** Reads a quoted-string starting at the opening quote; `\x` yields `x`. */
-function readQuoted(c: Cursor): string {
-  let out = '';
-  c.i++; // opening quote
+/**
+ * Reads a quoted-string starting at the opening quote; `\x` yields `x`.
+ * Unterminated (no closing quote before the end of the header): containerd's
+ * expectTokenOrQuoted returns ("", "") — the value is empty and nothing after
+ * it is read — so null here, and the caller stops reading this header.
+ * Linear: slices between escapes, no per-character concatenation.
+ */
+function readQuoted(c: Cursor): string | null {
+  const parts: string[] = [];
+  let from = ++c.i; // past the opening quote
   while (c.i < c.s.length) {
-    const ch = c.s[c.i] as string;
-    if (ch === '\\' && c.i + 1 < c.s.length) {
-      out += c.s[c.i + 1];
+    const ch = c.s.charCodeAt(c.i);
+    if (ch === 0x5c /* \\ */) {
+      if (c.i + 1 >= c.s.length) break;
+      parts.push(c.s.slice(from, c.i), c.s[c.i + 1] as string);
       c.i += 2;
-    } else if (ch === '"') {
+      from = c.i;
+    } else if (ch === 0x22 /* " */) {
+      parts.push(c.s.slice(from, c.i));
       c.i++;
-      return out;
+      return parts.join('');
     } else {
-      out += ch;
       c.i++;
     }
   }
-  return out; // unterminated: take what there is
+  c.i = c.s.length;
+  return null;
 }
 
 function parseOne(header: string, out: Challenge[]): void {
@@ -64,7 +73,7 @@ function parseOne(header: string, out: Challenge[]): void {
     skip(c, ' \t,');
     if (c.i >= c.s.length) break;
     if (c.s[c.i] === '"') {
-      readQuoted(c); // stray quoted string: junk
+      if (readQuoted(c) === null) return; // stray quoted string: junk
       continue;
     }
     if (c.s[c.i] === '=') {
@@ -82,6 +91,10 @@ function parseOne(header: string, out: Challenge[]): void {
       skip(c, ' \t');
       const value = c.s[c.i] === '"' ? readQuoted(c) : readToken(c);
       const key = tok.toLowerCase();
+      if (value === null) {
+        current.params[key] = ''; // unterminated quote: containerd sets the key to "" and reads no further
+        return;
+      }
       if (!Object.hasOwn(current.params, key)) current.params[key] = value;
       continue;
     }
@@ -89,8 +102,9 @@ function parseOne(header: string, out: Challenge[]): void {
       // a param before any scheme: junk
       c.i++;
       skip(c, ' \t');
-      if (c.s[c.i] === '"') readQuoted(c);
-      else readToken(c);
+      if (c.s[c.i] === '"') {
+        if (readQuoted(c) === null) return;
+      } else readToken(c);
       continue;
     }
     current = { scheme: tok.toLowerCase(), params: {} };

@@ -49,9 +49,25 @@ const cases: { name: string; headers: string[]; want: Challenge[] }[] = [
   },
   { name: 'empty and junk', headers: ['', ',,, =', '"quoted junk"'], want: [] },
   {
-    name: 'first value of a repeated key wins, unterminated quote tolerated',
-    headers: ['Bearer realm="a",realm="b",service="unterminated'],
-    want: [{ scheme: 'bearer', params: { realm: 'a', service: 'unterminated' } }],
+    name: 'first value of a repeated key wins',
+    headers: ['Bearer realm="a",realm="b",service="s"'],
+    want: [{ scheme: 'bearer', params: { realm: 'a', service: 's' } }],
+  },
+  {
+    // containerd's expectTokenOrQuoted returns ("", ""): the key is set to "" and the rest of the header is not read.
+    name: 'unterminated quoted value: empty, and nothing after it is read (as containerd)',
+    headers: ['Bearer service="s",realm="https://x', 'Basic realm="b", Bearer realm="t'],
+    want: [{ scheme: 'bearer', params: { service: 's', realm: '' } }, { scheme: 'bearer', params: { realm: '' } }, { scheme: 'basic', params: { realm: 'b' } }],
+  },
+  {
+    name: 'unterminated quoted realm replaces an earlier realm (containerd keeps the last value it set)',
+    headers: ['Bearer realm="https://good/token",realm="https://x'],
+    want: [{ scheme: 'bearer', params: { realm: '' } }],
+  },
+  {
+    name: 'a trailing backslash inside an unterminated quote',
+    headers: ['Bearer realm="abc\\'],
+    want: [{ scheme: 'bearer', params: { realm: '' } }],
   },
 ];
 
@@ -76,4 +92,16 @@ test('parseScope: resource name with host:port, several scopes, type with class'
 test('parseScope: malformed entries dropped', () => {
   assert.deepEqual(parseScope('nocolon repository:onlyone :x:pull repository::pull'), []);
   assert.deepEqual(parseScope(''), []);
+});
+
+test('parseWwwAuthenticate: linear on 1 MB pathological headers (CPU-bounded)', () => {
+  const patterns = ['a=",', 'Bearer a=",', 'Bearer x=', '=', '"', '\\', 'Bearer a="\\"', ',a', 'Bearer realm="'];
+  for (const p of patterns) {
+    const h = p.repeat(Math.ceil(1_000_000 / p.length));
+    const t = process.cpuUsage();
+    parseWwwAuthenticate([h, h]);
+    const used = process.cpuUsage(t);
+    // Linear: ~50 ms for 2 MB; a quadratic parser takes minutes at this size.
+    assert.ok((used.user + used.system) / 1000 < 2000, `${JSON.stringify(p)}: ${(used.user + used.system) / 1000} ms`);
+  }
 });
