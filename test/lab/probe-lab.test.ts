@@ -201,6 +201,39 @@ describe('probe chain in the network lab', labTestOptions(), () => {
         }
       });
     }
+    // The nodes have no IPv6 route at all: connecting a UDP socket to a ULA
+    // address fails locally with ENETUNREACH (no packet leaves the namespace).
+    const UNROUTABLE_V6 = 'fd00:dead:beef::53';
+    test('an unroutable IPv6 nameserver behind a working one → ok but degraded, that nameserver dns_unreachable with its errno', async () => {
+      lab.writeResolvConf('nodeA', `nameserver ${UNROUTABLE_V6}\nnameserver ${lab.addresses.dnsGood}\noptions timeout:1 attempts:1\n`);
+      try {
+        const [a, b] = await faultedAndControl([image('registry.lab.test')]);
+        assert.equal(a.code, 0, `exit code (stderr: ${a.stderr})`);
+        assert.doesNotMatch(a.stderr, /\n\s+at /, 'no stack trace');
+        const r = only(a);
+        expectOk(r, true);
+        const dns = r.steps.find((s) => s.stage === 'dns');
+        const servers = (dns?.detail?.['nameservers'] ?? []) as Array<{ server: string; error?: string; rcode: string | null }>;
+        const v6 = servers.find((s) => s.server === UNROUTABLE_V6);
+        assert.ok(v6, `the unroutable nameserver is listed: ${JSON.stringify(servers)}`);
+        assert.match(JSON.stringify(v6), /ENETUNREACH|EHOSTUNREACH|EADDRNOTAVAIL/, 'the errno is in the detail');
+        expectOk(only(b));
+      } finally {
+        lab.clear();
+      }
+    });
+    test('only an unroutable IPv6 nameserver → dns/dns_unreachable, exit 1, no crash', async () => {
+      lab.writeResolvConf('nodeA', `nameserver ${UNROUTABLE_V6}\noptions timeout:1 attempts:1\n`);
+      try {
+        const [a, b] = await faultedAndControl([image('registry.lab.test')]);
+        assert.equal(a.code, 1, `exit code (stderr: ${a.stderr})`);
+        assert.doesNotMatch(a.stderr, /\n\s+at /, 'no stack trace');
+        expectFailure(only(a), 'dns', 'dns_unreachable', 'network');
+        expectOk(only(b));
+      } finally {
+        lab.clear();
+      }
+    });
   });
 
   describe('TLS faults on subnet A: its connections land on a registry with a bad certificate', () => {
