@@ -66,7 +66,7 @@ const TAG = '[\\w][\\w.-]{0,127}';
 const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}';
 
 const REFERENCE_RE = new RegExp(
-  `^((?:(${DOMAIN_AND_PORT})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*))(?::(${TAG}))?(?:@(${DIGEST}))?$`,
+  `^(?:(${DOMAIN_AND_PORT})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::(${TAG}))?(?:@(${DIGEST}))?$`,
 );
 const DOMAIN_AND_PORT_RE = new RegExp(`^${DOMAIN_AND_PORT}$`);
 const TAG_RE = new RegExp(`^${TAG}$`);
@@ -77,6 +77,9 @@ const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
 
 const PREFIX = 'invalid reference format';
+
+/** Quote at most ~100 characters of the user's text in a message (a 100 KB input stays out of it). */
+const clip = (s: string): string => (s.length > 120 ? `${s.slice(0, 100)}… (${s.length} characters)` : s);
 
 type Fail = { ok: false; message: string; problem: ReferenceProblem };
 const fail = (problem: ReferenceProblem, detail: string): Fail => ({
@@ -135,9 +138,9 @@ function digestProblem(digest: string): string | undefined {
   const algorithm = digest.slice(0, colon);
   const hex = digest.slice(colon + 1);
   const want = DIGEST_HEX_LENGTH[algorithm];
-  if (want === undefined) return `digest "${digest}": unsupported digest algorithm "${algorithm}"`;
-  if (hex.length !== want) return `digest "${digest}": ${algorithm} needs ${want} hex digits, got ${hex.length}`;
-  if (!/^[a-f0-9]+$/.test(hex)) return `digest "${digest}": hex must be lowercase`;
+  if (want === undefined) return `digest "${clip(digest)}": unsupported digest algorithm "${clip(algorithm)}"`;
+  if (hex.length !== want) return `digest "${clip(digest)}": ${algorithm} needs ${want} hex digits, got ${hex.length}`;
+  if (!/^[a-f0-9]+$/.test(hex)) return `digest "${clip(digest)}": hex must be lowercase`;
   return undefined;
 }
 
@@ -148,7 +151,7 @@ function diagnose(input: string, candidate: string): Fail {
   if (at !== -1) {
     const digest = candidate.slice(at + 1);
     if (!DIGEST_RE.test(digest)) {
-      return fail('digest', `digest "${digest}" is not algorithm:hex with at least 32 hex digits`);
+      return fail('digest', `digest "${clip(digest)}" is not algorithm:hex with at least 32 hex digits`);
     }
   }
   const lastSlash = namePart.lastIndexOf('/');
@@ -156,12 +159,12 @@ function diagnose(input: string, candidate: string): Fail {
   if (colon !== -1) {
     const tag = namePart.slice(colon + 1);
     if (!TAG_RE.test(tag)) {
-      return fail('tag', `tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
+      return fail('tag', `tag "${clip(tag)}" must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
     }
   }
   return fail(
     'format',
-    `"${input}" is not [registry[:port]/]repository[:tag][@digest] (repository: lowercase letters, digits and . _ - separators, components joined by /)`,
+    `"${clip(input)}" is not [registry[:port]/]repository[:tag][@digest] (repository: lowercase letters, digits and . _ - separators, components joined by /)`,
   );
 }
 
@@ -169,28 +172,29 @@ function diagnose(input: string, candidate: string): Fail {
 export function parseImageReference(s: string): ReferenceParse {
   if (s === '') return fail('empty', 'empty image reference');
   if (IDENTIFIER_RE.test(s)) {
-    return fail('hex_name', `repository name "${s}" cannot be a 64-character hexadecimal string`);
+    return fail('hex_name', `repository name "${clip(s)}" cannot be a 64-character hexadecimal string`);
   }
   const { domain, remainder } = splitDockerDomain(s);
   const colon = remainder.indexOf(':');
   const remote = colon === -1 ? remainder : remainder.slice(0, colon);
   if (remote.toLowerCase() !== remote) {
-    return fail('uppercase', `repository name "${remote}" must be lowercase`);
+    return fail('uppercase', `repository name "${clip(remote)}" must be lowercase`);
   }
   const candidate = `${domain}/${remainder}`;
   const m = REFERENCE_RE.exec(candidate);
   if (!m) {
     if (REFERENCE_RE.test(candidate.toLowerCase())) {
-      return fail('uppercase', `repository name "${remainder}" must be lowercase`);
+      return fail('uppercase', `repository name "${clip(remainder)}" must be lowercase`);
     }
     return diagnose(s, candidate);
   }
-  const [, name = '', registry = DOCKER_HUB, repository = '', tag, digest] = m;
-  if (name.length > NAME_MAX) {
-    return fail('too_long', `repository name must not be more than ${NAME_MAX} characters (got ${name.length})`);
+  const [, registry = DOCKER_HUB, repository = '', tag, digest] = m;
+  // distribution/reference v0.6.0 (containerd 1.7.19+, 2.x) counts the path only, not the domain.
+  if (repository.length > NAME_MAX) {
+    return fail('too_long', `repository path must not be more than ${NAME_MAX} characters (got ${repository.length})`);
   }
   const port = badPort(registry);
-  if (port !== undefined) return fail('port', `registry "${registry}" has port ${port} outside 1-65535`);
+  if (port !== undefined) return fail('port', `registry "${clip(registry)}" has port ${clip(port)} outside 1-65535`);
   if (digest !== undefined) {
     const problem = digestProblem(digest);
     if (problem) return fail('digest', problem);
@@ -223,12 +227,12 @@ export function parseTarget(s: string, kind?: 'image' | 'registry'): TargetParse
         return {
           ok: false,
           problem: 'format',
-          message: `invalid registry "${s}": expected host[:port] (domain name, IPv4 or [IPv6])`,
+          message: `invalid registry "${clip(s)}": expected host[:port] (domain name, IPv4 or [IPv6])`,
         };
       }
       const port = badPort(s);
       if (port !== undefined) {
-        return { ok: false, problem: 'port', message: `invalid registry "${s}": port ${port} outside 1-65535` };
+        return { ok: false, problem: 'port', message: `invalid registry "${clip(s)}": port ${clip(port)} outside 1-65535` };
       }
       const registry = s.toLowerCase() === LEGACY_DOCKER_HUB ? DOCKER_HUB : s;
       return { ok: true, target: { kind: 'registry', input: s, registry, endpoint: registryEndpoint(registry) } };
