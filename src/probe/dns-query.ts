@@ -3,7 +3,10 @@
  * connected socket (so ICMP port-unreachable surfaces as ECONNREFUSED),
  * random id, replies checked against id and question (mismatches ignored),
  * and a TCP retry (2-byte length prefix) when the reply is truncated.
- * Never throws: every outcome is classified in the result.
+ * Never throws: every outcome is classified in the result. Every socket
+ * error path (a failed connect — ENETUNREACH for an unroutable IPv6
+ * nameserver —, a failed or throwing send, a TCP reset or close) settles the
+ * query, and every wait on a socket event is bounded by the query's budget.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -16,9 +19,29 @@ import { realClock, type Clock } from './types.js';
 export type DnsQueryType = 'A' | 'AAAA';
 export type DnsQueryError = 'timeout' | 'unreachable' | 'network';
 
+/** The part of dgram.Socket the query uses (a test injects a failing one). */
+export interface DnsUdpSocket {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'message', listener: (msg: Buffer) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  connect(port: number, address: string, callback: (err?: Error | null) => void): void;
+  send(msg: Buffer, callback: (err: Error | null) => void): void;
+  close(): void;
+}
+
+/** The part of net.Socket the TCP retry uses. */
+export interface DnsTcpSocket {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'connect' | 'end' | 'close', listener: () => void): unknown;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  write(data: Buffer): unknown;
+  destroy(): void;
+}
+
+/** Socket factory (house style: injected, real sockets by default). */
 export interface DnsTransport {
-  createUdpSocket(type: 'udp4' | 'udp6'): dgram.Socket;
-  connectTcp(port: number, host: string): net.Socket;
+  createUdpSocket(type: 'udp4' | 'udp6'): DnsUdpSocket;
+  connectTcp(port: number, host: string): DnsTcpSocket;
 }
 
 export const realTransport: DnsTransport = {
@@ -99,10 +122,15 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
   const started = clock.now();
   const qname = normName(opts.name);
   const id = randomInt(0, 0x10000);
-  const query = packet.encode({
-    type: 'query', id, flags: packet.RECURSION_DESIRED,
-    questions: [{ type: opts.type, name: qname, class: 'IN' }],
-  });
+  let query: Buffer;
+  try {
+    query = packet.encode({
+      type: 'query', id, flags: packet.RECURSION_DESIRED,
+      questions: [{ type: opts.type, name: qname, class: 'IN' }],
+    });
+  } catch (err) {
+    return { rcode: null, answers: [], truncated: false, transport: 'udp', ...classify(err), seconds: (clock.now() - started) / 1000 };
+  }
   const budget = new AbortController();
   const timer = setTimeout(() => budget.abort(), Math.max(0, opts.timeoutMs));
   const onAbort = (): void => budget.abort();
@@ -141,28 +169,44 @@ function udpExchange(
   transport: DnsTransport, opts: DnsQueryOptions, query: Buffer, id: number, qname: string, signal: AbortSignal,
 ): Promise<Exchange> {
   return new Promise((resolve) => {
-    const host = opts.server.split('%')[0] ?? opts.server;
-    const socket = transport.createUdpSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     let done = false;
+    let socket: DnsUdpSocket | undefined;
     const finish = (r: Exchange): void => {
       if (done) return;
       done = true;
       signal.removeEventListener('abort', onAbort);
-      try { socket.close(); } catch { /* already closed */ }
+      try { socket?.close(); } catch { /* already closed */ }
       resolve(r);
     };
+    const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
     const onAbort = (): void => finish({ kind: 'timeout' });
     if (signal.aborted) return finish({ kind: 'timeout' });
     signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', (err) => finish({ kind: 'error', err: classify(err) }));
-    socket.on('message', (msg) => {
-      let reply: DecodedPacket;
-      try { reply = packet.decode(msg); } catch { return; }
-      if (matches(reply, id, qname, opts.type)) finish({ kind: 'reply', reply });
-    });
-    socket.connect(opts.port, opts.server, () => {
-      socket.send(query, (err) => { if (err) finish({ kind: 'error', err: classify(err) }); });
-    });
+    try {
+      const host = opts.server.split('%')[0] ?? opts.server;
+      const s = transport.createUdpSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      socket = s;
+      s.on('error', fail);
+      s.on('close', () => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } }));
+      s.on('message', (msg) => {
+        let reply: DecodedPacket;
+        try { reply = packet.decode(msg); } catch { return; }
+        if (matches(reply, id, qname, opts.type)) finish({ kind: 'reply', reply });
+      });
+      // dgram hands a failed connect (ENETUNREACH, EADDRNOTAVAIL, …) to this
+      // callback, not to 'error': sending anyway would throw ERR_SOCKET_BAD_PORT.
+      s.connect(opts.port, opts.server, (err) => {
+        if (done) return;
+        if (err) return fail(err);
+        try {
+          s.send(query, (sendErr) => { if (sendErr) fail(sendErr); });
+        } catch (sendErr) {
+          fail(sendErr);
+        }
+      });
+    } catch (err) {
+      fail(err);
+    }
   });
 }
 
@@ -170,37 +214,46 @@ function tcpExchange(
   transport: DnsTransport, opts: DnsQueryOptions, query: Buffer, id: number, qname: string, signal: AbortSignal,
 ): Promise<Exchange> {
   return new Promise((resolve) => {
-    const socket = transport.connectTcp(opts.port, opts.server);
     let done = false;
+    let socket: DnsTcpSocket | undefined;
     let buf = Buffer.alloc(0);
     const finish = (r: Exchange): void => {
       if (done) return;
       done = true;
       signal.removeEventListener('abort', onAbort);
-      socket.destroy();
+      try { socket?.destroy(); } catch { /* already gone */ }
       resolve(r);
     };
+    const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
+    const closed = (): void => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } });
     const onAbort = (): void => finish({ kind: 'timeout' });
     if (signal.aborted) return finish({ kind: 'timeout' });
     signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', (err) => finish({ kind: 'error', err: classify(err) }));
-    socket.on('connect', () => {
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(query.length);
-      socket.write(Buffer.concat([len, query]));
-    });
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (buf.length < 2 + len) return;
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        let reply: DecodedPacket;
-        try { reply = packet.decode(msg); } catch { continue; }
-        if (matches(reply, id, qname, opts.type)) return finish({ kind: 'reply', reply });
-      }
-    });
-    socket.on('end', () => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } }));
+    try {
+      const s = transport.connectTcp(opts.port, opts.server);
+      socket = s;
+      s.on('error', fail);
+      s.on('connect', () => {
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(query.length);
+        try { s.write(Buffer.concat([len, query])); } catch (err) { fail(err); }
+      });
+      s.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (!done && buf.length >= 2) {
+          const len = buf.readUInt16BE(0);
+          if (buf.length < 2 + len) return;
+          const msg = buf.subarray(2, 2 + len);
+          buf = buf.subarray(2 + len);
+          let reply: DecodedPacket;
+          try { reply = packet.decode(msg); } catch { continue; }
+          if (matches(reply, id, qname, opts.type)) return finish({ kind: 'reply', reply });
+        }
+      });
+      s.on('end', closed);
+      s.on('close', closed);
+    } catch (err) {
+      fail(err);
+    }
   });
 }

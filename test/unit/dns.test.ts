@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import * as packet from 'dns-packet';
 import { dnsStage, type DnsOptions } from '../../src/probe/dns.js';
-import { queryDns, type DnsQueryOptions, type DnsQueryResult } from '../../src/probe/dns-query.js';
+import { queryDns, realTransport, type DnsQueryOptions, type DnsQueryResult, type DnsTransport, type DnsUdpSocket } from '../../src/probe/dns-query.js';
+import { EventEmitter } from 'node:events';
 import { parseResolvConf } from '../../src/probe/resolv-conf.js';
 import { parseHosts } from '../../src/probe/hosts-file.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
@@ -301,5 +302,127 @@ test('a silent first nameserver is not retried once the second has decided the v
     assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['timeout', 'NOERROR']);
     // One round only: one A and one AAAA query reached the dead server.
     assert.equal(l.servers[0]?.queries.length, 2);
+  } finally { await l.close(); }
+});
+
+// ---- socket errors settle the query (issue 6: an unroutable nameserver crashed the process) ----
+
+/** What the kernel says for a nameserver without a route (connect(2) on a UDP socket). */
+const UNROUTABLE = '2001:db8::53';
+function enetunreach(address: string, port: number): Error {
+  return Object.assign(new Error(`connect ENETUNREACH ${address}:${port}`), { code: 'ENETUNREACH', errno: -101, syscall: 'connect' });
+}
+
+/**
+ * Real sockets, except that connect() to UNROUTABLE fails as dgram reports
+ * it: through the connect callback (not the 'error' event), without any
+ * packet leaving. Sending on that unconnected socket throws ERR_SOCKET_BAD_PORT.
+ */
+const unroutableTransport: DnsTransport = {
+  createUdpSocket(type) {
+    const socket = dgram.createSocket(type);
+    const connect = socket.connect.bind(socket) as (port: number, address: string, cb: (err?: Error | null) => void) => void;
+    return Object.assign(socket, {
+      connect(port: number, address: string, cb: (err?: Error | null) => void): void {
+        if (address === UNROUTABLE) process.nextTick(() => cb(enetunreach(address, port)));
+        else connect(port, address, cb);
+      },
+    }) as DnsUdpSocket;
+  },
+  connectTcp: realTransport.connectTcp,
+};
+
+test('queryDns: a UDP connect failing with ENETUNREACH settles as unreachable with the errno', async () => {
+  const res = await queryDns({ server: UNROUTABLE, port: 53, name: REG, type: 'AAAA', timeoutMs: 5000, transport: unroutableTransport });
+  assert.equal(res.error, 'unreachable');
+  assert.equal(res.errorCode, 'ENETUNREACH');
+  assert.equal(res.rcode, null);
+});
+
+test('an unroutable IPv6 nameserver behind a working one: ok, degraded, dns_unreachable detail with the errno', async () => {
+  const l = await lab([{ answers: records }], 'options timeout:1 attempts:2', { nameservers: ['127.0.0.60', UNROUTABLE] });
+  try {
+    const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ transport: unroutableTransport }));
+    assert.equal(out.ok, true);
+    assert.equal(out.degraded, true);
+    assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4', 'fd00::3']);
+    const bad = out.detail.nameservers[1];
+    assert.deepEqual([bad?.error, bad?.code], ['unreachable', 'ENETUNREACH']);
+    assert.equal(out.detail.nameservers[0]?.rcode, 'NOERROR');
+  } finally { await l.close(); }
+});
+
+test('the only nameserver unroutable: dns_unreachable naming it, no crash', async () => {
+  const resolvConf = parseResolvConf(`nameserver ${UNROUTABLE}\noptions timeout:1 attempts:2\n`);
+  const out = await dnsStage(makeCtx(), { host: REG }, { resolvConf, transport: unroutableTransport });
+  assert.equal(out.ok, false);
+  assert.equal(out.reason, 'dns_unreachable');
+  assert.equal(out.detail.nameservers[0]?.code, 'ENETUNREACH');
+});
+
+/** A UDP socket that connects, then fails or hangs as told; nothing goes on the wire. */
+class FakeUdp extends EventEmitter implements DnsUdpSocket {
+  closed = false;
+  constructor(private readonly mode: 'send-throws' | 'send-fails' | 'silent' | 'connect-hangs') { super(); }
+  connect(_port: number, _address: string, cb: (err?: Error | null) => void): void {
+    if (this.mode !== 'connect-hangs') process.nextTick(() => cb(null));
+  }
+  send(_msg: Buffer, cb: (err: Error | null) => void): void {
+    if (this.mode === 'send-throws') throw Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
+    if (this.mode === 'send-fails') process.nextTick(() => cb(Object.assign(new Error('send EPERM'), { code: 'EPERM' })));
+  }
+  close(): void { this.closed = true; }
+}
+
+test('queryDns: send errors (thrown or called back) settle the query and close the socket', async () => {
+  for (const mode of ['send-throws', 'send-fails'] as const) {
+    const sock = new FakeUdp(mode);
+    const transport: DnsTransport = { createUdpSocket: () => sock, connectTcp: realTransport.connectTcp };
+    const res = await queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 5000, transport });
+    assert.ok(res.error === 'network' || res.error === 'unreachable', mode);
+    assert.equal(sock.closed, true, mode);
+  }
+});
+
+test('queryDns: a socket factory that throws settles the query', async () => {
+  const transport: DnsTransport = {
+    createUdpSocket: () => { throw Object.assign(new Error('socket EMFILE'), { code: 'EMFILE' }); },
+    connectTcp: realTransport.connectTcp,
+  };
+  const res = await queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 5000, transport });
+  assert.deepEqual([res.error, res.errorCode], ['network', 'EMFILE']);
+});
+
+test('queryDns: a connect that never calls back is bounded by the timeout and by the caller\'s signal', async () => {
+  const transport: DnsTransport = { createUdpSocket: () => new FakeUdp('connect-hangs'), connectTcp: realTransport.connectTcp };
+  const res = await queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 20, transport });
+  assert.equal(res.error, 'timeout');
+  const controller = new AbortController();
+  const pending = queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 60_000, transport, signal: controller.signal });
+  controller.abort();
+  assert.equal((await pending).error, 'timeout');
+});
+
+test('TCP retry: a connect that throws or fails settles the query (truncated reply from a loopback server)', async () => {
+  const l = await lab([{ answers: records, behaviour: { [REG]: 'truncate' } }], '');
+  try {
+    const throwing: DnsTransport = {
+      createUdpSocket: realTransport.createUdpSocket,
+      connectTcp: () => { throw Object.assign(new Error('connect EADDRNOTAVAIL'), { code: 'EADDRNOTAVAIL' }); },
+    };
+    const a = await queryDns({ server: '127.0.0.60', port: l.port, name: REG, type: 'A', timeoutMs: 5000, transport: throwing });
+    assert.deepEqual([a.transport, a.truncated, a.errorCode], ['tcp', true, 'EADDRNOTAVAIL']);
+    const closing: DnsTransport = {
+      createUdpSocket: realTransport.createUdpSocket,
+      connectTcp: () => {
+        const s = new EventEmitter() as EventEmitter & { write(): boolean; destroy(): void };
+        s.write = () => true;
+        s.destroy = () => {};
+        process.nextTick(() => s.emit('close'));
+        return s;
+      },
+    };
+    const b = await queryDns({ server: '127.0.0.60', port: l.port, name: REG, type: 'A', timeoutMs: 5000, transport: closing });
+    assert.deepEqual([b.transport, b.error], ['tcp', 'network']);
   } finally { await l.close(); }
 });
