@@ -52,6 +52,9 @@ export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
   };
 }
 
+/** Response header limit, as Go's http.DefaultMaxHeaderBytes (1 MB) rounded up. */
+export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
+
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
@@ -64,6 +67,9 @@ export function createDispatcher(opts: DispatcherOptions): Agent {
     connect: (o, cb) => ((skip && skip.has(normaliseHost(o.hostname))) ? unverified : verified)(o, cb),
     headersTimeout: opts.headersTimeoutMs,
     bodyTimeout: opts.bodyTimeoutMs,
+    // Node's default is 16 KiB; Go's net/http (containerd) accepts ~1 MB of
+    // response headers, so a registry with big headers is not a network fault.
+    maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
   });
 }
 
@@ -133,6 +139,9 @@ export function classifyTransportError(err: unknown, timedOut: boolean, what: st
   const withCode = (r: Reason, message: string): TransportFailure => (code ? { reason: r, message, code } : { reason: r, message });
   if (timedOut || (code !== undefined && TIMEOUT_CODES.has(code))) {
     return withCode('http_timeout', `${what}: context deadline exceeded`);
+  }
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+    return withCode('http_status', `${what}: the response headers are larger than ${MAX_RESPONSE_HEADER_BYTES >> 20} MiB`);
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return withCode('tcp_timeout', `${what}: dial tcp: i/o timeout`);
   if (code === 'ENOTFOUND') return withCode('dns_nxdomain', `${what}: no such host`);

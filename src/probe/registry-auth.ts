@@ -9,15 +9,23 @@
  * The chain resolves and pins the realm host (DNS/TCP/TLS stages) before
  * calling this; a connect failure that still happens here is classified with
  * that stage's reason and `host` = the realm host.
+ *
+ * The realm is the registry's word, so it is checked first (realm-policy.ts):
+ * https/http only, never a link-local or metadata address, credentials only
+ * over https. Registry-supplied text is scrubbed of every credential sent
+ * (scrub.ts); every Authorization value used is added to `opts.secrets`.
  */
 import type { Dispatcher } from 'undici';
 import type { Reason } from './catalog.js';
 import { stageTimer } from './deadline.js';
 import { classifyTransportError, send } from './dispatcher.js';
+import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from './realm-policy.js';
+import { headerValues, parseRegistryErrors } from './registry-errors.js';
 import { registryBase, statusLine } from './registry-http.js';
-import { tokenCacheKey, type TokenCache } from './token-cache.js';
+import { cleanRegistryText, Secrets } from './scrub.js';
+import { tokenCacheKey, tokenLifetime, type TokenCache } from './token-cache.js';
 import type { Credential, ProbeContext, StageOutcome } from './types.js';
-import type { Challenge } from './www-authenticate.js';
+import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
 
 export interface AuthInput {
   endpoint: string;
@@ -34,11 +42,20 @@ export interface AuthOptions {
   timeoutMs: number;
   credential?: Credential;
   tokenCache: TokenCache;
+  /** Collects every credential and token sent, for scrubbing the result. Default: a private one. */
+  secrets?: Secrets;
+  /** The chain's pinned addresses (host → addresses): a realm host resolved to a link-local/metadata address is refused. */
+  pinned?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface AuthDetail {
   scheme: 'none' | 'basic' | 'bearer';
+  /** Basic: the realm text; Bearer: scheme://host/path of the token service (never userinfo or query). */
   realm?: string;
+  /** Bearer: host[:port] of the token service the node was sent to. */
+  realmHost?: string;
+  /** Bearer over an http: realm: the credentials were not sent (cleartext), the token was asked for anonymously. */
+  credentialsWithheld?: boolean;
   service?: string;
   scope?: string;
   tokenCached?: boolean;
@@ -49,7 +66,13 @@ export interface AuthDetail {
   error?: string;
 }
 
-export type AuthOutcome = StageOutcome<AuthDetail> & { authorization?: string };
+/**
+ * `authorization`: the value for the manifest requests. `credentialsSent`:
+ * whether the node's credentials went into that authorization (false when
+ * anonymous, or withheld from a cleartext realm): the manifest stage's
+ * `hasCredential`. Neither is ever serialised into a step.
+ */
+export type AuthOutcome = StageOutcome<AuthDetail> & { authorization?: string; credentialsSent?: boolean };
 
 const MAX_TOKEN_BODY = 1 << 20;
 
@@ -73,15 +96,17 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const cred = opts.credential;
+  const secrets = opts.secrets ?? new Secrets();
+  secrets.addCredential(cred);
   const detail: AuthDetail = { scheme: 'none' };
   if (cred) detail.credentialSource = cred.source;
   const fail = (f: Fail): AuthOutcome => {
     if (f.status !== undefined) detail.status = f.status;
     if (f.error !== undefined) detail.error = f.error;
-    return { ok: false, reason: f.reason, message: f.message, host: f.host, seconds: seconds(), detail };
+    return { ok: false, reason: f.reason, message: secrets.scrub(f.message), host: f.host, seconds: seconds(), detail };
   };
-  const ok = (authorization?: string): AuthOutcome => {
-    const out: AuthOutcome = { ok: true, host: input.endpoint, seconds: seconds(), detail };
+  const ok = (authorization?: string, credentialsSent = false): AuthOutcome => {
+    const out: AuthOutcome = { ok: true, host: input.endpoint, seconds: seconds(), detail, credentialsSent };
     if (authorization) out.authorization = authorization;
     return out;
   };
@@ -101,7 +126,7 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
   let authorization: string;
   if (challenge.scheme === 'basic') {
     detail.scheme = 'basic';
-    if (challenge.params.realm !== undefined) detail.realm = challenge.params.realm;
+    if (challenge.params.realm !== undefined) detail.realm = cleanRegistryText(challenge.params.realm, secrets, 256);
     if (!cred) {
       // A bare-registry target asks "can this node reach the registry?": a
       // Basic challenge proves it can; there are no credentials to check.
@@ -109,47 +134,78 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
       return fail({ reason: 'auth_required', host: input.endpoint, message: `unauthorized: authentication required (Basic auth, no credentials for ${input.endpoint})` });
     }
     authorization = basicAuthorization(cred);
+    secrets.addAuthorization(authorization);
   } else {
     detail.scheme = 'bearer';
-    const got = await bearerToken(ctx, input, opts, challenge, detail);
+    const got = await bearerToken(ctx, input, opts, challenge, detail, secrets);
     if ('reason' in got) return fail(got);
     authorization = got.authorization;
   }
+  const credentialsSent = cred !== undefined && detail.credentialsWithheld !== true;
 
-  if (input.repository !== null) return ok(authorization); // verified by the manifest request
+  if (input.repository !== null) return ok(authorization, credentialsSent); // verified by the manifest request
   // Bare registry, anonymous: the token service answered, which is all there
   // is to check; many registries refuse /v2/ to an anonymous token by design.
-  if (!cred) return ok(authorization);
+  if (!credentialsSent) return ok(authorization);
   const verify = await verifyOnPing(ctx, input, opts, authorization);
-  return verify ? fail(verify) : ok(authorization);
+  return verify ? fail(verify) : ok(authorization, true);
 }
 
+/**
+ * A 401 whose challenge says `error="invalid_token"` after the probe sent a
+ * token the token service had just issued: the registry and its token
+ * service disagree (signing key, issuer, service name, clock). Not missing
+ * credentials: token_error when the token was anonymous, auth_rejected when
+ * credentials were sent. undefined for any other 401. For the manifest stage
+ * too (its 401 branch, before the generic verdicts).
+ */
+export function refusedTokenVerdict(
+  wwwAuthenticate: readonly string[], o: { bearer: boolean; credentialsSent: boolean; host: string; what: string },
+): { reason: 'token_error' | 'auth_rejected'; message: string } | undefined {
+  if (!o.bearer) return undefined;
+  const challenge = parseWwwAuthenticate(wwwAuthenticate).find((c) => c.scheme === 'bearer');
+  if (challenge?.params.error?.toLowerCase() !== 'invalid_token') return undefined;
+  const why = `${o.host} refused the token its token service issued (${o.what}: 401 invalid_token): the registry and the token service disagree (signing key, issuer, service name or clock)`;
+  return o.credentialsSent
+    ? { reason: 'auth_rejected', message: `unauthorized: ${why}` }
+    : { reason: 'token_error', message: `failed to use anonymous token: ${why}` };
+}
+
+/** Visible ASCII only (RFC 6750 b64token and JWTs fit): anything else cannot go into an Authorization header. */
+const HEADER_SAFE_TOKEN = /^[\x21-\x7e]+$/;
+
 async function bearerToken(
-  ctx: ProbeContext, input: AuthInput, opts: AuthOptions, challenge: Challenge, detail: AuthDetail,
+  ctx: ProbeContext, input: AuthInput, opts: AuthOptions, challenge: Challenge, detail: AuthDetail, secrets: Secrets,
 ): Promise<{ authorization: string } | Fail> {
-  const cred = opts.credential;
   const realm = challenge.params.realm;
-  if (!realm) return { reason: 'token_error', host: input.endpoint, message: 'no realm specified for token auth challenge' };
-  let url: URL;
-  try {
-    url = new URL(realm);
-  } catch {
-    return { reason: 'token_error', host: input.endpoint, message: 'invalid realm URL in the token auth challenge' };
+  const checked = checkRealm(realm, input.endpoint);
+  if (checked.display) detail.realm = secrets.scrub(checked.display);
+  if (!checked.ok) {
+    if (checked.host !== input.endpoint) detail.realmHost = checked.host;
+    return { reason: checked.reason, host: checked.host, message: checked.message };
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    return { reason: 'token_error', host: input.endpoint, message: `unsupported realm scheme ${url.protocol} in the token auth challenge` };
+  detail.realmHost = checked.host;
+  const bad = forbiddenRealmAddresses(opts.pinned?.get(checked.hostname.toLowerCase()) ?? []);
+  if (bad.length > 0) {
+    const r = refuseResolvedRealm(checked, input.endpoint, bad);
+    return { reason: r.reason, host: r.host, message: r.message };
   }
-  detail.realm = realm;
+  // Credentials only over https: an http: realm is asked for an anonymous token.
+  const cred = checked.credentialsAllowed ? opts.credential : undefined;
+  if (opts.credential && !cred) detail.credentialsWithheld = true;
+  const url = checked.url;
   const service = challenge.params.service;
-  if (service !== undefined) detail.service = service;
+  if (service !== undefined) detail.service = cleanRegistryText(service, secrets, 256);
   const scope = input.repository !== null ? pullScope(input.repository) : undefined;
   if (scope) detail.scope = scope;
-  const key = tokenCacheKey({ realm, service, scope, username: cred?.username });
+  const key = tokenCacheKey({ realm: url.toString(), service, scope, username: cred?.username });
   const cached = opts.tokenCache.get(key);
   if (cached) {
     detail.tokenCached = true;
     detail.tokenExpiresIn = cached.expiresInSeconds;
-    return { authorization: `Bearer ${cached.token}` };
+    const authorization = `Bearer ${cached.token}`;
+    secrets.addAuthorization(authorization);
+    return { authorization };
   }
   detail.tokenCached = false;
 
@@ -157,12 +213,14 @@ async function bearerToken(
   if (scope) url.searchParams.append('scope', scope);
   const host = url.host;
   const what = cred ? 'failed to fetch token' : 'failed to fetch anonymous token';
+  let sentBasic: string | undefined;
+  if (cred) secrets.addAuthorization(sentBasic = basicAuthorization(cred));
   const timer = stageTimer(ctx, opts.timeoutMs);
   let res;
   try {
     res = await send(url.toString(), {
       method: 'GET', dispatcher: opts.dispatcher, signal: timer.signal, maxBody: MAX_TOKEN_BODY,
-      headers: { accept: 'application/json', ...(cred ? { authorization: basicAuthorization(cred) } : {}) },
+      headers: { accept: 'application/json', ...(sentBasic ? { authorization: sentBasic } : {}) },
     });
   } catch (err) {
     const f = classifyTransportError(err, timer.timedOut(), `${what} from ${host}`);
@@ -173,13 +231,21 @@ async function bearerToken(
   }
 
   const st = statusLine(res.status);
+  // What the token service said, scrubbed (it may echo the Authorization it got) and cut short.
+  const said = (): string => {
+    const e = parseRegistryErrors(res.body)[0];
+    return e ? `: ${cleanRegistryText(`${e.code}${e.message ? ` ${e.message}` : ''}`, secrets, 200)}` : '';
+  };
   if (res.status === 401 || res.status === 403) {
+    if (detail.credentialsWithheld) {
+      return { reason: 'token_error', host, status: res.status, message: `${what}: the token service ${checked.display} is plain http, so the credentials from ${opts.credential?.source ?? ''} were not sent over cleartext, and it refused an anonymous token (${st}${said()})` };
+    }
     return cred
-      ? { reason: 'auth_rejected', host, status: res.status, message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${st})` }
-      : { reason: 'auth_required', host, status: res.status, message: `unauthorized: authentication required (anonymous token refused by ${host}: ${st})` };
+      ? { reason: 'auth_rejected', host, status: res.status, message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${st}${said()})` }
+      : { reason: 'auth_required', host, status: res.status, message: `unauthorized: authentication required (anonymous token refused by ${host}: ${st}${said()})` };
   }
   if (res.status < 200 || res.status >= 300) {
-    return { reason: 'token_error', host, status: res.status, message: `${what}: unexpected status from GET request to ${host}${url.pathname}: ${st}` };
+    return { reason: 'token_error', host, status: res.status, message: `${what}: unexpected status from GET request to ${host}${url.pathname}: ${st}${said()}` };
   }
   let parsed: unknown;
   try {
@@ -193,11 +259,18 @@ async function bearerToken(
   if (token === '') {
     return { reason: 'token_error', host, status: res.status, message: `${what}: authorization server did not include a token in the response` };
   }
-  const expiresIn = typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : 60;
+  secrets.add(token);
+  if (!HEADER_SAFE_TOKEN.test(token)) {
+    // Not cached: the next probe asks again.
+    return { reason: 'token_error', host, status: res.status, message: `${what}: the token service ${host} issued a token that cannot be sent in an HTTP header (control characters, spaces or line breaks)` };
+  }
+  const expiresIn = tokenLifetime(r.expires_in);
   const issuedAt = typeof r.issued_at === 'string' ? r.issued_at : undefined;
   opts.tokenCache.set(key, token, expiresIn, issuedAt);
   detail.tokenExpiresIn = expiresIn;
-  return { authorization: `Bearer ${token}` };
+  const authorization = `Bearer ${token}`;
+  secrets.addAuthorization(authorization);
+  return { authorization };
 }
 
 /** Bare-registry target: prove the authorization works by re-getting /v2/ with it. */
@@ -212,6 +285,10 @@ async function verifyOnPing(ctx: ProbeContext, input: AuthInput, opts: AuthOptio
     const st = statusLine(res.status);
     const anonymous = !opts.credential;
     if (res.status === 401) {
+      const refused = refusedTokenVerdict(headerValues(res.headers, 'www-authenticate'), {
+        bearer: authorization.startsWith('Bearer '), credentialsSent: !anonymous, host, what: 'GET /v2/',
+      });
+      if (refused) return { ...refused, host, status: 401 };
       return anonymous
         ? { reason: 'auth_required', host, status: 401, message: `unauthorized: authentication required (GET /v2/ with an anonymous token: ${st})` }
         : { reason: 'auth_rejected', host, status: 401, message: `unauthorized: ${host} rejected the credentials from ${opts.credential?.source ?? ''} (${st})` };

@@ -40,6 +40,19 @@ export interface TokenCacheOptions {
 /** Token spec: expires_in defaults to 60 s when absent (pull-path-facts §1.4). */
 export const DEFAULT_EXPIRES_IN = 60;
 
+/**
+ * Longest a token is kept, whatever `expires_in` says (1e308 would otherwise
+ * cache it for ever): a revoked or rotated credential is noticed within an hour.
+ */
+export const MAX_EXPIRES_IN = 3600;
+
+/** The lifetime a token is kept for: `expires_in` when it is a positive finite number, capped; else the default. */
+export function tokenLifetime(expiresInSeconds: unknown): number {
+  return typeof expiresInSeconds === 'number' && Number.isFinite(expiresInSeconds) && expiresInSeconds > 0
+    ? Math.min(expiresInSeconds, MAX_EXPIRES_IN)
+    : DEFAULT_EXPIRES_IN;
+}
+
 export class TokenCache {
   readonly #entries = new Map<string, { token: string; expiresAt: number }>();
   readonly #wallNow: () => number;
@@ -67,9 +80,7 @@ export class TokenCache {
    * past now + expiresIn (a token server clock running ahead of ours).
    */
   set(key: string, token: string, expiresInSeconds?: number, issuedAt?: string | number): void {
-    const ttl = typeof expiresInSeconds === 'number' && Number.isFinite(expiresInSeconds) && expiresInSeconds > 0
-      ? expiresInSeconds
-      : DEFAULT_EXPIRES_IN;
+    const ttl = tokenLifetime(expiresInSeconds);
     const now = this.#wallNow();
     let expiresAt = now + ttl * 1000;
     const issued = typeof issuedAt === 'number' ? issuedAt : issuedAt ? Date.parse(issuedAt) : Number.NaN;

@@ -36,6 +36,10 @@ export interface FakeRegistryOptions {
   anonymousTokenRefused?: boolean;
   /** Extra headers on every manifest answer (e.g. ratelimit-*). */
   manifestHeaders?: Record<string, string>;
+  /** Bearer: the registry refuses every token its token service issued (401 error="invalid_token"), as when the two disagree on the signing key. */
+  rejectIssuedTokens?: boolean;
+  /** Bearer: the token answer, replacing the default JSON body (e.g. a token with a line break). */
+  tokenBody?: (token: string) => string;
 }
 
 export interface Fault {
@@ -49,6 +53,8 @@ export interface Fault {
   body?: string;
   /** Never answer (the socket stays open until close()). */
   hang?: boolean;
+  /** Replace "{authorization}" in body and header values with the request's Authorization (a registry that echoes it). */
+  echoAuthorization?: boolean;
 }
 
 interface Repo {
@@ -160,8 +166,10 @@ export class FakeRegistry {
     if (fault) {
       if (fault.times !== undefined) fault.times--;
       if (fault.hang) return;
-      res.writeHead(fault.status ?? 500, fault.headers ?? {});
-      res.end(method === 'HEAD' ? undefined : fault.body ?? '');
+      const fill = (v: string): string => (fault.echoAuthorization ? v.split('{authorization}').join(req.headers.authorization ?? '') : v);
+      const headers = Object.fromEntries(Object.entries(fault.headers ?? {}).map(([k, v]) => [k, fill(v)]));
+      res.writeHead(fault.status ?? 500, headers);
+      res.end(method === 'HEAD' ? undefined : fill(fault.body ?? ''));
       return;
     }
     if (url.pathname === '/token') return this.#token(req, url, res);
@@ -204,7 +212,7 @@ export class FakeRegistry {
     this.issuedTokens.push(token);
     const body: Record<string, unknown> = { token, access_token: token, issued_at: new Date().toISOString() };
     if (this.#opts.tokenExpiresIn !== null) body.expires_in = this.#opts.tokenExpiresIn ?? 300;
-    this.#send(res, 'GET', 200, { 'content-type': 'application/json' }, json(body));
+    this.#send(res, 'GET', 200, { 'content-type': 'application/json' }, this.#opts.tokenBody ? this.#opts.tokenBody(token) : json(body));
   }
 
   #challenge(scope?: string, error?: string): Record<string, string> {
@@ -237,7 +245,7 @@ export class FakeRegistry {
     }
     const h = req.headers.authorization;
     const grant = h?.startsWith('Bearer ') ? this.#grants.get(h.slice(7)) : undefined;
-    if (!grant) return unauthorized(h ? 'invalid_token' : undefined);
+    if (!grant || this.#opts.rejectIssuedTokens) return unauthorized(h ? 'invalid_token' : undefined);
     if (repoName && !grant.repos.has(repoName)) return unauthorized('insufficient_scope');
     return true;
   }
