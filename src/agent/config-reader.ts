@@ -12,12 +12,18 @@ export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A value echoed in a message: JSON-quoted and cut at 80 characters (a 1 MiB value is not repeated back). */
+export function quote(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
 export function describe(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'string') return `string ${quote(v)}`;
+  const s = String(v);
+  return `${typeof v} ${s.length > 80 ? `${s.slice(0, 80)}…` : s}`;
 }
 
 export function join(path: string, key: string | number): string {
@@ -30,6 +36,7 @@ function squash(s: string): string {
 }
 
 function suggest(key: string, allowed: readonly string[]): string {
+  if (key.length > 64) return '';
   const k = squash(key);
   const hit = allowed.find((a) => squash(a) === k) ?? allowed.find((a) => editDistance(squash(a), k) <= 2);
   return hit ? ` (did you mean "${hit}"?)` : '';
@@ -84,11 +91,11 @@ export class Reader {
     }
     const r = parseDurationDetailed(v);
     if (!r.ok) {
-      this.err(p, `bad duration ${JSON.stringify(v)}: ${r.message}`);
+      this.err(p, `bad duration ${quote(v)}: ${r.message}`);
       return NaN;
     }
     if (r.ms < minMs || r.ms <= 0) {
-      this.err(p, `must be at least ${formatDuration(Math.max(minMs, 1))}, got ${JSON.stringify(v)}`);
+      this.err(p, `must be at least ${formatDuration(Math.max(minMs, 1))}, got ${quote(v)}`);
       return NaN;
     }
     return r.ms;

@@ -6,10 +6,10 @@
  * YAML syntax errors are `<source>:<line>:<col>: …`.
  */
 import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
-import { readFile as fsReadFile } from 'node:fs/promises';
+import { readFile as fsReadFile, stat as fsStat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { parseImageReference, parseTarget } from '../probe/reference.js';
 import { formatDuration } from './duration.js';
 import { describe, isObj, join, Reader } from './config-reader.js';
@@ -190,19 +190,113 @@ function targetIdentity(r: Reader, p: string, key: 'image' | 'registry', value: 
   return t.target.registry.toLowerCase();
 }
 
-function syntaxErrors(text: string, source: string): { value: unknown; errors: string[] } {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
-  const problems = [...doc.errors, ...doc.warnings];
-  const errors = problems.map((e) => {
-    const { line, col } = lineCounter.linePos(e.pos[0]);
-    return `${source}:${line}:${col}: ${e.message}`;
+/** A config file larger than this is refused before parsing (a ConfigMap is at most 1 MiB anyway). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Errors listed in full; the rest are counted. */
+export const MAX_CONFIG_ERRORS = 20;
+/** Longest single error line; longer ones (huge keys or values echoed back) are cut. */
+const MAX_ERROR_CHARS = 400;
+/** Same as the yaml library's default: aliases may expand to at most this many nodes. */
+const MAX_ALIAS_COUNT = 100;
+
+type Position = (offset: number) => string;
+
+/**
+ * Duplicate keys and unresolved aliases, in one pass over the document: the
+ * yaml library's own duplicate check compares every key with every earlier
+ * key of its mapping (quadratic), and it throws on unresolved aliases.
+ */
+function structureErrors(doc: Document.Parsed, at: Position): string[] {
+  const errors: string[] = [];
+  const anchors = new Set<string>();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        if (!anchors.has(node.source)) {
+          errors.push(`${at(node.range?.[0] ?? 0)}: unresolved alias *${clip(node.source)} (its anchor &${clip(node.source)} must come before it)`);
+        }
+        return;
+      }
+      if (node.anchor) anchors.add(node.anchor);
+      if (!isMap(node)) return;
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) {
+          errors.push(`${at(pair.key.range?.[0] ?? 0)}: Map keys must be unique (${clip(String(pair.key.value))} is repeated)`);
+        }
+        seen.add(pair.key.value);
+      }
+    },
   });
-  return { value: errors.length ? undefined : doc.toJS({ maxAliasCount: 100 }), errors };
+  return errors;
 }
 
-/** Parse and validate the agent config. Never throws; returns every error. */
+/** The position of the first alias: where an alias bomb starts. */
+function firstAlias(doc: Document.Parsed): number {
+  let pos = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      pos = node.range?.[0] ?? 0;
+      return visit.BREAK;
+    },
+  });
+  return pos;
+}
+
+function syntaxErrors(text: string, source: string): { value: unknown; errors: string[] } {
+  const lineCounter = new LineCounter();
+  const at: Position = (offset) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return `${source}:${line}:${col}`;
+  };
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
+  const problems = [...doc.errors, ...doc.warnings];
+  const errors = problems.map((e) => `${at(e.pos[0])}: ${e.message}`);
+  errors.push(...structureErrors(doc, at));
+  if (errors.length) return { value: undefined, errors };
+  try {
+    return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), errors };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const why = /alias count/i.test(msg)
+      ? `aliases expand to too many values (at most ${MAX_ALIAS_COUNT}); write the values out instead`
+      : `cannot read this YAML: ${clip(msg)}`;
+    return { value: undefined, errors: [`${at(firstAlias(doc))}: ${why}`] };
+  }
+}
+
+function clip(s: string, max = 80): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** The first MAX_CONFIG_ERRORS errors, each cut to a sane length, and how many more there were. */
+export function capErrors(errors: readonly string[]): string[] {
+  const shown = errors.slice(0, MAX_CONFIG_ERRORS).map((e) => clip(e, MAX_ERROR_CHARS));
+  const more = errors.length - shown.length;
+  if (more > 0) shown.push(`… and ${more} more error${more === 1 ? '' : 's'}`);
+  return shown;
+}
+
+function tooBig(source: string, bytes: number): string {
+  return `${source}: the file is ${bytes} bytes, over the ${MAX_CONFIG_BYTES} byte (1 MiB) limit for the config file`;
+}
+
+/** Parse and validate the agent config. Never throws; returns every error (the first 20 in full). */
 export function parseConfig(text: string, source: string, env: ConfigEnv): ConfigResult {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_CONFIG_BYTES) return { ok: false, errors: [tooBig(source, bytes)] };
+  let r: ConfigResult;
+  try {
+    r = parseChecked(text, source, env);
+  } catch (err) {
+    // A bug here must not take the agent down on a reload: name the file and say what happened.
+    r = { ok: false, errors: [`${source}: internal error while reading the config: ${err instanceof Error ? err.message : String(err)}`] };
+  }
+  return r.ok ? r : { ok: false, errors: capErrors(r.errors) };
+}
+
+function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResult {
   const parsed = syntaxErrors(text, source);
   if (parsed.errors.length) return { ok: false, errors: parsed.errors };
   const r = new Reader();
@@ -304,6 +398,11 @@ export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<
   const read = opts.readFile ?? ((p: string) => fsReadFile(p, 'utf8'));
   let text: string;
   try {
+    if (!opts.readFile) {
+      // Checked before reading: a huge file is refused without loading it.
+      const size = (await fsStat(path)).size;
+      if (size > MAX_CONFIG_BYTES) return { ok: false, errors: [tooBig(path, size)] };
+    }
     text = await read(path);
   } catch (err) {
     const code = (err as { code?: unknown }).code;

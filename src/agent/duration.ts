@@ -23,9 +23,17 @@ const SHAPE = 'expected <number><unit> pairs like "60s", "1m30s" or "500ms"';
 /** On failure, `message` is the reason only; callers add the input and its path. */
 export type DurationResult = { ok: true; ms: number } | { ok: false; message: string };
 
+/** No real duration is longer; refusing longer input keeps every message and every step small. */
+export const MAX_DURATION_CHARS = 100;
+
+/**
+ * One left-to-right pass (each regex is anchored or sticky and cannot
+ * backtrack across pairs), so the cost is linear in the input.
+ */
 export function parseDurationDetailed(input: string): DurationResult {
   const s = input.trim();
   if (s === '') return { ok: false, message: 'empty' };
+  if (s.length > MAX_DURATION_CHARS) return { ok: false, message: `too long (at most ${MAX_DURATION_CHARS} characters)` };
   if (/^[-+]?(\d+(\.\d*)?|\.\d+)$/.test(s)) {
     return { ok: false, message: `a bare number needs a unit (write e.g. "${s}s")` };
   }
