@@ -23,9 +23,19 @@ export function firstHeader(headers: HeaderMap, name: string): string | undefine
   return headerValues(headers, name)[0];
 }
 
+/** At most this many entries are read from an error body, */
+export const MAX_REGISTRY_ERRORS = 16;
+/** each code and message cut to these lengths (a registry's text goes into messages: keep it short). */
+const MAX_CODE = 64;
+const MAX_MESSAGE = 1024;
+
 /**
  * Error entries of a registry error body. Tolerant: junk, HTML, a body
  * without `errors`, or entries without a string `code` yield [] / are skipped.
+ * Bounded: the body is already capped by the request (send's maxBody); at
+ * most MAX_REGISTRY_ERRORS entries, codes and messages cut short. Messages
+ * are the registry's raw words: scrub and escape them (scrub.ts
+ * cleanRegistryText) before they reach a message.
  */
 export function parseRegistryErrors(body: string): RegistryError[] {
   let parsed: unknown;
@@ -39,11 +49,12 @@ export function parseRegistryErrors(body: string): RegistryError[] {
   if (!Array.isArray(errors)) return [];
   const out: RegistryError[] = [];
   for (const e of errors) {
+    if (out.length >= MAX_REGISTRY_ERRORS) break;
     if (!e || typeof e !== 'object') continue;
     const code = (e as { code?: unknown }).code;
     const message = (e as { message?: unknown }).message;
     if (typeof code !== 'string' || code === '') continue;
-    out.push({ code: code.toUpperCase(), message: typeof message === 'string' ? message : '' });
+    out.push({ code: code.slice(0, MAX_CODE).toUpperCase(), message: typeof message === 'string' ? message.slice(0, MAX_MESSAGE) : '' });
   }
   return out;
 }

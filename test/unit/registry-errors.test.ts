@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds } from '../../src/probe/registry-errors.js';
+import { headerValues, MAX_REGISTRY_ERRORS, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds } from '../../src/probe/registry-errors.js';
 
 test('parseRegistryErrors: distribution bodies', () => {
   assert.deepEqual(parseRegistryErrors('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v9"}}]}'),
@@ -38,4 +38,23 @@ test('headerValues: string, array, missing', () => {
   assert.deepEqual(headerValues({ 'www-authenticate': ['a', 'b'] }, 'WWW-Authenticate'), ['a', 'b']);
   assert.deepEqual(headerValues({ 'www-authenticate': 'a' }, 'www-authenticate'), ['a']);
   assert.deepEqual(headerValues({}, 'www-authenticate'), []);
+});
+
+test('parseRegistryErrors: bounded entries and lengths, linear on pathological bodies', () => {
+  const many = JSON.stringify({ errors: Array.from({ length: 20_000 }, (_, i) => ({ code: `C${i}`, message: 'm' })) });
+  const parsed = parseRegistryErrors(many);
+  assert.equal(parsed.length, MAX_REGISTRY_ERRORS);
+  const long = parseRegistryErrors(JSON.stringify({ errors: [{ code: 'X'.repeat(100_000), message: 'y'.repeat(1_000_000) }] }));
+  assert.ok((long[0]?.code.length ?? 0) <= 64 && (long[0]?.message.length ?? 0) <= 1024);
+  for (const body of ['['.repeat(1_000_000), '{"errors":['.repeat(100_000), `{"errors":[{"code":"${'\\'.repeat(500_000)}"}]}`]) {
+    const t = process.cpuUsage();
+    assert.doesNotThrow(() => parseRegistryErrors(body));
+    const used = process.cpuUsage(t);
+    assert.ok((used.user + used.system) / 1000 < 3000, `${(used.user + used.system) / 1000} ms`);
+  }
+  const t = process.cpuUsage();
+  ratelimitFromHeaders({ 'ratelimit-limit': `${'1'.repeat(1_000_000)}${' '.repeat(1_000_000)}x`, 'ratelimit-remaining': `0${';w='.repeat(300_000)}` });
+  retryAfterSeconds({ 'retry-after': `${'9'.repeat(1_000_000)}x` }, 0);
+  const used = process.cpuUsage(t);
+  assert.ok((used.user + used.system) / 1000 < 3000, `${(used.user + used.system) / 1000} ms`);
 });
