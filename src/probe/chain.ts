@@ -110,7 +110,11 @@ async function endpointsOf(target: Target, env: ProbeEnvironment, log: Log): Pro
         notes.push((err as Error).message);
       }
     }
-    endpoints.push({ endpoint: urlHost(ep), scheme: ep.scheme === 'http' ? 'http' : 'https', ca, skipVerify: ep.skipVerify });
+    endpoints.push({
+      endpoint: urlHost(ep), scheme: ep.scheme === 'http' ? 'http' : 'https', ca, skipVerify: ep.skipVerify,
+      // hosts-toml.ts marks a localhost:PORT endpoint `httpFallback` (containerd 1.7.8+); read without depending on its version.
+      ...(ep.scheme !== 'http' && (ep as RegistryEndpoint & { httpFallback?: boolean }).httpFallback === true ? { httpFallback: true } : {}),
+    });
   }
   if (notes.length) log.debug({ registry, notes }, 'containerd host configuration');
   return { endpoints: endpoints.length ? endpoints : [fallback], notes };
@@ -198,18 +202,27 @@ async function probeWithin(
       resolve('deadline');
     }, timeoutMs + 50);
   });
-  let outcome: { first: Failure | null; failed: number } | 'deadline';
+  let outcome: { first: Failure | null; failed: number } | 'deadline' | { bug: string };
   try {
     outcome = await Promise.race([walkAll(), deadline]);
   } catch (err) {
-    ctx.log.error({ err: (err as Error).message, target: input }, 'probe stage threw');
-    outcome = 'deadline';
+    // A bug, never a network fault: reported as internal_error in the stage where it happened.
+    const message = err instanceof Error ? err.message : String(err);
+    ctx.log.error({ err: message, stack: err instanceof Error ? err.stack : undefined, target: input, stage: w.current.stage }, 'probe stage threw: internal error');
+    outcome = { bug: message.slice(0, 500) };
   } finally {
     clearTimeout(timer);
     controller.abort();
   }
 
-  if (outcome === 'deadline') {
+  if (typeof outcome === 'object' && 'bug' in outcome) {
+    const message = `pullprobe internal error in the ${w.current.stage} stage: ${outcome.bug}`;
+    result.steps.push({
+      stage: w.current.stage, ok: false, seconds: round((clock.now() - t0) / 1000), reason: 'internal_error', message,
+      ...(w.current.host ? { host: w.current.host } : {}),
+    });
+    fail(result, 'internal_error', message, undefined, w.current.host ?? null, w.current.stage);
+  } else if (outcome === 'deadline') {
     const reason = TIMEOUT_REASON[w.current.stage];
     result.steps.push({
       stage: w.current.stage, ok: false, seconds: round((clock.now() - t0) / 1000), reason, message: REASONS[reason].message,
@@ -223,6 +236,16 @@ async function probeWithin(
   // ok, but a nameserver, an address or a mirror on the way is broken.
   result.degraded = result.ok && (result.steps.some((s) => s.degraded === true || !s.ok));
   result.seconds = round((clock.now() - t0) / 1000);
+  return finalPass(result);
+}
+
+/**
+ * The one place every finished result passes through before it leaves the
+ * chain (the invalid-reference early return carries no registry text).
+ * FINAL PASS: the auth helper's scrubResult (credentials the probe sent,
+ * removed from every registry-supplied string) goes here.
+ */
+function finalPass(result: ProbeResult): ProbeResult {
   return result;
 }
 

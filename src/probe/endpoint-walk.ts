@@ -26,7 +26,17 @@ export interface Endpoint {
   /** Trusted CAs for this endpoint (system + --ca-file + hosts.toml `ca`). */
   ca: string[];
   skipVerify: boolean;
+  /**
+   * containerd 1.7.8+ for localhost:PORT: try https, and when the port
+   * answers the TLS handshake with plain HTTP, go on in http on the same
+   * port. That is its normal path for a plain-HTTP local registry: the
+   * result is not degraded by it.
+   */
+  httpFallback?: boolean;
 }
+
+/** OpenSSL's codes for "the first bytes back were not a TLS record" (Go: tls.RecordHeaderError). */
+const PLAIN_HTTP_TLS_ERRORS: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
 
 export interface WalkOptions {
   timeoutMs: number;
@@ -91,10 +101,14 @@ export function splitHostPort(endpoint: string, defaultPort = 443): { host: stri
   return { host: endpoint, port: defaultPort };
 }
 
-/** dns → tcp → (tls) for one host; pins its working addresses for the HTTP client. */
+/**
+ * dns → tcp → (tls) for one host; pins its working addresses for the HTTP
+ * client. With `httpFallback`, a TLS handshake answered in plain HTTP is
+ * recorded as an ok tls step noting the fallback, and 'plain-http' is returned.
+ */
 async function reachHost(
-  w: Walk, host: string, port: number, tls: { ca: string[]; skipVerify: boolean } | null, pinned: Map<string, string[]>,
-): Promise<Failure | null> {
+  w: Walk, host: string, port: number, tls: { ca: string[]; skipVerify: boolean; httpFallback?: boolean } | null, pinned: Map<string, string[]>,
+): Promise<Failure | null | 'plain-http'> {
   const { ctx, env, opts } = w;
   w.current = { stage: 'dns', host };
   const dns = await dnsStage(ctx, { host }, {
@@ -118,6 +132,15 @@ async function reachHost(
     const out = await tlsStage(ctx, { host, address: first, port }, {
       ca: tls.ca, handshakeTimeoutMs: remainingMs(ctx), skipVerify: tls.skipVerify,
     });
+    const code = out.ok ? undefined : (out.detail as { error?: string }).error;
+    if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
+      w.steps.push({
+        stage: 'tls', ok: true, seconds: round(out.seconds), host: `${host}:${port}`,
+        detail: { plainHttp: true, error: code, fallback: 'http', note: 'the port answers in plain HTTP; containerd falls back to http for a localhost registry' },
+      });
+      pinned.set(host, tcp.detail.connected);
+      return 'plain-http';
+    }
     w.steps.push(toStep('tls', out));
     if (!out.ok) return { outcome: out, stage: 'tls' };
   }
@@ -135,13 +158,15 @@ function realmOf(realm: string | undefined): URL | null {
 }
 
 /** Walk one endpoint. Returns the first failure, or null when the image (or registry) is reachable. */
-export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promise<Failure | null> {
+export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint): Promise<Failure | null> {
+  let ep = endpoint;
   const { host, port } = splitHostPort(ep.endpoint, ep.scheme === 'http' ? 80 : 443);
   const pinned = new Map<string, string[]>();
   const skip = new Set<string>();
   if (ep.skipVerify) skip.add(host);
   const reached = await reachHost(w, host, port, ep.scheme === 'https' ? ep : null, pinned);
-  if (reached) return reached;
+  if (reached === 'plain-http') ep = { ...ep, scheme: 'http' };
+  else if (reached) return reached;
 
   const { ctx, opts } = w;
   const budget = remainingMs(ctx);
@@ -160,7 +185,7 @@ export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promi
     if (realm && realmHost !== undefined && !pinned.has(realmHost)) {
       const realmPort = realm.port ? Number(realm.port) : realm.protocol === 'http:' ? 80 : 443;
       const hop = await reachHost(w, realmHost, realmPort, realm.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
-      if (hop) return hop;
+      if (hop !== null && hop !== 'plain-http') return hop;
     }
 
     w.current = { stage: 'auth', host: realm?.host ?? ep.endpoint };
@@ -178,6 +203,18 @@ export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promi
     if (!auth.ok) return { outcome: auth, stage: 'auth' };
     if (target.kind !== 'image') return null;
 
+    // A manifest redirect to a new host is reached like the token service: its own dns/tcp/tls hop.
+    let hopFailure: Failure | null = null;
+    const reach = async (url: URL): Promise<StageOutcome<object> | null> => {
+      const to = url.hostname.replace(/^\[|\]$/g, '');
+      if (pinned.has(to)) return null;
+      const toPort = url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443;
+      const hop = await reachHost(w, to, toPort, url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
+      w.current = { stage: 'manifest', host: ep.endpoint };
+      if (hop === null || hop === 'plain-http') return null;
+      hopFailure = hop;
+      return hop.outcome;
+    };
     w.current = { stage: 'manifest', host: ep.endpoint };
     const manifest = await manifestStage(ctx, {
       endpoint: ep.endpoint,
@@ -186,7 +223,8 @@ export async function walkEndpoint(w: Walk, target: Target, ep: Endpoint): Promi
       reference: target.ref.digest ?? target.ref.tag ?? 'latest',
       ...(auth.authorization ? { authorization: auth.authorization } : {}),
       hasCredential: opts.credential !== undefined,
-    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform });
+    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform, reach });
+    if (hopFailure !== null) return hopFailure; // its steps are recorded already
     w.steps.push(toStep('manifest', manifest));
     if (!manifest.ok) return { outcome: manifest, stage: 'manifest' };
     return null;

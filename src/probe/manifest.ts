@@ -7,12 +7,16 @@
  */
 import type { Dispatcher } from 'undici';
 import { reasonInfo, type Reason } from './catalog.js';
-import { stageTimer, type StageTimer } from './deadline.js';
-import { classifyTransportError, send, type SendResult } from './dispatcher.js';
-import { formatPlatform, matchPlatform } from './platform.js';
+import { remainingMs, stageTimer, type StageTimer } from './deadline.js';
+import { classifyTransportError, type SendResult } from './dispatcher.js';
+import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type IndexSummary } from './platform.js';
+import { parseBoundedJson } from './bounded-json.js';
+import { IndexCache } from './index-cache.js';
+import { sendFollowing, type FollowResult, type ReachHost } from './manifest-fetch.js';
+import { nearestTags } from './tag-suggestions.js';
 import { editDistance } from '../edit-distance.js';
 
-export { editDistance };
+export { editDistance, nearestTags };
 import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from './registry-errors.js';
 import { registryBase, statusLine } from './registry-http.js';
 import type { Platform, ProbeContext, StageOutcome } from './types.js';
@@ -33,7 +37,11 @@ export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** containerd's MaxManifestSize. */
-const MAX_MANIFEST = 4 * 1048 * 1048;
+export const MAX_MANIFEST = 4 * 1048 * 1048;
+/** An OCI index nests 4 levels (index → manifests → entry → platform → os.features); room to spare, never millions. */
+const MAX_JSON_DEPTH = 16;
+/** Longest digest header used as a cache key or in a URL (sha512 hex is 135 characters). */
+const MAX_DIGEST = 200;
 
 export interface ManifestInput {
   endpoint: string;
@@ -51,6 +59,8 @@ export interface ManifestOptions {
   platform: Platform;
   /** GET the index (by digest) to look for the node's platform. Default true. Costs a counted pull on Docker Hub. */
   checkPlatform?: boolean;
+  /** Makes a redirect's new host reachable (the chain's DNS/TCP/TLS hop). Absent: dial it directly. */
+  reach?: ReachHost;
 }
 
 export interface ManifestDetail {
@@ -68,6 +78,12 @@ export interface ManifestDetail {
   /** The index for this digest was read by an earlier probe (no GET this time). */
   indexCached?: boolean;
   platforms?: string[];
+  /** Distinct platforms the index lists in all (`platforms` names the first few). */
+  platformCount?: number;
+  /** Origins a redirect led to (scheme://host only). */
+  redirects?: string[];
+  /** The request that decided the step ("HEAD /v2/<repo>/manifests/<ref>"). */
+  request?: string;
   /** Existing tags nearest to the missing one. */
   nearestTags?: string[];
   error?: string;
@@ -75,15 +91,6 @@ export interface ManifestDetail {
 
 export function isDigest(reference: string): boolean {
   return /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference);
-}
-
-/** Up to `max` existing tags closest to `wanted` (edit distance, then name). */
-export function nearestTags(wanted: string, tags: readonly string[], max = 3): string[] {
-  return [...new Set(tags)]
-    .map((t) => ({ t, d: editDistance(wanted, t) }))
-    .sort((x, y) => x.d - y.d || x.t.localeCompare(y.t))
-    .slice(0, max)
-    .map((x) => x.t);
 }
 
 function mediaTypeOf(res: SendResult): string | undefined {
@@ -104,15 +111,25 @@ export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opt
     if (hint) out.hint = hint;
     return out;
   };
-  const what = `HEAD /v2/${input.repository}/manifests/${input.reference}`;
+  let what = `HEAD /v2/${input.repository}/manifests/${input.reference}`;
+  detail.request = what;
+  const fetch = (method: 'GET' | 'HEAD', url: string, maxBody: number): Promise<FollowResult> => sendFollowing(url, {
+    method, headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody, ...(opts.reach ? { reach: opts.reach } : {}),
+  });
   try {
     let res: SendResult;
     try {
-      res = await send(`${base}/manifests/${input.reference}`, { method: 'HEAD', headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody: 0 });
-      if (res.status === 405) {
+      let got = await fetch('HEAD', `${base}/manifests/${input.reference}`, 0);
+      if (got.kind === 'response' && got.res.status === 405) {
         // containerd retries a refused HEAD as GET (this one is a counted pull on Docker Hub).
-        res = await send(`${base}/manifests/${input.reference}`, { method: 'GET', headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody: MAX_MANIFEST });
+        what = `GET /v2/${input.repository}/manifests/${input.reference}`;
+        detail.request = what;
+        got = await fetch('GET', `${base}/manifests/${input.reference}`, MAX_MANIFEST);
       }
+      if (got.redirects.length > 0) detail.redirects = got.redirects;
+      if (got.kind === 'bad-redirect') return fail('http_status', `${what}: ${got.problem}`);
+      if (got.kind === 'unreachable') return got.outcome as StageOutcome<ManifestDetail>;
+      res = got.res;
     } catch (err) {
       const f = classifyTransportError(err, timer.timedOut(), what);
       if (f.code) detail.error = f.code;
@@ -126,7 +143,9 @@ export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opt
     const has = (code: string): RegistryError | undefined => errors.find((e) => e.code === code);
 
     if (res.status === 200) {
-      const digest = firstHeader(res.headers, 'docker-content-digest');
+      const header = firstHeader(res.headers, 'docker-content-digest');
+      // A digest names the index in the GET's URL and in the cache: only a well-formed one is used.
+      const digest = header !== undefined && header.length <= MAX_DIGEST && isDigest(header) ? header : undefined;
       if (digest) detail.digest = digest;
       const mt = mediaTypeOf(res);
       if (mt) detail.mediaType = mt;
@@ -165,7 +184,7 @@ export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opt
     if (res.status === 400 && has('NAME_INVALID')) {
       return fail('name_unknown', `name invalid: repository ${input.repository} is not a valid name for ${host}`);
     }
-    return fail('http_status', `unexpected status from HEAD request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`);
+    return fail('http_status', `unexpected status from ${what.replace(/ .*/, '')} request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`);
   } finally {
     timer.dispose();
   }
@@ -189,7 +208,11 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
   const missing = `manifest unknown: ${input.repository}${isDigest(input.reference) ? '@' : ':'}${input.reference} not found in ${input.endpoint}`;
   let res: SendResult;
   try {
-    res = await send(`${s.base}/tags/list`, { method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST });
+    const got = await sendFollowing(`${s.base}/tags/list`, {
+      method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST,
+    });
+    if (got.kind !== 'response') return s.fail('manifest_unknown', missing);
+    res = got.res;
   } catch {
     return s.fail('manifest_unknown', missing); // could not tell more before the deadline
   }
@@ -198,42 +221,33 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
     return s.fail('name_unknown', `name unknown: repository ${input.repository} not found in ${input.endpoint}`);
   }
   if (res.status !== 200 || isDigest(input.reference)) return s.fail('manifest_unknown', missing);
-  let tags: string[] = [];
-  try {
-    const parsed = JSON.parse(res.body) as { tags?: unknown };
-    if (Array.isArray(parsed.tags)) tags = parsed.tags.filter((t): t is string => typeof t === 'string');
-  } catch {
-    return s.fail('manifest_unknown', missing);
-  }
+  const parsed = parseBoundedJson(res.body, { maxLength: MAX_MANIFEST, maxDepth: MAX_JSON_DEPTH });
+  const tags = parsed.ok && Array.isArray(parsed.value['tags']) ? (parsed.value['tags'] as unknown[]) : [];
   const near = nearestTags(input.reference, tags);
   s.detail.nearestTags = near;
   const hint = near.length > 0
     ? `${reasonInfo('manifest_unknown').hint} Nearest existing tags: ${near.join(', ')}.`
-    : `${reasonInfo('manifest_unknown').hint} The repository has no tags.`;
+    : `${reasonInfo('manifest_unknown').hint} ${tags.length > 0 ? 'No existing tag is close to it.' : 'The repository has no tags.'}`;
   return s.fail('manifest_unknown', missing, hint);
 }
 
-/**
- * Indexes already read, by digest. A digest names immutable content, so the
- * index never needs a second GET: on Docker Hub a manifest GET counts as a
- * pull against the rate limit (HEAD does not), and the agent probes every
- * interval. Steady state is then GET /v2/ and one HEAD per probe.
- */
-const indexByDigest = new Map<string, unknown>();
-const MAX_INDEXES = 256;
+/** Platform summaries of indexes already read, by digest (bounded: see index-cache.ts). */
+export const indexCache = new IndexCache();
 
-function rememberIndex(digest: string, index: unknown): void {
-  indexByDigest.set(digest, index);
-  if (indexByDigest.size > MAX_INDEXES) indexByDigest.delete(indexByDigest.keys().next().value as string);
+/** "[a, b, c, and 12 more]" */
+function platformList(listed: string[], total: number): string {
+  const more = total - listed.length;
+  return `[${listed.join(', ')}${more > 0 ? `, and ${more} more` : ''}]`;
 }
 
 function platformVerdict(
-  index: unknown, opts: ManifestOptions, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
+  summary: IndexSummary, opts: ManifestOptions, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
 ): StageOutcome<ManifestDetail> {
-  const m = matchPlatform(index, opts.platform);
-  s.detail.platforms = m.available;
+  const m = matchSummary(summary, opts.platform);
+  s.detail.platforms = m.available.slice(0, MAX_LISTED_PLATFORMS);
+  s.detail.platformCount = m.platformCount;
   if (!m.match) {
-    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in [${m.available.join(', ')}]`);
+    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in ${platformList(s.detail.platforms, m.platformCount)}`);
   }
   s.detail.platformDigest = m.match.digest;
   return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
@@ -242,7 +256,9 @@ function platformVerdict(
 /**
  * The index was found; look for the node's platform in it. The first time a
  * digest is seen this GETs the index by digest (a counted pull on Docker
- * Hub, once per image version); later probes use the remembered index.
+ * Hub, once per image version); later probes use the remembered summary.
+ * What the registry sends is bounded: containerd's size limit, a nesting
+ * limit before parsing, an index shape after, and the probe deadline.
  */
 async function checkPlatform(
   ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions,
@@ -251,15 +267,24 @@ async function checkPlatform(
   const want = formatPlatform(opts.platform);
   s.detail.platform = want;
   const ref = s.digest ?? input.reference;
-  const known = s.digest !== undefined ? indexByDigest.get(s.digest) : undefined;
+  const known = s.digest !== undefined ? indexCache.get(s.digest) : undefined;
   if (known !== undefined) {
     s.detail.indexCached = true;
     return platformVerdict(known, opts, input, s, want);
   }
   const what = `GET /v2/${input.repository}/manifests/${ref}`;
+  s.detail.request = what;
   let res: SendResult;
   try {
-    res = await send(`${s.base}/manifests/${ref}`, { method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST });
+    // One byte over the limit tells "exactly at the limit" from "larger".
+    const got = await sendFollowing(`${s.base}/manifests/${ref}`, {
+      method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST + 1,
+      ...(opts.reach ? { reach: opts.reach } : {}),
+    });
+    if (got.redirects.length > 0) s.detail.redirects = got.redirects;
+    if (got.kind === 'bad-redirect') return s.fail('http_status', `${what}: ${got.problem}`);
+    if (got.kind === 'unreachable') return got.outcome as StageOutcome<ManifestDetail>;
+    res = got.res;
   } catch (err) {
     const f = classifyTransportError(err, s.timer.timedOut(), what);
     if (f.code) s.detail.error = f.code;
@@ -271,16 +296,19 @@ async function checkPlatform(
     return s.fail('rate_limited', `toomanyrequests: rate limit reached on ${what}`);
   }
   if (res.status >= 500) return s.fail('http_status', `unexpected status from GET request to /v2/${input.repository}/manifests/${ref}: ${statusLine(res.status)}`);
-  let index: unknown;
-  try {
-    index = res.status === 200 ? JSON.parse(res.body) : undefined;
-  } catch {
-    index = undefined;
+  // The HEAD already proved the image is there; another status here is not judged.
+  if (res.status !== 200) return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+  const declared = Number(firstHeader(res.headers, 'content-length'));
+  if ((Number.isFinite(declared) && declared > MAX_MANIFEST) || Buffer.byteLength(res.body) > MAX_MANIFEST) {
+    return s.fail('http_status', `${what}: the registry sent an image index larger than ${MAX_MANIFEST} bytes, which containerd refuses (MaxManifestSize)`);
   }
-  if (index === undefined) {
-    // The HEAD already proved the image is there; an unreadable index is not a pull failure.
-    return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
+  const parsed = parseBoundedJson(res.body, { maxLength: MAX_MANIFEST, maxDepth: MAX_JSON_DEPTH });
+  const summary = parsed.ok ? summarizeIndex(parsed.value) : undefined;
+  if (summary === undefined) {
+    const problem = parsed.ok ? 'no "manifests" list' : parsed.problem;
+    return s.fail('http_status', `${what}: the registry answered with something that is not an image index (${problem}); containerd cannot read it either`);
   }
-  if (s.digest !== undefined) rememberIndex(s.digest, index);
-  return platformVerdict(index, opts, input, s, want);
+  if (remainingMs(ctx) <= 0) return s.fail('http_timeout', `${what}: context deadline exceeded`);
+  if (s.digest !== undefined) indexCache.set(s.digest, summary);
+  return platformVerdict(summary, opts, input, s, want);
 }

@@ -34,11 +34,19 @@ export function normalizePlatform(p: Platform): Platform {
   return variant ? { os, architecture: arch, variant } : { os, architecture: arch };
 }
 
-/** "linux/arm64/v8" → Platform; undefined when malformed. */
+/** One OS, architecture or variant word: short, no spaces or control characters. */
+const PLATFORM_WORD = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+
+/**
+ * "linux/arm64/v8" → Platform; undefined when malformed or absurd (a word
+ * over 32 characters, a variant number over 3 digits such as v999999999).
+ */
 export function parsePlatform(s: string): Platform | undefined {
+  if (s.length > 100) return undefined;
   const parts = s.trim().split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === '')) return undefined;
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !PLATFORM_WORD.test(x))) return undefined;
   const [os, architecture, variant] = parts as [string, string, string | undefined];
+  if (variant !== undefined && /^v?\d{4,}/i.test(variant)) return undefined;
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 
@@ -51,21 +59,38 @@ function variantNumber(v: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Platforms the node can run, best first (containerd platformVector). */
-export function compatiblePlatforms(node: Platform): Platform[] {
+/** "v7" → 7; anything else (no variant, "v8.2") → undefined. */
+function exactVariantNumber(v: string | undefined): number | undefined {
+  const m = /^v(\d{1,9})$/.exec(v ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Where `entry` stands in the node's list of runnable platforms, best (0)
+ * first — containerd's platformVector (the node's own platform, then older
+ * variants of its arch, then plain amd64 / 32-bit arm) — or undefined when
+ * the node cannot run it. Computed, not enumerated: O(1) whatever the variant.
+ */
+export function platformRank(node: Platform, entry: Platform): number | undefined {
   const p = normalizePlatform(node);
-  const out: Platform[] = [p];
+  const e = normalizePlatform(entry);
+  if (same(p, e)) return 0;
+  if (e.os !== p.os) return undefined;
   const n = variantNumber(p.variant);
-  if (p.architecture === 'amd64' && n !== undefined) {
-    for (let v = n - 1; v >= 2; v--) out.push({ os: p.os, architecture: 'amd64', variant: `v${v}` });
-    out.push({ os: p.os, architecture: 'amd64' });
-  } else if (p.architecture === 'arm64') {
-    for (let v = (n ?? 8) - 1; v >= 8; v--) out.push({ os: p.os, architecture: 'arm64', variant: `v${v}` });
-    for (let v = 8; v >= 5; v--) out.push({ os: p.os, architecture: 'arm', variant: `v${v}` });
-  } else if (p.architecture === 'arm' && n !== undefined) {
-    for (let v = n - 1; v >= 5; v--) out.push({ os: p.os, architecture: 'arm', variant: `v${v}` });
+  const m = exactVariantNumber(e.variant);
+  if (p.architecture === 'amd64' && n !== undefined && e.architecture === 'amd64') {
+    if (e.variant === undefined) return Math.max(0, n - 2) + 1;
+    if (m !== undefined && m >= 2 && m < n) return n - m;
+    return undefined;
   }
-  return out;
+  if (p.architecture === 'arm64') {
+    const top = n ?? 8;
+    if (e.architecture === 'arm64' && m !== undefined && m >= 8 && m < top) return top - m;
+    if (e.architecture === 'arm' && m !== undefined && m >= 5 && m <= 8) return Math.max(0, top - 8) + (8 - m) + 1;
+    return undefined;
+  }
+  if (p.architecture === 'arm' && n !== undefined && e.architecture === 'arm' && m !== undefined && m >= 5 && m < n) return n - m;
+  return undefined;
 }
 
 export interface IndexEntry {
@@ -74,47 +99,78 @@ export interface IndexEntry {
   platform: Platform;
 }
 
+/**
+ * What the platform check keeps of an image index: each distinct platform
+ * once (its first entry), at most MAX_KEPT_PLATFORMS of them, and how many
+ * distinct platforms the index listed. Small whatever the registry sent.
+ */
+export interface IndexSummary {
+  entries: IndexEntry[];
+  platformCount: number;
+}
+
+export const MAX_KEPT_PLATFORMS = 256;
+/** Platforms named in a message or in the step detail. */
+export const MAX_LISTED_PLATFORMS = 10;
+const MAX_FIELD = 128;
+
 export interface PlatformMatch {
   /** Best entry for the node, if any. */
   match?: IndexEntry;
-  /** Every platform in the index ("linux/amd64", …), attestation entries (unknown/unknown) left out. */
+  /** The first MAX_LISTED_PLATFORMS distinct platforms of the index ("linux/amd64", …), attestation entries (unknown/unknown) left out. */
   available: string[];
+  /** How many distinct platforms the index lists in all. */
+  platformCount: number;
 }
 
-function entriesOf(index: unknown): IndexEntry[] {
-  const manifests = index && typeof index === 'object' ? (index as { manifests?: unknown }).manifests : undefined;
-  if (!Array.isArray(manifests)) return [];
-  const out: IndexEntry[] = [];
+const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD;
+
+/** The summary of a parsed image index; undefined when it is not an index (no `manifests` array). */
+export function summarizeIndex(index: unknown): IndexSummary | undefined {
+  const manifests = index && typeof index === 'object' && !Array.isArray(index) ? (index as { manifests?: unknown }).manifests : undefined;
+  if (!Array.isArray(manifests)) return undefined;
+  const seen = new Set<string>();
+  const entries: IndexEntry[] = [];
   for (const m of manifests) {
     if (!m || typeof m !== 'object') continue;
     const { digest, mediaType, platform } = m as { digest?: unknown; mediaType?: unknown; platform?: unknown };
-    if (typeof digest !== 'string' || !platform || typeof platform !== 'object') continue;
+    if (!isField(digest) || !platform || typeof platform !== 'object') continue;
     const { os, architecture, variant } = platform as { os?: unknown; architecture?: unknown; variant?: unknown };
-    if (typeof os !== 'string' || typeof architecture !== 'string') continue;
-    const p: Platform = typeof variant === 'string' && variant !== '' ? { os, architecture, variant } : { os, architecture };
-    out.push(typeof mediaType === 'string' ? { digest, mediaType, platform: p } : { digest, platform: p });
+    if (!isField(os) || !isField(architecture)) continue;
+    if (os === 'unknown' && architecture === 'unknown') continue; // attestation manifests
+    const p: Platform = isField(variant) ? { os, architecture, variant } : { os, architecture };
+    const key = formatPlatform(p);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (entries.length >= MAX_KEPT_PLATFORMS) continue;
+    entries.push(isField(mediaType) ? { digest, mediaType, platform: p } : { digest, platform: p });
   }
-  return out;
+  return { entries, platformCount: seen.size };
 }
 
 function same(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
 }
 
+/** Find the node's platform in a summary: one pass, best rank wins, the first of equals. */
+export function matchSummary(summary: IndexSummary, platform: Platform): PlatformMatch {
+  let best: IndexEntry | undefined;
+  let bestRank = Number.POSITIVE_INFINITY;
+  for (const e of summary.entries) {
+    const r = platformRank(platform, e.platform);
+    if (r !== undefined && r < bestRank) {
+      best = e;
+      bestRank = r;
+      if (r === 0) break;
+    }
+  }
+  const available = summary.entries.slice(0, MAX_LISTED_PLATFORMS).map((e) => formatPlatform(e.platform));
+  return best ? { match: best, available, platformCount: summary.platformCount } : { available, platformCount: summary.platformCount };
+}
+
 /** Find the node's platform in an image index (parsed JSON, tolerant of junk). */
 export function matchPlatform(index: unknown, platform: Platform): PlatformMatch {
-  const entries = entriesOf(index);
-  const available: string[] = [];
-  for (const e of entries) {
-    if (e.platform.os === 'unknown' && e.platform.architecture === 'unknown') continue;
-    const s = formatPlatform(e.platform);
-    if (!available.includes(s)) available.push(s);
-  }
-  for (const want of compatiblePlatforms(platform)) {
-    const hit = entries.find((e) => same(normalizePlatform(e.platform), want));
-    if (hit) return { match: hit, available };
-  }
-  return { available };
+  return matchSummary(summarizeIndex(index) ?? { entries: [], platformCount: 0 }, platform);
 }
 
 /** The platform this process runs on, in OCI terms. */

@@ -439,7 +439,7 @@ describe('platform and tags helpers', () => {
     assert.deepEqual(miss.available, ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v6']);
     const noVariant = { manifests: [{ digest: 'sha256:d', platform: { os: 'linux', architecture: 'arm64' } }] };
     assert.equal(matchPlatform(noVariant, { os: 'linux', architecture: 'arm64', variant: 'v8' }).match?.digest, 'sha256:d');
-    assert.deepEqual(matchPlatform('junk', { os: 'linux', architecture: 'amd64' }), { available: [] });
+    assert.deepEqual(matchPlatform('junk', { os: 'linux', architecture: 'amd64' }), { available: [], platformCount: 0 });
     assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
     assert.equal(parsePlatform('linux'), undefined);
   });
