@@ -103,11 +103,12 @@ export function maskCredentials(s: string): string {
     .replace(/\/\/[^/\s@:]+:[^/\s@]+@/g, '//[redacted]@');
 }
 
-/** Control, C1 and bidi-override characters as visible escapes (`\x1b`, `\u202e`). */
+/**
+ * Control, C1 and bidi-override characters as visible escapes (`\u001b`),
+ * in the same form as the CLI's other output of foreign text.
+ */
 export function escapeControl(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-    if (c === '\t') return '\\t';
-    const code = c.charCodeAt(0);
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
