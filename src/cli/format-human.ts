@@ -24,6 +24,17 @@ export function causeText(cause: Cause): string {
   return CAUSE_TEXT[cause];
 }
 
+/**
+ * Registry-supplied text (tags, platforms, messages, hosts) made safe for a
+ * terminal: C0/C1 control characters, DEL and bidi overrides are written as
+ * visible `\u001b`-style escapes instead of reaching the terminal.
+ */
+export function visible(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function paint(opts: FormatOptions, code: number, s: string): string {
   return opts.color ? `\u001b[${code}m${s}\u001b[0m` : s;
 }
@@ -32,9 +43,19 @@ function seconds(s: number): string {
   return `${s.toFixed(3)}s`;
 }
 
+/**
+ * The stage a step is shown under. A manifest request that failed with an
+ * http reason (5xx, timeout, a bad redirect) is filed under the reason's
+ * stage in the JSON, but it was the manifest request: show it as such.
+ */
+export function shownStage(step: StepResult): StepResult['stage'] {
+  const request = (step.detail ?? {})['request'];
+  return step.stage === 'http' && typeof request === 'string' && /^(HEAD|GET) \/v2\/.+\/manifests\//.test(request) ? 'manifest' : step.stage;
+}
+
 function summary(step: StepResult): string {
   const d = (step.detail ?? {}) as Record<string, unknown>;
-  switch (step.stage) {
+  switch (shownStage(step)) {
     case 'reference':
       return String(d['image'] ?? d['registry'] ?? '');
     case 'dns': {
@@ -49,6 +70,7 @@ function summary(step: StepResult): string {
       return `${step.host ?? ''}${list.length > 1 ? ` (${good}/${list.length} addresses connect)` : ''}`;
     }
     case 'tls': {
+      if (d['plainHttp'] === true) return `${step.host ?? ''} plain HTTP (containerd falls back from HTTPS to HTTP for localhost)`;
       const proto = d['protocol'] ? ` ${String(d['protocol'])}` : '';
       const exp = d['earliestExpiry'] ? `, expires ${String(d['earliestExpiry']).slice(0, 10)}` : '';
       return `${step.host ?? ''}${proto}${exp}`;
@@ -63,7 +85,8 @@ function summary(step: StepResult): string {
     case 'manifest': {
       const digest = d['digest'] ? ` ${String(d['digest']).slice(0, 19)}…` : '';
       const mt = d['mediaType'] ? ` ${String(d['mediaType']).replace(/^application\//, '')}` : '';
-      return `${step.host ?? ''}${digest}${mt}`;
+      const request = !step.ok && typeof d['request'] === 'string' ? ` ${d['request']}${d['status'] !== undefined ? ` → ${String(d['status'])}` : ''}` : '';
+      return `${step.host ?? ''}${request}${digest}${mt}`;
     }
     default:
       return step.host ?? '';
@@ -73,22 +96,23 @@ function summary(step: StepResult): string {
 export function formatResult(r: ProbeResult, opts: FormatOptions): string {
   const lines: string[] = [];
   const verdict = r.ok ? paint(opts, 32, r.degraded ? 'OK (degraded)' : 'OK') : paint(opts, 31, 'FAILED');
-  lines.push(`${r.image ?? r.registry ?? r.target}  ${verdict}  ${seconds(r.seconds)}`);
-  const reached = new Set(r.steps.map((s) => s.stage));
+  lines.push(`${visible(r.image ?? r.registry ?? r.target)}  ${verdict}  ${seconds(r.seconds)}`);
+  const reached = new Set(r.steps.map(shownStage));
   for (const step of r.steps) {
     const mark = step.ok ? (step.degraded ? paint(opts, 33, '!') : paint(opts, 32, '✓')) : paint(opts, 31, '✗');
-    const tail = step.ok ? '' : `  ${step.message ?? ''}`;
-    lines.push(`  ${mark} ${step.stage.padEnd(9)} ${seconds(step.seconds).padStart(8)}  ${summary(step)}${tail}`);
+    const tail = step.ok ? '' : `  ${visible(step.message ?? '')}`;
+    lines.push(`  ${mark} ${shownStage(step).padEnd(9)} ${seconds(step.seconds).padStart(8)}  ${visible(summary(step))}${tail}`);
   }
   if (!r.ok) {
-    const last = STAGES.indexOf(r.stage ?? 'reference');
+    const failed = [...r.steps].reverse().find((s) => !s.ok);
+    const last = Math.max(STAGES.indexOf(r.stage ?? 'reference'), failed ? STAGES.indexOf(shownStage(failed)) : -1);
     const skipped = STAGES.filter((s, i) => i > last && s !== 'runtime' && !reached.has(s) && !(r.image === null && s === 'manifest'));
     for (const s of skipped) lines.push(`  ${paint(opts, 90, '·')} ${s.padEnd(9)} ${''.padStart(8)}  not reached`);
     lines.push('');
-    lines.push(`  Error:  ${r.message ?? ''}${r.host ? `  (${r.host})` : ''}`);
+    lines.push(`  Error:  ${visible(r.message ?? '')}${r.host ? `  (${visible(r.host)})` : ''}`);
     lines.push(`  Reason: ${r.stage}/${r.reason}`);
     if (r.cause) lines.push(`  Cause:  ${causeText(r.cause)}`);
-    lines.push(`  Fix:    ${r.hint ?? ''}`);
+    lines.push(`  Fix:    ${visible(r.hint ?? '')}`);
   } else if (r.degraded) {
     const bad = r.steps.filter((s) => s.degraded).map((s) => s.stage).join(', ');
     lines.push('');

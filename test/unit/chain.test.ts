@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
+import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
+import { parseTarget } from '../../src/probe/reference.js';
+import { realClock, type Log, type ProbeContext } from '../../src/probe/types.js';
 import { loadEnvironment, type ProbeEnvironment } from '../../src/probe/environment.js';
 import { TokenCache } from '../../src/probe/token-cache.js';
 
@@ -164,5 +167,51 @@ describe('probe chain', () => {
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 10_000, signal: ac.signal });
     assert.equal(r.ok, false);
     assert.ok(performance.now() - t0 < 2000, 'aborted long before the 10 s deadline');
+  });
+
+  test('a bug inside a stage is internal_error in that stage, with its message, logged — never a timeout', async () => {
+    const f = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key }, auth: 'bearer' });
+    open.push(f);
+    f.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+    const broken = new TokenCache();
+    broken.get = () => {
+      throw new TypeError('cache exploded');
+    };
+    const errors: object[] = [];
+    const log: Log = { debug() {}, info() {}, warn() {}, error(o) { errors.push(o); } };
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: broken, log });
+    assert.equal(r.ok, false);
+    assert.equal(r.reason, 'internal_error');
+    assert.equal(r.cause, 'internal');
+    assert.equal(r.stage, 'auth');
+    assert.match(r.message ?? '', /cache exploded/);
+    const last = r.steps[r.steps.length - 1];
+    assert.equal(last?.stage, 'auth');
+    assert.equal(last?.reason, 'internal_error');
+    assert.equal(errors.length, 1, 'the bug is logged');
+    assert.match(JSON.stringify(errors[0]), /cache exploded/);
+  });
+
+  test('localhost fallback: https answered in plain HTTP goes on in http on the same port, not degraded', async () => {
+    const f = await FakeRegistry.start();
+    open.push(f);
+    f.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+    const parsed = parseTarget(`127.0.0.1:${f.port}/team/app:v1`);
+    assert.ok(parsed.ok);
+    const ctx: ProbeContext = { signal: new AbortController().signal, deadlineAt: realClock.now() + 5000, clock: realClock, log: { debug() {}, info() {}, warn() {}, error() {} }, wallNow: Date.now };
+    const walkWith = async (httpFallback: boolean): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> => {
+      const w: Walk = { ctx, env: env(), steps: [], current: { stage: 'dns' }, opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() } };
+      const failure = await walkEndpoint(w, parsed.target, { endpoint: `127.0.0.1:${f.port}`, scheme: 'https', ca: [], skipVerify: true, ...(httpFallback ? { httpFallback } : {}) });
+      return { failure, w };
+    };
+    const fell = await walkWith(true);
+    assert.equal(fell.failure, null, `${fell.failure?.outcome.reason}: ${fell.failure?.outcome.message}`);
+    assert.deepEqual(fell.w.steps.map((s) => [s.stage, s.ok]), [['dns', true], ['tcp', true], ['tls', true], ['http', true], ['auth', true], ['manifest', true]]);
+    assert.equal(fell.w.steps[2]?.detail?.['plainHttp'], true);
+    assert.equal(fell.w.steps.some((s) => s.degraded === true || !s.ok), false, 'containerd\'s normal path: nothing degraded');
+    assert.equal(f.count('HEAD', '/v2/team/app/manifests/v1'), 1);
+    // Without the flag (not localhost), the same port is a TLS failure, as before.
+    const strict = await walkWith(false);
+    assert.equal(strict.failure?.outcome.reason, 'tls_handshake');
   });
 });

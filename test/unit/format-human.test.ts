@@ -1,0 +1,88 @@
+/**
+ * Human output: a failed manifest request is shown as the manifest step (not
+ * as a second "GET /v2/" line), and registry-supplied text never reaches the
+ * terminal with its control characters.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { formatResult, visible } from '../../src/cli/format-human.js';
+import { probeTarget } from '../../src/probe/chain.js';
+import { loadEnvironment } from '../../src/probe/environment.js';
+import { TokenCache } from '../../src/probe/token-cache.js';
+import type { ProbeResult } from '../../src/probe/types.js';
+import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { DOCKER_LIST, FakeRegistry } from '../support/fake-registry.js';
+
+let ca: TestCA;
+let leaf: CertPair;
+let dir: string;
+const open: FakeRegistry[] = [];
+before(() => {
+  ca = createCA();
+  leaf = ca.issue('registry', { sans: ['127.0.0.1'] });
+  dir = mkdtempSync(join(tmpdir(), 'pullprobe-format-'));
+  writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  writeFileSync(join(dir, 'ca.crt'), ca.cert);
+});
+after(async () => {
+  for (const f of open) await f.close();
+  ca.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function probe(setup: (f: FakeRegistry) => void, image: string): Promise<ProbeResult> {
+  const f = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
+  open.push(f);
+  setup(f);
+  const env = loadEnvironment({
+    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: null, caFiles: [join(dir, 'ca.crt')], containerdConfigPath: [],
+    platform: { os: 'linux', architecture: 'amd64' },
+  });
+  return probeTarget(`127.0.0.1:${f.port}/${image}`, env, { timeoutMs: 5000, tokenCache: new TokenCache() });
+}
+
+const ESC = '\u001b';
+
+describe('human output', () => {
+  test('a manifest HEAD answered 503 is the manifest step, not a second http step', async () => {
+    const r = await probe((f) => f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 503 }), 'team/app:v1');
+    assert.equal(r.reason, 'http_status');
+    const text = formatResult(r, { color: false });
+    const lines = text.split('\n');
+    assert.equal(lines.filter((l) => /^\s+✓ http\b/.test(l)).length, 1, text);
+    assert.equal(lines.filter((l) => /^\s+✗ http\b/.test(l)).length, 0, text);
+    const failed = lines.find((l) => /^\s+✗ manifest\b/.test(l));
+    assert.ok(failed, text);
+    assert.match(failed, /HEAD \/v2\/team\/app\/manifests\/v1 → 503/);
+    assert.doesNotMatch(text, /not reached/, 'every stage was reached');
+  });
+
+  test('control characters from the registry (platforms, messages, hosts) are escaped, not printed', async () => {
+    const evil = `${ESC}]0;pwned${ESC}\\${ESC}[2J`;
+    const r = await probe((f) => {
+      f.putManifest('team/app', { schemaVersion: 2, manifests: [{ digest: 'sha256:a', platform: { os: 'linux', architecture: `s390x${evil}` } }] }, DOCKER_LIST, 'v1');
+    }, 'team/app:v1');
+    assert.equal(r.reason, 'platform_missing');
+    assert.ok(r.message?.includes(ESC), 'the JSON keeps the registry\'s text as it came');
+    const plain = formatResult(r, { color: false });
+    assert.equal(plain.includes(ESC), false, JSON.stringify(plain));
+    assert.match(plain, /s390x\\u001b\]0;pwned\\u001b\\\\u001b\[2J/);
+    const coloured = formatResult(r, { color: true });
+    assert.equal(coloured.replace(/\u001b\[\d+m/g, '').includes(ESC), false, 'only our own colour codes remain');
+
+    const crafted: ProbeResult = {
+      target: 'x', image: 'reg/app:v1', registry: 'reg', ok: false, stage: 'manifest', reason: 'manifest_unknown', cause: 'missing',
+      host: `reg${ESC}[31m`, message: `manifest unknown\r\n${ESC}[1Afake ok\u202e`, hint: `Nearest existing tags: v1${'\u0007'}.`,
+      degraded: false, seconds: 0.1,
+      steps: [{ stage: 'manifest', ok: false, seconds: 0.1, host: `reg${'\u009b'}31m`, reason: 'manifest_unknown', message: `tag ${ESC}[8m` }],
+    };
+    const out = formatResult(crafted, { color: false });
+    assert.equal(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/.test(out), false, JSON.stringify(out));
+    assert.match(out, /\\u000d\\u000a\\u001b\[1Afake ok\\u202e/);
+    assert.match(out, /\\u0007/);
+    assert.equal(visible('plain text: ok'), 'plain text: ok');
+  });
+});
