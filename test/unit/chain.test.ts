@@ -214,4 +214,29 @@ describe('probe chain', () => {
     const strict = await walkWith(false);
     assert.equal(strict.failure?.outcome.reason, 'tls_handshake');
   });
+
+  test('a manifest redirect to another host name: that host is reached as its own dns/tcp hop, then the image is found', async () => {
+    const blobs = await FakeRegistry.start();
+    open.push(blobs);
+    blobs.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+    const f = await registry();
+    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: `http://blobs.test:${blobs.port}/v2/team/app/manifests/v1` } });
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1 blobs.test\n');
+    const e = loadEnvironment({
+      resolvConfPath: join(dir, 'resolv.conf'), hostsPath: join(dir, 'hosts'), caFiles: [join(dir, 'ca.crt')], containerdConfigPath: [],
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.deepEqual(r.steps.map((s) => `${s.stage}:${s.host ?? ''}`).slice(-3), ['dns:blobs.test', `tcp:blobs.test:${blobs.port}`, `manifest:127.0.0.1:${f.port}`]);
+    assert.equal(blobs.count('HEAD', '/v2/team/app/manifests/v1'), 1);
+
+    f.clearFaults();
+    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: `http://nowhere.test:${blobs.port}/v2/team/app/manifests/v1` } });
+    const failed = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 1500, tokenCache: new TokenCache() });
+    assert.equal(failed.ok, false);
+    assert.equal(failed.stage, 'dns');
+    assert.equal(failed.host, 'nowhere.test');
+    assert.equal(failed.steps.filter((s) => s.stage === 'dns' && s.host === 'nowhere.test').length, 1, 'the hop failure is recorded once');
+  });
 });
