@@ -2,6 +2,40 @@ import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
 import { UsageError, type Io } from '../cli/io.js';
 
+/** What the SIGHUP handler needs of the agent. */
+export interface Reloadable {
+  reload(): Promise<unknown>;
+  readonly log: { error(obj: object, msg?: string): void };
+}
+
+/**
+ * The SIGHUP handler: reloads, and a reload that fails in any way (throws or
+ * rejects) is logged, never left as an unhandled rejection that would end the
+ * process.
+ */
+export function reloadOnSignal(agent: Reloadable): () => void {
+  const failed = (err: unknown): void => {
+    let text: string;
+    try {
+      text = err instanceof Error ? err.message : String(err);
+    } catch {
+      text = 'unprintable error';
+    }
+    try {
+      agent.log.error({ err: text }, 'config reload failed; keeping the previous config');
+    } catch {
+      // nothing left to report to
+    }
+  };
+  return () => {
+    try {
+      agent.reload().catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  };
+}
+
 /** `pullprobe agent --config FILE`: runs until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function runAgentCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { config: { type: 'string' } } });
@@ -18,6 +52,6 @@ export async function runAgentCommand(argv: string[], io: Io): Promise<number> {
     };
     process.once('SIGTERM', onStop);
     process.once('SIGINT', onStop);
-    process.on('SIGHUP', () => void agent.reload());
+    process.on('SIGHUP', reloadOnSignal(agent));
   });
 }

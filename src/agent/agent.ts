@@ -4,7 +4,7 @@
  * each piece is its own module with its own tests.
  */
 import { readFile } from 'node:fs/promises';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { ConfigHolder, defaultEnv, loadConfig, type AgentConfig, type ConfigEnv, type TargetConfig } from './config.js';
 import { Scheduler } from './scheduler.js';
 import { AgentMetrics } from './metrics.js';
@@ -31,6 +31,8 @@ export interface AgentOptions {
   reloadCheckMs?: number;
   /** Grace for in-flight probes on stop. */
   stopGraceMs?: number;
+  /** Reads the config file (start, reload and the change poll); default fs.readFile. */
+  readConfig?: (path: string) => Promise<string>;
 }
 
 export type StartResult = { ok: true; agent: Agent } | { ok: false; errors: string[] };
@@ -38,8 +40,24 @@ export type StartResult = { ok: true; agent: Agent } | { ok: false; errors: stri
 /** Secrets never logged: belt and braces on top of never passing them to the logger. */
 const REDACT = ['password', 'token', 'authorization', 'auth', '*.password', '*.token', '*.authorization', '*.auth'];
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { component: 'pullprobe' }, redact: { paths: REDACT, censor: '[redacted]' } });
+/**
+ * The agent's JSON logger. Levels are written as words (`"level":"warn"`, not
+ * pino's numbers), so operators can grep them.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
+    level, base: { component: 'pullprobe' }, redact: { paths: REDACT, censor: '[redacted]' },
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+function errorText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'unprintable error';
+  }
 }
 
 export class Agent {
@@ -79,7 +97,8 @@ export class Agent {
   /** Validate everything, then start probing. Config errors come back, nothing is probed. */
   static async start(opts: AgentOptions): Promise<StartResult> {
     const cenv = opts.env ?? defaultEnv();
-    const loaded = await loadConfig(opts.configPath, { env: cenv });
+    const loadOpts = { env: cenv, ...(opts.readConfig ? { readFile: opts.readConfig } : {}) };
+    const loaded = await loadConfig(opts.configPath, loadOpts);
     if (!loaded.ok) return { ok: false, errors: loaded.errors };
     const config = loaded.config;
     let env: ProbeEnvironment;
@@ -89,7 +108,7 @@ export class Agent {
       return { ok: false, errors: [(err as Error).message] };
     }
     const log = opts.log ?? createLogger(config.logLevel);
-    const holder = new ConfigHolder(opts.configPath, config, { env: cenv });
+    const holder = new ConfigHolder(opts.configPath, config, loadOpts);
     const processEnv = opts.processEnv ?? process.env;
 
     // Kubernetes: on in a cluster, off (said once) outside.
@@ -113,7 +132,7 @@ export class Agent {
     const info = { node: identity.name, subnet: identity.subnet, zone: identity.zone };
     metrics.setNodeInfo(info);
     store.setNode(info);
-    metrics.precreate(config.targets.map((t) => t.target));
+    metrics.setTargets(config.targets.map((t) => t.target));
     store.setTargets(config.targets.map((t) => t.target));
     metrics.setConfigReload(true, Date.now() / 1000);
 
@@ -179,6 +198,11 @@ export class Agent {
   private async periodic(t: TargetConfig, signal: AbortSignal): Promise<void> {
     const result = await this.probe(t, t.timeoutMs, signal);
     if (signal.aborted && this.stopping) return;
+    if (!this.config.targets.some((c) => c.target === t.target)) {
+      // A reload removed the target while it was being probed: its result would be a ghost.
+      this.log.debug({ target: t.target }, 'result dropped: target no longer configured');
+      return;
+    }
     const before = this.store.get(t.target)?.result ?? null;
     this.metrics.record(t.target, result, Date.now() / 1000);
     const { changed } = this.store.update(t.target, result);
@@ -194,11 +218,32 @@ export class Agent {
     }
   }
 
-  /** SIGHUP or a changed file: keep the old config when the new one is invalid. */
+  /**
+   * SIGHUP or a changed file: keep the old config when the new one is invalid.
+   * Never rejects: anything thrown while reloading is logged and counted as a
+   * failed reload, so a fire-and-forget caller cannot crash the process.
+   */
   async reload(): Promise<{ ok: boolean; errors?: string[] }> {
     const before = this.config;
+    try {
+      return await this.reloadOnce();
+    } catch (err) {
+      const errors = [`internal error while reloading ${this.opts.configPath}: ${errorText(err)}`];
+      try {
+        this.metrics.setConfigReload(false, Date.now() / 1000);
+        if (this.config === before) this.log.error({ errors }, 'config reload failed; keeping the previous config');
+        else this.log.error({ errors }, 'config reload failed after the new config was accepted; send SIGHUP again or restart');
+      } catch {
+        // nothing left to report to
+      }
+      return { ok: false, errors };
+    }
+  }
+
+  private async reloadOnce(): Promise<{ ok: boolean; errors?: string[] }> {
+    const before = this.config;
     // Remember what was read, so the file poll does not reload the same text again.
-    this.lastConfigText = await readFile(this.opts.configPath, 'utf8').catch(() => this.lastConfigText);
+    this.lastConfigText = await this.readConfig().catch(() => this.lastConfigText);
     const r = await this.holder.reload();
     const now = Date.now() / 1000;
     if (!r.ok) {
@@ -209,10 +254,10 @@ export class Agent {
     this.metrics.setConfigReload(true, now);
     if (!r.changed) return { ok: true };
     const cfg = r.config;
-    const keep = new Set(cfg.targets.map((t) => t.target));
-    for (const t of before.targets) if (!keep.has(t.target)) this.metrics.forgetTarget(t.target);
-    this.metrics.precreate(cfg.targets.map((t) => t.target));
-    this.store.setTargets(cfg.targets.map((t) => t.target));
+    const targets = cfg.targets.map((t) => t.target);
+    this.metrics.setTargets(targets);
+    this.store.setTargets(targets);
+    this.writer.setTargets(targets);
     this.scheduler.updateTargets(cfg.targets);
     const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs'] as const)
       .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(cfg[k]));
@@ -221,15 +266,23 @@ export class Agent {
     return { ok: true };
   }
 
+  /** The config file's text; a reader that throws instead of rejecting is turned into a rejection. */
+  private async readConfig(): Promise<string> {
+    const read = this.opts.readConfig ?? ((p: string) => readFile(p, 'utf8'));
+    return read(this.opts.configPath);
+  }
+
   private watchConfig(): void {
     const every = this.opts.reloadCheckMs ?? 30_000;
     if (every <= 0) return;
-    void readFile(this.opts.configPath, 'utf8').then((t) => { this.lastConfigText = t; }, () => undefined);
+    this.readConfig().then((t) => { this.lastConfigText = t; }, () => undefined);
     this.reloadTimer = setInterval(() => {
-      readFile(this.opts.configPath, 'utf8').then(async (text) => {
-        if (this.lastConfigText === null) this.lastConfigText = text;
-        else if (text !== this.lastConfigText) await this.reload();
-      }, () => undefined);
+      this.readConfig()
+        .then(async (text) => {
+          if (this.lastConfigText === null) this.lastConfigText = text;
+          else if (text !== this.lastConfigText) await this.reload();
+        }, () => undefined)
+        .catch((err: unknown) => this.log.error({ err: errorText(err) }, 'config file check failed'));
     }, every);
     this.reloadTimer.unref();
   }

@@ -59,6 +59,8 @@ export class AgentMetrics {
   private readonly targets = new Map<string, TargetState>();
   private readonly registryOf: (target: string) => string | null;
   private nodeInfoLabels: Record<string, string> | null = null;
+  /** The configured targets once setTargets was called; results for others are ignored. */
+  private configured: Set<string> | null = null;
 
   private readonly up: Gauge<'registry' | 'target'>;
   private readonly stageDuration: Gauge<'registry' | 'target' | 'stage'>;
@@ -183,8 +185,23 @@ export class AgentMetrics {
     }
   }
 
-  /** Fold one periodic result into the cached series. */
-  record(target: string, result: ProbeResult, wallNowSeconds: number): void {
+  /**
+   * The configured targets, at start and on every reload: series of targets
+   * no longer listed are dropped, the listed ones pre-created, and from now on
+   * a result for an unlisted target (a probe still in flight when a reload
+   * removed it) is ignored instead of bringing its series back.
+   */
+  setTargets(targets: readonly string[]): void {
+    this.configured = new Set(targets);
+    for (const target of [...this.targets.keys()]) {
+      if (!this.configured.has(target)) this.forgetTarget(target);
+    }
+    this.precreate(targets);
+  }
+
+  /** Fold one periodic result into the cached series; false when the target is not configured (dropped). */
+  record(target: string, result: ProbeResult, wallNowSeconds: number): boolean {
+    if (this.configured && !this.configured.has(target)) return false;
     const registry = result.registry ?? this.targets.get(target)?.registry ?? this.registryOf(target) ?? '';
     const state = this.state(target, registry);
     const rt = { registry, target };
@@ -215,6 +232,7 @@ export class AgentMetrics {
 
     this.recordTls(state, result.steps);
     this.recordNameservers(state, result.steps);
+    return true;
   }
 
   /** Drop every series of a target no longer configured. */

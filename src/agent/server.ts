@@ -44,6 +44,8 @@ export interface ServerDeps {
 export interface AgentServer {
   listen(host: string, port: number): Promise<{ port: number }>;
   close(): Promise<void>;
+  /** The underlying server (tests emit errors on it). */
+  readonly http: http.Server;
 }
 
 export type ProbeFormat = 'prometheus' | 'json' | 'debug';
@@ -152,10 +154,26 @@ export function createServer(deps: ServerDeps): AgentServer {
   const flights = new SingleFlight<ProbeResult>({ cacheMs: deps.probeCacheMs ?? 5000, clock });
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      deps.log.error({ err: err instanceof Error ? err.message : String(err), path: pathOf(req) }, 'request failed');
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
-      else res.destroy();
+      try {
+        deps.log.error({ err: errorText(err), path: pathOf(req) }, 'request failed');
+        if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
     });
+  });
+  // Permanent: without an 'error' listener, an accept error after listen
+  // (EMFILE when the process is out of file descriptors) would be thrown and
+  // kill the process. Logged instead; the server keeps accepting once the
+  // condition passes. listen() adds its own one-shot listener for bind errors.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (!server.listening) return;
+    try {
+      deps.log.error({ err: errorText(err), code: err.code }, 'http server error; still serving');
+    } catch {
+      // nothing left to report to
+    }
   });
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -233,7 +251,16 @@ export function createServer(deps: ServerDeps): AgentServer {
         server.closeIdleConnections();
       });
     },
+    http: server,
   };
+}
+
+function errorText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'unprintable error';
+  }
 }
 
 function pathOf(req: http.IncomingMessage): string {

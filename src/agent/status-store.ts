@@ -65,6 +65,8 @@ export class StatusStore {
   private failures: FailureRecord[] = [];
   private readonly open = new Map<string, FailureRecord>();
   private node: NodeInfo | null = null;
+  /** Set once setTargets was called: results for targets not listed are dropped. */
+  private configured = false;
 
   constructor(opts: StatusStoreOptions = {}) {
     this.maxFailures = Math.max(1, opts.maxFailures ?? 50);
@@ -77,6 +79,7 @@ export class StatusStore {
 
   /** Configured targets, in config order; targets no longer listed are forgotten (their failure history stays). */
   setTargets(targets: readonly string[]): void {
+    this.configured = true;
     const keep = new Set(targets);
     for (const t of [...this.targets.keys()]) if (!keep.has(t)) this.forget(t);
     const next = new Map<string, TargetStatus>();
@@ -94,10 +97,15 @@ export class StatusStore {
     }
   }
 
-  /** Record a periodic result; `changed` is true when the verdict differs from the previous one. */
-  update(target: string, result: ProbeResult): { changed: boolean } {
-    const now = this.wallNow();
+  /**
+   * Record a periodic result; `changed` is true when the verdict differs from
+   * the previous one. Once the configured targets are known, a result for any
+   * other target (a probe that finished after a reload removed it) is dropped.
+   */
+  update(target: string, result: ProbeResult): { changed: boolean; recorded: boolean } {
     const prev = this.targets.get(target);
+    if (this.configured && !prev) return { changed: false, recorded: false };
+    const now = this.wallNow();
     const changed = !prev?.result || verdictKey(prev.result) !== verdictKey(result);
     const since = changed ? now : (prev?.since ?? now);
     this.targets.set(target, { target, result, since, lastProbeAt: now });
@@ -123,7 +131,7 @@ export class StatusStore {
         if (this.failures.length > this.maxFailures) this.failures = this.failures.slice(-this.maxFailures);
       }
     }
-    return { changed };
+    return { changed, recorded: true };
   }
 
   get(target: string): TargetStatus | undefined {

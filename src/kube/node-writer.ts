@@ -86,6 +86,8 @@ export class NodeWriter {
   private subnet: string | null;
   private zone: string | null;
   private uid: string | null;
+  /** The configured targets (follows reloads); null = take every result. */
+  private expected: Set<string> | null;
   private readonly stats_: NodeWriterStats = { annotationWrites: 0, conditionWrites: 0, eventsCreated: 0, eventsDropped: 0, failures: 0 };
 
   constructor(private readonly opts: NodeWriterOptions) {
@@ -104,6 +106,7 @@ export class NodeWriter {
     this.subnet = opts.subnet ?? null;
     this.zone = opts.zone ?? null;
     this.uid = opts.uid ?? opts.initialNode?.metadata.uid ?? null;
+    this.expected = opts.expectedTargets ? new Set(opts.expectedTargets) : null;
     this.seed = seedFromNode(opts.initialNode ?? null);
     const prev = opts.initialNode?.status?.conditions?.find((c) => c.type === CONDITION_TYPE);
     if (prev) {
@@ -125,12 +128,36 @@ export class NodeWriter {
     });
   }
 
-  /** Take new results (one target or many); never throws. */
+  /**
+   * Take new results (one target or many); never throws. Results for targets
+   * outside the configured set (a probe that finished after a reload removed
+   * its target) are dropped.
+   */
   update(results: readonly ProbeResult[]): void {
     if (!this.enabled || this.stopped) return;
     this.started = true;
     this.safely(() => {
-      for (const r of results) this.latest.set(r.target, r);
+      for (const r of results) if (!this.expected || this.expected.has(r.target)) this.latest.set(r.target, r);
+      this.recompute();
+      this.kick();
+    });
+  }
+
+  /**
+   * The configured targets changed (config reload): results of removed
+   * targets are forgotten, so a registry no target uses any more leaves the
+   * annotation and the condition with the next write.
+   */
+  setTargets(targets: readonly string[]): void {
+    this.expected = new Set(targets);
+    if (!this.enabled || this.stopped) return;
+    this.safely(() => {
+      let removed = false;
+      for (const t of [...this.latest.keys()]) {
+        if (!this.expected?.has(t)) removed = this.latest.delete(t) || removed;
+      }
+      // Before the first write, a removed target may have been the one still awaited.
+      if (!removed && this.current !== null) return;
       this.recompute();
       this.kick();
     });
@@ -166,13 +193,18 @@ export class NodeWriter {
     try {
       fn();
     } catch (err) {
-      this.log.error({ err: errInfo(err) }, 'node writer internal error');
+      try {
+        this.log.error({ err: safeMessage(err) }, 'node writer internal error');
+      } catch {
+        // a logger that throws has nowhere left to report to
+      }
     }
   }
 
   private recompute(): void {
-    const expected = this.opts.expectedTargets;
-    if (expected && !expected.every((t) => this.latest.has(t))) return;
+    // The first write waits for a full cycle; later ones go out as results arrive.
+    const expected = this.expected;
+    if (this.current === null && expected && ![...expected].every((t) => this.latest.has(t))) return;
     const verdicts = verdictsFromResults([...this.latest.values()]);
     const nowMs = this.now();
     const at = rfc3339(nowMs);
@@ -218,10 +250,23 @@ export class NodeWriter {
       this.timers.clearTimeout(this.heartbeatTimer);
       this.heartbeatTimer = null;
     }
-    this.inFlight = this.drain().finally(() => {
-      this.inFlight = null;
-      if (this.retryTimer === null) this.armHeartbeat();
-    });
+    this.inFlight = this.drain()
+      .catch((err: unknown) => this.internalError(err))
+      .finally(() => {
+        this.inFlight = null;
+        if (this.retryTimer === null) this.safely(() => this.armHeartbeat());
+      });
+  }
+
+  /** A bug while writing: logged, and retried with backoff like a failed write; never an unhandled rejection. */
+  private internalError(err: unknown): void {
+    try {
+      this.log.error({ err: safeMessage(err) }, 'node writer internal error');
+    } catch {
+      // a logger that throws has nowhere left to report to
+    }
+    if (this.stopped || this.retryTimer !== null) return;
+    this.safely(() => this.scheduleRetry('internal', new Error(safeMessage(err))));
   }
 
   private async drain(): Promise<void> {
@@ -337,6 +382,15 @@ function seedFromNode(node: KubeNode | null): Record<string, RegistryState> {
     return out;
   } catch {
     return {};
+  }
+}
+
+/** The message of anything thrown, even an object whose getters throw. */
+function safeMessage(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'unprintable error';
   }
 }
 

@@ -287,7 +287,7 @@ test('status store: since moves only on a verdict change; failures are episodes 
   assert.equal(snap.recentFailures[0]?.count, 2);
   assert.equal(snap.recentFailures[0]?.clearedAt, null);
   now = 3_000;
-  assert.deepEqual(store.update(IMAGE, failResult(IMAGE, 'tcp_timeout')), { changed: true });
+  assert.deepEqual(store.update(IMAGE, failResult(IMAGE, 'tcp_timeout')), { changed: true, recorded: true });
   assert.equal(store.get(IMAGE)?.since, 3_000);
   now = 4_000;
   store.update(IMAGE, okResult(IMAGE));
