@@ -295,14 +295,22 @@ export class Scheduler {
     } catch (err) {
       p = Promise.reject(err);
     }
-    p.then(
-      () => this.#settle(e),
-      (err: unknown) => {
-        e.failures++;
-        this.#log.error({ target: target.target, err: errorText(err) }, 'probe run failed');
-        this.#settle(e);
-      },
-    );
+    // The entry is settled whatever happens (even a logger that throws), or its
+    // target would never run again; nothing is left as an unhandled rejection.
+    p.then(undefined, (err: unknown) => {
+      e.failures++;
+      this.#logError({ target: target.target, err: errorText(err) }, 'probe run failed');
+    })
+      .then(() => this.#settle(e))
+      .catch((err: unknown) => this.#logError({ err: errorText(err) }, 'scheduler internal error'));
+  }
+
+  #logError(obj: object, msg: string): void {
+    try {
+      this.#log.error(obj, msg);
+    } catch {
+      // a logger that throws has nowhere left to report to
+    }
   }
 
   #settle(e: Entry): void {
@@ -321,6 +329,10 @@ export class Scheduler {
 }
 
 function errorText(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
+  try {
+    if (err instanceof Error) return `${err.name}: ${err.message}`;
+    return String(err);
+  } catch {
+    return 'unprintable error';
+  }
 }

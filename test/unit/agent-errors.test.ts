@@ -12,6 +12,7 @@ import { createLogger } from '../../src/agent/agent.js';
 import { reloadOnSignal } from '../../src/agent/agent-command.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { createServer } from '../../src/agent/server.js';
+import { Scheduler } from '../../src/agent/scheduler.js';
 import { StatusStore } from '../../src/agent/status-store.js';
 import { NodeWriter, type Timers } from '../../src/kube/node-writer.js';
 import type { KubeClient, KubeNode } from '../../src/kube/client.js';
@@ -182,4 +183,39 @@ test('agent logs write their level as a word', () => {
   const lines = out.join('').trim().split('\n').map((l) => JSON.parse(l) as { level: unknown; msg: string; password?: string });
   assert.deepEqual(lines.map((l) => [l.level, l.msg]), [['info', 'target reachable'], ['warn', 'target failing'], ['debug', 'details']]);
   assert.equal(lines[1]?.password, '[redacted]');
+});
+
+test('scheduler: a failing run with a logger that throws still frees its slot; nothing escapes', async (t) => {
+  const escaped = watchProcess(t).escaped;
+  let now = 0;
+  const pending = new Map<number, { at: number; fn: () => void }>();
+  let seq = 0;
+  const timers: Timers = {
+    setTimeout: (fn, ms) => { pending.set(++seq, { at: now + ms, fn }); return seq; },
+    clearTimeout: (h) => { pending.delete(h as number); },
+  };
+  const fire = async (until: number): Promise<void> => {
+    for (;;) {
+      await settle();
+      const next = [...pending.entries()].filter(([, v]) => v.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next) break;
+      pending.delete(next[0]);
+      now = next[1].at;
+      next[1].fn();
+    }
+    now = until;
+  };
+  const throwing: Log = { debug() {}, info() {}, warn() {}, error() { throw new Error('log sink broken'); } };
+  let runs = 0;
+  const s = new Scheduler({
+    targets: [{ target: 'ghcr.io', kind: 'registry', intervalMs: 1000, timeoutMs: 500, jitter: 0 }],
+    concurrency: 1, node: 'n', clock: { now: () => now }, timers, log: throwing,
+    run: async () => { runs++; throw hostileError(); },
+  });
+  s.start();
+  await fire(3500);
+  await settle();
+  assert.equal(runs, 4, 'every slot ran: the failed runs did not keep their slot');
+  assert.deepEqual(escaped, []);
+  await s.stop(0);
 });
