@@ -127,6 +127,12 @@ export class HostileServer {
     sock.on('data', (chunk: Buffer) => {
       if (stalled) return;
       buf = Buffer.concat([buf, chunk]);
+      if (!/^[A-Z]*$/.test(buf.subarray(0, 8).toString('latin1').split(' ')[0] ?? '')) {
+        // Not HTTP (e.g. a TLS ClientHello on a plain port): answer as Go's and Node's HTTP servers do.
+        sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        stalled = true;
+        return;
+      }
       for (;;) {
         const end = buf.indexOf('\r\n\r\n');
         if (end === -1) {
