@@ -30,3 +30,49 @@ test('duplicate addresses are listed once', () => {
   assert.deepEqual(lookupHosts(t, 'a.test'), ['10.0.0.1']);
   assert.equal(t.entries.length, 2);
 });
+
+test('trailing dots and separators: names match whole words only', () => {
+  const t = parseHosts('10.0.0.1\tregistry.lab.test.\tr\r\n10.0.0.2 xregistry.lab.test registry.lab.testx\n');
+  assert.deepEqual(lookupHosts(t, 'registry.lab.test'), ['10.0.0.1']);
+  assert.deepEqual(lookupHosts(t, 'r'), ['10.0.0.1']);
+  assert.deepEqual(lookupHosts(t, 'lab.test'), []);
+  assert.deepEqual(lookupHosts(t, 'registry.lab.test registry.lab.testx'), []);
+});
+
+// ---- pathological input: one pass, bounded warnings (issue 6) ----
+
+function cpuMs(f: () => void): number {
+  const t = process.cpuUsage();
+  f();
+  const u = process.cpuUsage(t);
+  return (u.user + u.system) / 1000;
+}
+
+const TEN_MB = 10 * 1024 * 1024;
+const fill = (line: string): string => line.repeat(Math.ceil(TEN_MB / line.length));
+
+test('10 MB hosts files parse in well under a second, warnings capped', () => {
+  const inputs: Record<string, string> = {
+    'junk lines': fill('zzzz\n'),
+    'CRLF entries with aliases': fill('10.0.0.1 a.test b.test c.test d.test\r\n'),
+    'address-only lines': fill('10.0.0.1\n'),
+    'blank lines': '\n'.repeat(TEN_MB),
+  };
+  for (const [name, text] of Object.entries(inputs)) {
+    let table = parseHosts('');
+    const ms = cpuMs(() => { table = parseHosts(text); });
+    assert.ok(ms < 1000, `${name}: ${ms.toFixed(0)} ms of CPU`);
+    assert.ok(table.warnings.length <= 51, `${name}: ${table.warnings.length} warnings`);
+  }
+  const big = parseHosts(fill('10.0.0.1 a.test b.test c.test d.test\n'));
+  const ms = cpuMs(() => assert.deepEqual(lookupHosts(big, 'D.test.'), ['10.0.0.1']));
+  assert.ok(ms < 500, `lookup in a 10 MB table: ${ms.toFixed(0)} ms`);
+});
+
+test('100k-character lines parse in milliseconds', () => {
+  const long = 100_000;
+  for (const line of [`10.0.0.1${' \t\r'.repeat(long / 3)}#`, `10.0.0.1 ${'a'.repeat(long)}`, '#'.repeat(long), ' '.repeat(long) + 'x']) {
+    const ms = cpuMs(() => parseHosts(`${line}\n`.repeat(20)));
+    assert.ok(ms < 300, `${line.slice(0, 12)}…: ${ms.toFixed(0)} ms`);
+  }
+});

@@ -86,3 +86,61 @@ test('IPv6 nameserver with a zone id is accepted', () => {
   assert.equal(conf.nameservers[0]?.address, 'fe80::1%eth0');
   assert.equal(conf.defaultNameserver, false);
 });
+
+test('no search or domain line: the search domain is the host name\'s domain, as glibc takes it from gethostname()', () => {
+  const conf = parseResolvConf('nameserver 10.0.0.2\n', { hostname: 'ip-10-0-1-7.eu-west-1.compute.internal' });
+  assert.deepEqual(conf.search, ['eu-west-1.compute.internal']);
+  assert.equal(conf.searchFromHostname, true);
+  assert.deepEqual(parseResolvConf('nameserver 10.0.0.2\n', { hostname: 'node7' }).search, [], 'no dot: no domain');
+  assert.deepEqual(parseResolvConf('search a.test\n', { hostname: 'n.b.test' }).search, ['a.test'], 'a search line wins');
+  assert.deepEqual(parseResolvConf('domain c.test\n', { hostname: 'n.b.test' }).search, ['c.test'], 'a domain line wins');
+  assert.deepEqual(parseResolvConf('search \n', { hostname: 'n.b.test' }).search, ['b.test'], 'an empty search line sets nothing');
+});
+
+// ---- pathological input: one pass, bounded warnings (issue 6) ----
+
+function cpuMs(f: () => void): number {
+  const t = process.cpuUsage();
+  f();
+  const u = process.cpuUsage(t);
+  return (u.user + u.system) / 1000;
+}
+
+const TEN_MB = 10 * 1024 * 1024;
+const fill = (line: string): string => line.repeat(Math.ceil(TEN_MB / line.length));
+
+test('10 MB inputs parse in well under a second, warnings capped', () => {
+  const inputs: Record<string, string> = {
+    'CRLF nameserver lines': fill('nameserver 10.0.0.1\r\n'),
+    'junk lines': fill('zzzz\n'),
+    'option lines': fill(`options ${'ndots:1 attempts:x '.repeat(50)}\n`),
+    'search lines': fill(`search ${'a.test '.repeat(500)}\n`),
+    'blank lines': '\n'.repeat(TEN_MB),
+  };
+  for (const [name, text] of Object.entries(inputs)) {
+    let conf = parseResolvConf('');
+    const ms = cpuMs(() => { conf = parseResolvConf(text); });
+    assert.ok(ms < 1000, `${name}: ${ms.toFixed(0)} ms of CPU`);
+    assert.ok(conf.warnings.length <= 52, `${name}: ${conf.warnings.length} warnings`);
+    assert.ok(conf.nameservers.length <= 32, name);
+  }
+});
+
+test('100k-character lines parse in milliseconds', () => {
+  const long = 100_000;
+  const lines = [
+    `nameserver ${'\t'.repeat(long)}10.0.0.1`,
+    `search ${' '.repeat(long)}x`,
+    `options ndots:${'9'.repeat(long)}`,
+    `options timeout:${' '.repeat(long)}`,
+    `search ${'.'.repeat(long)}`,
+    `${' \t'.repeat(long / 2)}x`,
+    `nameserver ${'1'.repeat(long)}`,
+  ];
+  for (const line of lines) {
+    const ms = cpuMs(() => parseResolvConf(`${line}\n`.repeat(20)));
+    assert.ok(ms < 300, `${line.slice(0, 20)}…: ${ms.toFixed(0)} ms`);
+  }
+  assert.equal(parseResolvConf(`options ndots:${'9'.repeat(long)}\n`).ndots, 15);
+  assert.deepEqual(parseResolvConf(`nameserver ${'\t'.repeat(long)}10.0.0.1\n`).nameservers.map((n) => n.address), ['10.0.0.1']);
+});
