@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { Credential } from './types.js';
 import { DOCKER_HUB, isDockerHubHost } from './reference.js';
+import { labelMatch } from './label-glob.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -39,7 +40,20 @@ function isObject(v: Json | undefined): v is { [k: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const RAW_BASE64 = /^[A-Za-z0-9+/]*$/;
+
+/**
+ * kubelet decodeDockerConfigFieldAuth: padded (standard) base64 when the trimmed value ends
+ * in "=", unpadded (raw) otherwise; Go's decoder skips "\r" and "\n" anywhere, nothing else.
+ * Returns undefined when the value is not base64.
+ */
+export function decodeAuthField(field: string): string | undefined {
+  const b64 = field.replace(/[\r\n]/g, '');
+  const padded = field.trim().endsWith('=');
+  if (padded ? !PADDED_BASE64.test(b64) : !RAW_BASE64.test(b64) || b64.length % 4 === 1) return undefined;
+  return Buffer.from(b64, 'base64').toString('utf8');
+}
 
 /**
  * kubelet keyring: "https://" + key parsed as a URL; a leading /v1/ or /v2/
@@ -70,12 +84,13 @@ function parseEntry(source: string, key: string, value: Json | undefined): Docke
   const username = fieldString(value, 'username', where);
   const password = fieldString(value, 'password', where);
   const identityToken = fieldString(value, 'identitytoken', where);
+  fieldString(value, 'email', where); // the kubelet fails the config on a non-string email too
   const { host, path } = normalizeAuthKey(key);
   if (host === '') throw new ConfigError(`${where}: key has no registry host`);
   // kubelet's DockerConfigEntry: a non-empty `auth` overrides username/password.
   if (auth) {
-    if (!STD_BASE64.test(auth)) throw new ConfigError(`${where}.auth: not base64 "user:password"`);
-    const decoded = Buffer.from(auth, 'base64').toString('utf8');
+    const decoded = decodeAuthField(auth);
+    if (decoded === undefined) throw new ConfigError(`${where}.auth: not base64 "user:password"`);
     const colon = decoded.indexOf(':');
     if (colon === -1) throw new ConfigError(`${where}.auth: decoded value has no ":" between user and password`);
     // containerd ParseAuth trims NULs from the password.
@@ -110,13 +125,6 @@ export function parseDockerConfig(text: string, source: string): DockerAuths {
     if (entry) entries.push(entry);
   }
   return { source, entries };
-}
-
-/** filepath.Match for one label, limited to "*" and "?" (no "/" can occur in a label). */
-function labelMatch(glob: string, label: string): boolean {
-  if (!/[*?[]/.test(glob)) return glob === label;
-  const re = glob.replace(/[.+^${}()|\\[\]]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(label);
 }
 
 function splitPort(hostPort: string): { name: string; port: string } {

@@ -103,7 +103,10 @@ const BAD: Array<[string, string, string]> = [
   ['auths not an object', JSON.stringify({ auths: [CANARY] }), 'auths'],
   ['entry not an object', cfg({ 'reg.io': CANARY }), 'reg.io'],
   ['auth not base64', cfg({ 'reg.io': { auth: `${CANARY}!!` } }), 'reg.io'],
-  ['auth base64 without padding', cfg({ 'reg.io': { auth: b64(`u:${CANARY}`).replace(/=+$/, '') } }), 'reg.io'],
+  ['auth with a space after the padding', cfg({ 'reg.io': { auth: `${b64(`u:${CANARY}`)} ` } }), 'reg.io'],
+  ['auth padded in the middle', cfg({ 'reg.io': { auth: `dTo=${b64(`u:${CANARY}`)}` } }), 'reg.io'],
+  ['auth unpadded with a dangling character', cfg({ 'reg.io': { auth: `${b64(`u:${CANARY}1`).replace(/=+$/, '')}A` } }), 'reg.io'],
+  ['email not a string', cfg({ 'reg.io': { auth: b64(`u:${CANARY}`), email: false } }), 'reg.io'],
   ['auth decodes without a colon', cfg({ 'reg.io': { auth: b64(CANARY) } }), 'reg.io'],
   ['username not a string', cfg({ 'reg.io': { username: 7, password: CANARY } }), 'reg.io'],
   ['password not a string', cfg({ 'reg.io': { username: 'u', password: { v: CANARY } } }), 'reg.io'],
@@ -150,4 +153,39 @@ test('loadDockerConfig reads through the injected reader and the real fs', () =>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('auth is decoded as the kubelet does: padded or not, line breaks skipped', () => {
+  const padded = b64('user:pass1'); // "dXNlcjpwYXNzMQ=="
+  assert.ok(padded.endsWith('=='));
+  for (const auth of [padded, padded.replace(/=+$/, ''), `${padded.slice(0, 5)}\n${padded.slice(5)}\n`, `${padded.slice(0, 7)}\r\n${padded.slice(7).replace(/=+$/, '')}`]) {
+    const a = parseDockerConfig(cfg({ 'reg.io': { auth } }), SRC);
+    assert.deepEqual({ u: credentialFor(a, 'reg.io')?.username, p: credentialFor(a, 'reg.io')?.password }, { u: 'user', p: 'pass1' }, JSON.stringify(auth));
+  }
+});
+
+test('glob keys are Go filepath.Match per label: ?, [a-c], [^x], escapes; a malformed glob matches nothing', () => {
+  const a = (key: string) => parseDockerConfig(cfg({ [key]: { auth: b64('g:p') } }), SRC);
+  const hit = (key: string, host: string) => credentialFor(a(key), host) !== undefined;
+  assert.equal(hit('reg?.example.com', 'reg1.example.com'), true);
+  assert.equal(hit('reg?.example.com', 'reg12.example.com'), false);
+  assert.equal(hit('reg[0-3].example.com', 'reg2.example.com'), true);
+  assert.equal(hit('reg[0-3].example.com', 'reg7.example.com'), false);
+  assert.equal(hit('reg[^0-3].example.com', 'reg7.example.com'), true);
+  assert.equal(hit('reg[^0-3].example.com', 'reg2.example.com'), false);
+  assert.equal(hit('r*g*.example.com', 'rxxgyy.example.com'), true);
+  assert.equal(hit('r*g*x.example.com', 'rxxgyy.example.com'), false);
+  assert.equal(hit('*.example.com', 'a.b.example.com'), false);
+  assert.equal(hit('reg[.example.com', 'reg[.example.com'), false);
+  assert.equal(hit('reg[].example.com', 'reg].example.com'), false);
+});
+
+test('a glob key with many stars costs linear time, not exponential (kubelet per-label match)', () => {
+  // The old regex translation took ~4 s for one 45-character label and doubles every few characters.
+  const a = parseDockerConfig(cfg({ '*a*a*a*a*a*a*a*a*b.example.com': { auth: b64('g:p') } }), SRC);
+  const start = process.cpuUsage();
+  assert.equal(credentialFor(a, `${'a'.repeat(45)}.example.com`), undefined);
+  assert.equal(credentialFor(a, `${'a'.repeat(44)}b.example.com`)?.username, 'g');
+  const used = process.cpuUsage(start);
+  assert.ok((used.user + used.system) / 1e6 < 1, `CPU ${(used.user + used.system) / 1e6} s`);
 });
