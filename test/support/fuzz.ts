@@ -191,13 +191,13 @@ export function fuzz(o: FuzzOptions): FuzzReport {
     } catch (err) {
       if (!o.allowed(err) && failures.length < 20) {
         const e = err as { name?: unknown; message?: unknown; stack?: unknown };
-        failures.push({ index: i, error: `${String(e.name)}: ${String(e.message).slice(0, 200)} @ ${String(e.stack).split('\n')[1]?.trim() ?? ''}`, excerpt: excerpt(input) });
+        X
       }
     }
     const ms = cpuMs(process.cpuUsage(before));
     if (ms > slowest.ms) slowest = { index: i, ms, length: input.length, excerpt: excerpt(input, 80) };
     if (ms > o.limitMs) {
-      slow.push({ index: i, ms, length: input.length, excerpt: excerpt(input, 80) });
+      slow.push({ index: i, ms, length: input.length, excerpt: excerpt(input, 1000) });
       if (slow.length >= 5) { // enough to show the problem; the rest would only burn time
         i++;
         break;
