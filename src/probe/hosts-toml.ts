@@ -12,6 +12,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from './reference.js';
+import { parseGoDuration } from './go-duration.js';
 
 export class HostsTomlError extends Error {
   override readonly name = 'HostsTomlError';
@@ -24,8 +25,18 @@ export class HostsTomlError extends Error {
 /** containerd's default config_path when none is configured (docs/cri/registry.md). */
 export const DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d';
 
-export const CAPABILITIES = ['pull', 'resolve', 'push'] as const;
+/** Capabilities containerd knows; `referrers` since 2.2 (1.x-2.1 reject a file listing it). */
+export const CAPABILITIES = ['pull', 'resolve', 'push', 'referrers'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
+/** What a host without `capabilities` gets: pull, resolve, push (containerd 2.2+ adds referrers, see HostsOptions). */
+export const DEFAULT_CAPABILITIES: readonly Capability[] = ['pull', 'resolve', 'push'];
+
+export interface HostsOptions {
+  /** containerd 2.2+: hosts without `capabilities`, and the default host, also get `referrers` (never used for pulls). Default false. */
+  referrersByDefault?: boolean;
+}
+const defaultCapabilities = (opts: HostsOptions): Capability[] =>
+  opts.referrersByDefault ? [...DEFAULT_CAPABILITIES, 'referrers'] : [...DEFAULT_CAPABILITIES];
 
 /** Keys shared by the root (server) and each [host."…"] table. */
 export interface HostSettings {
@@ -69,9 +80,8 @@ type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 const HOST_KEYS = new Set(['capabilities', 'ca', 'client', 'skip_verify', 'override_path', 'header', 'dial_timeout']);
 const ROOT_KEYS = new Set([...HOST_KEYS, 'server', 'host']);
-const GO_DURATION = /^[-+]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/;
 
-export function parseHostsToml(text: string, file: string): HostsConfig {
+export function parseHostsToml(text: string, file: string, opts: HostsOptions = {}): HostsConfig {
   let doc: Table;
   try {
     doc = parse(text) as Table;
@@ -84,7 +94,8 @@ export function parseHostsToml(text: string, file: string): HostsConfig {
   const warnings: string[] = [];
   const server = doc['server'];
   if (server !== undefined && typeof server !== 'string') throw new HostsTomlError(file, 'server', 'must be a string');
-  const root = readSettings(doc, '', ROOT_KEYS, dir, file, warnings);
+  const ctx = { dir, file, warnings, defaults: defaultCapabilities(opts) };
+  const root = readSettings(doc, '', ROOT_KEYS, ctx);
   let tree = doc['host'];
   let rejectReason: string | null = null;
   if (tree === undefined) {
@@ -98,14 +109,16 @@ export function parseHostsToml(text: string, file: string): HostsConfig {
   const hosts = Object.entries(tree as Table).map(([key, t]): HostEntry => {
     const name = `host.${JSON.stringify(key)}`;
     if (!isTable(t)) throw new HostsTomlError(file, name, 'must be a table');
-    const s = readSettings(t, `${name}.`, HOST_KEYS, dir, file, warnings);
+    const s = readSettings(t, `${name}.`, HOST_KEYS, ctx);
     return { key, url: baseUrl(key, s.overridePath, file, name), ...s };
   });
   const serverUrl = server ? baseUrl(server, root.overridePath, file, 'server') : null;
   return { file, server: serverUrl, serverCa: root.ca, serverSkipVerify: root.skipVerify, root, hosts, containerdRejects: rejectReason !== null, rejectReason, warnings };
 }
 
-function readSettings(t: Table, prefix: string, known: Set<string>, dir: string, file: string, warnings: string[]): HostSettings {
+interface ReadContext { dir: string; file: string; warnings: string[]; defaults: Capability[] }
+
+function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file, warnings, defaults }: ReadContext): HostSettings {
   const fail = (key: string, detail: string): never => { throw new HostsTomlError(file, prefix + key, detail); };
   for (const k of Object.keys(t)) if (!known.has(k)) warnings.push(`${file}: ${prefix}${k}: unknown key, containerd ignores it`);
   const strings = (key: string, v: unknown): string[] => {
@@ -118,12 +131,15 @@ function readSettings(t: Table, prefix: string, known: Set<string>, dir: string,
 
   const caps = t['capabilities'] ?? [];
   if (!Array.isArray(caps)) fail('capabilities', 'must be a list of strings');
-  // An empty or missing list means all three (containerd: len(config.Capabilities) > 0); matching is case-insensitive.
-  const capabilities = (caps as unknown[]).length === 0 ? [...CAPABILITIES] : ([] as Capability[]);
+  // An empty or missing list means the defaults (containerd: len(config.Capabilities) > 0); matching is case-insensitive.
+  const capabilities = (caps as unknown[]).length === 0 ? [...defaults] : ([] as Capability[]);
   for (const c of caps as unknown[]) {
     const lc = (typeof c === 'string' ? c.toLowerCase() : '') as Capability;
     if (!CAPABILITIES.includes(lc)) fail('capabilities', `unknown capability ${JSON.stringify(c)}`);
     if (!capabilities.includes(lc)) capabilities.push(lc);
+  }
+  if ((caps as unknown[]).some((c) => typeof c === 'string' && c.toLowerCase() === 'referrers')) {
+    warnings.push(`${file}: ${prefix}capabilities: "referrers" is known to containerd 2.2 and later only; containerd 1.x to 2.1 reject this whole file (failed to decode hosts.toml) and use only the *.crt/*.cert files next to it`);
   }
   const ca = t['ca'] === undefined ? [] : strings('ca', t['ca']).map(abs);
   const client: Array<[string, string]> = [];
@@ -144,7 +160,7 @@ function readSettings(t: Table, prefix: string, known: Set<string>, dir: string,
   const out: HostSettings = { capabilities, ca, client, skipVerify: bool('skip_verify'), overridePath: bool('override_path'), headers };
   const dt = t['dial_timeout'];
   if (dt !== undefined) {
-    if (typeof dt !== 'string' || !GO_DURATION.test(dt)) fail('dial_timeout', 'must be a Go duration such as "30s"');
+    if (typeof dt !== 'string' || parseGoDuration(dt) === null) fail('dial_timeout', 'must be a Go duration such as "30s"');
     out.dialTimeout = dt as string;
   }
   return out;
@@ -212,6 +228,8 @@ export interface RegistryEndpoint {
   headerNames: string[];
   /** Index of an earlier endpoint with the same URL: containerd tries it again (lab-notes gotcha 2). */
   duplicateOf: number | null;
+  /** containerd 1.7.8+ for localhost:PORT (PORT not 80/443): `scheme` is https, and when the server answers without TLS the same request is retried over plain HTTP. */
+  httpFallback?: boolean;
 }
 
 export interface RegistryHosts {
@@ -224,18 +242,25 @@ export interface RegistryHosts {
   warnings: string[];
 }
 
-export interface ResolveHostsOptions {
+export interface ResolveHostsOptions extends HostsOptions {
   /** Reproduce containerd 1.6/1.7-before-#10028 for a file without [host] (cert-file fallback). Default true. */
   rejectHostless?: boolean;
 }
 
-const isLocalhost = (host: string): boolean => {
-  const h = host.replace(/:\d*$/, '').replace(/^\[(.*)\]$/, '$1');
-  return h === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::1';
-};
+/** Go net.SplitHostPort, leniently: "[::1]:5000", "reg:5000", or a bare host (unbracketed IPv6 "::1" has no port). */
+function splitHostPort(hostPort: string): { host: string; port: string } {
+  const bracket = /^\[([^\]]*)\](?::(\d*))?$/.exec(hostPort);
+  if (bracket) return { host: bracket[1] ?? '', port: bracket[2] ?? '' };
+  const colon = hostPort.indexOf(':');
+  if (colon === -1 || colon !== hostPort.lastIndexOf(':')) return { host: hostPort, port: '' };
+  return { host: hostPort.slice(0, colon), port: hostPort.slice(colon + 1) };
+}
+
+/** containerd docker.IsLocalhost: "localhost" or a loopback IP (127.0.0.0/8, ::1). */
+const isLocalhost = (host: string): boolean => host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
 
 type Raw = { url: string | null; settings: HostSettings; isServer: boolean };
-const NONE: HostSettings = { capabilities: [...CAPABILITIES], ca: [], client: [], skipVerify: false, overridePath: false, headers: {} };
+const NONE: HostSettings = { capabilities: [...DEFAULT_CAPABILITIES], ca: [], client: [], skipVerify: false, overridePath: false, headers: {} };
 
 export async function resolveRegistryHosts(
   configPath: string[],
@@ -245,9 +270,9 @@ export async function resolveRegistryHosts(
 ): Promise<RegistryHosts> {
   const warnings: string[] = [];
   const hostDir = await findHostDir(configPath, registryHost, fs);
-  const loaded = hostDir === null ? null : await loadHostDir(hostDir, registryHost, fs, opts.rejectHostless ?? true, warnings);
+  const loaded = hostDir === null ? null : await loadHostDir(hostDir, registryHost, fs, opts, warnings);
   const raws = loaded?.raws ?? [{ url: null, settings: NONE, isServer: true }];
-  const endpoints = raws.map((r) => toEndpoint(r, registryHost));
+  const endpoints = raws.map((r) => toEndpoint(r, registryHost, opts));
   for (const [i, e] of endpoints.entries()) {
     const first = endpoints.findIndex((o) => o.url === e.url);
     if (first < i) {
@@ -272,7 +297,8 @@ async function findHostDir(configPath: string[], registryHost: string, fs: Hosts
 }
 
 /** containerd loadHostDir: hosts.toml if present, non-empty and accepted, else Docker-style cert files. */
-async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, rejectHostless: boolean, warnings: string[]) {
+async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts: ResolveHostsOptions, warnings: string[]) {
+  const rejectHostless = opts.rejectHostless ?? true;
   const file = posix.join(dir, 'hosts.toml');
   let text = '';
   try {
@@ -283,7 +309,7 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, rejec
   let parsed: HostsConfig | null = null;
   if (text.length > 0) {
     try {
-      parsed = parseHostsToml(text, file);
+      parsed = parseHostsToml(text, file, opts);
       warnings.push(...parsed.warnings);
       if (parsed.containerdRejects) {
         warnings.push(`${file}: ${parsed.rejectReason}`);
@@ -310,16 +336,20 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, rejec
   return { mode: 'cert-files' as const, source: dir, raws: [{ url: null, settings, isServer: true }] };
 }
 
-function toEndpoint(r: Raw, registryHost: string): RegistryEndpoint {
+function toEndpoint(r: Raw, registryHost: string, opts: HostsOptions): RegistryEndpoint {
   let { url, settings } = r;
+  let httpFallback = false;
   if (url === null) {
     // ConfigureHosts: a last host without a server is the namespace itself, /v2, all capabilities.
-    settings = { ...settings, capabilities: [...CAPABILITIES], overridePath: false };
-    const port = /:(\d+)$/.exec(registryHost)?.[1] ?? '';
+    settings = { ...settings, capabilities: defaultCapabilities(opts), overridePath: false };
+    const { host, port } = splitHostPort(registryHost);
     if (registryHost === DOCKER_HUB) url = `https://${DOCKER_HUB_ENDPOINT}/v2`;
-    else if (!isLocalhost(registryHost)) url = `https://${registryHost}/v2`;
+    else if (!isLocalhost(host)) url = `https://${registryHost}/v2`;
     else {
-      url = `${port === '' || port === '443' ? 'https' : 'http'}://${registryHost}/v2`;
+      // containerd 1.7.8+: localhost on port 80 is plain HTTP; on another explicit port HTTPS is
+      // tried first (certificate not verified) and plain HTTP when the server does not speak TLS.
+      url = `${port === '80' ? 'http' : 'https'}://${registryHost}/v2`;
+      httpFallback = port !== '' && port !== '80' && port !== '443';
       if (port !== '80') settings = { ...settings, skipVerify: true };
     }
   }
@@ -339,6 +369,7 @@ function toEndpoint(r: Raw, registryHost: string): RegistryEndpoint {
     overridePath: settings.overridePath,
     headerNames: Object.keys(settings.headers),
     duplicateOf: null,
+    ...(httpFallback ? { httpFallback: true } : {}),
   };
 }
 

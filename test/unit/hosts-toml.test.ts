@@ -92,6 +92,9 @@ describe('parseHostsToml', () => {
     assert.equal(configError(() => parseHostsToml('[host."m"]\nclient = [["a"]]\n', F)).key, 'host."m".client');
     assert.equal(configError(() => parseHostsToml('[host."m".header]\nx = 1\n', F)).key, 'host."m".header.x');
     assert.equal(configError(() => parseHostsToml('[host."m"]\ndial_timeout = "30"\n', F)).key, 'host."m".dial_timeout');
+    for (const bad of ['', '-', '.s', '1', '1x', '1.5', 's', '0x', '9223372036854775808ns', '2562048h', '1s ']) {
+      assert.equal(configError(() => parseHostsToml(`[host."m"]\ndial_timeout = ${JSON.stringify(bad)}\n`, F)).key, 'host."m".dial_timeout', bad);
+    }
     assert.equal(configError(() => parseHostsToml('host = "m"\n', F)).key, 'host');
   });
 
@@ -140,9 +143,31 @@ describe('resolveRegistryHosts', () => {
     assert.deepEqual(other.endpoints.map((e) => e.url), ['https://quay.io/v2']);
   });
 
-  it('localhost without config: http unless port 443, skip_verify unless port 80', async () => {
-    const r = await resolveRegistryHosts([], 'localhost:5000');
-    assert.deepEqual([r.endpoints[0]?.url, r.endpoints[0]?.host, r.endpoints[0]?.skipVerify], ['http://localhost:5000/v2', 'localhost:5000', true]);
+  it('localhost without config (containerd 1.7.8+): https first with HTTP fallback on other ports, http on 80, https on 443 or no port', async () => {
+    const row = async (h: string) => {
+      const e = (await resolveRegistryHosts([], h)).endpoints[0];
+      return [e?.url, e?.host, e?.skipVerify, e?.httpFallback ?? false];
+    };
+    assert.deepEqual(await row('localhost:5000'), ['https://localhost:5000/v2', 'localhost:5000', true, true]);
+    assert.deepEqual(await row('127.0.0.2:8080'), ['https://127.0.0.2:8080/v2', '127.0.0.2:8080', true, true]);
+    assert.deepEqual(await row('[::1]:5000'), ['https://[::1]:5000/v2', '[::1]:5000', true, true]);
+    assert.deepEqual(await row('localhost:80'), ['http://localhost:80/v2', 'localhost:80', false, false]);
+    assert.deepEqual(await row('localhost:443'), ['https://localhost:443/v2', 'localhost:443', true, false]);
+    assert.deepEqual(await row('localhost'), ['https://localhost/v2', 'localhost:443', true, false]);
+    assert.deepEqual(await row('reg.io:5000'), ['https://reg.io:5000/v2', 'reg.io:5000', false, false]);
+  });
+
+  it('a hosts.toml listing the referrers capability (containerd 2.2+) is used, with a warning for older containerd; referrers alone is not a pull endpoint', async () => {
+    const r = await resolveRegistryHosts([MAIN], 'referrers.lab.test');
+    assert.equal(r.mode, 'hosts-toml');
+    assert.deepEqual(r.endpoints.map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://refs-only.referrers.test/v2', 'https://referrers.lab.test/v2']);
+    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2']);
+    assert.deepEqual(endpointsFor(r, 'pull').map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2']);
+    assert.equal(r.warnings.filter((w) => w.includes('"referrers" is known to containerd 2.2')).length, 2);
+    // Default capabilities: containerd 2.2+ adds referrers; pulls are the same either way.
+    assert.deepEqual(r.endpoints[2]?.capabilities, ['pull', 'resolve', 'push']);
+    const v22 = await resolveRegistryHosts([MAIN], 'referrers.lab.test', undefined, { referrersByDefault: true });
+    assert.deepEqual(v22.endpoints[2]?.capabilities, ['pull', 'resolve', 'push', 'referrers']);
   });
 
   it('docker.io hosts.toml without server: mirror first, registry-1.docker.io last (not a mirror)', async () => {
@@ -278,5 +303,22 @@ describe('resolveRegistryHosts', () => {
     assert.deepEqual(endpointsFor(r, 'resolve'), []);
     assert.equal(endpointsFor(r, 'pull').length, 1);
     assert.equal(r.warnings.length, 1);
+  });
+});
+
+describe('dial_timeout (Go time.ParseDuration)', () => {
+  it('accepts what Go accepts', () => {
+    for (const ok of ['0', '-0', '+5s', '3s', '1m30s', '1.5h', '.5s', '5.s', '300ms', '10us', '10µs', '10μs', '7ns', '2562047h', '9223372036854775807ns', '1h1m1s1ms1us1ns', '0000s']) {
+      assert.equal(parseHostsToml(`[host."m"]\ndial_timeout = ${JSON.stringify(ok)}\n`, F).hosts[0]?.dialTimeout, ok);
+    }
+  });
+
+  it('costs linear time on a long value (the old pattern took seconds on 40 000 zeros)', () => {
+    const start = process.cpuUsage();
+    for (const v of [`${'0'.repeat(40_000)}x`, `${'0'.repeat(40_000)}`, `${'1s'.repeat(20_000)}x`, `.${'5'.repeat(40_000)}x`]) {
+      configError(() => parseHostsToml(`[host."m"]\ndial_timeout = "${v}"\n`, F));
+    }
+    const used = process.cpuUsage(start);
+    assert.ok((used.user + used.system) / 1e6 < 1, `CPU ${(used.user + used.system) / 1e6} s`);
   });
 });
