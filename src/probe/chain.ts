@@ -15,6 +15,7 @@ import { loadTrust } from './trust.js';
 import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from './hosts-toml.js';
 import { round, walkEndpoint, type Endpoint, type Failure, type Walk } from './endpoint-walk.js';
 import type { ProbeEnvironment } from './environment.js';
+import { scrubResult, Secrets } from './scrub.js';
 
 export { splitHostPort } from './endpoint-walk.js';
 
@@ -171,6 +172,8 @@ async function probeWithin(
   const credential = env.auths
     ? credentialFor(env.auths, registry, target.kind === 'image' ? target.ref.repository : undefined)
     : undefined;
+  // Every credential and token the probe sends; scrubbed from the result before it leaves.
+  const secrets = new Secrets().addCredential(credential);
   const w: Walk = {
     ctx, env, steps: result.steps, current: { stage: 'dns' },
     opts: {
@@ -178,6 +181,7 @@ async function probeWithin(
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
       ...(credential ? { credential } : {}),
+      secrets,
     },
   };
 
@@ -208,7 +212,7 @@ async function probeWithin(
   } catch (err) {
     // A bug, never a network fault: reported as internal_error in the stage where it happened.
     const message = err instanceof Error ? err.message : String(err);
-    ctx.log.error({ err: message, stack: err instanceof Error ? err.stack : undefined, target: input, stage: w.current.stage }, 'probe stage threw: internal error');
+    ctx.log.error({ err: secrets.scrub(message), stack: err instanceof Error && err.stack ? secrets.scrub(err.stack) : undefined, target: input, stage: w.current.stage }, 'probe stage threw: internal error');
     outcome = { bug: message.slice(0, 500) };
   } finally {
     clearTimeout(timer);
@@ -236,7 +240,7 @@ async function probeWithin(
   // ok, but a nameserver, an address or a mirror on the way is broken.
   result.degraded = result.ok && (result.steps.some((s) => s.degraded === true || !s.ok));
   result.seconds = round((clock.now() - t0) / 1000);
-  return finalPass(result);
+  return finalPass(result, secrets);
 }
 
 /**
@@ -245,8 +249,8 @@ async function probeWithin(
  * FINAL PASS: the auth helper's scrubResult (credentials the probe sent,
  * removed from every registry-supplied string) goes here.
  */
-function finalPass(result: ProbeResult): ProbeResult {
-  return result;
+function finalPass(result: ProbeResult, secrets: Secrets): ProbeResult {
+  return scrubResult(result, secrets);
 }
 
 /** Probe several targets with bounded concurrency; results keep the input order. */

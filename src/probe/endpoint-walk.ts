@@ -13,6 +13,8 @@ import { tlsStage } from './tls.js';
 import { createDispatcher } from './dispatcher.js';
 import { httpStage } from './registry-http.js';
 import { authStage } from './registry-auth.js';
+import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from './realm-policy.js';
+import type { Secrets } from './scrub.js';
 import { manifestStage } from './manifest.js';
 import type { TokenCache } from './token-cache.js';
 import type { Credential } from './types.js';
@@ -45,6 +47,8 @@ export interface WalkOptions {
   checkPlatform: boolean;
   tokenCache: TokenCache;
   credential?: Credential;
+  /** Every credential and token sent during this probe, for scrubbing the result. */
+  secrets?: Secrets;
 }
 
 export interface Walk {
@@ -108,6 +112,7 @@ export function splitHostPort(endpoint: string, defaultPort = 443): { host: stri
  */
 async function reachHost(
   w: Walk, host: string, port: number, tls: { ca: string[]; skipVerify: boolean; httpFallback?: boolean } | null, pinned: Map<string, string[]>,
+  vet?: (addresses: string[]) => Failure | null,
 ): Promise<Failure | null | 'plain-http'> {
   const { ctx, env, opts } = w;
   w.current = { stage: 'dns', host };
@@ -118,6 +123,8 @@ async function reachHost(
   });
   w.steps.push(toStep('dns', dns));
   if (!dns.ok) return { outcome: dns, stage: 'dns' };
+  const refused = vet?.(dns.detail.addresses);
+  if (refused) return refused;
 
   w.current = { stage: 'tcp', host: `${host}:${port}` };
   const tcp = await tcpStage(ctx, { host, addresses: dns.detail.addresses, port }, {
@@ -148,15 +155,6 @@ async function reachHost(
   return null;
 }
 
-function realmOf(realm: string | undefined): URL | null {
-  if (!realm) return null;
-  try {
-    return new URL(realm);
-  } catch {
-    return null;
-  }
-}
-
 /** Walk one endpoint. Returns the first failure, or null when the image (or registry) is reachable. */
 export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint): Promise<Failure | null> {
   let ep = endpoint;
@@ -179,12 +177,23 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     w.steps.push(toStep('http', http));
     if (!http.ok) return { outcome: http, stage: 'http' };
 
-    // The token service is its own hop: reach it like the registry itself.
-    const realm = realmOf(http.detail.challenges.find((c) => c.scheme === 'bearer')?.params['realm']);
-    const realmHost = realm?.hostname.replace(/^\[|\]$/g, '');
-    if (realm && realmHost !== undefined && !pinned.has(realmHost)) {
-      const realmPort = realm.port ? Number(realm.port) : realm.protocol === 'http:' ? 80 : 443;
-      const hop = await reachHost(w, realmHost, realmPort, realm.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
+    // The token service is its own hop: reach it like the registry itself, once
+    // its realm passed the policy (realm-policy.ts: https/http only, never
+    // link-local or metadata, by name or by what it resolves to). A refused
+    // realm is reported by authStage, without any connection.
+    const bearer = http.detail.challenges.find((c) => c.scheme === 'bearer');
+    const checked = bearer ? checkRealm(bearer.params['realm'], ep.endpoint) : null;
+    const realm = checked?.ok ? checked : null;
+    if (realm && !pinned.has(realm.hostname)) {
+      const vet = (addresses: string[]): Failure | null => {
+        const bad = forbiddenRealmAddresses(addresses);
+        if (bad.length === 0) return null;
+        const r = refuseResolvedRealm(realm, ep.endpoint, bad);
+        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer', realm: r.display, realmHost: r.host } };
+        w.steps.push(toStep('auth', outcome));
+        return { outcome, stage: 'auth' };
+      };
+      const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca: ep.ca, skipVerify: false } : null, pinned, vet);
       if (hop !== null && hop !== 'plain-http') return hop;
     }
 
@@ -196,8 +205,9 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
       challenges: http.detail.challenges,
       status: http.detail.status ?? 0,
     }, {
-      dispatcher, timeoutMs: remainingMs(ctx), tokenCache: opts.tokenCache,
+      dispatcher, timeoutMs: remainingMs(ctx), tokenCache: opts.tokenCache, pinned,
       ...(opts.credential ? { credential: opts.credential } : {}),
+      ...(opts.secrets ? { secrets: opts.secrets } : {}),
     });
     w.steps.push(toStep('auth', auth));
     if (!auth.ok) return { outcome: auth, stage: 'auth' };
@@ -222,7 +232,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
       repository: target.ref.repository,
       reference: target.ref.digest ?? target.ref.tag ?? 'latest',
       ...(auth.authorization ? { authorization: auth.authorization } : {}),
-      hasCredential: opts.credential !== undefined,
+      hasCredential: auth.credentialsSent ?? opts.credential !== undefined,
     }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform, reach });
     if (hopFailure !== null) return hopFailure; // its steps are recorded already
     w.steps.push(toStep('manifest', manifest));

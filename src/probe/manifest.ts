@@ -19,6 +19,8 @@ import { editDistance } from '../edit-distance.js';
 export { editDistance, nearestTags };
 import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from './registry-errors.js';
 import { registryBase, statusLine } from './registry-http.js';
+import { refusedTokenVerdict } from './registry-auth.js';
+import { cleanRegistryText } from './scrub.js';
 import type { Platform, ProbeContext, StageOutcome } from './types.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
 
@@ -160,10 +162,15 @@ export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opt
     const retry = retryAfterSeconds(res.headers, ctx.wallNow());
     if (res.status === 429 || has('TOOMANYREQUESTS')) {
       if (retry !== undefined) detail.retryAfterSeconds = retry;
-      const said = has('TOOMANYREQUESTS')?.message;
+      const said = cleanRegistryText(has('TOOMANYREQUESTS')?.message ?? '');
       return fail('rate_limited', `toomanyrequests: ${said || 'rate limit reached'}${retry !== undefined ? ` (Retry-After: ${retry} s)` : ''}`);
     }
     if (res.status === 401) {
+      // A token the token service just issued, refused by the registry: not missing credentials.
+      const refused = refusedTokenVerdict(headerValues(res.headers, 'www-authenticate'), {
+        bearer: input.authorization?.startsWith('Bearer ') ?? false, credentialsSent: input.hasCredential, host, what,
+      });
+      if (refused) return fail(refused.reason, refused.message);
       if (!input.hasCredential) {
         return fail('auth_required', `unauthorized: authentication required (${what}: ${statusLine(401)}, no credentials)`);
       }
