@@ -7,7 +7,7 @@
  * interval. A registry that answers a new digest on every probe can then
  * cost at most `maxBytes`, never more.
  */
-import type { IndexSummary } from './platform.js';
+import type { IndexEntry, IndexSummary } from './platform.js';
 
 export interface IndexCacheLimits {
   maxEntries: number;
@@ -17,9 +17,10 @@ export interface IndexCacheLimits {
 /** Rough heap cost of a summary: UTF-16 strings plus per-object overhead. */
 export function summaryBytes(key: string, s: IndexSummary): number {
   let n = 64 + key.length * 2;
-  for (const e of s.entries) {
-    n += 96 + 2 * (e.digest.length + (e.mediaType?.length ?? 0) + e.platform.os.length + e.platform.architecture.length + (e.platform.variant?.length ?? 0));
-  }
+  const entry = (e: IndexEntry): number =>
+    96 + 2 * (e.digest.length + (e.mediaType?.length ?? 0) + e.platform.os.length + e.platform.architecture.length + (e.platform.variant?.length ?? 0));
+  for (const e of s.entries) n += entry(e);
+  for (const [k, e] of s.matched) n += 64 + 2 * k.length + (e ? entry(e) : 0);
   return n;
 }
 

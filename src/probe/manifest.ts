@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { reasonInfo, type Reason } from './catalog.js';
 import { remainingMs, stageTimer, type StageTimer } from './deadline.js';
 import { classifyTransportError, type SendResult } from './dispatcher.js';
-import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type IndexSummary } from './platform.js';
+import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type PlatformMatch } from './platform.js';
 import { parseBoundedJson } from './bounded-json.js';
 import { IndexCache } from './index-cache.js';
 import { sendFollowing, type FollowResult, type ReachHost } from './manifest-fetch.js';
@@ -40,8 +40,8 @@ export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
 
 /** containerd's MaxManifestSize. */
 export const MAX_MANIFEST = 4 * 1048 * 1048;
-/** An OCI index nests 4 levels (index → manifests → entry → platform → os.features); room to spare, never millions. */
-const MAX_JSON_DEPTH = 16;
+/** An OCI index nests 4 levels (index → manifests → entry → platform → os.features); room to spare, never millions of arrays. */
+const MAX_JSON_DEPTH = 8;
 /** Longest digest header used as a cache key or in a URL (sha512 hex is 135 characters). */
 const MAX_DIGEST = 200;
 
@@ -248,9 +248,8 @@ function platformList(listed: string[], total: number): string {
 }
 
 function platformVerdict(
-  summary: IndexSummary, opts: ManifestOptions, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
+  m: PlatformMatch, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
 ): StageOutcome<ManifestDetail> {
-  const m = matchSummary(summary, opts.platform);
   s.detail.platforms = m.available.slice(0, MAX_LISTED_PLATFORMS);
   s.detail.platformCount = m.platformCount;
   if (!m.match) {
@@ -275,9 +274,10 @@ async function checkPlatform(
   s.detail.platform = want;
   const ref = s.digest ?? input.reference;
   const known = s.digest !== undefined ? indexCache.get(s.digest) : undefined;
-  if (known !== undefined) {
+  const knownMatch = known !== undefined ? matchSummary(known, opts.platform) : undefined;
+  if (knownMatch !== undefined) {
     s.detail.indexCached = true;
-    return platformVerdict(known, opts, input, s, want);
+    return platformVerdict(knownMatch, input, s, want);
   }
   const what = `GET /v2/${input.repository}/manifests/${ref}`;
   s.detail.request = what;
@@ -310,12 +310,13 @@ async function checkPlatform(
     return s.fail('http_status', `${what}: the registry sent an image index larger than ${MAX_MANIFEST} bytes, which containerd refuses (MaxManifestSize)`);
   }
   const parsed = parseBoundedJson(res.body, { maxLength: MAX_MANIFEST, maxDepth: MAX_JSON_DEPTH });
-  const summary = parsed.ok ? summarizeIndex(parsed.value) : undefined;
+  const summary = parsed.ok ? summarizeIndex(parsed.value, opts.platform) : undefined;
   if (summary === undefined) {
-    const problem = parsed.ok ? 'no "manifests" list' : parsed.problem;
+    const problem = parsed.ok ? 'no "manifests" list of objects' : parsed.problem;
     return s.fail('http_status', `${what}: the registry answered with something that is not an image index (${problem}); containerd cannot read it either`);
   }
   if (remainingMs(ctx) <= 0) return s.fail('http_timeout', `${what}: context deadline exceeded`);
+  if (known) for (const [k, v] of known.matched) if (!summary.matched.has(k)) summary.matched.set(k, v);
   if (s.digest !== undefined) indexCache.set(s.digest, summary);
-  return platformVerdict(summary, opts, input, s, want);
+  return platformVerdict(matchSummary(summary, opts.platform) ?? { available: [], platformCount: 0 }, input, s, want);
 }

@@ -101,12 +101,18 @@ export interface IndexEntry {
 
 /**
  * What the platform check keeps of an image index: each distinct platform
- * once (its first entry), at most MAX_KEPT_PLATFORMS of them, and how many
- * distinct platforms the index listed. Small whatever the registry sent.
+ * once (its first entry), at most MAX_KEPT_PLATFORMS of them, how many
+ * distinct platforms the index listed, and — for an index with more than
+ * that — the best entry over the whole index for the node platform(s) it
+ * was read for. Small whatever the registry sent.
  */
 export interface IndexSummary {
   entries: IndexEntry[];
   platformCount: number;
+  /** `entries` holds every distinct platform of the index: any node platform can be matched from it. */
+  complete: boolean;
+  /** Formatted node platform → its best entry over the whole index (null: none), for platforms looked up when it was read. */
+  matched: Map<string, IndexEntry | null>;
 }
 
 export const MAX_KEPT_PLATFORMS = 256;
@@ -124,36 +130,64 @@ export interface PlatformMatch {
 }
 
 const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD;
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** The summary of a parsed image index; undefined when it is not an index (no `manifests` array). */
-export function summarizeIndex(index: unknown): IndexSummary | undefined {
-  const manifests = index && typeof index === 'object' && !Array.isArray(index) ? (index as { manifests?: unknown }).manifests : undefined;
+/**
+ * The summary of a parsed image index, in one pass; undefined when it is not
+ * an index (no `manifests` array, or an entry that is not an object — Go's
+ * json.Unmarshal into an ocispec.Index refuses those too). With `node`, its
+ * best entry over every entry is recorded in `matched`.
+ */
+export function summarizeIndex(index: unknown, node?: Platform): IndexSummary | undefined {
+  const manifests = isObject(index) ? index['manifests'] : undefined;
   if (!Array.isArray(manifests)) return undefined;
   const seen = new Set<string>();
   const entries: IndexEntry[] = [];
+  let best: IndexEntry | null = null;
+  let bestRank = Number.POSITIVE_INFINITY;
   for (const m of manifests) {
-    if (!m || typeof m !== 'object') continue;
-    const { digest, mediaType, platform } = m as { digest?: unknown; mediaType?: unknown; platform?: unknown };
-    if (!isField(digest) || !platform || typeof platform !== 'object') continue;
-    const { os, architecture, variant } = platform as { os?: unknown; architecture?: unknown; variant?: unknown };
+    if (!isObject(m)) return undefined;
+    const { digest, mediaType, platform } = m;
+    if (!isField(digest) || !isObject(platform)) continue;
+    const { os, architecture, variant } = platform;
     if (!isField(os) || !isField(architecture)) continue;
     if (os === 'unknown' && architecture === 'unknown') continue; // attestation manifests
     const p: Platform = isField(variant) ? { os, architecture, variant } : { os, architecture };
     const key = formatPlatform(p);
     if (seen.has(key)) continue;
     seen.add(key);
-    if (entries.length >= MAX_KEPT_PLATFORMS) continue;
-    entries.push(isField(mediaType) ? { digest, mediaType, platform: p } : { digest, platform: p });
+    const entry: IndexEntry = isField(mediaType) ? { digest, mediaType, platform: p } : { digest, platform: p };
+    if (entries.length < MAX_KEPT_PLATFORMS) entries.push(entry);
+    if (node && bestRank > 0) {
+      const r = platformRank(node, p);
+      if (r !== undefined && r < bestRank) {
+        best = entry;
+        bestRank = r;
+      }
+    }
   }
-  return { entries, platformCount: seen.size };
+  const matched = new Map<string, IndexEntry | null>();
+  if (node) matched.set(formatPlatform(node), best);
+  return { entries, platformCount: seen.size, complete: seen.size <= entries.length, matched };
 }
 
 function same(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
 }
 
-/** Find the node's platform in a summary: one pass, best rank wins, the first of equals. */
-export function matchSummary(summary: IndexSummary, platform: Platform): PlatformMatch {
+/**
+ * Find the node's platform in a summary: one pass, best rank wins, the first
+ * of equals. Undefined when the summary cannot tell (an index with more
+ * platforms than were kept, read for another node platform).
+ */
+export function matchSummary(summary: IndexSummary, platform: Platform): PlatformMatch | undefined {
+  const available = summary.entries.slice(0, MAX_LISTED_PLATFORMS).map((e) => formatPlatform(e.platform));
+  const found = (best: IndexEntry | null | undefined): PlatformMatch => (best
+    ? { match: best, available, platformCount: summary.platformCount }
+    : { available, platformCount: summary.platformCount });
+  const known = summary.matched.get(formatPlatform(platform));
+  if (known !== undefined) return found(known);
+  if (!summary.complete) return undefined;
   let best: IndexEntry | undefined;
   let bestRank = Number.POSITIVE_INFINITY;
   for (const e of summary.entries) {
@@ -164,13 +198,13 @@ export function matchSummary(summary: IndexSummary, platform: Platform): Platfor
       if (r === 0) break;
     }
   }
-  const available = summary.entries.slice(0, MAX_LISTED_PLATFORMS).map((e) => formatPlatform(e.platform));
-  return best ? { match: best, available, platformCount: summary.platformCount } : { available, platformCount: summary.platformCount };
+  return found(best);
 }
 
 /** Find the node's platform in an image index (parsed JSON, tolerant of junk). */
 export function matchPlatform(index: unknown, platform: Platform): PlatformMatch {
-  return matchSummary(summarizeIndex(index) ?? { entries: [], platformCount: 0 }, platform);
+  const summary = summarizeIndex(index, platform);
+  return (summary && matchSummary(summary, platform)) ?? { available: [], platformCount: 0 };
 }
 
 /** The platform this process runs on, in OCI terms. */

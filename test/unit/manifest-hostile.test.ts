@@ -89,6 +89,40 @@ describe('hostile registries: the index', () => {
     assert.ok(grew < 200 * 1024 * 1024, `heap grew ${Math.round(grew / 1048576)} MiB parsing a hostile index`);
   });
 
+  test('manifests entries that are arrays (4 MB of shallow nesting) are not an index either, refused before a deep parse', async () => {
+    const f = await plain();
+    const chunk = '[[[[[[[[[[]]]]]]]]]],';
+    putIndex(f, 'shallow/img', `{"schemaVersion":2,"manifests":[${chunk.repeat(Math.floor(4_000_000 / chunk.length))}[]]}`);
+    putIndex(f, 'flat/img', '{"schemaVersion":2,"manifests":[[],[]]}');
+    const used = cpuMs();
+    const deep = await probe(`127.0.0.1:${f.port}`, 'shallow/img', 'latest');
+    assert.equal(deep.reason, 'http_status', `${deep.reason}: ${deep.message}`);
+    assert.ok(used() < 1500, 'no parse into millions of arrays');
+    const flat = await probe(`127.0.0.1:${f.port}`, 'flat/img', 'latest');
+    assert.equal(flat.reason, 'http_status', `${flat.reason}: ${flat.message}`);
+    assert.match(flat.message ?? '', /not an image index/);
+  });
+
+  test('the node platform last of 20k platforms is found; the cached summary answers for it without a second GET', async () => {
+    const f = await plain();
+    indexCache.clear();
+    const body = wideIndex(20_000).replace(']}', ',{"digest":"sha256:mine","platform":{"os":"linux","architecture":"amd64"}}]}');
+    const digest = putIndex(f, 'last/img', body);
+    const first = await probe(`127.0.0.1:${f.port}`, 'last/img', 'latest');
+    assert.equal(first.ok, true, `${first.reason}: ${first.message}`);
+    assert.equal(first.detail.platformDigest, 'sha256:mine');
+    const again = await probe(`127.0.0.1:${f.port}`, 'last/img', 'latest');
+    assert.equal(again.ok, true);
+    assert.equal(again.detail.indexCached, true);
+    assert.equal(f.count('GET', `/v2/last/img/manifests/${digest}`), 1);
+    // Another node platform cannot be decided from the kept part of so wide an index: it is read again.
+    const arm = await probe(`127.0.0.1:${f.port}`, 'last/img', 'latest', { platform: { os: 'linux', architecture: 'arm64' } });
+    assert.equal(arm.reason, 'platform_missing');
+    assert.equal(f.count('GET', `/v2/last/img/manifests/${digest}`), 2);
+    const kept = indexCache.get(digest);
+    assert.deepEqual([...(kept?.matched.keys() ?? [])].sort(), ['linux/amd64', 'linux/arm64']);
+  });
+
   test('JSON that is not an index, and text that is not JSON, are garbage too (the HEAD alone does not make it ok)', async () => {
     const f = await plain();
     putIndex(f, 'junk/obj', '{"schemaVersion":2,"layers":[]}');
