@@ -432,7 +432,8 @@ describe('hostile token services and challenges', () => {
   test('an unterminated quoted realm is rejected as containerd does: no token request', async () => {
     const listener = await server(undefined);
     const s = await server((req, sock) => respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'),
-      { 'www-authenticate': `Bearer realm="https://127.0.0.1:${listener.port}/token,service="hostile` }));
+      // The realm's quote never closes (service comes first, so no later quote closes it).
+      { 'www-authenticate': `Bearer service="hostile",realm="https://127.0.0.1:${listener.port}/token` }));
     const r = await probe(target(s));
     expectReason(r, ['auth_required', 'token_error'], 'unterminated realm');
     assert.equal(listener.accepts, 0, 'the realm of a malformed challenge was contacted');
