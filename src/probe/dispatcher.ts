@@ -144,6 +144,10 @@ export function classifyTransportError(err: unknown, timedOut: boolean, what: st
     return withCode('http_status', `${what}: the response headers are larger than ${MAX_RESPONSE_HEADER_BYTES >> 20} MiB`);
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return withCode('tcp_timeout', `${what}: dial tcp: i/o timeout`);
+  // The connection was up and the peer answered bytes that are not HTTP: it is not a registry.
+  if (code?.startsWith('HPE_') || (err instanceof Error && err.name === 'HTTPParserError')) {
+    return withCode('not_a_registry', `${what}: the server answered with something that is not HTTP${code ? ` (${code})` : ''}`);
+  }
   if (code === 'ENOTFOUND') return withCode('dns_nxdomain', `${what}: no such host`);
   if (code === 'UND_ERR_PRX_TLS' || code === 'UND_ERR_PROXY') return withCode('proxy_error', `${what}: proxy error (${code})`);
   if (code !== undefined && code !== 'ECONNRESET') {
