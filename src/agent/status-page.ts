@@ -48,13 +48,33 @@ export function renderStatusPage(snap: StatusSnapshot, opts: StatusPageOptions =
 <body>
 <h1>pullprobe</h1>
 <p>${nodeLine}<br><small>${probed}/${snap.targets.length} targets probed, ${failing} failing · generated ${esc(iso(snap.generatedAt))} · refreshes every ${refresh}s · <a href="/metrics">metrics</a></small></p>
-<h2>Targets</h2>
+${nodeFileProblems(snap.targets)}<h2>Targets</h2>
 ${targetsTable(snap, stages)}
 <h2>Recent failures</h2>
 ${failuresTable(snap)}
 </body>
 </html>
 `;
+}
+
+/** Problems reading the node's files (resolv.conf, hosts, CA, docker config), from the latest results' DNS steps. */
+export function nodeFileProblemsOf(targets: TargetStatus[]): string[] {
+  const seen = new Set<string>();
+  for (const t of targets) {
+    for (const step of t.result?.steps ?? []) {
+      const problems = step.stage === 'dns' ? step.detail?.['problems'] : undefined;
+      if (!Array.isArray(problems)) continue;
+      for (const p of problems) if (typeof p === 'string') seen.add(p);
+    }
+  }
+  return [...seen];
+}
+
+function nodeFileProblems(targets: TargetStatus[]): string {
+  const problems = nodeFileProblemsOf(targets);
+  if (problems.length === 0) return '';
+  const items = problems.map((p) => `<li>${esc(p)}</li>`).join('');
+  return `<p class="warn" id="node-file-problems">Problems reading this node's files:</p>\n<ul class="warn">${items}</ul>\n`;
 }
 
 function shownStages(targets: TargetStatus[]): Stage[] {

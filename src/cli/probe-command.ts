@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { loadEnvironment } from '../probe/environment.js';
+import { loadEnvironment, type StrictFile } from '../probe/environment.js';
 import { probeTargets } from '../probe/chain.js';
+import { normaliseRoot } from '../probe/host-root.js';
 import { parsePlatform } from '../probe/platform.js';
 import { parseDuration } from '../agent/duration.js';
 import { formatHuman } from './format-human.js';
@@ -15,8 +16,11 @@ export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
     options: {
       json: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '10s' },
-      'resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
-      hosts: { type: 'string', default: '/etc/hosts' },
+      // No parseArgs defaults: a file the user names must be readable (exit 2),
+      // while the node's own default files that are unreadable are reported in the result.
+      'resolv-conf': { type: 'string' },
+      hosts: { type: 'string' },
+      'host-root': { type: 'string', default: '' },
       'ca-file': { type: 'string', multiple: true, default: [] },
       'docker-config': { type: 'string' },
       'containerd-config-path': { type: 'string', default: DEFAULT_CONFIG_PATH },
@@ -34,9 +38,15 @@ export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
     platform = parsePlatform(values.platform);
     if (!platform) throw new UsageError(`--platform: expected OS/ARCH[/VARIANT], got "${values.platform}"`);
   }
+  const strict: StrictFile[] = ['caFiles', 'dockerConfig'];
+  if (values['resolv-conf'] !== undefined) strict.push('resolvConf');
+  if (values.hosts !== undefined) strict.push('hosts');
+  const hostRoot = normaliseRoot(values['host-root']);
   const env = loadEnvironment({
-    resolvConfPath: values['resolv-conf'],
-    hostsPath: values.hosts,
+    resolvConfPath: values['resolv-conf'] ?? `${hostRoot}/etc/resolv.conf`,
+    hostsPath: values.hosts ?? `${hostRoot}/etc/hosts`,
+    hostRoot,
+    strict,
     caFiles: values['ca-file'],
     dockerConfigPath: values['docker-config'] ?? null,
     containerdConfigPath: values['containerd-config-path'].split(':').filter((d) => d !== ''),

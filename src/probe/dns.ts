@@ -58,6 +58,10 @@ export interface DnsDetail {
   tried?: DnsCandidateResult[];
   /** resolv.conf problems glibc silently tolerates. */
   warnings?: string[];
+  /** The resolv.conf the nameservers came from (after links and systemd-resolved's stub). */
+  resolvConf?: string;
+  /** Problems reading the node's files (unreadable resolv.conf, hosts, CA or docker config), each naming the file. */
+  problems?: string[];
 }
 
 type Failure = 'servfail' | 'refused' | 'timeout' | 'unreachable';
@@ -272,7 +276,30 @@ function familyOf(address: string): DnsQueryType {
   return isIP(address.split('%')[0] ?? '') === 6 ? 'AAAA' : 'A';
 }
 
+/**
+ * The DNS stage: every outcome carries the resolv.conf used and the node-file
+ * problems (which degrade an ok verdict), and a failure's fix names that file.
+ */
 export async function dnsStage(
+  ctx: ProbeContext, input: { host: string }, opts: DnsOptions,
+): Promise<StageOutcome<DnsDetail>> {
+  const out = await resolveHost(ctx, input, opts);
+  const { file, problems } = opts.resolvConf;
+  if (file !== undefined && out.detail.source === 'dns') out.detail.resolvConf = file;
+  if (problems !== undefined && problems.length > 0) {
+    out.detail.problems = [...problems];
+    if (out.ok) out.degraded = true;
+  }
+  if (!out.ok && out.reason !== undefined && file !== undefined && file !== DEFAULT_RESOLV_CONF_PATH) {
+    out.hint = reasonInfo(out.reason).hint.replaceAll(DEFAULT_RESOLV_CONF_PATH, file);
+    if (!out.hint.includes(file)) out.hint += ` (this node's resolver settings are read from ${file})`;
+  }
+  return out;
+}
+
+const DEFAULT_RESOLV_CONF_PATH = '/etc/resolv.conf';
+
+async function resolveHost(
   ctx: ProbeContext, input: { host: string }, opts: DnsOptions,
 ): Promise<StageOutcome<DnsDetail>> {
   const started = ctx.clock.now();

@@ -1,13 +1,21 @@
 /**
  * Everything a probe reads from the node's files, loaded once per probe run
  * (the CLI: once; the agent: once per cycle, so resolv.conf edits are seen).
- * Bad files are configuration errors that name the file, never a crash.
+ *
+ * The node's own files (resolv.conf, hosts) never stop the probe: links are
+ * followed inside the host root, an unreadable file is a problem listed in
+ * the result (the DNS step's detail) and the resolver falls back as glibc
+ * does. Files the user named (`strict`: the CLI's --ca-file, --docker-config,
+ * an explicit --resolv-conf/--hosts) are configuration errors that name the
+ * file; in the agent they are reported problems too, never an exit.
  */
-import { readFileSync } from 'node:fs';
-import { parseResolvConf, type ResolvConf } from './resolv-conf.js';
+import { hostname as osHostname } from 'node:os';
 import { parseHosts, type HostsTable } from './hosts-file.js';
-import { loadTrust } from './trust.js';
-import { loadDockerConfig, type DockerAuths } from './docker-config.js';
+import { cannotRead, normaliseRoot, readNodeFile, realHostFs, type HostFs } from './host-root.js';
+import { loadNodeResolvConf } from './node-resolv-conf.js';
+import type { ResolvConf } from './resolv-conf.js';
+import { loadNodeTrust } from './trust.js';
+import { ConfigError, parseDockerConfig, type DockerAuths } from './docker-config.js';
 import { hostPlatform } from './platform.js';
 import type { Platform } from './types.js';
 
@@ -15,6 +23,9 @@ export class ProbeConfigError extends Error {
   override readonly name = 'ProbeConfigError';
   readonly code = 'PULLPROBE_CONFIG' as const;
 }
+
+/** Files whose absence is a configuration error rather than a reported problem. */
+export type StrictFile = 'resolvConf' | 'hosts' | 'caFiles' | 'dockerConfig';
 
 export interface EnvironmentOptions {
   resolvConfPath?: string;
@@ -25,11 +36,22 @@ export interface EnvironmentOptions {
   /** containerd config_path directories (certs.d); [] to ignore hosts.toml. */
   containerdConfigPath?: string[];
   platform?: Platform;
+  /** Where the node's filesystem is mounted ("" or "/": this filesystem is the node's). */
+  hostRoot?: string;
+  /** The node's host name, for the search domain glibc derives from it (default os.hostname()). */
+  hostname?: string;
+  /** NODE_EXTRA_CA_CERTS (default: this process's environment). */
+  extraCaCerts?: string | undefined;
+  /** Files the user named explicitly: unreadable ones throw ProbeConfigError (the CLI). */
+  strict?: StrictFile[];
+  /** Reads a file's text (tests); default: the real filesystem, links resolved in the host root. */
   readFile?: (path: string) => string;
 }
 
 export interface ProbeEnvironment {
+  /** Its `file` and `problems` say which file was used and what could not be read. */
   resolvConf: ResolvConf;
+  /** The resolv.conf actually used (after links and systemd-resolved), or the requested one when none was readable. */
   resolvConfPath: string;
   hosts: HostsTable | undefined;
   ca: string[];
@@ -37,39 +59,62 @@ export interface ProbeEnvironment {
   dockerConfigPath: string | null;
   containerdConfigPath: string[];
   platform: Platform;
+  hostRoot: string;
+  /** Problems reading the node's files, each naming the file. */
+  problems: string[];
 }
 
-const defaultRead = (p: string): string => readFileSync(p, 'utf8');
-
-function readNamed(read: (p: string) => string, path: string, what: string): string {
-  try {
-    return read(path);
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? 'error';
-    throw new ProbeConfigError(`${what} ${path}: cannot read (${code})`);
-  }
+function hostFsFor(read: ((p: string) => string) | undefined): HostFs {
+  if (!read) return realHostFs;
+  // An injected reader sees plain paths: no links to follow.
+  return { isLink: () => false, readlink: () => '', readFile: read };
 }
 
 export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment {
-  const read = opts.readFile ?? defaultRead;
+  const hfs = hostFsFor(opts.readFile);
+  const hostRoot = normaliseRoot(opts.hostRoot);
+  const strict = new Set(opts.strict ?? []);
+  const problems: string[] = [];
+
   const resolvConfPath = opts.resolvConfPath ?? '/etc/resolv.conf';
-  const resolvConf = parseResolvConf(readNamed(read, resolvConfPath, 'resolv.conf'));
+  const rc = loadNodeResolvConf({ path: resolvConfPath, hostRoot, hostname: opts.hostname ?? osHostname(), fs: hfs });
+  if (rc.unreadable && strict.has('resolvConf')) throw new ProbeConfigError(`resolv.conf ${rc.problems[0] ?? resolvConfPath}`);
+  problems.push(...rc.problems);
+
   const hostsPath = opts.hostsPath === undefined ? '/etc/hosts' : opts.hostsPath;
   let hosts: HostsTable | undefined;
   if (hostsPath !== null) {
+    const r = readNodeFile(hostsPath, hostRoot, hfs);
+    if (r.ok) hosts = parseHosts(r.text);
+    else if (strict.has('hosts')) throw new ProbeConfigError(`hosts file ${cannotRead(hostsPath, r)}`);
+    else problems.push(`${cannotRead(hostsPath, r)}; resolving through DNS only`);
+  }
+
+  // TrustError and the docker config's ConfigError name the file and carry PULLPROBE_CONFIG.
+  const trust = loadNodeTrust({
+    caFiles: opts.caFiles ?? [], hostRoot, strict: strict.has('caFiles'), fs: hfs,
+    ...(opts.extraCaCerts !== undefined ? { extraCaCerts: opts.extraCaCerts } : {}),
+  });
+  problems.push(...trust.problems);
+
+  const dockerConfigPath = opts.dockerConfigPath ?? null;
+  let auths: DockerAuths | undefined;
+  if (dockerConfigPath !== null) {
+    const r = readNodeFile(dockerConfigPath, hostRoot, hfs);
     try {
-      hosts = parseHosts(read(hostsPath));
-    } catch {
-      hosts = undefined; // a node without /etc/hosts resolves through DNS only
+      if (!r.ok) throw new ConfigError(`${cannotRead(dockerConfigPath, r).replace(': cannot read', ': cannot read docker config')}`);
+      auths = parseDockerConfig(r.text, dockerConfigPath);
+    } catch (err) {
+      if (strict.has('dockerConfig')) throw err;
+      problems.push(`docker config ${(err as Error).message}; probing without credentials`);
     }
   }
-  // TrustError and the docker config's ConfigError already name the file and carry PULLPROBE_CONFIG.
-  const ca = loadTrust(opts.caFiles ?? [], (p) => read(p)).ca;
-  const dockerConfigPath = opts.dockerConfigPath ?? null;
-  const auths: DockerAuths | undefined = dockerConfigPath === null ? undefined : loadDockerConfig(dockerConfigPath, (p) => read(p));
+
+  const resolvConf: ResolvConf = { ...rc.conf, file: rc.file ?? resolvConfPath, problems };
   return {
-    resolvConf, resolvConfPath, hosts, ca, auths, dockerConfigPath,
+    resolvConf, resolvConfPath: rc.file ?? resolvConfPath, hosts, ca: trust.ca, auths, dockerConfigPath,
     containerdConfigPath: opts.containerdConfigPath ?? [],
     platform: opts.platform ?? hostPlatform(),
+    hostRoot, problems,
   };
 }
