@@ -31,6 +31,9 @@ export function join(path: string, key: string | number): string {
   return path ? `${path}.${key}` : key;
 }
 
+/** Unknown keys past this many errors get no "did you mean" (the list is cut at 20 anyway). */
+const SUGGEST_LIMIT = 50;
+
 function squash(s: string): string {
   return s.toLowerCase().replace(/[-_]/g, '');
 }
@@ -58,7 +61,10 @@ export class Reader {
       return {};
     }
     for (const k of Object.keys(v)) {
-      if (!allowed.includes(k)) this.err(join(path, k), `unknown key${suggest(k, allowed)}`);
+      if (allowed.includes(k)) continue;
+      // Suggestions cost an edit distance per known key: only for errors that will be shown.
+      const hint = this.errors.length < SUGGEST_LIMIT ? suggest(k, allowed) : '';
+      this.err(join(path, k), `unknown key${hint}`);
     }
     return v;
   }

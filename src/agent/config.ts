@@ -9,10 +9,10 @@ import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
 import { readFile as fsReadFile, stat as fsStat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
-import { LineCounter, isAlias, isMap, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { parseImageReference, parseTarget } from '../probe/reference.js';
 import { formatDuration } from './duration.js';
 import { describe, isObj, join, Reader } from './config-reader.js';
+import { readYaml } from './config-yaml.js';
 
 export interface TargetConfig {
   /** The target string exactly as written (an image ref or a bare registry host), as on the CLI. */
@@ -35,6 +35,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   targets: TargetConfig[];
   dns: { resolvConf: string; hosts: string };
+  /** Where the node's filesystem is mounted in the container ("" = "/"): links in the node's files resolve inside it. */
+  hostRoot?: string;
   tls: { caFiles: string[] };
   credentials: { dockerConfig: string | null };
   containerd: { configPath: string[] };
@@ -71,7 +73,7 @@ const MAX_CONCURRENCY = 1_024;
 
 const KEYS = {
   root: ['listen', 'interval', 'timeout', 'jitter', 'concurrency', 'node', 'subnet', 'logLevel',
-    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs'],
+    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs', 'hostRoot'],
   target: ['image', 'registry', 'interval', 'timeout', 'jitter'],
   dns: ['resolvConf', 'hosts'],
   tls: ['caFiles'],
@@ -196,75 +198,6 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_CONFIG_ERRORS = 20;
 /** Longest single error line; longer ones (huge keys or values echoed back) are cut. */
 const MAX_ERROR_CHARS = 400;
-/** Same as the yaml library's default: aliases may expand to at most this many nodes. */
-const MAX_ALIAS_COUNT = 100;
-
-type Position = (offset: number) => string;
-
-/**
- * Duplicate keys and unresolved aliases, in one pass over the document: the
- * yaml library's own duplicate check compares every key with every earlier
- * key of its mapping (quadratic), and it throws on unresolved aliases.
- */
-function structureErrors(doc: Document.Parsed, at: Position): string[] {
-  const errors: string[] = [];
-  const anchors = new Set<string>();
-  visit(doc, {
-    Node(_key, node) {
-      if (isAlias(node)) {
-        if (!anchors.has(node.source)) {
-          errors.push(`${at(node.range?.[0] ?? 0)}: unresolved alias *${clip(node.source)} (its anchor &${clip(node.source)} must come before it)`);
-        }
-        return;
-      }
-      if (node.anchor) anchors.add(node.anchor);
-      if (!isMap(node)) return;
-      const seen = new Set<unknown>();
-      for (const pair of node.items) {
-        if (!isScalar(pair.key)) continue;
-        if (seen.has(pair.key.value)) {
-          errors.push(`${at(pair.key.range?.[0] ?? 0)}: Map keys must be unique (${clip(String(pair.key.value))} is repeated)`);
-        }
-        seen.add(pair.key.value);
-      }
-    },
-  });
-  return errors;
-}
-
-/** The position of the first alias: where an alias bomb starts. */
-function firstAlias(doc: Document.Parsed): number {
-  let pos = 0;
-  visit(doc, {
-    Alias(_key, node) {
-      pos = node.range?.[0] ?? 0;
-      return visit.BREAK;
-    },
-  });
-  return pos;
-}
-
-function syntaxErrors(text: string, source: string): { value: unknown; errors: string[] } {
-  const lineCounter = new LineCounter();
-  const at: Position = (offset) => {
-    const { line, col } = lineCounter.linePos(offset);
-    return `${source}:${line}:${col}`;
-  };
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
-  const problems = [...doc.errors, ...doc.warnings];
-  const errors = problems.map((e) => `${at(e.pos[0])}: ${e.message}`);
-  errors.push(...structureErrors(doc, at));
-  if (errors.length) return { value: undefined, errors };
-  try {
-    return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), errors };
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    const why = /alias count/i.test(msg)
-      ? `aliases expand to too many values (at most ${MAX_ALIAS_COUNT}); write the values out instead`
-      : `cannot read this YAML: ${clip(msg)}`;
-    return { value: undefined, errors: [`${at(firstAlias(doc))}: ${why}`] };
-  }
-}
 
 function clip(s: string, max = 80): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
@@ -297,7 +230,7 @@ export function parseConfig(text: string, source: string, env: ConfigEnv): Confi
 }
 
 function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResult {
-  const parsed = syntaxErrors(text, source);
+  const parsed = readYaml(text, source);
   if (parsed.errors.length) return { ok: false, errors: parsed.errors };
   const r = new Reader();
   if (parsed.value !== undefined && parsed.value !== null && !isObj(parsed.value)) {
@@ -339,6 +272,7 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
 
   const targets = parseTargets(r, root.targets, { intervalMs, timeoutMs, jitter });
 
+  const hostRoot = r.str(root, 'hostRoot', '') || undefined;
   const dnsS = r.section(root.dns, 'dns', KEYS.dns);
   const dns = {
     resolvConf: r.str(dnsS, 'resolvConf', 'dns') || DEFAULTS.resolvConf,
@@ -379,6 +313,7 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
     ok: true,
     config: {
       listen, intervalMs, timeoutMs, jitter, concurrency, node, subnet, logLevel, targets,
+      ...(hostRoot !== undefined ? { hostRoot } : {}),
       dns, tls: { caFiles }, credentials: { dockerConfig }, containerd: { configPath }, outputs,
     },
   };

@@ -168,3 +168,52 @@ test('parseConfig never throws on odd YAML: tags, merge keys, complex keys, mult
     if (!r.ok) for (const e of r.errors) assert.doesNotMatch(e, /internal error/, e);
   }
 });
+
+test('deep nesting and nested explicit keys are one named error, fast (the yaml composer recurses and stringifies)', () => {
+  const cases: [string, string][] = [
+    [`a: ${'{b: '.repeat(2000)}${'}'.repeat(2000)}\n`, 'flow mappings'],
+    [`a: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, 'flow lists'],
+    ['? '.repeat(447), 'explicit keys'],
+    [`${Array.from({ length: 40 }, (_, i) => `${'  '.repeat(i)}k${i}:`).join('\n')} x\n`, 'block mappings'],
+  ];
+  for (const [text, what] of cases) {
+    const { value, ms } = cpuMs(() => parseConfig(text, 'deep.yaml', ENV));
+    const errors = errorsOf(value);
+    assert.equal(errors.length, 1, `${what}: ${errors.join('\n')}`);
+    assert.match(errors[0] ?? '', /^deep\.yaml:\d+:\d+: nested more than 32 levels deep$/, what);
+    // The old code took 38 s on the 447 explicit keys and overflowed the stack on the others.
+    assert.ok(ms < 1000, `${what}: took ${ms} ms of CPU`);
+  }
+  const ok = parseConfig(`targets:\n  - registry: ghcr.io\ntls:\n  caFiles: [/a.pem]\n`, 'ok.yaml', ENV);
+  assert.ok(ok.ok, JSON.stringify(ok));
+});
+
+test('a key that is a list or mapping is a named error, not a process warning', () => {
+  const warnings: unknown[] = [];
+  const onWarning = (w: unknown): void => { warnings.push(w); };
+  process.on('warning', onWarning);
+  try {
+    const errors = errorsOf(parseConfig('? [a, b]\n: 1\n{x: 1}: 2\ntargets:\n  - registry: ghcr.io\n', 'k.yaml', ENV));
+    assert.deepEqual(errors, [
+      'k.yaml:1:3: a key must be a plain value, not a list, a mapping or an alias',
+      'k.yaml:3:1: a key must be a plain value, not a list, a mapping or an alias',
+    ]);
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
+
+test('more than one YAML document is a named error', () => {
+  const errors = errorsOf(parseConfig('targets:\n  - registry: ghcr.io\n---\ntargets: []\n', 'two.yaml', ENV));
+  assert.match(errors[0] ?? '', /^two\.yaml:3:1: more than one YAML document/);
+});
+
+test('thousands of unknown keys: no edit distance for errors that are not shown', () => {
+  const text = `${Array.from({ length: 4000 }, (_, i) => `key-number-${i}-with-a-long-name: v`).join('\n')}\n`;
+  parseConfig(text, 'warm.yaml', ENV);
+  const { value, ms } = cpuMs(() => parseConfig(text, 'many.yaml', ENV));
+  const errors = errorsOf(value);
+  assert.equal(errors.length, MAX_CONFIG_ERRORS + 1);
+  assert.ok(ms < 1500, `took ${ms} ms of CPU`);
+});
