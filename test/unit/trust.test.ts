@@ -1,0 +1,97 @@
+/**
+ * Trust as containerd on the node has it (issue 6): the node's system CA
+ * bundle under the host root and NODE_EXTRA_CA_CERTS are trusted, so a
+ * corporate CA the node trusts is not reported as tls_unknown_ca. Loopback
+ * TLS server, test PKI generated at test time.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { loadEnvironment } from '../../src/probe/environment.js';
+import { loadNodeTrust, secureContextFor } from '../../src/probe/trust.js';
+import { tlsStage } from '../../src/probe/tls.js';
+import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
+import { createCA, type TestCA } from '../support/certs.js';
+
+const HOST = 'registry.corp.test';
+let ca: TestCA;
+let server: tls.Server;
+let port: number;
+const dirs: string[] = [];
+
+before(async () => {
+  ca = createCA('corp root CA');
+  const leaf = ca.issue('registry', { sans: [HOST] });
+  server = tls.createServer({ cert: leaf.cert, key: leaf.key }, (s) => s.end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  ca.cleanup();
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'pullprobe-trust-'));
+  dirs.push(d);
+  return d;
+}
+
+function put(root: string, path: string, text: string): void {
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), text);
+}
+
+function ctx(): ProbeContext {
+  return { signal: new AbortController().signal, deadlineAt: realClock.now() + 10_000, clock: realClock, log: silentLog, wallNow: Date.now };
+}
+
+async function handshake(caList: string[]): Promise<{ ok: boolean; reason?: string }> {
+  const out = await tlsStage(ctx(), { host: HOST, address: '127.0.0.1', port }, { ca: caList, handshakeTimeoutMs: 5000 });
+  return out.ok ? { ok: true } : { ok: false, reason: out.reason ?? '' };
+}
+
+const envOf = (hostRoot: string, extra = ''): ReturnType<typeof loadEnvironment> => loadEnvironment({
+  resolvConfPath: '/dev/null', hostsPath: null, hostname: 'n', hostRoot, extraCaCerts: extra,
+});
+
+test('a CA only in the node\'s system bundle (Debian path, under the host root) is trusted', async () => {
+  const root = tempDir();
+  put(root, '/etc/ssl/certs/ca-certificates.crt', `${tls.rootCertificates[0] ?? ''}\n${ca.cert}`);
+  assert.deepEqual(await handshake(envOf(root).ca), { ok: true });
+  assert.deepEqual(await handshake(envOf(tempDir()).ca), { ok: false, reason: 'tls_unknown_ca' }, 'an empty node root: unknown CA');
+});
+
+test('RHEL layout: ca-bundle.crt is an absolute link resolved inside the host root', async () => {
+  const root = tempDir();
+  put(root, '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', ca.cert);
+  mkdirSync(join(root, '/etc/pki/tls/certs'), { recursive: true });
+  symlinkSync('/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', join(root, '/etc/pki/tls/certs/ca-bundle.crt'));
+  const trust = loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '' });
+  assert.equal(trust.sources[1], join(root, '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem'));
+  assert.deepEqual(await handshake(trust.ca), { ok: true });
+});
+
+test('NODE_EXTRA_CA_CERTS is trusted; an unreadable one is a reported problem', async () => {
+  const dir = tempDir();
+  put(dir, '/extra.pem', ca.cert);
+  assert.deepEqual(await handshake(envOf(tempDir(), join(dir, 'extra.pem')).ca), { ok: true });
+  const env = envOf(tempDir(), join(dir, 'missing.pem'));
+  assert.ok(env.problems.some((p) => p.startsWith('NODE_EXTRA_CA_CERTS') && p.includes('missing.pem')), env.problems.join());
+});
+
+test('the CA set is built once per trust set: re-reading unchanged files returns the same array', () => {
+  const root = tempDir();
+  put(root, '/etc/ssl/cert.pem', ca.cert);
+  const a = envOf(root).ca;
+  const b = envOf(root).ca;
+  assert.equal(a, b, 'same array, so the shared SecureContext is found without hashing');
+  assert.equal(secureContextFor(a), secureContextFor(b));
+  put(root, '/etc/ssl/cert.pem', `${ca.cert}\n${tls.rootCertificates[1] ?? ''}`);
+  assert.notEqual(envOf(root).ca, a, 'changed content: a new set');
+});
