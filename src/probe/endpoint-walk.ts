@@ -13,7 +13,7 @@ import { tlsStage } from './tls.js';
 import { createDispatcher } from './dispatcher.js';
 import { httpStage } from './registry-http.js';
 import { authStage } from './registry-auth.js';
-import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from './realm-policy.js';
+import { checkRealm, forbiddenRealmAddresses, isLinkLocalOrMetadata, refuseResolvedRealm } from './realm-policy.js';
 import type { Secrets } from './scrub.js';
 import { manifestStage } from './manifest.js';
 import type { TokenCache } from './token-cache.js';
@@ -218,8 +218,18 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     const reach = async (url: URL): Promise<StageOutcome<object> | null> => {
       const to = url.hostname.replace(/^\[|\]$/g, '');
       if (pinned.has(to)) return null;
+      // Same policy as a token realm: a registry never sends the node to a link-local or metadata address.
+      const refuse = (where: string): StageOutcome<object> => ({
+        ok: false, reason: 'http_status', host: to, seconds: 0, detail: { redirect: `${url.protocol}//${url.host}` },
+        message: `manifest redirect to ${where}: refused (a link-local or cloud metadata address is never contacted)`,
+      });
+      if (isLinkLocalOrMetadata(to)) return refuse(to);
       const toPort = url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443;
-      const hop = await reachHost(w, to, toPort, url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned);
+      const vet = (addresses: string[]): Failure | null => {
+        const bad = forbiddenRealmAddresses(addresses);
+        return bad.length === 0 ? null : { outcome: refuse(`${to} (${bad.join(', ')})`), stage: 'manifest' };
+      };
+      const hop = await reachHost(w, to, toPort, url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned, vet);
       w.current = { stage: 'manifest', host: ep.endpoint };
       if (hop === null || hop === 'plain-http') return null;
       hopFailure = hop;

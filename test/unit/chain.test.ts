@@ -238,5 +238,15 @@ describe('probe chain', () => {
     assert.equal(failed.stage, 'dns');
     assert.equal(failed.host, 'nowhere.test');
     assert.equal(failed.steps.filter((s) => s.stage === 'dns' && s.host === 'nowhere.test').length, 1, 'the hop failure is recorded once');
+
+    // A redirect to a cloud metadata name is refused before any lookup or connection.
+    f.clearFaults();
+    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: 'http://metadata.google.internal/computeMetadata/v1/' } });
+    const meta = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 1500, tokenCache: new TokenCache() });
+    assert.equal(meta.ok, false);
+    assert.equal(meta.stage, 'http');
+    assert.equal(meta.reason, 'http_status');
+    assert.match(meta.message ?? '', /metadata\.google\.internal.*refused/);
+    assert.equal(meta.steps.some((s) => s.host?.startsWith('metadata.google.internal') === true && s.stage !== 'manifest' && s.stage !== 'http'), false, 'no dns/tcp hop to it');
   });
 });
