@@ -90,6 +90,8 @@ function firstAlias(doc: Document.Parsed): number {
   return pos;
 }
 
+const MAX_SYNTAX_ERRORS = 20;
+
 /** Parse one YAML document. Never throws. */
 export function readYaml(text: string, source: string): YamlRead {
   const lineCounter = new LineCounter();
@@ -98,7 +100,16 @@ export function readYaml(text: string, source: string): YamlRead {
     return `${source}:${line}:${col}`;
   };
   try {
-    const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
+    // Stop at the first few syntax errors: the yaml library spends ~20 µs on each one, and a
+    // file of nothing but `]` (or binary junk) has one per byte.
+    const tokens: CST.Token[] = [];
+    let syntaxErrors = 0;
+    for (const token of new Parser(lineCounter.addNewLine).parse(text)) {
+      tokens.push(token);
+      if (token.type === 'error' && ++syntaxErrors >= MAX_SYNTAX_ERRORS) {
+        return { value: undefined, errors: [`${at(token.offset)}: not a YAML configuration (${MAX_SYNTAX_ERRORS} syntax errors by here: ${clip(token.message)})`] };
+      }
+    }
     const deep = tooDeepAt(tokens, MAX_YAML_DEPTH);
     if (deep !== null) return { value: undefined, errors: [`${at(deep)}: nested more than ${MAX_YAML_DEPTH} levels deep`] };
     let doc: Document.Parsed | null = null;

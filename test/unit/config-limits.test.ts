@@ -217,3 +217,11 @@ test('thousands of unknown keys: no edit distance for errors that are not shown'
   assert.equal(errors.length, MAX_CONFIG_ERRORS + 1);
   assert.ok(ms < 1500, `took ${ms} ms of CPU`);
 });
+
+test('a file of syntax errors stops at the first 20: `]` × 50,000 is one short error, not 50,000 of the yaml library\'s 20 µs each', () => {
+  const { value, ms } = cpuMs(() => parseConfig(']'.repeat(50_000), 'junk.yaml', ENV));
+  const errors = errorsOf(value);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0] ?? '', /^junk\.yaml:1:\d+: not a YAML configuration \(20 syntax errors by here/);
+  assert.ok(ms < 100, `took ${ms} ms of CPU (the yaml library alone needs ~1 s for this input)`);
+});
