@@ -305,6 +305,7 @@ export function environmentOptions(config: AgentConfig): Parameters<typeof loadE
   return {
     resolvConfPath: config.dns.resolvConf,
     hostsPath: config.dns.hosts,
+    hostRoot: config.hostRoot ?? '',
     caFiles: config.tls.caFiles,
     dockerConfigPath: config.credentials.dockerConfig,
     containerdConfigPath: config.containerd.configPath,
