@@ -8,7 +8,7 @@
  *
  *   node --import tsx bench/inner-probe.ts '<json InnerProbeArgs>'
  */
-import { loadEnvironment } from '../src/probe/environment.js';
+import { loadEnvironment } from '../src/node-config/environment.js';
 import { probeTarget } from '../src/probe/chain.js';
 import { TokenCache } from '../src/probe/token-cache.js';
 import { mark, since } from './registry-log.js';

@@ -9,8 +9,8 @@ import { createSecureContext } from 'node:tls';
 import { join } from 'node:path';
 import { NODES, type Lab } from '../test/lab/support/lab.js';
 import { REPO_ROOT } from '../test/lab/support/daemons.js';
-import { MANIFEST_ACCEPT } from '../src/probe/manifest.js';
-import { loadTrust } from '../src/probe/trust.js';
+import { MANIFEST_ACCEPT } from '../src/probe/stages/manifest.js';
+import { loadTrust } from '../src/node-config/trust.js';
 import type { InnerProbeArgs, InnerProbeLine } from './inner-probe.js';
 import { heading, median, ms, num, p90, table } from './report.js';
 

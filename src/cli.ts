@@ -5,9 +5,9 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runProbeCommand } from './cli/probe-command.js';
-import { runExplainCommand } from './cli/explain-command.js';
-import { UsageError, type Io } from './cli/io.js';
+import { runProbeCommand } from './commands/probe-command.js';
+import { runExplainCommand } from './commands/explain-command.js';
+import { UsageError, type Io } from './commands/io.js';
 
 const USAGE = `Usage:
   pullprobe probe [flags] TARGET...    probe images (registry/repo:tag, repo@sha256:…, nginx)
@@ -37,11 +37,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'explain':
         return runExplainCommand(rest, io);
       case 'agent': {
-        const { runAgentCommand } = await import('./agent/agent-command.js');
+        const { runAgentCommand } = await import('./commands/agent-command.js');
         return await runAgentCommand(rest, io);
       }
       case 'report': {
-        const { runReportCommand } = await import('./report/report-command.js');
+        const { runReportCommand } = await import('./commands/report-command.js');
         return await runReportCommand(rest, io);
       }
       case undefined:

@@ -3,8 +3,8 @@
  * error naming the path for every bad one, and keeps going so every error is
  * reported at once.
  */
-import { editDistance } from '../edit-distance.js';
-import { formatDuration, parseDurationDetailed } from './duration.js';
+import { editDistance } from '../shared/edit-distance.js';
+import { formatDuration, parseDurationDetailed } from '../shared/duration.js';
 
 export type Obj = Record<string, unknown>;
 

@@ -5,12 +5,12 @@
  * prefixed with its path: `targets[2].image: invalid reference format: …`.
  * YAML syntax errors are `<source>:<line>:<col>: …`.
  */
-import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
+import { DEFAULT_CONFIG_PATH } from '../node-config/hosts-toml.js';
 import { readFile as fsReadFile, stat as fsStat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
-import { parseImageReference, parseTarget } from '../probe/reference.js';
-import { formatDuration } from './duration.js';
+import { parseImageReference, parseTarget } from '../model/reference.js';
+import { formatDuration } from '../shared/duration.js';
 import { describe, isObj, join, Reader } from './config-reader.js';
 import { readYaml } from './config-yaml.js';
 

@@ -11,9 +11,9 @@
  * redirects into one phase.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { causeOf, type Cause, type Reason, type Stage } from '../probe/catalog.js';
-import { parseTarget } from '../probe/reference.js';
-import type { ProbeResult, StepResult } from '../probe/types.js';
+import { causeOf, type Cause, type Reason, type Stage } from '../diagnosis/catalog.js';
+import { parseTarget } from '../model/reference.js';
+import type { ProbeResult, StepResult } from '../model/types.js';
 
 const LINT_FAILING_DEFAULTS = [
   'nodejs_active_handles_total',

@@ -8,8 +8,8 @@
  */
 import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { isIP } from 'node:net';
-import type { Log } from '../probe/types.js';
-import { silentLog } from '../probe/types.js';
+import type { Log } from '../model/types.js';
+import { silentLog } from '../model/types.js';
 import type { KubeClient, KubeNode } from '../kube/client.js';
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';

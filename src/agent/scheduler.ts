@@ -12,11 +12,11 @@
  * are in flight; each target has its own timer, so a hung target only holds
  * its own slot. Errors thrown by `run` are logged, never left unhandled.
  */
-import { realClock, silentLog, type Clock, type Log } from '../probe/types.js';
-import { realTimers, type Timers } from '../timers.js';
+import { realClock, silentLog, type Clock, type Log } from '../model/types.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 import type { TargetConfig } from './config.js';
 
-export type { Timers } from '../timers.js';
+export type { Timers } from '../shared/timers.js';
 
 export interface SchedulerOptions {
   targets: readonly TargetConfig[];

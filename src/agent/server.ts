@@ -10,9 +10,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { formatHuman } from '../cli/format-human.js';
-import { parseImageReference, parseTarget, type ImageRef } from '../probe/reference.js';
-import { realClock, type Clock, type Log, type ProbeResult } from '../probe/types.js';
+import { formatHuman } from '../output/format-human.js';
+import { parseImageReference, parseTarget, type ImageRef } from '../model/reference.js';
+import { realClock, type Clock, type Log, type ProbeResult } from '../model/types.js';
 import { probeRegistry, type AgentMetrics } from './metrics.js';
 import { SingleFlight } from './single-flight.js';
 import { renderStatusPage } from './status-page.js';

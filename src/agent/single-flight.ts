@@ -5,7 +5,7 @@
  * the callers already waiting but never cached. The cache is bounded: expired
  * entries are swept on insert and the oldest is evicted past `maxEntries`.
  */
-import { realClock, type Clock } from '../probe/types.js';
+import { realClock, type Clock } from '../model/types.js';
 
 export interface SingleFlightOptions {
   /** How long a fulfilled value is served from cache (0 = no cache). */

@@ -3,8 +3,8 @@
  * scripts, refreshing itself. Pure: snapshot in, HTML out. Every piece of
  * text goes through esc().
  */
-import { STAGES, type Stage } from '../probe/catalog.js';
-import type { ProbeResult } from '../probe/types.js';
+import { STAGES, type Stage } from '../diagnosis/catalog.js';
+import type { ProbeResult } from '../model/types.js';
 import type { FailureRecord, StatusSnapshot, TargetStatus } from './status-store.js';
 
 export interface StatusPageOptions {

@@ -4,8 +4,8 @@
  * stays after they clear (blackbox keeps failed results apart from its
  * history for the same reason, prober/history.go).
  */
-import type { Cause, Reason, Stage } from '../probe/catalog.js';
-import type { ProbeResult } from '../probe/types.js';
+import type { Cause, Reason, Stage } from '../diagnosis/catalog.js';
+import type { ProbeResult } from '../model/types.js';
 import type { NodeInfo } from './metrics.js';
 
 export interface TargetStatus {

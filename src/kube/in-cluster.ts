@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
-import { realClock, type Clock } from '../probe/types.js';
+import { realClock, type Clock } from '../model/types.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 export const TOKEN_REREAD_MS = 60_000;

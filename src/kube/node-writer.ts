@@ -7,9 +7,9 @@
  * never queued. Nothing here throws into the caller, and the API being slow,
  * down, 403 or 429 only delays writes.
  */
-import type { ProbeResult } from '../probe/types.js';
-import { unrefTimers, type Timers } from '../timers.js';
-import { silentLog, type Log } from '../probe/types.js';
+import type { ProbeResult } from '../model/types.js';
+import { unrefTimers, type Timers } from '../shared/timers.js';
+import { silentLog, type Log } from '../model/types.js';
 import { KubeApiError, isRetryable, type KubeClient, type KubeNode } from './client.js';
 import {
   ANNOTATION_KEY, CONDITION_TYPE, EVENT_NAMESPACE, annotationValue, buildAnnotationPatch, buildConditionPatch,
@@ -17,7 +17,7 @@ import {
   type ConditionState, type CoreEvent, type RegistryState,
 } from './patches.js';
 
-export type { Timers } from '../timers.js';
+export type { Timers } from '../shared/timers.js';
 
 export const DEFAULT_HEARTBEAT_MS = 10 * 60_000;
 /** A heartbeat is due this much early, so timer drift never skips a period. */

@@ -6,8 +6,8 @@
  * the core/v1 Events for per-registry transitions. No I/O, no clock: callers
  * pass the times in (like NPD's `generatePatch`).
  */
-import type { Cause, Reason, Stage } from '../probe/catalog.js';
-import type { ProbeResult } from '../probe/types.js';
+import type { Cause, Reason, Stage } from '../diagnosis/catalog.js';
+import type { ProbeResult } from '../model/types.js';
 
 export const ANNOTATION_KEY = 'pullprobe.dev/status';
 export const CONDITION_TYPE = 'RegistryReachable';

@@ -6,15 +6,15 @@
  * the server), and turns the steps into one ProbeResult. The first failing
  * step decides stage/reason/cause.
  */
-import { causeOf, REASONS, type Reason, type Stage } from './catalog.js';
-import { realClock, silentLog, type Clock, type Log, type ProbeContext, type ProbeResult } from './types.js';
-import { parseTarget, type Target } from './reference.js';
+import { causeOf, REASONS, type Reason, type Stage } from '../diagnosis/catalog.js';
+import { realClock, silentLog, type Clock, type Log, type ProbeContext, type ProbeResult } from '../model/types.js';
+import { parseTarget, type Target } from '../model/reference.js';
 import { TokenCache } from './token-cache.js';
-import { credentialFor } from './docker-config.js';
-import { loadTrust } from './trust.js';
-import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from './hosts-toml.js';
+import { credentialFor } from '../node-config/docker-config.js';
+import { loadTrust } from '../node-config/trust.js';
+import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from '../node-config/hosts-toml.js';
 import { round, walkEndpoint, type Endpoint, type Failure, type Walk } from './endpoint-walk.js';
-import type { ProbeEnvironment } from './environment.js';
+import type { ProbeEnvironment } from '../node-config/environment.js';
 import { scrubResult, Secrets } from './scrub.js';
 
 export { splitHostPort } from './endpoint-walk.js';

@@ -3,22 +3,22 @@
  * as the runtime walks it against one host (the registry, or a mirror from
  * hosts.toml). The token service is reached as its own dns/tcp/tls hop.
  */
-import { REASONS, stageOf, type Stage } from './catalog.js';
-import type { ProbeContext, StageOutcome, StepResult } from './types.js';
-import { remainingMs } from './deadline.js';
-import type { Target } from './reference.js';
-import { dnsStage } from './dns.js';
-import { tcpStage } from './tcp.js';
-import { tlsStage } from './tls.js';
-import { createDispatcher } from './dispatcher.js';
-import { httpStage } from './registry-http.js';
-import { authStage } from './registry-auth.js';
+import { REASONS, stageOf, type Stage } from '../diagnosis/catalog.js';
+import type { ProbeContext, StageOutcome, StepResult } from '../model/types.js';
+import { remainingMs } from '../net/deadline.js';
+import type { Target } from '../model/reference.js';
+import { dnsStage } from './stages/dns.js';
+import { tcpStage } from './stages/tcp.js';
+import { tlsStage } from './stages/tls.js';
+import { createDispatcher } from '../net/dispatcher.js';
+import { httpStage } from './stages/http.js';
+import { authStage } from './stages/auth.js';
 import { checkRealm, forbiddenRealmAddresses, isLinkLocalOrMetadata, refuseResolvedRealm } from './realm-policy.js';
 import type { Secrets } from './scrub.js';
-import { manifestStage } from './manifest.js';
+import { manifestStage } from './stages/manifest.js';
 import type { TokenCache } from './token-cache.js';
-import type { Credential } from './types.js';
-import type { ProbeEnvironment } from './environment.js';
+import type { Credential } from '../model/types.js';
+import type { ProbeEnvironment } from '../node-config/environment.js';
 
 /** Where to send the requests: host[:port], scheme, trust. */
 export interface Endpoint {

@@ -7,7 +7,7 @@
  * interval. A registry that answers a new digest on every probe can then
  * cost at most `maxBytes`, never more.
  */
-import type { IndexEntry, IndexSummary } from './platform.js';
+import type { IndexEntry, IndexSummary } from '../model/platform.js';
 
 export interface IndexCacheLimits {
   maxEntries: number;

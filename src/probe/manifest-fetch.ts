@@ -9,9 +9,9 @@
  * redirect targets often carry signatures in their path and query.
  */
 import type { Dispatcher } from 'undici';
-import { send, type SendResult } from './dispatcher.js';
-import { firstHeader } from './registry-errors.js';
-import type { StageOutcome } from './types.js';
+import { send, type SendResult } from '../net/dispatcher.js';
+import { firstHeader } from '../net/registry-errors.js';
+import type { StageOutcome } from '../model/types.js';
 
 export const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);

@@ -13,7 +13,7 @@
  * holds secrets, so it never serialises them (toJSON and inspect show a count).
  */
 import { inspect } from 'node:util';
-import type { Credential, ProbeResult } from './types.js';
+import type { Credential, ProbeResult } from '../model/types.js';
 
 export const REDACTED = '[redacted]';
 

@@ -4,7 +4,7 @@
  * longer than a valid tag (128 characters), and a banded edit distance that
  * gives up past MAX_TAG_DISTANCE or past the current third-best.
  */
-import { editDistance } from '../edit-distance.js';
+import { editDistance } from '../shared/edit-distance.js';
 
 export const MAX_TAGS_CONSIDERED = 5000;
 /** distribution/reference: a tag is at most 128 characters. */

@@ -29,7 +29,7 @@
  * - Rows sorted by registry, then subnet (IPv4 CIDRs numerically, then other
  *   strings, "unknown" last). Node name lists are sorted.
  */
-import { CAUSES, STAGES, isReason, type Cause, type Reason, type Stage } from '../probe/catalog.js';
+import { CAUSES, STAGES, isReason, type Cause, type Reason, type Stage } from '../diagnosis/catalog.js';
 import { ANNOTATION_KEY, ANNOTATION_VERSION, type AnnotationState, type RegistryState } from '../kube/patches.js';
 
 export const VERDICTS = ['ok', 'subnet-wide', 'isolated', 'cluster-wide', 'stale'] as const;

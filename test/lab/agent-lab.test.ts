@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Lab, labTestOptions, NODES, type NodeName, type ExecResult } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
-import type { ProbeResult } from '../../src/probe/types.js';
+import type { ProbeResult } from '../../src/model/types.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const APISERVER = join(REPO_ROOT, 'test', 'lab', 'support', 'apiserver-main.ts');

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Lab, labTestOptions, type NodeName } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
-import type { ProbeResult } from '../../src/probe/types.js';
+import type { ProbeResult } from '../../src/model/types.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const TIMEOUT = '4s';

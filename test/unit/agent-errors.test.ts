@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { createLogger } from '../../src/agent/agent.js';
-import { reloadOnSignal } from '../../src/agent/agent-command.js';
+import { reloadOnSignal } from '../../src/commands/agent-command.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { createServer } from '../../src/agent/server.js';
 import { Scheduler } from '../../src/agent/scheduler.js';
 import { StatusStore } from '../../src/agent/status-store.js';
 import { NodeWriter, type Timers } from '../../src/kube/node-writer.js';
 import type { KubeClient, KubeNode } from '../../src/kube/client.js';
-import type { Log, ProbeResult } from '../../src/probe/types.js';
+import type { Log, ProbeResult } from '../../src/model/types.js';
 
 /** Fails the test if anything escapes to the process while it runs. */
 function watchProcess(t: TestContext): { escaped: unknown[] } {

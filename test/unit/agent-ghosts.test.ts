@@ -11,8 +11,8 @@ import { StatusStore } from '../../src/agent/status-store.js';
 import { NodeWriter, type Timers } from '../../src/kube/node-writer.js';
 import type { KubeClient, KubeNode } from '../../src/kube/client.js';
 import { ANNOTATION_KEY, CONDITION_TYPE, type NodeCondition } from '../../src/kube/patches.js';
-import { causeOf, stageOf, type Reason } from '../../src/probe/catalog.js';
-import type { ProbeResult } from '../../src/probe/types.js';
+import { causeOf, stageOf, type Reason } from '../../src/diagnosis/catalog.js';
+import type { ProbeResult } from '../../src/model/types.js';
 
 function result(target: string, registry: string, reason: Reason | null): ProbeResult {
   return {

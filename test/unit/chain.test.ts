@@ -15,9 +15,9 @@ import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
 import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
-import { parseTarget } from '../../src/probe/reference.js';
-import { realClock, type Log, type ProbeContext } from '../../src/probe/types.js';
-import { loadEnvironment, type ProbeEnvironment } from '../../src/probe/environment.js';
+import { parseTarget } from '../../src/model/reference.js';
+import { realClock, type Log, type ProbeContext } from '../../src/model/types.js';
+import { loadEnvironment, type ProbeEnvironment } from '../../src/node-config/environment.js';
 import { TokenCache } from '../../src/probe/token-cache.js';
 
 let ca: TestCA;

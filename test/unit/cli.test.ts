@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli.js';
-import type { Io } from '../../src/cli/io.js';
+import type { Io } from '../../src/commands/io.js';
 import { createCA, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_ERRORS, loadConfig, parseConfig, type ConfigResult } from '../../src/agent/config.js';
-import { parseDurationDetailed } from '../../src/agent/duration.js';
+import { parseDurationDetailed } from '../../src/shared/duration.js';
 
 const ENV = { hostname: 'host-1' };
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigHolder, loadConfig, parseConfig, type AgentConfig, type ConfigResult } from '../../src/agent/config.js';
-import { formatDuration, parseDuration } from '../../src/agent/duration.js';
+import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 
 const FIXTURES = new URL('../fixtures/config/', import.meta.url);
 const ENV = { hostname: 'host-1' };

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { posix } from 'node:path';
-import { parseHostsToml, resolveRegistryHosts, type HostSettings, type HostsFs, type HostsOptions } from '../../src/probe/hosts-toml.js';
+import { parseHostsToml, resolveRegistryHosts, type HostSettings, type HostsFs, type HostsOptions } from '../../src/node-config/hosts-toml.js';
 import { differ, disagreementsAsync, loadTable, type ConformanceCase } from '../support/conformance.js';
 
 interface HostRow { scheme: string; host: string; path: string; capabilities: string[]; ca: string[]; client: Array<[string, string]>; skipVerify: boolean | null; header: Record<string, string[]>; dialTimeout?: string }

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseImageReference, type ReferenceProblem } from '../../src/probe/reference.js';
+import { parseImageReference, type ReferenceProblem } from '../../src/model/reference.js';
 import { differ, disagreements, loadTable, type ConformanceCase } from '../support/conformance.js';
 
 interface RefCase extends ConformanceCase {

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseResolvConf, usedNameservers } from '../../src/probe/resolv-conf.js';
+import { parseResolvConf, usedNameservers } from '../../src/node-config/resolv-conf.js';
 
 interface Row {
   id: string;

@@ -6,8 +6,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, credentialFor, parseDockerConfig } from '../../src/probe/docker-config.js';
-import { parseImageReference } from '../../src/probe/reference.js';
+import { ConfigError, credentialFor, parseDockerConfig } from '../../src/node-config/docker-config.js';
+import { parseImageReference } from '../../src/model/reference.js';
 import { differ, disagreements, loadTable, type ConformanceCase } from '../support/conformance.js';
 
 interface Cred { username: string; password: string }

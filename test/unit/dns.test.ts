@@ -2,12 +2,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import * as packet from 'dns-packet';
-import { dnsStage, type DnsOptions } from '../../src/probe/dns.js';
-import { queryDns, realTransport, type DnsQueryOptions, type DnsQueryResult, type DnsTransport, type DnsUdpSocket } from '../../src/probe/dns-query.js';
+import { dnsStage, type DnsOptions } from '../../src/probe/stages/dns.js';
+import { queryDns, realTransport, type DnsQueryOptions, type DnsQueryResult, type DnsTransport, type DnsUdpSocket } from '../../src/net/dns-query.js';
 import { EventEmitter } from 'node:events';
-import { parseResolvConf } from '../../src/probe/resolv-conf.js';
-import { parseHosts } from '../../src/probe/hosts-file.js';
-import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
+import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
+import { parseHosts } from '../../src/node-config/hosts-file.js';
+import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { startDnsServers, type DnsServer, type DnsServerOptions } from '../support/dns-server.js';
 
 const REG = 'registry.lab.test';

@@ -10,7 +10,7 @@ import {
   normalizeAuthKey,
   parseDockerConfig,
   type DockerAuths,
-} from '../../src/probe/docker-config.js';
+} from '../../src/node-config/docker-config.js';
 
 const CANARY = 'CANARY-s3cr3t-9f2b';
 const SRC = '/x/config.json';

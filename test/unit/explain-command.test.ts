@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
-import { MAX_INPUT_BYTES, type ExplainIo, type StdinKind, type StdinSource, type StdinText } from '../../src/cli/explain-command.js';
-import { REASONS } from '../../src/probe/catalog.js';
-import { KUBELET_ONLY_HINT } from '../../src/probe/explain.js';
+import { MAX_INPUT_BYTES, type ExplainIo, type StdinKind, type StdinSource, type StdinText } from '../../src/commands/explain-command.js';
+import { REASONS } from '../../src/diagnosis/catalog.js';
+import { KUBELET_ONLY_HINT } from '../../src/diagnosis/explain.js';
 import { REF, lab } from '../fixtures/explain/cases.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/explain/', import.meta.url));

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { explainText } from '../../src/probe/explain.js';
+import { explainText } from '../../src/diagnosis/explain.js';
 import { CASES } from '../fixtures/explain/cases.js';
 
 const BOUND_MS = 1000;

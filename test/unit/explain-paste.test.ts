@@ -7,9 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { REASONS } from '../../src/probe/catalog.js';
-import { KUBELET_ONLY_HINT, explainText } from '../../src/probe/explain.js';
-import { EXCERPT_MAX, candidateLines, excerpt } from '../../src/probe/explain-input.js';
+import { REASONS } from '../../src/diagnosis/catalog.js';
+import { KUBELET_ONLY_HINT, explainText } from '../../src/diagnosis/explain.js';
+import { EXCERPT_MAX, candidateLines, excerpt } from '../../src/diagnosis/explain-input.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/explain/${name}`, import.meta.url), 'utf8');
 const REF = 'registry.lab.test/team/app:v1';

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { REASONS } from '../../src/probe/catalog.js';
+import { REASONS } from '../../src/diagnosis/catalog.js';
 import { CASES, REF, lab, pull } from '../fixtures/explain/cases.js';
-import { KUBELET_ONLY_HINT, PATTERNS, explainMessage, explainText, matchPattern } from '../../src/probe/explain.js';
+import { KUBELET_ONLY_HINT, PATTERNS, explainMessage, explainText, matchPattern } from '../../src/diagnosis/explain.js';
 
 for (const [name, text, reason, cause] of CASES) {
   test(`explain: ${name} → ${reason}`, () => {

@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { formatResult, visible } from '../../src/cli/format-human.js';
+import { formatResult, visible } from '../../src/output/format-human.js';
 import { probeTarget } from '../../src/probe/chain.js';
-import { loadEnvironment } from '../../src/probe/environment.js';
+import { loadEnvironment } from '../../src/node-config/environment.js';
 import { TokenCache } from '../../src/probe/token-cache.js';
-import type { ProbeResult } from '../../src/probe/types.js';
+import type { ProbeResult } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { DOCKER_LIST, FakeRegistry } from '../support/fake-registry.js';
 

@@ -21,10 +21,10 @@ import {
   DOCKER_MANIFEST, HostileServer, OCI_INDEX, REGISTRY_HEADERS, errorBody, respond, respondJson, type Handler, type RawRequest,
 } from '../support/hostile-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
-import { loadEnvironment, type ProbeEnvironment } from '../../src/probe/environment.js';
+import { loadEnvironment, type ProbeEnvironment } from '../../src/node-config/environment.js';
 import { TokenCache } from '../../src/probe/token-cache.js';
-import { REASONS, causeOf, type Reason } from '../../src/probe/catalog.js';
-import type { ProbeResult } from '../../src/probe/types.js';
+import { REASONS, causeOf, type Reason } from '../../src/diagnosis/catalog.js';
+import type { ProbeResult } from '../../src/model/types.js';
 
 const REG = 'reg.hostile.test';
 const OTHER = 'other.hostile.test';

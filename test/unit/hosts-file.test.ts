@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { lookupHosts, parseHosts } from '../../src/probe/hosts-file.js';
+import { lookupHosts, parseHosts } from '../../src/node-config/hosts-file.js';
 
 const table = parseHosts(readFileSync(new URL('../fixtures/resolv/hosts', import.meta.url), 'utf8'));
 

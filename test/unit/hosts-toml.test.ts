@@ -11,7 +11,7 @@ import {
   parseHostsToml,
   resolveRegistryHosts,
   type HostsFs,
-} from '../../src/probe/hosts-toml.js';
+} from '../../src/node-config/hosts-toml.js';
 
 const FIX = fileURLToPath(new URL('../fixtures/certs.d/', import.meta.url));
 const MAIN = join(FIX, 'main');

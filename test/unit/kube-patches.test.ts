@@ -4,8 +4,8 @@ import {
   ANNOTATION_KEY, annotationValue, buildAnnotationPatch, buildConditionPatch, buildEvent, camelReason,
   conditionFromStates, rfc3339, verdictsFromResults,
 } from '../../src/kube/patches.js';
-import type { ProbeResult } from '../../src/probe/types.js';
-import { causeOf, stageOf, type Reason } from '../../src/probe/catalog.js';
+import type { ProbeResult } from '../../src/model/types.js';
+import { causeOf, stageOf, type Reason } from '../../src/diagnosis/catalog.js';
 
 function result(target: string, registry: string | null, reason: Reason | null): ProbeResult {
   return {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { AgentMetrics, probeRegistry, registryOfTarget } from '../../src/agent/metrics.js';
-import type { Reason, Stage } from '../../src/probe/catalog.js';
-import { causeOf, reasonInfo } from '../../src/probe/catalog.js';
-import type { ProbeResult, StepResult } from '../../src/probe/types.js';
+import type { Reason, Stage } from '../../src/diagnosis/catalog.js';
+import { causeOf, reasonInfo } from '../../src/diagnosis/catalog.js';
+import type { ProbeResult, StepResult } from '../../src/model/types.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const T = 'registry.lab.test/app/api:v1';

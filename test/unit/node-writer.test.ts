@@ -10,8 +10,8 @@ import { loadInClusterConfig, TokenSource } from '../../src/kube/in-cluster.js';
 import { createKubeClient, KubeApiError, type KubeClient, type KubeNode } from '../../src/kube/client.js';
 import { NodeWriter, type NodeWriterOptions, type Timers } from '../../src/kube/node-writer.js';
 import { ANNOTATION_KEY } from '../../src/kube/patches.js';
-import type { Log, ProbeResult } from '../../src/probe/types.js';
-import { causeOf, stageOf, type Reason } from '../../src/probe/catalog.js';
+import type { Log, ProbeResult } from '../../src/model/types.js';
+import { causeOf, stageOf, type Reason } from '../../src/diagnosis/catalog.js';
 
 const T0 = Date.UTC(2025, 4, 1, 12, 0, 0);
 const TOKEN = 'tok-canary-5f0c1d2e3b4a-SECRET';

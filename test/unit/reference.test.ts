@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseImageReference, parseTarget, type ImageRef, type ReferenceProblem } from '../../src/probe/reference.js';
+import { parseImageReference, parseTarget, type ImageRef, type ReferenceProblem } from '../../src/model/reference.js';
 
 const D64 = 'a'.repeat(64);
 const D64B = '0123456789abcdef'.repeat(4);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { headerValues, MAX_REGISTRY_ERRORS, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds } from '../../src/probe/registry-errors.js';
+import { headerValues, MAX_REGISTRY_ERRORS, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds } from '../../src/net/registry-errors.js';
 
 test('parseRegistryErrors: distribution bodies', () => {
   assert.deepEqual(parseRegistryErrors('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v9"}}]}'),

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
 import { buildReport, compareSubnets, mostCommonPair, type ReportRow } from '../../src/report/rows.js';
-import type { ReportIo } from '../../src/report/report-command.js';
+import type { ReportIo } from '../../src/commands/report-command.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/report/', import.meta.url));
 const fixtureText = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');

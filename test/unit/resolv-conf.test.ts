@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseResolvConf, usedNameservers } from '../../src/probe/resolv-conf.js';
+import { parseResolvConf, usedNameservers } from '../../src/node-config/resolv-conf.js';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`../fixtures/resolv/${name}`, import.meta.url), 'utf8');

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { test } from 'node:test';
-import { basicAuthorization } from '../../src/probe/registry-auth.js';
+import { basicAuthorization } from '../../src/probe/stages/auth.js';
 import { cleanRegistryText, MAX_REGISTRY_TEXT, REDACTED, scrubResult, Secrets } from '../../src/probe/scrub.js';
-import type { Credential, ProbeResult } from '../../src/probe/types.js';
+import type { Credential, ProbeResult } from '../../src/model/types.js';
 
 const cred: Credential = { username: 'robot$ci', password: 'p@ss "w/rd"+é', source: 'config.json' };
 const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';

@@ -4,8 +4,8 @@ import { AgentMetrics } from '../../src/agent/metrics.js';
 import { createServer, probeTimeoutMs, resolveProbeRequest, type AllowedTarget } from '../../src/agent/server.js';
 import { StatusStore } from '../../src/agent/status-store.js';
 import { renderStatusPage } from '../../src/agent/status-page.js';
-import { causeOf, reasonInfo, type Reason } from '../../src/probe/catalog.js';
-import { silentLog, type ProbeResult } from '../../src/probe/types.js';
+import { causeOf, reasonInfo, type Reason } from '../../src/diagnosis/catalog.js';
+import { silentLog, type ProbeResult } from '../../src/model/types.js';
 
 const IMAGE = 'registry.lab.test/app/api:v1';
 const R = 'registry.lab.test';

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
-import { tcpStage, joinHostPort } from '../../src/probe/tcp.js';
-import { realClock, silentLog, type Clock, type ProbeContext } from '../../src/probe/types.js';
+import { tcpStage, joinHostPort } from '../../src/probe/stages/tcp.js';
+import { realClock, silentLog, type Clock, type ProbeContext } from '../../src/model/types.js';
 
 function makeCtx(timeoutMs = 10_000, clock: Clock = realClock, signal = new AbortController().signal): ProbeContext {
   return { signal, deadlineAt: clock.now() + timeoutMs, clock, log: silentLog, wallNow: () => Date.now() };

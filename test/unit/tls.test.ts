@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { parseSubjectAltName, tlsStage } from '../../src/probe/tls.js';
-import { loadTrust, pemCertificates, TrustError } from '../../src/probe/trust.js';
-import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
+import { parseSubjectAltName, tlsStage } from '../../src/probe/stages/tls.js';
+import { loadTrust, pemCertificates, TrustError } from '../../src/node-config/trust.js';
+import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, opensslDate, type CertPair, type TestCA } from '../support/certs.js';
 
 function makeCtx(timeoutMs = 10_000, wallNow = () => Date.now()): ProbeContext {

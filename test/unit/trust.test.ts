@@ -11,10 +11,10 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { loadEnvironment } from '../../src/probe/environment.js';
-import { loadNodeTrust, secureContextFor } from '../../src/probe/trust.js';
-import { tlsStage } from '../../src/probe/tls.js';
-import { realClock, silentLog, type ProbeContext } from '../../src/probe/types.js';
+import { loadEnvironment } from '../../src/node-config/environment.js';
+import { loadNodeTrust, secureContextFor } from '../../src/node-config/trust.js';
+import { tlsStage } from '../../src/probe/stages/tls.js';
+import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, type TestCA } from '../support/certs.js';
 
 const HOST = 'registry.corp.test';

@@ -9,8 +9,8 @@
  */
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
-import type { Reason } from './catalog.js';
-import { secureContextFor } from './trust.js';
+import type { Reason } from '../diagnosis/catalog.js';
+import { secureContextFor } from '../node-config/trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
 import type { HeaderMap } from './registry-errors.js';
 

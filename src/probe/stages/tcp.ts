@@ -5,10 +5,10 @@
  * `degraded` tells that some of them failed.
  */
 import net from 'node:net';
-import { REASONS, type Reason } from './catalog.js';
-import { stageTimer } from './deadline.js';
-import { errorCode, tcpReasonForCode } from './error-codes.js';
-import type { ProbeContext, StageOutcome } from './types.js';
+import { REASONS, type Reason } from '../../diagnosis/catalog.js';
+import { stageTimer } from '../../net/deadline.js';
+import { errorCode, tcpReasonForCode } from '../../net/error-codes.js';
+import type { ProbeContext, StageOutcome } from '../../model/types.js';
 
 export interface TcpInput {
   /** Name being probed (for `host` on the outcome); the sockets go to `addresses`. */

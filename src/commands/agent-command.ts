@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { Agent } from './agent.js';
-import { UsageError, type Io } from '../cli/io.js';
+import { Agent } from '../agent/agent.js';
+import { UsageError, type Io } from './io.js';
 
 /** What the SIGHUP handler needs of the agent. */
 export interface Reloadable {

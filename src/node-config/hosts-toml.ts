@@ -11,8 +11,8 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from './reference.js';
-import { parseGoDuration } from './go-duration.js';
+import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from '../model/reference.js';
+import { parseGoDuration } from '../shared/go-duration.js';
 
 export class HostsTomlError extends Error {
   override readonly name = 'HostsTomlError';

@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { loadEnvironment, type StrictFile } from '../probe/environment.js';
+import { loadEnvironment, type StrictFile } from '../node-config/environment.js';
 import { probeTargets } from '../probe/chain.js';
-import { normaliseRoot } from '../probe/host-root.js';
-import { parsePlatform } from '../probe/platform.js';
-import { parseDuration } from '../agent/duration.js';
-import { formatHuman } from './format-human.js';
-import { DEFAULT_CONFIG_PATH } from '../probe/hosts-toml.js';
+import { normaliseRoot } from '../node-config/host-root.js';
+import { parsePlatform } from '../model/platform.js';
+import { parseDuration } from '../shared/duration.js';
+import { formatHuman } from '../output/format-human.js';
+import { DEFAULT_CONFIG_PATH } from '../node-config/hosts-toml.js';
 import { UsageError, useColor, type Io } from './io.js';
 
 export async function runProbeCommand(argv: string[], io: Io): Promise<number> {

@@ -8,8 +8,8 @@
  * JSON.parse's own message is not used either, since V8 quotes the input.
  */
 import { readFileSync } from 'node:fs';
-import type { Credential } from './types.js';
-import { DOCKER_HUB, isDockerHubHost } from './reference.js';
+import type { Credential } from '../model/types.js';
+import { DOCKER_HUB, isDockerHubHost } from '../model/reference.js';
 import { labelMatch } from './label-glob.js';
 
 export class ConfigError extends Error {

@@ -2,7 +2,7 @@
  * The one table that maps OS and TLS error codes to reasons (house style 3).
  * Stages call these; tests assert the reasons, never the message text.
  */
-import type { Reason } from './catalog.js';
+import type { Reason } from '../diagnosis/catalog.js';
 
 const TCP_CODES: Record<string, Reason> = {
   ECONNREFUSED: 'tcp_refused',

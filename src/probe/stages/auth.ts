@@ -16,16 +16,16 @@
  * (scrub.ts); every Authorization value used is added to `opts.secrets`.
  */
 import type { Dispatcher } from 'undici';
-import type { Reason } from './catalog.js';
-import { stageTimer } from './deadline.js';
-import { classifyTransportError, send } from './dispatcher.js';
-import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from './realm-policy.js';
-import { headerValues, parseRegistryErrors } from './registry-errors.js';
-import { registryBase, statusLine } from './registry-http.js';
-import { cleanRegistryText, Secrets } from './scrub.js';
-import { tokenCacheKey, tokenLifetime, type TokenCache } from './token-cache.js';
-import type { Credential, ProbeContext, StageOutcome } from './types.js';
-import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
+import type { Reason } from '../../diagnosis/catalog.js';
+import { stageTimer } from '../../net/deadline.js';
+import { classifyTransportError, send } from '../../net/dispatcher.js';
+import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from '../realm-policy.js';
+import { headerValues, parseRegistryErrors } from '../../net/registry-errors.js';
+import { registryBase, statusLine } from './http.js';
+import { cleanRegistryText, Secrets } from '../scrub.js';
+import { tokenCacheKey, tokenLifetime, type TokenCache } from '../token-cache.js';
+import type { Credential, ProbeContext, StageOutcome } from '../../model/types.js';
+import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 
 export interface AuthInput {
   endpoint: string;

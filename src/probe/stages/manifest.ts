@@ -6,23 +6,23 @@
  * the chain files the step under the reason's stage.
  */
 import type { Dispatcher } from 'undici';
-import { reasonInfo, type Reason } from './catalog.js';
-import { remainingMs, stageTimer, type StageTimer } from './deadline.js';
-import { classifyTransportError, type SendResult } from './dispatcher.js';
-import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type PlatformMatch } from './platform.js';
-import { parseBoundedJson } from './bounded-json.js';
-import { IndexCache } from './index-cache.js';
-import { sendFollowing, type FollowResult, type ReachHost } from './manifest-fetch.js';
-import { nearestTags } from './tag-suggestions.js';
-import { editDistance } from '../edit-distance.js';
+import { reasonInfo, type Reason } from '../../diagnosis/catalog.js';
+import { remainingMs, stageTimer, type StageTimer } from '../../net/deadline.js';
+import { classifyTransportError, type SendResult } from '../../net/dispatcher.js';
+import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type PlatformMatch } from '../../model/platform.js';
+import { parseBoundedJson } from '../../net/bounded-json.js';
+import { IndexCache } from '../index-cache.js';
+import { sendFollowing, type FollowResult, type ReachHost } from '../manifest-fetch.js';
+import { nearestTags } from '../tag-suggestions.js';
+import { editDistance } from '../../shared/edit-distance.js';
 
 export { editDistance, nearestTags };
-import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from './registry-errors.js';
-import { registryBase, statusLine } from './registry-http.js';
-import { refusedTokenVerdict } from './registry-auth.js';
-import { cleanRegistryText } from './scrub.js';
-import type { Platform, ProbeContext, StageOutcome } from './types.js';
-import { parseWwwAuthenticate } from './www-authenticate.js';
+import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from '../../net/registry-errors.js';
+import { registryBase, statusLine } from './http.js';
+import { refusedTokenVerdict } from './auth.js';
+import { cleanRegistryText } from '../scrub.js';
+import type { Platform, ProbeContext, StageOutcome } from '../../model/types.js';
+import { parseWwwAuthenticate } from '../www-authenticate.js';
 
 /** containerd's resolve Accept list, in its order (resolver.go:164-171). */
 export const MANIFEST_ACCEPT = [

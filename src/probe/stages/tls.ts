@@ -9,12 +9,12 @@
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { REASONS, type Reason } from './catalog.js';
-import { stageTimer } from './deadline.js';
-import { errorCode, tlsReasonForCode } from './error-codes.js';
+import { REASONS, type Reason } from '../../diagnosis/catalog.js';
+import { stageTimer } from '../../net/deadline.js';
+import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
-import { secureContextFor } from './trust.js';
-import type { ProbeContext, StageOutcome } from './types.js';
+import { secureContextFor } from '../../node-config/trust.js';
+import type { ProbeContext, StageOutcome } from '../../model/types.js';
 
 export interface TlsInput {
   /** SNI and the name to verify; may be an IP literal (then no SNI). */

@@ -11,12 +11,12 @@
  * server. `rotate` only spreads load and does not change the verdict.
  */
 import { isIP } from 'node:net';
-import { reasonInfo, type Reason } from './catalog.js';
-import { remainingMs, stageTimer } from './deadline.js';
-import { queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } from './dns-query.js';
-import { lookupHosts, type HostsTable } from './hosts-file.js';
-import { usedNameservers, type Nameserver, type ResolvConf } from './resolv-conf.js';
-import type { ProbeContext, StageOutcome } from './types.js';
+import { reasonInfo, type Reason } from '../../diagnosis/catalog.js';
+import { remainingMs, stageTimer } from '../../net/deadline.js';
+import { queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } from '../../net/dns-query.js';
+import { lookupHosts, type HostsTable } from '../../node-config/hosts-file.js';
+import { usedNameservers, type Nameserver, type ResolvConf } from '../../node-config/resolv-conf.js';
+import type { ProbeContext, StageOutcome } from '../../model/types.js';
 
 export interface DnsOptions {
   resolvConf: ResolvConf;

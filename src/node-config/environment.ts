@@ -16,8 +16,8 @@ import { loadNodeResolvConf } from './node-resolv-conf.js';
 import type { ResolvConf } from './resolv-conf.js';
 import { loadNodeTrust } from './trust.js';
 import { ConfigError, parseDockerConfig, type DockerAuths } from './docker-config.js';
-import { hostPlatform } from './platform.js';
-import type { Platform } from './types.js';
+import { hostPlatform } from '../model/platform.js';
+import type { Platform } from '../model/types.js';
 
 export class ProbeConfigError extends Error {
   override readonly name = 'ProbeConfigError';

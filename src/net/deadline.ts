@@ -1,5 +1,5 @@
 /** Deadline helpers: every wait in a probe goes through an AbortSignal. */
-import type { ProbeContext } from './types.js';
+import type { ProbeContext } from '../model/types.js';
 
 /**
  * Whole milliseconds left before the overall probe deadline (never negative).

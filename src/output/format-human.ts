@@ -3,8 +3,8 @@
  * stage with ✓/✗, seconds and the host involved; then, for a failure, the
  * seed's message, the cause and the fix.
  */
-import { STAGES, type Cause } from '../probe/catalog.js';
-import type { ProbeResult, StepResult } from '../probe/types.js';
+import { STAGES, type Cause } from '../diagnosis/catalog.js';
+import type { ProbeResult, StepResult } from '../model/types.js';
 
 export interface FormatOptions {
   color: boolean;

@@ -3,7 +3,7 @@
  * (CLI, metrics, node writer, /probe). ProbeResult is the design's public
  * JSON contract: change it only on purpose, with design.md and the README.
  */
-import type { Cause, Reason, Stage } from './catalog.js';
+import type { Cause, Reason, Stage } from '../diagnosis/catalog.js';
 
 /** Monotonic milliseconds (performance.now by default). Injected so tests control time. */
 export interface Clock {

@@ -7,12 +7,12 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Reason } from './catalog.js';
-import { stageTimer } from './deadline.js';
-import { classifyTransportError, send } from './dispatcher.js';
-import { firstHeader, headerValues } from './registry-errors.js';
-import type { ProbeContext, StageOutcome } from './types.js';
-import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
+import type { Reason } from '../../diagnosis/catalog.js';
+import { stageTimer } from '../../net/deadline.js';
+import { classifyTransportError, send } from '../../net/dispatcher.js';
+import { firstHeader, headerValues } from '../../net/registry-errors.js';
+import type { ProbeContext, StageOutcome } from '../../model/types.js';
+import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 
 export interface HttpInput {
   /** "host:port" or "host" as contacted. */

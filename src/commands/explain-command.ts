@@ -9,8 +9,8 @@
  */
 import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { explainText } from '../probe/explain.js';
-import { causeText } from './format-human.js';
+import { explainText } from '../diagnosis/explain.js';
+import { causeText } from '../output/format-human.js';
 import { UsageError, type Io } from './io.js';
 
 /** The most of the input `explain` reads (1 MiB): far beyond any pasted event list. */

@@ -14,7 +14,7 @@ import { randomInt } from 'node:crypto';
 import * as packet from 'dns-packet';
 import type { DecodedPacket } from 'dns-packet';
 import { errorCode } from './error-codes.js';
-import { realClock, type Clock } from './types.js';
+import { realClock, type Clock } from '../model/types.js';
 
 export type DnsQueryType = 'A' | 'AAAA';
 export type DnsQueryError = 'timeout' | 'unreachable' | 'network';

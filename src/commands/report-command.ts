@@ -9,9 +9,9 @@
 import { execFile } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatDuration, parseDuration } from '../agent/duration.js';
-import { UsageError, type Io } from '../cli/io.js';
-import { buildReport, nodeItems, type Report, type ReportRow } from './rows.js';
+import { formatDuration, parseDuration } from '../shared/duration.js';
+import { UsageError, type Io } from './io.js';
+import { buildReport, nodeItems, type Report, type ReportRow } from '../report/rows.js';
 
 /** Resolves to stdin's text, or null when there is no stdin to read (a TTY, /dev/null, empty). */
 export type StdinReader = () => Promise<string | null>;
