@@ -9,6 +9,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { TokenSource } from './in-cluster.js';
 import type { NodeCondition } from './patches.js';
+import { unrefTimers, type Timers } from '../shared/timers.js';
 
 /** The parts of a core/v1 Node the agent reads. */
 export interface KubeNode {
@@ -77,12 +78,15 @@ export interface KubeClientOptions {
   timeoutMs?: number;
   /** Default: an undici Agent trusting only caPem. */
   dispatcher?: Dispatcher;
+  /** The per-call timeout's timer (real timers that never keep the process alive by default). */
+  timers?: Timers;
 }
 
 const MAX_DETAIL = 200;
 
 export function createKubeClient(opts: KubeClientOptions): KubeClient {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timers = opts.timers ?? unrefTimers;
   const owned = opts.dispatcher === undefined;
   const dispatcher = opts.dispatcher ?? new Agent({ connect: { ca: opts.caPem }, connections: 2 });
   const base = opts.server.replace(/\/+$/, '');
@@ -91,8 +95,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     token: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string; retryAfter: string | null }> {
     const ac = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; ac.abort(); }, timeoutMs);
-    timer.unref?.();
+    const timer = timers.setTimeout(() => { timedOut = true; ac.abort(); }, timeoutMs);
     const onAbort = (): void => ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
@@ -107,7 +110,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
       const code = (err as { code?: unknown } | null)?.code;
       throw new KubeNetworkError(`${method} ${path}: ${typeof code === 'string' ? code : (err as Error)?.name ?? 'error'}`);
     } finally {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
   }

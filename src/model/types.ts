@@ -35,6 +35,8 @@ export interface ProbeContext {
   readonly log: Log;
   /** Wall clock (epoch ms), for certificate expiry and token lifetimes. */
   readonly wallNow: () => number;
+  /** Timer functions for stage timeouts (real, unref'd timers when absent). */
+  readonly timers?: import('../shared/timers.js').Timers;
 }
 
 /** One stage's classified outcome. Never a bare boolean (house style 2). */

@@ -1,5 +1,6 @@
 /** Deadline helpers: every wait in a probe goes through an AbortSignal. */
 import type { ProbeContext } from '../model/types.js';
+import { realTimers, unrefTimers, type Timers } from '../shared/timers.js';
 
 /**
  * Whole milliseconds left before the overall probe deadline (never negative).
@@ -18,7 +19,8 @@ export interface StageTimer {
 
 /**
  * A signal that aborts after `ms` or at the probe deadline, whichever is
- * first. Always call dispose() so no timer outlives the stage.
+ * first. Always call dispose() so no timer outlives the stage. The timer
+ * comes from `ctx.timers` (real, unref'd timers by default).
  */
 export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
   const controller = new AbortController();
@@ -28,8 +30,8 @@ export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
     fired = true;
     controller.abort(new DeadlineError());
   };
-  const timer = setTimeout(fire, wait);
-  timer.unref?.();
+  const timers = ctx.timers ?? unrefTimers;
+  const timer = timers.setTimeout(fire, wait);
   const onParent = (): void => fire();
   if (ctx.signal.aborted) fire();
   else ctx.signal.addEventListener('abort', onParent, { once: true });
@@ -37,7 +39,7 @@ export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
     signal: controller.signal,
     timedOut: () => fired,
     dispose() {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       ctx.signal.removeEventListener('abort', onParent);
     },
   };
@@ -52,15 +54,15 @@ export class DeadlineError extends Error {
 }
 
 /** Resolve after ms, or reject when the signal aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal, timers: Timers = realTimers): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
+    const t = timers.setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
     const onAbort = (): void => {
-      clearTimeout(t);
+      timers.clearTimeout(t);
       reject(signal.reason);
     };
     signal.addEventListener('abort', onAbort, { once: true });

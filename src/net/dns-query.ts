@@ -15,6 +15,7 @@ import * as packet from 'dns-packet';
 import type { DecodedPacket } from 'dns-packet';
 import { errorCode } from './error-codes.js';
 import { realClock, type Clock } from '../model/types.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 
 export type DnsQueryType = 'A' | 'AAAA';
 export type DnsQueryError = 'timeout' | 'unreachable' | 'network';
@@ -57,7 +58,9 @@ export interface DnsQueryOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   transport?: DnsTransport;
-  clock?: Clock;
+  clock?: Clock | undefined;
+  /** The query budget's timer (real timers by default). */
+  timers?: Timers | undefined;
 }
 
 export interface DnsQueryResult {
@@ -132,7 +135,8 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
     return { rcode: null, answers: [], truncated: false, transport: 'udp', ...classify(err), seconds: (clock.now() - started) / 1000 };
   }
   const budget = new AbortController();
-  const timer = setTimeout(() => budget.abort(), Math.max(0, opts.timeoutMs));
+  const timers = opts.timers ?? realTimers;
+  const timer = timers.setTimeout(() => budget.abort(), Math.max(0, opts.timeoutMs));
   const onAbort = (): void => budget.abort();
   if (opts.signal?.aborted) budget.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -155,7 +159,7 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
       truncated: true, transport: 'tcp', seconds: seconds(),
     };
   } finally {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -16,6 +16,7 @@ import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from '../no
 import { round, walkEndpoint, type Endpoint, type Failure, type Walk } from './endpoint-walk.js';
 import type { ProbeEnvironment } from '../node-config/environment.js';
 import { scrubResult, Secrets } from './scrub.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 
 export { splitHostPort } from './endpoint-walk.js';
 
@@ -33,6 +34,8 @@ export interface ProbeOptions {
   signal?: AbortSignal;
   tokenCache?: TokenCache;
   clock?: Clock;
+  /** Stage timeouts and the deadline's safety net (real timers by default). */
+  timers?: Timers;
   wallNow?: () => number;
   log?: Log;
 }
@@ -133,6 +136,7 @@ export async function probeTarget(input: string, env: ProbeEnvironment, opts: Pr
     clock,
     log: opts.log ?? silentLog,
     wallNow: opts.wallNow ?? Date.now,
+    ...(opts.timers ? { timers: opts.timers } : {}),
   };
   const onOuterAbort = (): void => controller.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -199,9 +203,10 @@ async function probeWithin(
   };
 
   // Safety net: whatever a stage or server does, the probe ends at its deadline.
-  let timer: NodeJS.Timeout | undefined;
+  const timers = ctx.timers ?? realTimers;
+  let timer: unknown;
   const deadline = new Promise<'deadline'>((resolve) => {
-    timer = setTimeout(() => {
+    timer = timers.setTimeout(() => {
       controller.abort();
       resolve('deadline');
     }, timeoutMs + 50);
@@ -215,7 +220,7 @@ async function probeWithin(
     ctx.log.error({ err: secrets.scrub(message), stack: err instanceof Error && err.stack ? secrets.scrub(err.stack) : undefined, target: input, stage: w.current.stage }, 'probe stage threw: internal error');
     outcome = { bug: message.slice(0, 500) };
   } finally {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
     controller.abort();
   }
 

@@ -126,7 +126,7 @@ async function askServer(
     let results: DnsQueryResult[];
     try {
       results = await Promise.all(families.map((type) => query({
-        server: ns.address, port, name, type, timeoutMs, clock: ctx.clock,
+        server: ns.address, port, name, type, timeoutMs, clock: ctx.clock, timers: ctx.timers,
         signal: i > 0 ? AbortSignal.any([timer.signal, round.stop]) : timer.signal,
         ...(opts.transport ? { transport: opts.transport } : {}),
       })));
