@@ -9,6 +9,8 @@ import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
 import { parseHosts } from '../../src/node-config/hosts-file.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { startDnsServers, type DnsServer, type DnsServerOptions } from '../support/dns-server.js';
+import { FakeTime } from '../support/fake-time.js';
+import { until, within } from '../support/within.js';
 
 const REG = 'registry.lab.test';
 const records = { [REG]: { A: ['10.1.2.3', '10.1.2.4'], AAAA: ['fd00::3'] } };
@@ -24,6 +26,20 @@ function makeCtx(deadlineMs = 5000): ProbeContext {
     signal: controller.signal, deadlineAt: realClock.now() + deadlineMs, clock: realClock,
     log: silentLog, wallNow: Date.now,
   };
+}
+
+/** A context on fake time: the probe deadline, stage timers and query budgets all wait for time.advance(). */
+function fakeCtx(time: FakeTime, deadlineMs = 5000): ProbeContext {
+  const controller = new AbortController();
+  time.setTimeout(() => controller.abort(), deadlineMs);
+  return { signal: controller.signal, deadlineAt: time.now() + deadlineMs, clock: time, timers: time, log: silentLog, wallNow: Date.now };
+}
+
+/** Tracks whether a promise has settled, so a test can assert it is still waiting. */
+function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
+  let done = false;
+  void p.then(() => { done = true; }, () => { done = true; });
+  return { p, settled: () => done };
 }
 
 /** Start servers on 127.0.0.<first>… and build resolv.conf naming them (plus `extra` addresses). */
@@ -42,7 +58,8 @@ const seen = (s: DnsServer | undefined): string[] => (s?.queries ?? []).map((q) 
 test('ok: A and AAAA from one nameserver, IPv4 first, detail per nameserver', async () => {
   const l = await lab([{ answers: records }], 'options timeout:1 attempts:1');
   try {
-    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    const time = new FakeTime();
+    const out = await within(dnsStage(fakeCtx(time), { host: REG }, l.opt()), 5000, 'the DNS stage');
     assert.equal(out.ok, true);
     assert.equal(out.degraded, false);
     assert.equal(out.host, REG);
@@ -52,7 +69,7 @@ test('ok: A and AAAA from one nameserver, IPv4 first, detail per nameserver', as
     assert.equal(out.detail.nameservers.length, 1);
     assert.equal(out.detail.nameservers[0]?.server, `127.0.0.60:${l.port}`);
     assert.equal(out.detail.nameservers[0]?.rcode, 'NOERROR');
-    assert.ok(out.seconds >= 0 && out.seconds < 1);
+    assert.equal(out.seconds, 0, 'answered with no time passing on the stage clock');
     assert.deepEqual(seen(l.servers[0]).sort(), [`${REG}/A/udp`, `${REG}/AAAA/udp`]);
   } finally { await l.close(); }
 });
@@ -92,25 +109,31 @@ test('failures map to reasons: nxdomain, no answer, CNAME to nowhere, servfail, 
 test('timeout: a dropping nameserver gives dns_timeout after timeout × attempts', async () => {
   const l = await lab([{ defaultBehaviour: 'drop' }], 'options timeout:1 attempts:1');
   try {
-    const t0 = Date.now();
-    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
-    const took = Date.now() - t0;
+    const time = new FakeTime();
+    const run = track(dnsStage(fakeCtx(time), { host: REG }, l.opt()));
+    await until(() => (l.servers[0]?.queries.length ?? 0) >= 2, 5000, 'the A and AAAA queries at the nameserver');
+    time.advance(999);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still waiting 1 ms before timeout:1');
+    time.advance(1);
+    const out = await within(run.p, 5000, 'the DNS stage after its timeout');
     assert.equal(out.reason, 'dns_timeout');
     assert.equal(out.detail.nameservers[0]?.error, 'timeout');
     assert.equal(out.detail.nameservers[0]?.rcode, null);
-    assert.ok(took >= 900 && took < 2000, `took ${took} ms`);
+    assert.equal(out.seconds, 1);
   } finally { await l.close(); }
 });
 
 test('unreachable: ICMP port unreachable from a silent loopback address', async () => {
   const l = await lab([{ answers: records }], 'options timeout:1 attempts:1', { nameservers: ['127.0.0.99'] });
   try {
-    const t0 = Date.now();
-    const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
+    const time = new FakeTime();
+    // Time never advances: a result at all proves the stage did not wait for its timeout.
+    const out = await within(dnsStage(fakeCtx(time), { host: REG }, l.opt()), 5000, 'the DNS stage on an unreachable nameserver');
     assert.equal(out.reason, 'dns_unreachable');
     assert.equal(out.detail.nameservers[0]?.error, 'unreachable');
     assert.equal(out.detail.nameservers[0]?.code, 'ECONNREFUSED');
-    assert.ok(Date.now() - t0 < 500, 'unreachable is reported without waiting for the timeout');
+    assert.equal(out.seconds, 0, 'unreachable is reported without waiting for the timeout');
   } finally { await l.close(); }
 });
 
@@ -241,11 +264,16 @@ test('hosts file and IP literals answer without any query', async () => {
 test('the probe deadline caps the stage when nameservers drop', async () => {
   const l = await lab([{ defaultBehaviour: 'drop' }, { defaultBehaviour: 'drop' }], 'search a.test b.test\noptions timeout:5 attempts:3');
   try {
-    const t0 = Date.now();
-    const out = await dnsStage(makeCtx(400), { host: 'registry' }, l.opt());
-    const took = Date.now() - t0;
+    const time = new FakeTime();
+    const run = track(dnsStage(fakeCtx(time, 400), { host: 'registry' }, l.opt()));
+    await until(() => (l.servers[0]?.queries.length ?? 0) >= 1, 5000, 'the first query at the nameserver');
+    time.advance(399);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still waiting before the 400 ms deadline');
+    time.advance(1);
+    const out = await within(run.p, 5000, 'the DNS stage at the probe deadline');
     assert.equal(out.reason, 'dns_timeout');
-    assert.ok(took < 900, `took ${took} ms`);
+    assert.equal(out.seconds, 0.4, 'ended at the probe deadline, not after timeout:5 × attempts:3');
   } finally { await l.close(); }
 });
 
@@ -270,7 +298,7 @@ test('retries follow attempts; a reply in round 2 from the first server beats no
 
 test('queryDns ignores replies whose id or question do not match', async () => {
   const sock = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  await within(new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve)), 5000, 'the UDP socket to bind');
   sock.on('message', (msg, rinfo) => {
     const q = packet.decode(msg);
     const reply = (id: number, name: string, data: string): Buffer => packet.encode({
@@ -287,7 +315,7 @@ test('queryDns ignores replies whose id or question do not match', async () => {
     assert.deepEqual(res.answers, ['10.1.2.3']);
     assert.equal(res.error, undefined);
   } finally {
-    await new Promise<void>((resolve) => sock.close(() => resolve()));
+    await within(new Promise<void>((resolve) => sock.close(() => resolve())), 5000, 'the UDP socket to close');
   }
 });
 
