@@ -6,7 +6,10 @@
  * /probe only probes what the configuration lists (an image target also
  * allows its registry), so it cannot be used to make the node connect
  * anywhere; concurrent and repeated requests for one target share one probe
- * through SingleFlight.
+ * through SingleFlight. Blackbox's `target=` (a registry host or an image
+ * reference, as the configuration takes it) is accepted as well as
+ * `registry=`/`image=`, and `module=` is ignored, so the prometheus-operator
+ * Probe resource and `__param_target` relabelling work unchanged.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -57,7 +60,9 @@ export type ProbeRequest =
 const SCRAPE_TIMEOUT_HEADER = 'x-prometheus-scrape-timeout-seconds';
 /** Kept back from Prometheus' scrape timeout so the answer arrives in time (blackbox's default offset). */
 const SCRAPE_OFFSET_MS = 500;
-const PROBE_PARAMS = new Set(['registry', 'image', 'format', 'debug']);
+const PROBE_PARAMS = new Set(['registry', 'image', 'target', 'format', 'debug']);
+/** Sent by the prometheus-operator Probe resource and blackbox-style configs; pullprobe has one module. */
+const IGNORED_PARAMS = new Set(['module']);
 
 function clip(s: string): string {
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;
@@ -94,7 +99,8 @@ export function resolveProbeRequest(
   const bad = (message: string): ProbeRequest => ({ ok: false, status: 400, message, format });
 
   for (const name of new Set(params.keys())) {
-    if (!PROBE_PARAMS.has(name)) return bad(`unknown parameter "${clip(name)}": use registry=HOST or image=REF, optionally format=json or debug=true`);
+    if (IGNORED_PARAMS.has(name)) continue;
+    if (!PROBE_PARAMS.has(name)) return bad(`unknown parameter "${clip(name)}": use registry=HOST, image=REF or target=HOST|REF, optionally format=json or debug=true`);
     if (params.getAll(name).length > 1) return bad(`parameter "${name}" given more than once`);
   }
   if (formatValues.length && formatValues[0] !== 'json' && formatValues[0] !== 'prometheus') {
@@ -105,10 +111,20 @@ export function resolveProbeRequest(
   }
   if (debug && formatValues[0] === 'json') return bad('use either format=json or debug=true, not both');
 
-  const registry = params.get('registry');
-  const image = params.get('image');
-  if ((registry === null) === (image === null)) return bad('give exactly one of registry=HOST or image=REF');
-  if ((registry ?? image) === '') return bad(`${registry !== null ? 'registry' : 'image'}= must not be empty`);
+  const given = ['registry', 'image', 'target'].filter((n) => params.has(n));
+  if (given.length !== 1) return bad('give exactly one of registry=HOST, image=REF or target=HOST|REF');
+  if (params.get(given[0] ?? '') === '') return bad(`${given[0]}= must not be empty`);
+  let registry = params.get('registry');
+  let image = params.get('image');
+  const target = params.get('target');
+  if (target !== null) {
+    // Blackbox style (__param_target, the Probe resource): a target string as
+    // the configuration takes it, a bare registry host or an image reference.
+    const p = parseTarget(target);
+    if (!p.ok) return bad(`target= is neither a registry host[:port] nor an image reference: "${clip(target)}"`);
+    if (p.target.kind === 'registry') registry = target;
+    else image = target;
+  }
 
   // A registry listed as a target keeps its own timeout; one implied by image
   // targets takes the longest of theirs.

@@ -117,7 +117,13 @@ test('/probe rejects bad parameters with 400 and unconfigured targets with 403, 
     const cases: Array<[string, number]> = [
       ['', 400],
       [`?registry=${R}&image=${IMAGE}`, 400],
-      [`?target=${R}`, 400],
+      [`?target=${R}&registry=${R}`, 400],
+      [`?target=${R}&image=${IMAGE}`, 400],
+      ['?target=', 400],
+      ['?target=UPPER/Case', 400],
+      [`?target=${R}&target=ghcr.io`, 400],
+      [`?registry=${R}&modul=http_2xx`, 400],
+      ['?target=evil.example.com&module=http_2xx', 403],
       [`?registry=${R}&registry=ghcr.io`, 400],
       ['?registry=', 400],
       [`?registry=${R}&format=xml`, 400],
@@ -160,6 +166,29 @@ test('/probe answers a configured target in normalised form, and the registry of
     assert.deepEqual(h.calls.map((c) => c.timeoutMs), [8_000, 10_000, 8_000]);
   } finally {
     await h.close();
+  }
+});
+
+test('/probe takes blackbox\'s target= (a registry host or an image reference) and ignores module=', async () => {
+  const h = await start({ probeCacheMs: 0, result: (t) => okResult(t) });
+  try {
+    const registry = await get(`${h.base}/probe?target=${R}&module=http_2xx`);
+    assert.equal(registry.status, 200, registry.body);
+    assert.match(registry.body, /^probe_success 1$/m);
+    const image = await get(`${h.base}/probe?module=pullprobe&target=${encodeURIComponent(IMAGE)}`);
+    assert.equal(image.status, 200, image.body);
+    const hub = await get(`${h.base}/probe?target=nginx&format=json`);
+    assert.equal(hub.status, 200, hub.body);
+    assert.deepEqual(h.calls.map((c) => c.target), [R, IMAGE, 'nginx']);
+  } finally {
+    await h.close();
+  }
+  // The pure resolver: target= names the same key as registry=/image=, so they share a flight.
+  for (const [target, same] of [[R, `registry=${R}`], [IMAGE, `image=${IMAGE}`], ['ghcr.io', 'registry=ghcr.io']] as const) {
+    const viaTarget = resolveProbeRequest(new URLSearchParams({ target, module: 'http_2xx' }), ALLOWED);
+    const direct = resolveProbeRequest(new URLSearchParams(same), ALLOWED);
+    assert.deepEqual(viaTarget, direct, target);
+    assert.equal(viaTarget.ok, true);
   }
 });
 
