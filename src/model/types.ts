@@ -56,6 +56,14 @@ export interface StageOutcome<D extends object = Record<string, unknown>> {
   detail: D;
 }
 
+/**
+ * The one signature every stage function has (house style 1, blackbox
+ * exporter's `ProbeFn`): the probe context first, then what to probe, then
+ * the stage's own options; it resolves to a classified outcome and never
+ * throws for a network fault. Each stage in src/probe/stages/ `satisfies` it.
+ */
+export type StageFn<I, O, D extends object> = (ctx: ProbeContext, input: I, opts: O) => Promise<StageOutcome<D>>;
+
 /** One entry of ProbeResult.steps. */
 export interface StepResult {
   stage: Stage;

@@ -24,7 +24,7 @@ import { headerValues, parseRegistryErrors } from '../../net/registry-errors.js'
 import { registryBase, statusLine } from './http.js';
 import { cleanRegistryText, Secrets } from '../scrub.js';
 import { tokenCacheKey, tokenLifetime, type TokenCache } from '../token-cache.js';
-import type { Credential, ProbeContext, StageOutcome } from '../../model/types.js';
+import type { Credential, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 
 export interface AuthInput {
@@ -92,7 +92,7 @@ interface Fail {
   error?: string;
 }
 
-export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthOptions): Promise<AuthOutcome> {
+export const authStage = async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthOptions): Promise<AuthOutcome> {
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const cred = opts.credential;
@@ -149,7 +149,7 @@ export async function authStage(ctx: ProbeContext, input: AuthInput, opts: AuthO
   if (!credentialsSent) return ok(authorization);
   const verify = await verifyOnPing(ctx, input, opts, authorization);
   return verify ? fail(verify) : ok(authorization, true);
-}
+} satisfies StageFn<AuthInput, AuthOptions, AuthDetail>;
 
 /**
  * A 401 whose challenge says `error="invalid_token"` after the probe sent a

@@ -16,7 +16,12 @@ import { remainingMs, stageTimer } from '../../net/deadline.js';
 import { queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } from '../../net/dns-query.js';
 import { lookupHosts, type HostsTable } from '../../node-config/hosts-file.js';
 import { usedNameservers, type Nameserver, type ResolvConf } from '../../node-config/resolv-conf.js';
-import type { ProbeContext, StageOutcome } from '../../model/types.js';
+import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
+
+/** What the DNS stage resolves: a host name, or an IP literal (answered without a query). */
+export interface DnsInput {
+  host: string;
+}
 
 export interface DnsOptions {
   resolvConf: ResolvConf;
@@ -280,8 +285,8 @@ function familyOf(address: string): DnsQueryType {
  * The DNS stage: every outcome carries the resolv.conf used and the node-file
  * problems (which degrade an ok verdict), and a failure's fix names that file.
  */
-export async function dnsStage(
-  ctx: ProbeContext, input: { host: string }, opts: DnsOptions,
+export const dnsStage = async function dnsStage(
+  ctx: ProbeContext, input: DnsInput, opts: DnsOptions,
 ): Promise<StageOutcome<DnsDetail>> {
   const out = await resolveHost(ctx, input, opts);
   const { file, problems } = opts.resolvConf;
@@ -295,12 +300,12 @@ export async function dnsStage(
     if (!out.hint.includes(file)) out.hint += ` (this node's resolver settings are read from ${file})`;
   }
   return out;
-}
+} satisfies StageFn<DnsInput, DnsOptions, DnsDetail>;
 
 const DEFAULT_RESOLV_CONF_PATH = '/etc/resolv.conf';
 
 async function resolveHost(
-  ctx: ProbeContext, input: { host: string }, opts: DnsOptions,
+  ctx: ProbeContext, input: DnsInput, opts: DnsOptions,
 ): Promise<StageOutcome<DnsDetail>> {
   const started = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - started) / 1000;

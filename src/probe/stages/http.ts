@@ -11,7 +11,7 @@ import type { Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { classifyTransportError, send } from '../../net/dispatcher.js';
 import { firstHeader, headerValues } from '../../net/registry-errors.js';
-import type { ProbeContext, StageOutcome } from '../../model/types.js';
+import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 
 export interface HttpInput {
@@ -52,7 +52,7 @@ function statusReason(status: number): Reason | undefined {
   return 'not_a_registry';
 }
 
-export async function httpStage(ctx: ProbeContext, input: HttpInput, opts: HttpOptions): Promise<StageOutcome<HttpDetail>> {
+export const httpStage = async function httpStage(ctx: ProbeContext, input: HttpInput, opts: HttpOptions): Promise<StageOutcome<HttpDetail>> {
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const host = input.endpoint;
@@ -83,4 +83,4 @@ export async function httpStage(ctx: ProbeContext, input: HttpInput, opts: HttpO
   } finally {
     timer.dispose();
   }
-}
+} satisfies StageFn<HttpInput, HttpOptions, HttpDetail>;

@@ -21,7 +21,7 @@ import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, r
 import { registryBase, statusLine } from './http.js';
 import { refusedTokenVerdict } from './auth.js';
 import { cleanRegistryText } from '../scrub.js';
-import type { Platform, ProbeContext, StageOutcome } from '../../model/types.js';
+import type { Platform, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate } from '../www-authenticate.js';
 
 /** containerd's resolve Accept list, in its order (resolver.go:164-171). */
@@ -99,7 +99,7 @@ function mediaTypeOf(res: SendResult): string | undefined {
   return firstHeader(res.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
-export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions): Promise<StageOutcome<ManifestDetail>> {
+export const manifestStage = async function manifestStage(ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions): Promise<StageOutcome<ManifestDetail>> {
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const host = input.endpoint;
@@ -195,7 +195,7 @@ export async function manifestStage(ctx: ProbeContext, input: ManifestInput, opt
   } finally {
     timer.dispose();
   }
-}
+} satisfies StageFn<ManifestInput, ManifestOptions, ManifestDetail>;
 
 interface Shared {
   base: string;

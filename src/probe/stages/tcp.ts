@@ -8,7 +8,7 @@ import net from 'node:net';
 import { REASONS, type Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tcpReasonForCode } from '../../net/error-codes.js';
-import type { ProbeContext, StageOutcome } from '../../model/types.js';
+import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 
 export interface TcpInput {
   /** Name being probed (for `host` on the outcome); the sockets go to `addresses`. */
@@ -51,7 +51,7 @@ export function joinHostPort(host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export async function tcpStage(
+export const tcpStage = async function tcpStage(
   ctx: ProbeContext,
   input: TcpInput,
   opts: TcpOptions,
@@ -71,7 +71,7 @@ export async function tcpStage(
   const reason = failureReason(results[0]);
   ctx.log.debug({ stage: 'tcp', host, reason, errors: results.map((r) => r.error) }, 'tcp failed');
   return { ok: false, reason, message: REASONS[reason].message, host, seconds, detail };
-}
+} satisfies StageFn<TcpInput, TcpOptions, TcpDetail>;
 
 /** The first address (input order) decides the reason; unknown codes count as unreachable. */
 function failureReason(first: TcpAddressResult | undefined): Reason {

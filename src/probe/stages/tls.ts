@@ -14,7 +14,7 @@ import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
 import { secureContextFor } from '../../node-config/trust.js';
-import type { ProbeContext, StageOutcome } from '../../model/types.js';
+import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 
 export interface TlsInput {
   /** SNI and the name to verify; may be an IP literal (then no SNI). */
@@ -66,7 +66,7 @@ interface Verdict {
   message: string;
 }
 
-export async function tlsStage(
+export const tlsStage = async function tlsStage(
   ctx: ProbeContext,
   input: TlsInput,
   opts: TlsOptions,
@@ -100,7 +100,7 @@ export async function tlsStage(
     ctx.log.debug({ stage: 'tls', host, reason, error: detail.error ?? detail.authorizationError }, 'tls failed');
     return { ok: false, reason, message, host, seconds, detail };
   }
-}
+} satisfies StageFn<TlsInput, TlsOptions, TlsDetail>;
 
 interface Handshaken {
   kind: 'ok';
