@@ -54,3 +54,38 @@ export class FakeTime implements Clock, Timers {
     this.#now = end;
   }
 }
+
+/**
+ * Await `p` while firing the timers already due on `time` (0 ms waits, a next
+ * address started at the deadline), without moving the clock; bounded by
+ * `ms` of real time.
+ */
+export async function settle<T>(time: FakeTime, p: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let done = false;
+  const tracked = p.finally(() => { done = true; });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer.unref();
+  });
+  const pump = (async (): Promise<void> => {
+    while (!done) {
+      time.advance(0);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  try {
+    return await Promise.race([tracked, bound]);
+  } finally {
+    done = true;
+    clearTimeout(timer);
+    await pump;
+  }
+}
+
+/** Tracks whether a promise has settled, so a test can assert it is still waiting. */
+export function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
+  let done = false;
+  void p.then(() => { done = true; }, () => { done = true; });
+  return { p, settled: () => done };
+}

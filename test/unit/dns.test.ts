@@ -9,7 +9,7 @@ import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
 import { parseHosts } from '../../src/node-config/hosts-file.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { startDnsServers, type DnsServer, type DnsServerOptions } from '../support/dns-server.js';
-import { FakeTime } from '../support/fake-time.js';
+import { FakeTime, track } from '../support/fake-time.js';
 import { until, within } from '../support/within.js';
 
 const REG = 'registry.lab.test';
@@ -33,13 +33,6 @@ function fakeCtx(time: FakeTime, deadlineMs = 5000): ProbeContext {
   const controller = new AbortController();
   time.setTimeout(() => controller.abort(), deadlineMs);
   return { signal: controller.signal, deadlineAt: time.now() + deadlineMs, clock: time, timers: time, log: silentLog, wallNow: Date.now };
-}
-
-/** Tracks whether a promise has settled, so a test can assert it is still waiting. */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let done = false;
-  void p.then(() => { done = true; }, () => { done = true; });
-  return { p, settled: () => done };
 }
 
 /** Start servers on 127.0.0.<first>… and build resolv.conf naming them (plus `extra` addresses). */

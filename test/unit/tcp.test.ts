@@ -4,9 +4,16 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { tcpStage, joinHostPort } from '../../src/probe/stages/tcp.js';
 import { realClock, silentLog, type Clock, type ProbeContext } from '../../src/model/types.js';
+import { FakeTime, settle, track } from '../support/fake-time.js';
+import { within } from '../support/within.js';
 
 function makeCtx(timeoutMs = 10_000, clock: Clock = realClock, signal = new AbortController().signal): ProbeContext {
   return { signal, deadlineAt: clock.now() + timeoutMs, clock, log: silentLog, wallNow: () => Date.now() };
+}
+
+/** A context whose clock and stage timers are `time` (fake: they wait for time.advance()). */
+function fakeCtx(time: FakeTime, timeoutMs = 10_000): ProbeContext {
+  return { ...makeCtx(timeoutMs, time), timers: time };
 }
 
 /** A listening server on 127.0.0.1:0 that accepts; tracks sockets so close() is prompt. */
@@ -19,15 +26,15 @@ async function listen(): Promise<{ port: number; accepted: () => number; close: 
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
     accepted: () => count,
-    close: () => new Promise((resolve) => {
+    close: () => within(new Promise((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
-    }),
+    }), 5000, 'the server to close'),
   };
 }
 
@@ -59,8 +66,9 @@ describe('tcpStage', { timeout: 20_000 }, () => {
   test('connects to a listening loopback port and closes the socket', async () => {
     const srv = await listen();
     try {
-      const out = await tcpStage(makeCtx(), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port: srv.port },
-        { connectTimeoutMs: 2000 });
+      const time = new FakeTime();
+      const out = await within(tcpStage(fakeCtx(time), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port: srv.port },
+        { connectTimeoutMs: 2000 }), 5000, 'a loopback connect');
       assert.equal(out.ok, true);
       assert.equal(out.reason, undefined);
       assert.equal(out.degraded, false);
@@ -68,7 +76,7 @@ describe('tcpStage', { timeout: 20_000 }, () => {
       assert.deepEqual(out.detail.connected, ['127.0.0.1']);
       assert.equal(out.detail.addresses[0]?.ok, true);
       assert.equal(out.detail.addresses[0]?.error, undefined);
-      assert.ok(out.seconds >= 0 && out.seconds < 2);
+      assert.equal(out.seconds, 0, 'connected with no time passing on the stage clock');
       assert.equal(srv.accepted(), 1);
     } finally {
       await srv.close();
@@ -79,14 +87,14 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     let closed!: () => void;
     const sawClose = new Promise<void>((resolve) => { closed = resolve; });
     const server = net.createServer((s) => { s.on('error', () => {}); s.on('close', () => closed()); });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
     const { port } = server.address() as net.AddressInfo;
     try {
       const out = await tcpStage(makeCtx(), { host: '127.0.0.1', addresses: ['127.0.0.1'], port }, { connectTimeoutMs: 2000 });
       assert.equal(out.ok, true);
-      await sawClose;
+      await within(sawClose, 5000, 'the server to see the client close');
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await within(new Promise<void>((resolve) => server.close(() => resolve())), 5000, 'the server to close');
     }
   });
 
@@ -102,14 +110,18 @@ describe('tcpStage', { timeout: 20_000 }, () => {
 
   test('a connect that never completes → tcp_timeout within connectTimeoutMs, socket destroyed', async () => {
     const nc = neverConnect();
-    const t0 = performance.now();
-    const out = await tcpStage(makeCtx(), { host: 'r.test', addresses: ['192.0.2.1'], port: 443 },
-      { connectTimeoutMs: 100, connect: nc.connect });
-    const elapsed = performance.now() - t0;
+    const time = new FakeTime();
+    const run = track(tcpStage(fakeCtx(time), { host: 'r.test', addresses: ['192.0.2.1'], port: 443 },
+      { connectTimeoutMs: 100, connect: nc.connect }));
+    time.advance(99);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still connecting 1 ms before connectTimeoutMs');
+    time.advance(1);
+    const out = await settle(time, run.p, 'the TCP stage after its connect timeout');
     assert.equal(out.ok, false);
     assert.equal(out.reason, 'tcp_timeout');
     assert.equal(out.detail.addresses[0]?.error, 'ETIMEDOUT');
-    assert.ok(elapsed >= 90 && elapsed < 1500, `elapsed ${elapsed}`);
+    assert.equal(out.seconds, 0.1);
     assert.equal(nc.sockets.length, 1);
     assert.equal(nc.sockets[0]?.destroyed, true);
   });
@@ -128,10 +140,10 @@ describe('tcpStage', { timeout: 20_000 }, () => {
       const script = "const s=require('net').createServer().listen({host:'127.0.0.1',port:0,backlog:1},()=>{" +
         "process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})";
       child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const port = await new Promise<number>((resolve, reject) => {
+      const port = await within(new Promise<number>((resolve, reject) => {
         child?.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
         child?.once('error', reject);
-      });
+      }), 10_000, 'the blocked listener to print its port');
       // Fill the queue until a connect hangs.
       let hung = false;
       for (let i = 0; i < 10 && !hung; i++) {
@@ -197,12 +209,16 @@ describe('tcpStage', { timeout: 20_000 }, () => {
 
   test('the probe deadline caps the connect timeout', async () => {
     const nc = neverConnect();
-    const t0 = performance.now();
-    const out = await tcpStage(makeCtx(120), { host: 'r.test', addresses: ['192.0.2.1', '192.0.2.2'], port: 443 },
-      { connectTimeoutMs: 30_000, connect: nc.connect });
-    const elapsed = performance.now() - t0;
+    const time = new FakeTime();
+    const run = track(tcpStage(fakeCtx(time, 120), { host: 'r.test', addresses: ['192.0.2.1', '192.0.2.2'], port: 443 },
+      { connectTimeoutMs: 30_000, connect: nc.connect }));
+    time.advance(119);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still connecting before the 120 ms deadline');
+    time.advance(1);
+    const out = await settle(time, run.p, 'the TCP stage at the probe deadline');
     assert.equal(out.reason, 'tcp_timeout');
-    assert.ok(elapsed < 2000, `elapsed ${elapsed}`);
+    assert.equal(out.seconds, 0.12, 'ended at the probe deadline, not after connectTimeoutMs');
     assert.ok(nc.sockets.every((s) => s.destroyed));
   });
 
