@@ -10,9 +10,22 @@ import { parseSubjectAltName, tlsStage } from '../../src/probe/stages/tls.js';
 import { loadTrust, pemCertificates, TrustError } from '../../src/node-config/trust.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, opensslDate, type CertPair, type TestCA } from '../support/certs.js';
+import { FakeTime, settle, track } from '../support/fake-time.js';
+import { until, within } from '../support/within.js';
 
 function makeCtx(timeoutMs = 10_000, wallNow = () => Date.now()): ProbeContext {
   return { signal: new AbortController().signal, deadlineAt: realClock.now() + timeoutMs, clock: realClock, log: silentLog, wallNow };
+}
+
+/** A context on fake time: the handshake timeout and the deadline wait for time.advance(). */
+function fakeCtx(time: FakeTime, timeoutMs = 10_000): ProbeContext {
+  return { signal: new AbortController().signal, deadlineAt: time.now() + timeoutMs, clock: time, timers: time, log: silentLog, wallNow: () => Date.now() };
+}
+
+/** A TCP server that reads and never answers; `greeted()` once a client sent bytes (its ClientHello). */
+function silentServer(): { server: net.Server; greeted: () => boolean } {
+  let greeted = false;
+  return { server: net.createServer((s) => s.on('data', () => { greeted = true; })), greeted: () => greeted };
 }
 
 interface Running {
@@ -45,7 +58,7 @@ async function start(server: net.Server, sni: string[] = []): Promise<Running> {
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
   return {
     port: (server.address() as net.AddressInfo).port,
     sni,
@@ -59,10 +72,10 @@ async function start(server: net.Server, sni: string[] = []): Promise<Running> {
       }
       throw new Error(`connection still open (accepted ${accepted})`);
     },
-    close: () => new Promise((resolve) => {
+    close: () => within(new Promise((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
-    }),
+    }), 5000, 'the server to close'),
   };
 }
 
@@ -230,28 +243,38 @@ describe('tlsStage', { timeout: 30_000 }, () => {
   });
 
   test('server accepts TCP but never answers the ClientHello → tls_timeout within handshakeTimeoutMs', async () => {
-    const srv = await start(net.createServer((s) => s.resume()));
+    const silent = silentServer();
+    const srv = await start(silent.server);
     try {
-      const t0 = performance.now();
-      const out = await tlsStage(makeCtx(), { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 200 });
-      const elapsed = performance.now() - t0;
+      const time = new FakeTime();
+      const run = track(tlsStage(fakeCtx(time), { host: HOST, address: '127.0.0.1', port: srv.port },
+        { ca: trusted, handshakeTimeoutMs: 200 }));
+      await until(silent.greeted, 5000, 'the ClientHello at the server');
+      time.advance(199);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(run.settled(), false, 'still handshaking 1 ms before handshakeTimeoutMs');
+      time.advance(1);
+      const out = await settle(time, run.p, 'the TLS stage after its handshake timeout');
       assert.equal(out.ok, false);
       assert.equal(out.reason, 'tls_timeout');
-      assert.ok(elapsed >= 180 && elapsed < 2000, `elapsed ${elapsed}`);
+      assert.equal(out.seconds, 0.2);
     } finally {
       await srv.close();
     }
   });
 
   test('the probe deadline caps the handshake timeout', async () => {
-    const srv = await start(net.createServer((s) => s.resume()));
+    const silent = silentServer();
+    const srv = await start(silent.server);
     try {
-      const t0 = performance.now();
-      const out = await tlsStage(makeCtx(150), { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 30_000 });
+      const time = new FakeTime();
+      const run = track(tlsStage(fakeCtx(time, 150), { host: HOST, address: '127.0.0.1', port: srv.port },
+        { ca: trusted, handshakeTimeoutMs: 30_000 }));
+      await until(silent.greeted, 5000, 'the ClientHello at the server');
+      time.advance(150);
+      const out = await settle(time, run.p, 'the TLS stage at the probe deadline');
       assert.equal(out.reason, 'tls_timeout');
-      assert.ok(performance.now() - t0 < 2000);
+      assert.equal(out.seconds, 0.15, 'ended at the probe deadline, not after handshakeTimeoutMs');
     } finally {
       await srv.close();
     }
@@ -303,7 +326,7 @@ describe('loadTrust', () => {
     const missing = join(dir, 'nope.crt');
     assert.throws(() => loadTrust([missing]), (err: unknown) => {
       assert.ok(err instanceof TrustError);
-      assert.equal(err.code, 'PULLPROBE_CONFIG');
+      assert.equal(err.code, 'PULLPROBE_TRUST');
       assert.equal(err.path, missing);
       assert.ok(err.message.includes(missing));
       return true;
@@ -314,7 +337,7 @@ describe('loadTrust', () => {
     const notPem = join(dir, 'key-only.pem');
     writeFileSync(notPem, ca.key);
     assert.throws(() => loadTrust([ca.certPath, notPem]), (err: unknown) =>
-      err instanceof TrustError && err.code === 'PULLPROBE_CONFIG' && err.path === notPem && err.message.includes(notPem));
+      err instanceof TrustError && err.code === 'PULLPROBE_TRUST' && err.path === notPem && err.message.includes(notPem));
   });
 
   test('a PEM block that is not a certificate → TrustError naming the file', () => {
