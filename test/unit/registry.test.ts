@@ -11,6 +11,8 @@ import { httpStage } from '../../src/probe/stages/http.js';
 import { TokenCache, tokenCacheKey } from '../../src/probe/token-cache.js';
 import { realClock, silentLog, type Credential, type ProbeContext, type StageOutcome } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { FakeTime, settle, track } from '../support/fake-time.js';
+import { until } from '../support/within.js';
 import { DOCKER_LIST, DOCKER_MANIFEST, FakeRegistry, OCI_INDEX, OCI_MANIFEST, sha256, type FakeRegistryOptions } from '../support/fake-registry.js';
 
 let ca: TestCA;
@@ -23,6 +25,11 @@ after(() => ca.cleanup());
 
 function ctxFor(ms = 5000): ProbeContext {
   return { signal: new AbortController().signal, deadlineAt: realClock.now() + ms, clock: realClock, log: silentLog, wallNow: Date.now };
+}
+
+/** A context on fake time: stage timeouts and the deadline wait for time.advance(). */
+function fakeCtx(time: FakeTime, ms = 5000): ProbeContext {
+  return { ...ctxFor(ms), deadlineAt: time.now() + ms, clock: time, timers: time };
 }
 
 const open: { close(): Promise<unknown> }[] = [];
@@ -120,10 +127,16 @@ describe('http stage (GET /v2/)', () => {
   test('headers never arrive → http_timeout within the stage timeout', async () => {
     const f = await fake();
     f.fault({ path: '/v2/', hang: true });
-    const t0 = Date.now();
-    const out = await httpStage(ctxFor(), { endpoint: endpointOf(f) }, { dispatcher: dispatcher(), timeoutMs: 300 });
+    const time = new FakeTime();
+    const run = track(httpStage(fakeCtx(time), { endpoint: endpointOf(f) }, { dispatcher: dispatcher(), timeoutMs: 300 }));
+    await until(() => f.count('GET', '/v2/') >= 1, 5000, 'the /v2/ request at the registry');
+    time.advance(299);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still waiting 1 ms before the stage timeout');
+    time.advance(1);
+    const out = await settle(time, run.p, 'the HTTP stage after its timeout');
     expectReason(out, 'http_timeout', 'network');
-    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(out.seconds, 0.3);
   });
 
   test('plain http endpoint; unpinned host → dns_nxdomain (no fallback resolver)', async () => {
@@ -338,10 +351,16 @@ describe('auth', () => {
     const f = await bearerFake();
     f.addRepo('pub/img', { public: true });
     f.fault({ path: '/token', hang: true });
-    const t0 = Date.now();
-    const { last } = await walk(f, 'pub/img', 'v1', { ctx: ctxFor(600), timeoutMs: 30_000 });
+    const time = new FakeTime();
+    const run = track(walk(f, 'pub/img', 'v1', { ctx: fakeCtx(time, 600), timeoutMs: 30_000 }));
+    await until(() => f.count('GET', /token/) >= 1, 5000, 'the token request at the registry');
+    time.advance(599);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still waiting for the token before the 600 ms deadline');
+    time.advance(1);
+    const { last } = await settle(time, run.p, 'the walk at the probe deadline');
     expectReason(last, 'token_error', 'network');
-    assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
+    assert.equal(last.seconds, 0.6, 'ended at the probe deadline, not after the 30 s stage timeout');
   });
 
   test('realm host refusing connections → tcp_refused with host = realm host', async () => {
