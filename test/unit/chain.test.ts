@@ -12,6 +12,8 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { FakeTime, settle, track } from '../support/fake-time.js';
+import { until, within } from '../support/within.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
 import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
@@ -150,23 +152,31 @@ describe('probe chain', () => {
   test('a registry that never answers: http_timeout at the deadline, never later', async () => {
     const f = await registry();
     f.fault({ path: '/v2/', hang: true });
-    const t0 = performance.now();
-    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 1200 });
-    const took = performance.now() - t0;
+    const time = new FakeTime();
+    const run = track(probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 1200, clock: time, timers: time }));
+    await until(() => f.count('GET', '/v2/') >= 1, 5000, 'the /v2/ request at the registry');
+    time.advance(1199);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(run.settled(), false, 'still waiting 1 ms before the deadline');
+    time.advance(1);
+    const r = await settle(time, run.p, 'the probe at its deadline');
     assert.equal(r.reason, 'http_timeout');
     assert.equal(r.stage, 'http');
-    assert.ok(took < 1200 + 500, `probe outlived its deadline: ${took} ms`);
+    assert.equal(r.seconds, 1.2, 'the probe ends at its deadline, never later');
   });
 
   test('an outer abort signal ends the probe (agent shutdown)', async () => {
     const f = await registry();
     f.fault({ path: '/v2/', hang: true });
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 200);
-    const t0 = performance.now();
-    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 10_000, signal: ac.signal });
+    const time = new FakeTime();
+    const run = probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 10_000, signal: ac.signal, clock: time, timers: time });
+    await until(() => f.count('GET', '/v2/') >= 1, 5000, 'the /v2/ request at the registry');
+    ac.abort();
+    // Time never advances: a result at all proves the abort ended the probe, not a timer.
+    const r = await within(run, 5000, 'the probe to end on the outer abort');
     assert.equal(r.ok, false);
-    assert.ok(performance.now() - t0 < 2000, 'aborted long before the 10 s deadline');
+    assert.equal(r.seconds, 0, 'aborted long before the 10 s deadline');
   });
 
   test('a bug inside a stage is internal_error in that stage, with its message, logged — never a timeout', async () => {
