@@ -35,6 +35,29 @@ export interface FailureRecord {
   count: number;
   /** Epoch ms the verdict changed away from this failure; null while it lasts. */
   clearedAt: number | null;
+  /** What the verdict changed to when this episode ended (ok, another failure, or the target removed); null while it lasts. */
+  changedTo: Verdict | null;
+}
+
+/**
+ * A target's verdict, small enough to keep in history: ok (possibly
+ * degraded), failing at a stage for a reason, or removed from the
+ * configuration.
+ */
+export type Verdict =
+  | { state: 'ok'; degraded: boolean }
+  | { state: 'failing'; stage: Stage; reason: Reason; message: string | null }
+  | { state: 'removed' };
+
+/** One verdict change of a target: what it was (null for its first result) and what it became. */
+export interface VerdictChange {
+  target: string;
+  /** Epoch ms. */
+  at: number;
+  from: Verdict | null;
+  to: Verdict;
+  /** Epoch ms the `from` verdict began; null for a first result. */
+  fromSince: number | null;
 }
 
 export interface StatusSnapshot {
@@ -44,11 +67,20 @@ export interface StatusSnapshot {
   targets: TargetStatus[];
   /** Newest first. */
   recentFailures: FailureRecord[];
+  /**
+   * Newest first: verdict changes (ok ↔ failing, one failure to another,
+   * removed), and first results that were failing. A first result that is ok
+   * is not a change worth listing. Optional so hand-made snapshots (tests,
+   * older callers) stay valid; the store always fills it.
+   */
+  recentChanges?: VerdictChange[];
 }
 
 export interface StatusStoreOptions {
   /** Failure episodes kept; default 50. */
   maxFailures?: number;
+  /** Verdict changes kept; default 50. */
+  maxChanges?: number;
   /** Epoch ms; default Date.now. */
   wallNow?: () => number;
 }
@@ -57,8 +89,17 @@ function verdictKey(r: ProbeResult): string {
   return r.ok ? 'ok' : `${r.stage ?? ''}/${r.reason ?? ''}`;
 }
 
+/** The verdict of a result; a failing result without a stage or reason (never produced by the chain) reads as an internal error. */
+export function verdictOf(r: ProbeResult): Verdict {
+  if (r.ok) return { state: 'ok', degraded: r.degraded };
+  return { state: 'failing', stage: r.stage ?? 'reference', reason: r.reason ?? 'internal_error', message: r.message };
+}
+
 export class StatusStore {
   private readonly maxFailures: number;
+  private readonly maxChanges: number;
+  /** Oldest first. */
+  private changes: VerdictChange[] = [];
   private readonly wallNow: () => number;
   private readonly targets = new Map<string, TargetStatus>();
   /** Oldest first; the open episode of a target is also in `open`. */
@@ -70,6 +111,7 @@ export class StatusStore {
 
   constructor(opts: StatusStoreOptions = {}) {
     this.maxFailures = Math.max(1, opts.maxFailures ?? 50);
+    this.maxChanges = Math.max(1, opts.maxChanges ?? 50);
     this.wallNow = opts.wallNow ?? Date.now;
   }
 
@@ -89,12 +131,22 @@ export class StatusStore {
   }
 
   forget(target: string): void {
+    const prev = this.targets.get(target);
     this.targets.delete(target);
+    const now = this.wallNow();
+    const removed: Verdict = { state: 'removed' };
     const episode = this.open.get(target);
     if (episode) {
-      episode.clearedAt = this.wallNow();
+      episode.clearedAt = now;
+      episode.changedTo = removed;
       this.open.delete(target);
     }
+    if (prev?.result) this.recordChange({ target, at: now, from: verdictOf(prev.result), to: removed, fromSince: prev.since });
+  }
+
+  private recordChange(change: VerdictChange): void {
+    this.changes.push(change);
+    if (this.changes.length > this.maxChanges) this.changes = this.changes.slice(-this.maxChanges);
   }
 
   /**
@@ -110,9 +162,14 @@ export class StatusStore {
     const since = changed ? now : (prev?.since ?? now);
     this.targets.set(target, { target, result, since, lastProbeAt: now });
 
+    if (changed && (prev?.result || !result.ok)) {
+      const from = prev?.result ? verdictOf(prev.result) : null;
+      this.recordChange({ target, at: now, from, to: verdictOf(result), fromSince: prev?.result ? prev.since : null });
+    }
     const episode = this.open.get(target);
     if (episode && changed) {
       episode.clearedAt = now;
+      episode.changedTo = verdictOf(result);
       this.open.delete(target);
     }
     if (!result.ok && result.stage && result.reason) {
@@ -124,7 +181,7 @@ export class StatusStore {
         const record: FailureRecord = {
           target, stage: result.stage, reason: result.reason, cause: result.cause,
           host: result.host, message: result.message, hint: result.hint,
-          startedAt: now, lastSeenAt: now, count: 1, clearedAt: null,
+          startedAt: now, lastSeenAt: now, count: 1, clearedAt: null, changedTo: null,
         };
         this.open.set(target, record);
         this.failures.push(record);
@@ -145,6 +202,7 @@ export class StatusStore {
       node: this.node ? { ...this.node } : null,
       targets: [...this.targets.values()].map((s) => ({ ...s })),
       recentFailures: [...this.failures].reverse().map((f) => ({ ...f })),
+      recentChanges: [...this.changes].reverse().map((c) => ({ ...c })),
     };
   }
 }

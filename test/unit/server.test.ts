@@ -288,7 +288,8 @@ test('status page lists targets, escapes text, and keeps a failure after it clea
   assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'), 'the message is shown escaped');
   assert.ok(html.includes('manifest/manifest_unknown'), 'the cleared failure is still listed');
   assert.ok(html.includes('pending'), 'ghcr.io has no result yet');
-  assert.match(html, /✓ 0\.002s/);
+  assert.match(html, /<span class="chip ok" title="tcp: ok in 0\.002s at registry\.lab\.test:443">tcp ✓<\/span>/, 'stage chip with its seconds in the title');
+  assert.match(html, /manifest\/manifest_unknown<\/span> <span class="arrow">→<\/span> <span class="v ok">✓ ok/, 'the change says what it changed to');
 
   const h = await start();
   try {
@@ -297,7 +298,7 @@ test('status page lists targets, escapes text, and keeps a failure after it clea
     const page = await get(`${h.base}/`);
     assert.equal(page.status, 200);
     assert.match(page.type, /^text\/html/);
-    assert.ok(page.body.includes('✗ failing'));
+    assert.match(page.body, /<li class="t failing"/);
     assert.ok(page.body.includes('a &lt;b&gt;bold&lt;/b&gt; claim'));
   } finally {
     await h.close();
