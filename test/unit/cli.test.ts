@@ -8,13 +8,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli.js';
 import type { Io } from '../../src/commands/io.js';
 import { createCA, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
+import { prepareCli } from '../support/run-cli.js';
 
 let ca: TestCA;
 let dir: string;
@@ -103,8 +103,8 @@ test('explain --json: one object with the contract keys; unknown text gives reas
   assert.equal(JSON.parse(none.out).reason, null);
 });
 
-test('the built CLI runs through a symlink, as npm installs `bin` (dist/ is built by npm test first)', () => {
-  const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+test('the compiled CLI runs through a symlink, as npm installs `bin` (compiled like dist/ by the test itself)', () => {
+  const cli = prepareCli().at(-1) ?? assert.fail('prepareCli gave no entry');
   const link = join(dir, 'pullprobe');
   symlinkSync(cli, link);
   const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], { encoding: 'utf8' });
