@@ -101,3 +101,40 @@ test('the prometheus-operator component renders a namespaced PodMonitor and Prom
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dashboard: the JSON is the generator\'s output, every panel query parses (promtool), variables as documented', async () => {
+  const { DASHBOARD_FILE, dashboardJson } = await import('../../dashboards/build-dashboard.js');
+  const have = readFileSync(DASHBOARD_FILE, 'utf8');
+  assert.equal(have, dashboardJson(), 'run: node --import tsx dashboards/build-dashboard.ts');
+  const d = JSON.parse(have) as { templating: { list: Array<{ name: string }> }; panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+  assert.deepEqual(d.templating.list.map((v) => v.name), ['datasource', 'cluster', 'subnet', 'registry']);
+  const exprs = d.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 12);
+  const dir = mkdtempSync(join(tmpdir(), 'pullprobe-dash-'));
+  try {
+    const rules = exprs.map((e, i) => ({ record: `dashboard:query:${i}`, expr: e.replaceAll('$__rate_interval', '1m').replace(/\$(cluster|subnet|registry)/g, '.*') }));
+    writeFileSync(join(dir, 'r.yaml'), JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+    const r = run('promtool', ['check', 'rules', join(dir, 'r.yaml')]);
+    assert.equal(r.code, 0, r.out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the grafana-dashboard component renders a namespaced ConfigMap labelled grafana_dashboard="1" holding the JSON', () => {
+  const dir = mkdtempSync(join(ROOT, '.kustomize-test-'));
+  try {
+    writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncomponents:\n  - ${relative(dir, join(ROOT, 'manifests', 'components', 'grafana-dashboard'))}\n`);
+    const r = run('kubectl', ['kustomize', dir]);
+    assert.equal(r.code, 0, r.out);
+    const docs = parseAllDocuments(r.out).map((x) => x.toJS() as { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; data: Record<string, string> });
+    assert.equal(docs.length, 1);
+    const cm = docs[0];
+    assert.equal(cm?.kind, 'ConfigMap');
+    assert.equal(cm?.metadata.namespace, 'pullprobe');
+    assert.equal(cm?.metadata.labels?.['grafana_dashboard'], '1');
+    assert.equal(cm?.data['pullprobe.json'], readFileSync(join(ROOT, 'manifests', 'components', 'grafana-dashboard', 'pullprobe.json'), 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
