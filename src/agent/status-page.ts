@@ -118,7 +118,9 @@ export function nodeFileProblemsOf(targets: TargetStatus[]): string[] {
   const seen = new Set<string>();
   for (const t of targets) {
     for (const step of t.result?.steps ?? []) {
-      const problems = step.stage === 'dns' ? step.detail?.['problems'] : undefined;
+      if (step.stage !== 'dns') continue;
+      const detail: unknown = step.detail;
+      const problems = detail && typeof detail === 'object' ? (detail as { problems?: unknown }).problems : undefined;
       if (!Array.isArray(problems)) continue;
       for (const p of problems) if (typeof p === 'string') seen.add(p);
     }

@@ -62,6 +62,33 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
+/**
+ * The little of the DOM the page functions below use. They run inside
+ * chromium, not in Node, so the project keeps its Node-only type library.
+ */
+interface El {
+  tagName: string;
+  className: string;
+  clientWidth: number;
+  scrollWidth: number;
+  textContent: string | null;
+  innerText: string;
+  dataset: Record<string, string | undefined>;
+  classList: ArrayLike<string>;
+  getAttribute(name: string): string | null;
+}
+interface Doc {
+  querySelectorAll(selector: string): ArrayLike<El>;
+  querySelector(selector: string): El | null;
+  documentElement: El & { outerHTML: string };
+  body: El;
+  scripts: ArrayLike<El>;
+}
+interface Win {
+  document: Doc;
+  innerWidth: number;
+}
+
 interface Layout {
   scrollWidth: number;
   innerWidth: number;
@@ -71,11 +98,12 @@ interface Layout {
 
 async function layout(page: Page): Promise<Layout> {
   return page.evaluate(() => {
+    const { document, innerWidth } = (globalThis as unknown as Win);
     const clipped: string[] = [];
     for (const el of Array.from(document.querySelectorAll('main *'))) {
       if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) clipped.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.scrollWidth} > ${el.clientWidth}`);
     }
-    return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, clipped };
+    return { scrollWidth: document.documentElement.scrollWidth, innerWidth, clipped };
   });
 }
 
@@ -111,17 +139,19 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
 
   const page = await open(url, 1280);
   try {
-    const dom = await page.evaluate(() => ({
-      rows: Array.from(document.querySelectorAll('li.t')).map((li) => (li as HTMLElement).dataset['state'] ?? ''),
-      registries: Array.from(document.querySelectorAll('section.reg')).map((s) => [(s as HTMLElement).dataset['registry'] ?? '', s.classList[1] ?? '']),
+    const dom = await page.evaluate(() => {
+      const { document } = (globalThis as unknown as Win);
+      return {
+      rows: Array.from(document.querySelectorAll('li.t')).map((li) => li.dataset['state'] ?? ''),
+      registries: Array.from(document.querySelectorAll('section.reg')).map((s) => [s.dataset['registry'] ?? '', s.classList[1] ?? '']),
       text: document.body.innerText,
       html: document.documentElement.outerHTML,
       headline: document.querySelector('#summary .headline')?.textContent ?? '',
-      chip: document.querySelector(`section[data-registry="ghcr.io"] li.t.failing .chip.failing`),
       chipTitle: document.querySelector(`section[data-registry="ghcr.io"] li.t.failing .chip.failing`)?.getAttribute('title') ?? '',
-      changes: Array.from(document.querySelectorAll('#changes li')).map((li) => (li as HTMLElement).innerText.replace(/\s+/g, ' ')),
+      changes: Array.from(document.querySelectorAll('#changes li')).map((li) => li.innerText.replace(/\s+/g, ' ')),
       scripts: document.scripts.length,
-    }));
+      };
+    });
     const firstOther = dom.rows.findIndex((s) => s !== 'failing');
     assert.equal(firstOther, 4, `four failing rows first, then the rest: ${dom.rows.join(' ')}`);
     assert.ok(dom.rows.slice(firstOther).every((s) => s !== 'failing'), 'no failing row after a healthy one');

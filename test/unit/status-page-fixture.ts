@@ -28,17 +28,16 @@ export function chainResult(target: string, registry: string, opts: ResultOpts =
   for (const stage of CHAIN) {
     if (stage === 'manifest' && !target.includes('/')) break;
     const failed = stage === failStage;
-    const step: StepResult = { stage, ok: !failed, seconds: SECONDS[stage] };
-    if (stage !== 'reference') step.host = stage === 'dns' ? registry.split(':')[0] ?? registry : host;
-    if (failed && opts.fail) {
-      step.reason = opts.fail;
-      step.message = opts.message ?? reasonInfo(opts.fail).message;
-    }
-    if (stage === opts.degraded) {
-      step.degraded = true;
-      step.message = opts.degradedMessage ?? 'one nameserver did not answer';
-    }
-    if (stage === 'dns' && opts.dnsProblems) step.detail = { addresses: ['10.0.0.10'], problems: opts.dnsProblems };
+    const name = registry.split(':')[0] ?? registry;
+    const base = {
+      ok: !failed, seconds: SECONDS[stage],
+      ...(stage === 'reference' ? {} : { host: stage === 'dns' ? name : host }),
+      ...(failed && opts.fail ? { reason: opts.fail, message: opts.message ?? reasonInfo(opts.fail).message } : {}),
+      ...(stage === opts.degraded ? { degraded: true, message: opts.degradedMessage ?? 'one nameserver did not answer' } : {}),
+    };
+    const step: StepResult = stage === 'dns' && opts.dnsProblems
+      ? { ...base, stage: 'dns', detail: { addresses: ['10.0.0.10'], source: 'dns', name, nameservers: [], problems: opts.dnsProblems } }
+      : { ...base, stage };
     steps.push(step);
     if (failed) break;
   }
