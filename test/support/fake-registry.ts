@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { within } from './within.js';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -101,7 +102,7 @@ export class FakeRegistry {
 
   static async start(opts: FakeRegistryOptions = {}): Promise<FakeRegistry> {
     const f = new FakeRegistry(opts);
-    await new Promise<void>((resolve) => f.server.listen(0, '127.0.0.1', resolve));
+    await within(new Promise<void>((resolve) => f.server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
     f.#port = (f.server.address() as AddressInfo).port;
     return f;
   }
@@ -151,7 +152,7 @@ export class FakeRegistry {
   async close(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await within(new Promise<void>((resolve) => this.server.close(() => resolve())), 5000, 'the server to close');
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {

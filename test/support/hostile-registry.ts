@@ -9,6 +9,7 @@
  */
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import { within } from './within.js';
 
 export interface RawRequest {
   method: string;
@@ -85,7 +86,7 @@ export class HostileServer {
 
   static async start(opts: HostileOptions): Promise<HostileServer> {
     const h = new HostileServer(opts);
-    await new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve));
+    await within(new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
     h.#port = (h.server.address() as AddressInfo).port;
     return h;
   }
@@ -107,7 +108,7 @@ export class HostileServer {
   async close(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await within(new Promise<void>((resolve) => this.server.close(() => resolve())), 5000, 'the server to close');
   }
 
   #track(sock: Socket): void {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Agent } from '../../src/agent/agent.js';
+import { within } from '../support/within.js';
 
 let dir: string;
 let hang: Server;
@@ -28,21 +29,21 @@ before(async () => {
   writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
   // Accepts and never answers: a probe of it stays in flight until its timeout.
   hang = createServer((s) => { accepted++; held.push(s); s.on('error', () => undefined); });
-  await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => hang.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   hangPort = (hang.address() as { port: number }).port;
   closedPort = await freePort();
 });
 after(async () => {
   for (const s of held) s.destroy();
-  await new Promise<void>((r) => hang.close(() => r()));
+  await within(new Promise<void>((r) => hang.close(() => r())), 5000, 'the server to close');
   rmSync(dir, { recursive: true, force: true });
 });
 
 async function freePort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => s.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  await within(new Promise<void>((r) => s.close(() => r())), 5000, 'the server to close');
   return port;
 }
 

@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 import { Agent } from '../../src/agent/agent.js';
+import { within } from '../support/within.js';
 
 const CANARY = 'canary-Secret-9f1c2e';
 let ca: TestCA;
@@ -46,9 +47,9 @@ after(async () => {
 
 async function freePort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => s.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  await within(new Promise<void>((r) => s.close(() => r())), 5000, 'the server to close');
   return port;
 }
 

@@ -18,6 +18,7 @@ import type { ProbeResult } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { startDnsServer, type DnsServer } from '../support/dns-server.js';
 import { DOCKER_MANIFEST, FakeRegistry, type FakeRegistryOptions } from '../support/fake-registry.js';
+import { within } from '../support/within.js';
 
 const USER = 'alice';
 const PASSWORD = 'Sup3r-s3cret-pw';
@@ -132,7 +133,7 @@ describe('the realm is checked before any connection for it', () => {
       connections++;
       sock.destroy();
     });
-    await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
+    await within(new Promise<void>((res) => s.listen(0, '127.0.0.1', res)), 5000, 'the server to listen');
     open.push({ close: () => new Promise<void>((res) => s.close(() => res())) });
     const addr = s.address() as { address: string; port: number };
     const f = await registry({ realm: `ftp://${addr.address}:${addr.port}/token` });

@@ -20,6 +20,7 @@ import { realClock, silentLog, type Credential, type ProbeContext } from '../../
 import { parseWwwAuthenticate } from '../../src/probe/www-authenticate.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeRegistry, type FakeRegistryOptions } from '../support/fake-registry.js';
+import { within } from '../support/within.js';
 
 let ca: TestCA;
 let leaf: CertPair;
@@ -75,7 +76,7 @@ async function countingListener(): Promise<{ port: number; count: () => number }
     sockets.add(sock);
     sock.destroy();
   });
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => s.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   open.push({ close: () => new Promise<void>((r) => { for (const x of sockets) x.destroy(); s.close(() => r()); }) });
   return { port: (s.address() as { port: number }).port, count: () => n };
 }

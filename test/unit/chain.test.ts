@@ -50,9 +50,9 @@ async function registry(): Promise<FakeRegistry> {
 /** A port with nothing listening: bind, note the port, close. */
 async function closedPort(): Promise<number> {
   const s: Server = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => s.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  await within(new Promise<void>((r) => s.close(() => r())), 5000, 'the server to close');
   return port;
 }
 

@@ -20,6 +20,7 @@ import { matchPlatform, parsePlatform, platformRank, summarizeIndex } from '../.
 import { editDistance } from '../../src/shared/edit-distance.js';
 import { realClock, silentLog, type ProbeContext, type StageOutcome } from '../../src/model/types.js';
 import { DOCKER_LIST, DOCKER_MANIFEST, FakeRegistry } from '../support/fake-registry.js';
+import { within } from '../support/within.js';
 
 const open: { close(): Promise<unknown> | void }[] = [];
 after(async () => {
@@ -248,7 +249,7 @@ async function redirector(answer: (url: string) => { status: number; location?: 
     res.writeHead(a.status, a.location ? { location: a.location } : {});
     res.end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await within(new Promise<void>((r) => server.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   open.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
   return { port: (server.address() as AddressInfo).port, seen };
 }

@@ -12,7 +12,7 @@ import { TokenCache, tokenCacheKey } from '../../src/probe/token-cache.js';
 import { realClock, silentLog, type Credential, type ProbeContext, type StageOutcome } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeTime, settle, track } from '../support/fake-time.js';
-import { until } from '../support/within.js';
+import { until, within } from '../support/within.js';
 import { DOCKER_LIST, DOCKER_MANIFEST, FakeRegistry, OCI_INDEX, OCI_MANIFEST, sha256, type FakeRegistryOptions } from '../support/fake-registry.js';
 
 let ca: TestCA;
@@ -365,9 +365,9 @@ describe('auth', () => {
 
   test('realm host refusing connections → tcp_refused with host = realm host', async () => {
     const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    await within(new Promise<void>((r) => closed.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
     const port = (closed.address() as { port: number }).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    await within(new Promise<void>((r) => closed.close(() => r())), 5000, 'the server to close');
     const f = await bearerFake({ realmHost: `auth.test:${port}` });
     const { last } = await walk(f, 'pub/img', 'v1');
     expectReason(last, 'tcp_refused', 'network');

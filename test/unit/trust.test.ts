@@ -16,6 +16,7 @@ import { loadNodeTrust, secureContextFor } from '../../src/node-config/trust.js'
 import { tlsStage } from '../../src/probe/stages/tls.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, type TestCA } from '../support/certs.js';
+import { within } from '../support/within.js';
 
 const HOST = 'registry.corp.test';
 let ca: TestCA;
@@ -27,11 +28,11 @@ before(async () => {
   ca = createCA('corp root CA');
   const leaf = ca.issue('registry', { sans: [HOST] });
   server = tls.createServer({ cert: leaf.cert, key: leaf.key }, (s) => s.end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
   port = (server.address() as AddressInfo).port;
 });
 after(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await within(new Promise<void>((resolve) => server.close(() => resolve())), 5000, 'the server to close');
   ca.cleanup();
   dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
 });
