@@ -1,75 +1,220 @@
 /**
- * The kustomize manifests, checked without a cluster (none runs here): every
- * file parses, the kustomization lists exactly the files present, the
- * DaemonSet is hostNetwork and hardened as house style asks, RBAC grants only
- * what the node writer needs (never secrets), and the shipped ConfigMap is a
- * config the agent accepts.
+ * The kustomize manifests, rendered with the real `kubectl kustomize` (no
+ * cluster runs here): every kustomization renders; every rendered object is
+ * valid against the Kubernetes API schema, strict on unknown fields; the
+ * DaemonSet is Linux-only, hardened, sized from the benchmark and mounts only
+ * the node files its config reads, read-only (the CRI socket in its own
+ * component excepted); RBAC never reaches secrets; the namespace admits the
+ * pod under Pod Security; the shipped config is one the agent accepts and
+ * listens on the node IP.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import { join, posix } from 'node:path';
+import { parse } from 'yaml';
 import { parseConfig } from '../../src/agent/config.js';
+import { SYSTEM_BUNDLES } from '../../src/node-config/trust.js';
+import { MANIFESTS, namespaceTransformer, one, render, renderOverlay, type Obj } from '../support/kustomize.js';
+import { schemaErrors, unknownFieldErrors, type K8sObject } from '../support/k8s-validate.js';
 
-const BASE = fileURLToPath(new URL('../../manifests/base/', import.meta.url));
+const comp = (name: string): string => join(MANIFESTS, 'components', name);
+const OURS = ['priority-class', 'cri-runtime-check', 'credential-providers', 'pod-discovery'];
 
-/** A test-only, loosely typed view of a YAML document. */
-type Doc = Record<string, any>;
+const renders = new Map<string, Obj[]>([
+  ['base', render(join(MANIFESTS, 'base'))],
+  ['overlays/example', render(join(MANIFESTS, 'overlays', 'example'))],
+  ...OURS.map((c): [string, Obj[]] => [`base + components/${c}`, renderOverlay([comp(c)])]),
+]);
+const got = (k: string): Obj[] => renders.get(k) as Obj[];
+const base = got('base');
+const example = got('overlays/example');
 
-function load(file: string): Doc[] {
-  const docs = parseAllDocuments(readFileSync(join(BASE, file), 'utf8'));
-  for (const d of docs) assert.deepEqual(d.errors, [], `${file}: YAML errors`);
-  return docs.map((d) => d.toJS() as Doc);
-}
+const ds = (objs: Obj[]): Obj => one(objs, 'DaemonSet', 'pullprobe');
+const pod = (objs: Obj[]): Obj => ds(objs)['spec']['template']['spec'];
+const container = (objs: Obj[]): Obj => pod(objs)['containers'][0];
 
-const byKind = (): Map<string, Doc> => {
-  const out = new Map<string, Doc>();
-  for (const f of readdirSync(BASE).filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml')) {
-    for (const d of load(f)) out.set(String(d['kind']), d);
+/** Prometheus-operator kinds come from their own component's owner; everything else must be Kubernetes API. */
+const isCustom = (o: Obj): boolean => String(o['apiVersion']).startsWith('monitoring.coreos.com/');
+
+test('every kustomization lists exactly the manifest files in its directory', () => {
+  for (const dir of ['base', ...OURS.map((c) => `components/${c}`)]) {
+    const k = parse(readFileSync(join(MANIFESTS, dir, 'kustomization.yaml'), 'utf8')) as Obj;
+    const files = readdirSync(join(MANIFESTS, dir)).filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml').sort();
+    assert.deepEqual([...((k['resources'] ?? []) as string[])].sort(), files, dir);
   }
-  return out;
-};
-
-test('kustomization lists exactly the manifest files present', () => {
-  const [k] = load('kustomization.yaml');
-  const files = readdirSync(BASE).filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml').sort();
-  assert.deepEqual([...(k?.['resources'] as string[])].sort(), files);
 });
 
-test('DaemonSet: hostNetwork, NODE_NAME/HOST_IP from the downward API, hardened container, probes on a named port, requests = limits', () => {
-  const ds = byKind().get('DaemonSet');
-  assert.ok(ds);
-  const pod = ds['spec']['template']['spec'];
-  assert.equal(pod['hostNetwork'], true);
-  const c = pod['containers'][0];
-  const env = Object.fromEntries((c['env'] as Doc[]).map((e) => [e['name'], e['valueFrom']?.['fieldRef']?.['fieldPath']]));
-  assert.equal(env['NODE_NAME'], 'spec.nodeName');
-  assert.equal(env['HOST_IP'], 'status.hostIP');
+test('every rendered object is valid Kubernetes API: schema (types, enums, required) and no unknown field anywhere', () => {
+  const all: K8sObject[] = [];
+  for (const [name, objs] of renders) {
+    assert.ok(objs.length > 0, `${name} rendered nothing`);
+    const api = objs.filter((o) => !isCustom(o));
+    assert.deepEqual(schemaErrors(api), [], name);
+    all.push(...api);
+  }
+  assert.deepEqual(unknownFieldErrors(all), []);
+});
+
+test('the validator is strict: a misspelt field, a wrong type or an unknown kind is caught', () => {
+  const broken = structuredClone(base);
+  const c = container(broken);
+  c['securityContext']['readOnlyRootFilesytem'] = true;
+  pod(broken)['volumes'][1]['hostPath']['typ'] = 'File';
+  c['securityContext']['runAsUser'] = 'root';
+  assert.equal(unknownFieldErrors(broken).length, 2, 'two unknown fields');
+  assert.equal(schemaErrors(broken).length, 1, 'runAsUser must be an integer');
+  assert.equal(schemaErrors([{ apiVersion: 'v1', kind: 'Nodde', metadata: { name: 'x' } }]).length, 1);
+});
+
+test('namespace: Pod Security "privileged" (hostNetwork and hostPath are refused by baseline), enforced, audited and warned', () => {
+  const labels = one(base, 'Namespace')['metadata']['labels'] as Record<string, string>;
+  for (const mode of ['enforce', 'audit', 'warn']) assert.equal(labels[`pod-security.kubernetes.io/${mode}`], 'privileged', mode);
+});
+
+test('DaemonSet: Linux nodes only, every taint tolerated, hostNetwork, hardened like metrics-server, probes on a named port', () => {
+  const p = pod(base);
+  assert.deepEqual(p['nodeSelector'], { 'kubernetes.io/os': 'linux' });
+  assert.deepEqual(p['tolerations'], [{ operator: 'Exists' }]);
+  assert.equal(p['hostNetwork'], true);
+  assert.equal(p['hostPID'], undefined);
+  assert.equal(p['priorityClassName'], undefined, 'the priority class is a component (it needs a quota on GKE)');
+  const c = container(base);
   const sc = c['securityContext'];
   assert.equal(sc['readOnlyRootFilesystem'], true);
   assert.equal(sc['runAsNonRoot'], true);
+  assert.equal(sc['runAsUser'], 65532);
+  assert.equal(sc['runAsGroup'], 65532);
   assert.equal(sc['allowPrivilegeEscalation'], false);
+  assert.equal(sc['privileged'], undefined);
   assert.equal(sc['seccompProfile']['type'], 'RuntimeDefault');
-  assert.deepEqual(sc['capabilities']['drop'], ['ALL']);
-  assert.deepEqual(c['resources']['requests'], c['resources']['limits']);
+  assert.deepEqual(sc['capabilities'], { drop: ['ALL'] });
   const port = c['ports'][0]['name'];
   assert.equal(c['livenessProbe']['httpGet']['port'], port);
+  assert.equal(c['readinessProbe']['httpGet']['port'], port);
   assert.equal(c['readinessProbe']['httpGet']['path'], '/readyz');
-  for (const m of c['volumeMounts'] as Doc[]) assert.equal(m['readOnly'], true, `${m['name']} mounted read-only`);
 });
 
-test('RBAC: nodes get/patch, nodes/status patch, events create — and never secrets', () => {
-  const role = byKind().get('ClusterRole');
-  assert.ok(role);
-  const grants = (role['rules'] as Doc[]).flatMap((r) => (r['resources'] as string[]).map((res) => `${res}:${[...r['verbs']].sort().join(',')}`)).sort();
-  assert.deepEqual(grants, ['events:create', 'nodes/status:patch', 'nodes:get,patch']);
+function mib(q: string): number {
+  const m = /^(\d+)(Mi|Gi)$/.exec(q);
+  assert.ok(m, `memory quantity ${q} in Mi or Gi`);
+  return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+}
+
+test('resources: requests = limits, above the benchmark peak (153 MiB, 2026-11-29), V8 old space capped at half the limit', () => {
+  const c = container(base);
+  assert.deepEqual(c['resources']['requests'], c['resources']['limits']);
+  const limit = mib(c['resources']['limits']['memory']);
+  assert.ok(limit >= 153 * 1.2, `memory limit ${limit} MiB leaves 20% above the measured 153 MiB peak`);
+  assert.equal(c['resources']['limits']['cpu'], '200m');
+  const env = Object.fromEntries((c['env'] as Obj[]).map((e) => [e['name'], e]));
+  const heap = /--max-old-space-size=(\d+)/.exec(String(env['NODE_OPTIONS']?.['value']));
+  assert.ok(heap, 'NODE_OPTIONS caps the V8 heap');
+  assert.ok(Number(heap[1]) <= limit / 2, `old space ${heap[1]} MiB within half of ${limit} MiB`);
+  const comment = readFileSync(join(MANIFESTS, 'base', 'daemon-set.yaml'), 'utf8');
+  assert.match(comment, /npm run bench.*2026-11-29/, 'the figure and its date are written next to the resources');
 });
 
-test('the shipped ConfigMap is a config the agent accepts', () => {
-  const cm = byKind().get('ConfigMap');
-  assert.ok(cm);
-  const r = parseConfig(String(cm['data']['config.yaml']), 'config-map.yaml', { hostname: 'n' });
+interface Mount { name: string; mountPath: string; readOnly: boolean; hostPath?: { path: string; type?: string } }
+
+function mounts(objs: Obj[]): Mount[] {
+  const vols = new Map((pod(objs)['volumes'] as Obj[]).map((v) => [v['name'], v]));
+  return (container(objs)['volumeMounts'] as Obj[]).map((m) => ({
+    name: m['name'], mountPath: m['mountPath'], readOnly: m['readOnly'] === true,
+    ...(vols.get(m['name'])?.['hostPath'] ? { hostPath: vols.get(m['name'])?.['hostPath'] } : {}),
+  }));
+}
+
+test('base mounts: only the node files the config reads, each read-only at its node path under /host, never all of /etc', () => {
+  const ms = mounts(base);
+  for (const m of ms) assert.equal(m.readOnly, true, `${m.name} read-only`);
+  const host = ms.filter((m) => m.hostPath);
+  assert.deepEqual(host.map((m) => m.hostPath?.path).sort(), [
+    '/etc/containerd', '/etc/docker/certs.d', '/etc/hosts', '/etc/pki', '/etc/resolv.conf', '/etc/ssl/certs', '/run/systemd/resolve',
+  ]);
+  for (const m of host) {
+    const { path, type = '' } = m.hostPath ?? { path: '' };
+    assert.equal(m.mountPath, `/host${path}`, `${m.name} at the node's own path under /host`);
+    assert.ok(['', 'File', 'Directory', 'DirectoryOrCreate', 'Socket'].includes(type), `${m.name}: type ${type}`);
+    if (type === 'DirectoryOrCreate') assert.ok(path.startsWith('/run/'), `${m.name}: only a tmpfs path may be created on the node`);
+  }
+});
+
+test('the shipped config is accepted by the agent, listens on HOST_IP, and every node file it reads is under a mount', () => {
+  const cm = one(base, 'ConfigMap', 'pullprobe');
+  const text = String(cm['data']['config.yaml']);
+  const r = parseConfig(text, 'config-map.yaml', { hostname: 'n', HOST_IP: '10.0.1.7' });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+  assert.deepEqual(r.config.listen, { host: '10.0.1.7', port: 9808 }, 'the node address, not every interface');
+  const env = (container(base)['env'] as Obj[]).find((e) => e['name'] === 'HOST_IP');
+  assert.equal(env?.['valueFrom']?.['fieldRef']?.['fieldPath'], 'status.hostIP');
+  assert.equal(container(base)['ports'][0]['containerPort'], r.config.listen.port);
+  assert.equal(r.config.hostRoot, '/host');
+  const mountPaths = mounts(base).map((m) => m.mountPath);
+  const covered = (p: string): boolean => mountPaths.some((m) => p === m || p.startsWith(`${m}/`));
+  const read = [r.config.dns.resolvConf, r.config.dns.hosts, ...r.config.containerd.configPath, '/host/run/systemd/resolve/resolv.conf'];
+  for (const p of read) assert.ok(covered(p), `${p} is mounted`);
+  const bundles = SYSTEM_BUNDLES.map((b) => posix.join('/host', b));
+  assert.deepEqual(bundles.filter((b) => !covered(b)), ['/host/etc/ssl/ca-bundle.pem', '/host/etc/ssl/cert.pem'],
+    'system CA bundles: Debian and RHEL families mounted; SUSE/Alpine ones are documented as a patch');
+});
+
+function grants(objs: Obj[]): string[] {
+  return objs.filter((o) => o['kind'] === 'ClusterRole' || o['kind'] === 'Role')
+    .flatMap((role) => (role['rules'] as Obj[]).flatMap((r) => (r['resources'] as string[]).map((res) => `${res}:${[...r['verbs']].sort().join(',')}`)))
+    .sort();
+}
+
+test('RBAC: nodes get/patch, nodes/status patch, events create; pods get/list/watch only with pod-discovery; never secrets or wildcards', () => {
+  assert.deepEqual(grants(base), ['events:create', 'nodes/status:patch', 'nodes:get,patch']);
+  assert.deepEqual(grants(got('base + components/pod-discovery')), ['events:create', 'nodes/status:patch', 'nodes:get,patch', 'pods:get,list,watch']);
+  for (const [name, objs] of renders) {
+    for (const g of grants(objs)) assert.doesNotMatch(g, /secret|\*/, `${name}: ${g}`);
+    for (const b of objs.filter((o) => o['kind'] === 'ClusterRoleBinding')) {
+      assert.deepEqual(b['subjects'], [{ kind: 'ServiceAccount', name: 'pullprobe', namespace: 'pullprobe' }], `${name}: ${b['metadata']['name']}`);
+    }
+  }
+});
+
+test('priority-class: system-node-critical with the ResourceQuota that admits it in this namespace', () => {
+  const objs = got('base + components/priority-class');
+  assert.equal(pod(objs)['priorityClassName'], 'system-node-critical');
+  const q = one(objs, 'ResourceQuota');
+  assert.equal(q['metadata']['namespace'], 'pullprobe');
+  assert.deepEqual(q['spec']['scopeSelector']['matchExpressions'], [{ operator: 'In', scopeName: 'PriorityClass', values: ['system-node-critical'] }]);
+});
+
+test('cri-runtime-check: the CRI socket (type Socket) is the one read-write mount; the user stays 65532 with the root group', () => {
+  const objs = got('base + components/cri-runtime-check');
+  const rw = mounts(objs).filter((m) => !m.readOnly);
+  assert.deepEqual(rw.map((m) => [m.mountPath, m.hostPath]), [['/host/run/containerd/containerd.sock', { path: '/run/containerd/containerd.sock', type: 'Socket' }]]);
+  assert.deepEqual(pod(objs)['securityContext']['supplementalGroups'], [0]);
+  assert.equal(container(objs)['securityContext']['runAsUser'], 65532);
+});
+
+test('credential-providers: the kubelet provider config file and bin dir, read-only at their node paths', () => {
+  const added = mounts(got('base + components/credential-providers')).filter((m) => !mounts(base).some((b) => b.name === m.name));
+  assert.deepEqual(added.map((m) => [m.mountPath, m.readOnly, m.hostPath?.type]), [
+    ['/host/var/lib/kubelet/credential-provider-config.yaml', true, 'File'],
+    ['/host/var/lib/kubelet/credential-provider', true, 'Directory'],
+  ]);
+});
+
+test('overlays/example: every component on, the namespace set on every namespaced object and binding', () => {
+  assert.equal(pod(example)['priorityClassName'], 'system-node-critical');
+  assert.equal(mounts(example).filter((m) => !m.readOnly).length, 1);
+  assert.ok(grants(example).includes('pods:get,list,watch'));
+  const k = parse(readFileSync(join(MANIFESTS, 'overlays', 'example', 'kustomization.yaml'), 'utf8')) as Obj;
+  assert.deepEqual([...(k['components'] as string[])].map((c) => c.replace('../../components/', '')).sort(),
+    [...OURS, 'grafana-dashboard', 'prometheus-operator'].sort());
+  const plain = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')]);
+  assert.deepEqual(plain.filter((o) => o['kind'] === 'ClusterRoleBinding').map((b) => b['subjects'][0]['namespace']), ['pullprobe', 'pullprobe'],
+    'kustomize\'s namespace: field leaves the bindings behind (why the README says to use the transformer)');
+  const moved = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')], namespaceTransformer('probes'));
+  for (const o of moved) {
+    if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o['kind'])) continue;
+    assert.equal(o['metadata']['namespace'], 'probes', `${o['kind']}/${o['metadata']['name']}`);
+  }
+  for (const b of moved.filter((o) => o['kind'] === 'ClusterRoleBinding')) assert.equal(b['subjects'][0]['namespace'], 'probes');
+  assert.equal(one(moved, 'Namespace')['metadata']['name'], 'probes');
 });
