@@ -3,60 +3,80 @@
  * pullprobe CLI. Exit codes: 0 all targets ok, 1 at least one failed,
  * 2 usage or configuration error (message on stderr, nothing on stdout).
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runProbeCommand } from './commands/probe-command.js';
-import { runExplainCommand } from './commands/explain-command.js';
-import { UsageError, type Io } from './commands/io.js';
+import type { Io } from './commands/io.js';
+import { COMMAND_HELP, USAGE, isCommandName, wantsHelp } from './commands/help.js';
+import { UsageError, isUserError } from './shared/errors.js';
 
-const USAGE = `Usage:
-  pullprobe probe [flags] TARGET...    probe images (registry/repo:tag, repo@sha256:…, nginx)
-                                       or bare registries (registry.example.com[:port])
-  pullprobe agent --config FILE        run the node agent (DaemonSet process)
-  pullprobe explain [--json] "MESSAGE" classify a kubelet/containerd pull error message
-  pullprobe report [--json] [flags]    per-subnet × registry verdicts from node annotations
+/** package.json's version: ../package.json from both src/cli.ts and dist/cli.js. */
+export function packageVersion(read: (url: URL) => string = (url) => readFileSync(url, 'utf8')): string {
+  const pkg = JSON.parse(read(new URL('../package.json', import.meta.url))) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
-probe flags:
-  --json                         print the array of results as JSON
-  --timeout DURATION             whole-probe deadline per target (default 10s)
-  --resolv-conf FILE             resolver configuration (default /etc/resolv.conf)
-  --hosts FILE                   hosts file (default /etc/hosts)
-  --ca-file FILE                 extra trusted CA (PEM); may repeat
-  --docker-config FILE           docker config.json / .dockerconfigjson with credentials
-  --containerd-config-path DIRS  containerd certs.d directories, ':'-separated
-  --platform OS/ARCH[/VARIANT]   platform to look for in image indexes (default: this host)
-  --concurrency N                targets probed at once (default 4)
-`;
+/**
+ * Each command's module is imported only when that command runs, so help,
+ * version and `explain` never load the network stack (undici, tls, dns).
+ */
+async function runCommand(command: string, rest: string[], io: Io): Promise<number> {
+  switch (command) {
+    case 'probe': {
+      const { runProbeCommand } = await import('./commands/probe-command.js');
+      return runProbeCommand(rest, io);
+    }
+    case 'explain': {
+      const { runExplainCommand } = await import('./commands/explain-command.js');
+      return runExplainCommand(rest, io);
+    }
+    case 'agent': {
+      const { runAgentCommand } = await import('./commands/agent-command.js');
+      return runAgentCommand(rest, io);
+    }
+    case 'report': {
+      const { runReportCommand } = await import('./commands/report-command.js');
+      return runReportCommand(rest, io);
+    }
+    case 'version':
+      if (rest.length > 0) throw new UsageError(`version: unexpected argument "${rest[0] ?? ''}"`, true);
+      io.stdout(`${packageVersion()}\n`);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${command}" (run \`pullprobe --help\`)`);
+  }
+}
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  try {
-    switch (command) {
-      case 'probe':
-        return await runProbeCommand(rest, io);
-      case 'explain':
-        return runExplainCommand(rest, io);
-      case 'agent': {
-        const { runAgentCommand } = await import('./commands/agent-command.js');
-        return await runAgentCommand(rest, io);
+  if (command === undefined) {
+    io.stderr(USAGE);
+    return 2;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    const topic = rest[0];
+    if (command === 'help' && topic !== undefined) {
+      if (!isCommandName(topic)) {
+        io.stderr(`pullprobe: help: unknown command "${topic}"\n\n${USAGE}`);
+        return 2;
       }
-      case 'report': {
-        const { runReportCommand } = await import('./commands/report-command.js');
-        return await runReportCommand(rest, io);
-      }
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        io.stdout(USAGE);
-        return command === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command "${command}"`);
+      io.stdout(COMMAND_HELP[topic]);
+      return 0;
     }
+    io.stdout(USAGE);
+    return 0;
+  }
+  if (command === '--version' || command === '-V') return runCommand('version', rest, io);
+  if (isCommandName(command) && wantsHelp(rest)) {
+    io.stdout(COMMAND_HELP[command]);
+    return 0;
+  }
+  try {
+    return await runCommand(command, rest, io);
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code === 'PULLPROBE_CONFIG' || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (isUserError(err) || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
       io.stderr(`pullprobe: ${(err as Error).message}\n`);
-      if (err instanceof UsageError && err.showUsage) io.stderr(`\n${USAGE}`);
+      if (err instanceof UsageError && err.showUsage) io.stderr(`\n${isCommandName(command) ? COMMAND_HELP[command] : USAGE}`);
       return 2;
     }
     throw err;

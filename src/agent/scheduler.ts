@@ -15,6 +15,7 @@
 import { realClock, silentLog, type Clock, type Log } from '../model/types.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { TargetConfig } from './config.js';
+import { RunAbortedError } from '../shared/errors.js';
 
 export type { Timers } from '../shared/timers.js';
 
@@ -42,13 +43,7 @@ export interface TargetStats {
   queued: boolean;
 }
 
-export class RunAbortedError extends Error {
-  override readonly name = 'RunAbortedError';
-  readonly code = 'PULLPROBE_RUN_ABORTED' as const;
-  constructor(readonly why: 'stop' | 'overrun') {
-    super(why === 'stop' ? 'agent stopping' : 'run overran its timeout');
-  }
-}
+export { RunAbortedError };
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

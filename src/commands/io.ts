@@ -6,13 +6,7 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  readonly code = 'PULLPROBE_USAGE' as const;
-  constructor(message: string, readonly showUsage = false) {
-    super(message);
-  }
-}
+export { UsageError } from '../shared/errors.js';
 
 /** Colour only on a TTY, and never when NO_COLOR is set (https://no-color.org). */
 export function useColor(io: Io): boolean {

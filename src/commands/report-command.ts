@@ -11,6 +11,7 @@ import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from '../shared/duration.js';
 import { UsageError, type Io } from './io.js';
+import { ReportInputError } from '../shared/errors.js';
 import { buildReport, nodeItems, type Report, type ReportRow } from '../report/rows.js';
 
 /** Resolves to stdin's text, or null when there is no stdin to read (a TTY, /dev/null, empty). */
@@ -36,10 +37,6 @@ const KUBECTL_MAX_BUFFER = 512 * 1024 * 1024;
 const NAMES_IN_TABLE = 3;
 const NAMES_IN_NOTE = 20;
 
-class InputError extends Error {
-  override readonly name = 'InputError';
-  readonly code = 'PULLPROBE_CONFIG' as const;
-}
 
 export async function runReportCommand(argv: string[], io: ReportIo, opts: ReportOptions = {}): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -79,10 +76,10 @@ export async function runReportCommand(argv: string[], io: ReportIo, opts: Repor
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new InputError(`report: ${source} is not JSON (${(err as Error).message})`);
+    throw new ReportInputError(`report: ${source} is not JSON (${(err as Error).message})`);
   }
   const items = nodeItems(json);
-  if (!items.ok) throw new InputError(`report: ${source}: ${items.error}`);
+  if (!items.ok) throw new ReportInputError(`report: ${source}: ${items.error}`);
 
   const report = buildReport(json, now(), heartbeatMs);
   if (values.json) {
@@ -176,7 +173,7 @@ function runKubectl(file: string, args: string[], timeoutMs: number): Promise<st
         const last = stderr.trim().split('\n').pop()?.trim().slice(0, 300) ?? '';
         why = `exited with ${typeof e.code === 'number' ? `code ${e.code}` : `signal ${e.signal ?? '?'}`}${last ? `: ${last}` : ''}`;
       }
-      reject(new InputError(`report: \`${command}\` failed: ${why}`));
+      reject(new ReportInputError(`report: \`${command}\` failed: ${why}`));
     });
   });
 }

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { realClock, type Clock } from '../model/types.js';
+import { TokenUnavailableError } from '../shared/errors.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 export const TOKEN_REREAD_MS = 60_000;
@@ -72,13 +73,7 @@ function codeOf(err: unknown): string {
   return typeof code === 'string' ? code : 'read error';
 }
 
-export class TokenUnavailableError extends Error {
-  override readonly name = 'TokenUnavailableError';
-  readonly code = 'PULLPROBE_KUBE_TOKEN' as const;
-  constructor(file: string, cause: unknown) {
-    super(`cannot read service-account token ${file}: ${codeOf(cause)}`);
-  }
-}
+export { TokenUnavailableError };
 
 export interface TokenSourceOptions {
   clock?: Clock;

@@ -11,11 +11,10 @@ import { readFileSync } from 'node:fs';
 import type { Credential } from '../model/types.js';
 import { DOCKER_HUB, isDockerHubHost } from '../model/reference.js';
 import { labelMatch } from './label-glob.js';
+import { DockerConfigError, FileUnreadableError } from '../shared/errors.js';
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'PULLPROBE_CONFIG' as const;
-}
+/** ConfigError: the name this module first gave DockerConfigError. */
+export { DockerConfigError, DockerConfigError as ConfigError };
 
 export interface DockerAuthEntry {
   /** The key as written in the file ("https://index.docker.io/v1/"). */
@@ -73,26 +72,26 @@ export function normalizeAuthKey(key: string): { host: string; path: string } {
 function fieldString(entry: { [k: string]: Json }, field: string, where: string): string | undefined {
   const v = entry[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ConfigError(`${where}.${field}: must be a string`);
+  if (typeof v !== 'string') throw new DockerConfigError(`${where}.${field}: must be a string`);
   return v;
 }
 
 function parseEntry(source: string, key: string, value: Json | undefined): DockerAuthEntry | undefined {
   const where = `${source}: auths[${JSON.stringify(key)}]`;
-  if (!isObject(value)) throw new ConfigError(`${where}: must be an object`);
+  if (!isObject(value)) throw new DockerConfigError(`${where}: must be an object`);
   const auth = fieldString(value, 'auth', where);
   const username = fieldString(value, 'username', where);
   const password = fieldString(value, 'password', where);
   const identityToken = fieldString(value, 'identitytoken', where);
   fieldString(value, 'email', where); // the kubelet fails the config on a non-string email too
   const { host, path } = normalizeAuthKey(key);
-  if (host === '') throw new ConfigError(`${where}: key has no registry host`);
+  if (host === '') throw new DockerConfigError(`${where}: key has no registry host`);
   // kubelet's DockerConfigEntry: a non-empty `auth` overrides username/password.
   if (auth) {
     const decoded = decodeAuthField(auth);
-    if (decoded === undefined) throw new ConfigError(`${where}.auth: not base64 "user:password"`);
+    if (decoded === undefined) throw new DockerConfigError(`${where}.auth: not base64 "user:password"`);
     const colon = decoded.indexOf(':');
-    if (colon === -1) throw new ConfigError(`${where}.auth: decoded value has no ":" between user and password`);
+    if (colon === -1) throw new DockerConfigError(`${where}.auth: decoded value has no ":" between user and password`);
     // containerd ParseAuth trims NULs from the password.
     const pass = decoded.slice(colon + 1).replace(/^\0+|\0+$/g, '');
     return { key, host, path, username: decoded.slice(0, colon), password: pass };
@@ -103,22 +102,22 @@ function parseEntry(source: string, key: string, value: Json | undefined): Docke
   return undefined; // e.g. {} written when a credsStore holds the secret: anonymous
 }
 
-/** Parse a config.json / .dockerconfigjson (or legacy .dockercfg) text. Throws ConfigError. */
+/** Parse a config.json / .dockerconfigjson (or legacy .dockercfg) text. Throws DockerConfigError. */
 export function parseDockerConfig(text: string, source: string): DockerAuths {
   let doc: Json;
   try {
     doc = JSON.parse(text) as Json;
   } catch {
-    throw new ConfigError(`${source}: not valid JSON`);
+    throw new DockerConfigError(`${source}: not valid JSON`);
   }
-  if (!isObject(doc)) throw new ConfigError(`${source}: top level must be a JSON object`);
+  if (!isObject(doc)) throw new DockerConfigError(`${source}: top level must be a JSON object`);
   let auths: Json | undefined = doc['auths'];
   if (auths === undefined) {
     // legacy .dockercfg: the server map is the top level
     const legacy = Object.values(doc).every((v) => isObject(v) && ('auth' in v || 'username' in v));
     auths = legacy && Object.keys(doc).length > 0 ? doc : {};
   }
-  if (!isObject(auths)) throw new ConfigError(`${source}: auths: must be an object`);
+  if (!isObject(auths)) throw new DockerConfigError(`${source}: auths: must be an object`);
   const entries: DockerAuthEntry[] = [];
   for (const [key, value] of Object.entries(auths)) {
     const entry = parseEntry(source, key, value);
@@ -174,14 +173,14 @@ export function credentialFor(auths: DockerAuths, registryHost: string, reposito
 
 export type ReadFile = (path: string, encoding: 'utf8') => string;
 
-/** Read and parse a docker config file; read failures are ConfigErrors too. */
+/** Read and parse a docker config file: FileUnreadableError when it cannot be read, else as parseDockerConfig. */
 export function loadDockerConfig(path: string, readFile: ReadFile = readFileSync): DockerAuths {
   let text: string;
   try {
     text = readFile(path, 'utf8');
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    throw new ConfigError(`${path}: cannot read docker config${typeof code === 'string' ? ` (${code})` : ''}`);
+    throw new FileUnreadableError(path, `${path}: cannot read docker config${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
   }
   return parseDockerConfig(text, path);
 }

@@ -15,14 +15,11 @@ import { cannotRead, normaliseRoot, readNodeFile, realHostFs, type HostFs } from
 import { loadNodeResolvConf } from './node-resolv-conf.js';
 import type { ResolvConf } from './resolv-conf.js';
 import { loadNodeTrust } from './trust.js';
-import { ConfigError, parseDockerConfig, type DockerAuths } from './docker-config.js';
+import { parseDockerConfig, type DockerAuths } from './docker-config.js';
+import { FileUnreadableError } from '../shared/errors.js';
 import { hostPlatform } from '../model/platform.js';
 import type { Platform } from '../model/types.js';
 
-export class ProbeConfigError extends Error {
-  override readonly name = 'ProbeConfigError';
-  readonly code = 'PULLPROBE_CONFIG' as const;
-}
 
 /** Files whose absence is a configuration error rather than a reported problem. */
 export type StrictFile = 'resolvConf' | 'hosts' | 'caFiles' | 'dockerConfig';
@@ -42,7 +39,7 @@ export interface EnvironmentOptions {
   hostname?: string;
   /** NODE_EXTRA_CA_CERTS (default: this process's environment). */
   extraCaCerts?: string | undefined;
-  /** Files the user named explicitly: unreadable ones throw ProbeConfigError (the CLI). */
+  /** Files the user named explicitly: unreadable ones throw FileUnreadableError (the CLI). */
   strict?: StrictFile[];
   /** Reads a file's text (tests); default: the real filesystem, links resolved in the host root. */
   readFile?: (path: string) => string;
@@ -78,7 +75,7 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
 
   const resolvConfPath = opts.resolvConfPath ?? '/etc/resolv.conf';
   const rc = loadNodeResolvConf({ path: resolvConfPath, hostRoot, hostname: opts.hostname ?? osHostname(), fs: hfs });
-  if (rc.unreadable && strict.has('resolvConf')) throw new ProbeConfigError(`resolv.conf ${rc.problems[0] ?? resolvConfPath}`);
+  if (rc.unreadable && strict.has('resolvConf')) throw new FileUnreadableError(resolvConfPath, `resolv.conf ${rc.problems[0] ?? resolvConfPath}`);
   problems.push(...rc.problems);
 
   const hostsPath = opts.hostsPath === undefined ? '/etc/hosts' : opts.hostsPath;
@@ -86,11 +83,11 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
   if (hostsPath !== null) {
     const r = readNodeFile(hostsPath, hostRoot, hfs);
     if (r.ok) hosts = parseHosts(r.text);
-    else if (strict.has('hosts')) throw new ProbeConfigError(`hosts file ${cannotRead(hostsPath, r)}`);
+    else if (strict.has('hosts')) throw new FileUnreadableError(hostsPath, `hosts file ${cannotRead(hostsPath, r)}`);
     else problems.push(`${cannotRead(hostsPath, r)}; resolving through DNS only`);
   }
 
-  // TrustError and the docker config's ConfigError name the file and carry PULLPROBE_CONFIG.
+  // TrustError (PULLPROBE_TRUST), DockerConfigError and FileUnreadableError name the file.
   const trust = loadNodeTrust({
     caFiles: opts.caFiles ?? [], hostRoot, strict: strict.has('caFiles'), fs: hfs,
     ...(opts.extraCaCerts !== undefined ? { extraCaCerts: opts.extraCaCerts } : {}),
@@ -102,7 +99,7 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
   if (dockerConfigPath !== null) {
     const r = readNodeFile(dockerConfigPath, hostRoot, hfs);
     try {
-      if (!r.ok) throw new ConfigError(`${cannotRead(dockerConfigPath, r).replace(': cannot read', ': cannot read docker config')}`);
+      if (!r.ok) throw new FileUnreadableError(dockerConfigPath, cannotRead(dockerConfigPath, r).replace(': cannot read', ': cannot read docker config'));
       auths = parseDockerConfig(r.text, dockerConfigPath);
     } catch (err) {
       if (strict.has('dockerConfig')) throw err;

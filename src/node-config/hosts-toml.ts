@@ -13,14 +13,9 @@ import { posix } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from '../model/reference.js';
 import { parseGoDuration } from '../shared/go-duration.js';
+import { HostsTomlError } from '../shared/errors.js';
 
-export class HostsTomlError extends Error {
-  override readonly name = 'HostsTomlError';
-  readonly code = 'PULLPROBE_CONFIG' as const;
-  constructor(readonly file: string, readonly key: string | null, detail: string) {
-    super(`${file}: ${key === null ? '' : `${key}: `}${detail}`);
-  }
-}
+export { HostsTomlError };
 
 /** containerd's default config_path when none is configured (docs/cri/registry.md). */
 export const DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d';

@@ -14,6 +14,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { cannotRead, readNodeFile, realHostFs, type HostFs } from './host-root.js';
+import { TrustError } from '../shared/errors.js';
 
 export interface Trust {
   /** PEM certificates: system roots first, then each file's certificates. */
@@ -24,15 +25,7 @@ export interface Trust {
 
 export type ReadTextFile = (path: string, encoding: 'utf8') => string;
 
-export class TrustError extends Error {
-  override readonly name = 'TrustError';
-  readonly code = 'PULLPROBE_CONFIG' as const;
-  readonly path: string;
-  constructor(path: string, message: string, options?: { cause?: unknown }) {
-    super(`${path}: ${message}`, options);
-    this.path = path;
-  }
-}
+export { TrustError };
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 

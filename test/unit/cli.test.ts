@@ -6,11 +6,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli.js';
+import { main, packageVersion } from '../../src/cli.js';
 import type { Io } from '../../src/commands/io.js';
 import { createCA, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
@@ -110,4 +111,92 @@ test('the compiled CLI runs through a symlink, as npm installs `bin` (compiled l
   const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).reason, 'tcp_refused');
+});
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+test('version: `pullprobe version` and `--version` print package.json\'s version on stdout, exit 0', async () => {
+  for (const argv of [['version'], ['--version']]) {
+    const r = await run(argv);
+    assert.equal(r.code, 0, argv.join(' '));
+    assert.equal(r.out, `${PACKAGE_VERSION}\n`);
+    assert.equal(r.err, '');
+  }
+  assert.equal(packageVersion(() => '{"version":"9.8.7"}'), '9.8.7');
+});
+
+test('COMMAND --help: that command\'s help on stdout, exit 0, nothing on stderr', async () => {
+  const expect: Array<[string, RegExp[]]> = [
+    ['probe', [/pullprobe probe \[flags\] TARGET/, /--host-root DIR/, /--resolv-conf FILE/, /--timeout DURATION/]],
+    ['explain', [/pullprobe explain \[--json\]/, /--json/]],
+    ['agent', [/pullprobe agent --config FILE/, /SIGHUP/]],
+    ['report', [/pullprobe report \[--json\]/, /--heartbeat/]],
+  ];
+  for (const [command, res] of expect) {
+    for (const flag of ['--help', '-h']) {
+      const r = await run([command, flag]);
+      assert.equal(r.code, 0, `${command} ${flag}: ${r.err}`);
+      assert.equal(r.err, '');
+      for (const re of res) assert.match(r.out, re, `${command} ${flag}`);
+      for (const other of expect.filter(([c]) => c !== command)) assert.doesNotMatch(r.out, other[1][0]!, `${command} help is its own`);
+    }
+    const viaHelp = await run(['help', command]);
+    assert.equal(viaHelp.code, 0);
+    assert.equal(viaHelp.out, (await run([command, '--help'])).out);
+  }
+  // --help wins over other flags and arguments, even ones that would be usage errors.
+  const mixed = await run(['probe', '--frobnicate', '--help']);
+  assert.equal(mixed.code, 0);
+  assert.match(mixed.out, /--host-root/);
+  // After `--` it is an argument, not a request for help.
+  const quoted = await run(['explain', '--json', '--', '--help']);
+  assert.equal(quoted.code, 1);
+  assert.equal(JSON.parse(quoted.out).reason, null);
+});
+
+test('pullprobe alone: usage on stderr, exit 2; --help: usage on stdout, exit 0; unknown command: stderr, exit 2', async () => {
+  const bare = await run([]);
+  assert.equal(bare.code, 2);
+  assert.equal(bare.out, '');
+  assert.match(bare.err, /Usage:/);
+  assert.match(bare.err, /pullprobe probe/);
+  for (const argv of [['--help'], ['-h'], ['help']]) {
+    const r = await run(argv);
+    assert.equal(r.code, 0, argv.join(' '));
+    assert.equal(r.err, '');
+    assert.match(r.out, /Usage:/);
+  }
+  const unknown = await run(['frob', '--help']);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.out, '');
+  assert.match(unknown.err, /unknown command "frob"/);
+  const unknownTopic = await run(['help', 'frob']);
+  assert.equal(unknownTopic.code, 2);
+  assert.equal(unknownTopic.out, '');
+});
+
+test('a usage error that asks for usage prints that command\'s help (on stderr), not the whole usage', async () => {
+  const r = await run(['probe']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /no TARGET/);
+  assert.match(r.err, /pullprobe probe \[flags\] TARGET/);
+  assert.doesNotMatch(r.err, /pullprobe report \[--json\]/);
+});
+
+test('help, version and explain do not load the network stack; probe does', () => {
+  const preload = join(dir, 'report-builtins.cjs');
+  writeFileSync(preload, "process.on('exit', () => { require('fs').writeSync(2, '\\nBUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'); });\n");
+  const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+  // tsx itself loads net and dgram; tls, http and dns are ours (undici, the stages).
+  const network = ['NativeModule tls', 'NativeModule http', 'NativeModule dns'];
+  const loaded = (argv: string[]): string[] => {
+    const r = spawnSync(process.execPath, ['--require', preload, '--import', 'tsx', cli, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const line = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
+    assert.ok(line, r.stderr);
+    return (JSON.parse(line.slice('BUILTINS '.length)) as string[]).filter((m) => network.includes(m));
+  };
+  assert.deepEqual(loaded(['probe', '--help']), []);
+  assert.deepEqual(loaded(['--version']), []);
+  assert.deepEqual(loaded(['explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused']), []);
+  assert.notDeepEqual(loaded(['probe', '--frobnicate', 'x.io']), [], 'probe itself does load it (the check can fail)');
 });

@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ConfigError,
+  DockerConfigError,
   credentialFor,
   loadDockerConfig,
   normalizeAuthKey,
   parseDockerConfig,
   type DockerAuths,
 } from '../../src/node-config/docker-config.js';
+import { FileUnreadableError } from '../../src/shared/errors.js';
 
 const CANARY = 'CANARY-s3cr3t-9f2b';
 const SRC = '/x/config.json';
@@ -114,12 +116,13 @@ const BAD: Array<[string, string, string]> = [
 ];
 
 for (const [name, text, key] of BAD) {
-  test(`ConfigError without the secret: ${name}`, () => {
+  test(`DockerConfigError without the secret: ${name}`, () => {
     assert.throws(
       () => parseDockerConfig(text, SRC),
       (err: unknown) => {
-        assert.ok(err instanceof ConfigError);
-        assert.equal(err.code, 'PULLPROBE_CONFIG');
+        assert.ok(err instanceof DockerConfigError);
+        assert.ok(err instanceof ConfigError, 'the old name still works');
+        assert.equal(err.code, 'PULLPROBE_DOCKER_CONFIG');
         assert.ok(err.message.includes(SRC));
         if (key) assert.ok(err.message.includes(key));
         assert.ok(!err.message.includes(CANARY), err.message);
@@ -148,7 +151,7 @@ test('loadDockerConfig reads through the injected reader and the real fs', () =>
     assert.equal(credentialFor(loadDockerConfig(file), 'reg.io')?.username, 'disk');
     assert.throws(
       () => loadDockerConfig(join(dir, 'missing.json')),
-      (err: unknown) => err instanceof ConfigError && err.code === 'PULLPROBE_CONFIG' && err.message.includes('missing.json'),
+      (err: unknown) => err instanceof FileUnreadableError && err.code === 'PULLPROBE_FILE_UNREADABLE' && err.path.endsWith('missing.json') && err.message.includes('missing.json'),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,7 @@ function configError(fn: () => unknown): HostsTomlError {
     fn();
   } catch (err) {
     assert.ok(err instanceof HostsTomlError);
-    assert.equal(err.code, 'PULLPROBE_CONFIG');
+    assert.equal(err.code, 'PULLPROBE_HOSTS_TOML');
     return err;
   }
   assert.fail('expected HostsTomlError');
@@ -290,7 +290,7 @@ describe('resolveRegistryHosts', () => {
     const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
     assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://r.test/v2', ['/c/r.test/gone.pem']]]);
     assert.equal(r.warnings.length, 1);
-    await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => err instanceof HostsTomlError && err.code === 'PULLPROBE_CONFIG');
+    await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => err instanceof HostsTomlError && err.code === 'PULLPROBE_HOSTS_TOML');
   });
 
   it('resolve needs pull+resolve, pull needs pull; nothing able to resolve is warned about', async () => {
