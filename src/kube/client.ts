@@ -10,6 +10,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { TokenSource } from './in-cluster.js';
 import type { NodeCondition } from './patches.js';
 import { unrefTimers, type Timers } from '../shared/timers.js';
+import { KubeApiError, KubeNetworkError, KubeTimeoutError } from '../shared/errors.js';
 
 /** The parts of a core/v1 Node the agent reads. */
 export interface KubeNode {
@@ -33,30 +34,7 @@ export const MERGE_PATCH = 'application/merge-patch+json';
 export const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** The API server answered with a non-2xx status. */
-export class KubeApiError extends Error {
-  override readonly name = 'KubeApiError';
-  readonly code = 'PULLPROBE_KUBE_API' as const;
-  constructor(
-    readonly status: number,
-    /** metav1.Status reason ("Forbidden", "TooManyRequests", …) when the body had one. */
-    readonly apiReason: string | null,
-    readonly retryAfterMs: number | null,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export class KubeTimeoutError extends Error {
-  override readonly name = 'KubeTimeoutError';
-  readonly code = 'PULLPROBE_KUBE_TIMEOUT' as const;
-}
-
-export class KubeNetworkError extends Error {
-  override readonly name = 'KubeNetworkError';
-  readonly code = 'PULLPROBE_KUBE_NETWORK' as const;
-}
+export { KubeApiError, KubeNetworkError, KubeTimeoutError };
 
 export type KubeError = KubeApiError | KubeTimeoutError | KubeNetworkError;
 

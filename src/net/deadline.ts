@@ -1,6 +1,7 @@
 /** Deadline helpers: every wait in a probe goes through an AbortSignal. */
 import type { ProbeContext } from '../model/types.js';
 import { realTimers, unrefTimers, type Timers } from '../shared/timers.js';
+import { DeadlineError } from '../shared/errors.js';
 
 /**
  * Whole milliseconds left before the overall probe deadline (never negative).
@@ -45,13 +46,7 @@ export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
   };
 }
 
-export class DeadlineError extends Error {
-  override readonly name = 'DeadlineError';
-  readonly code = 'PULLPROBE_DEADLINE' as const;
-  constructor() {
-    super('context deadline exceeded');
-  }
-}
+export { DeadlineError };
 
 /** Resolve after ms, or reject when the signal aborts. */
 export function sleep(ms: number, signal: AbortSignal, timers: Timers = realTimers): Promise<void> {
