@@ -7,11 +7,11 @@ export const STATUS_PAGE_STYLE = `
 :root{color-scheme:light dark;
 --bg:#f4f5f7;--card:#fff;--fg:#1c2230;--muted:#5b6474;--line:#dde1e8;
 --ok:#137a3a;--ok-bg:#e5f4ea;--fail:#b3261e;--fail-bg:#fce9e7;--warn:#8a5800;--warn-bg:#fff3d1;
---skip:#8d95a3;--skip-bg:#eef0f3;--code:#eef0f3}
+--skip:#8d95a3;--skip-bg:#eef0f3;--on-fail:#fff}
 @media (prefers-color-scheme:dark){:root{
 --bg:#0e1116;--card:#161b22;--fg:#e6e9ef;--muted:#9aa4b4;--line:#2b323d;
 --ok:#56d08a;--ok-bg:#10301f;--fail:#ff8a80;--fail-bg:#3b1715;--warn:#f0c050;--warn-bg:#33290c;
---skip:#6b7482;--skip-bg:#1f252e;--code:#1f252e}}
+--skip:#6b7482;--skip-bg:#1f252e;--on-fail:#2b0503}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
@@ -31,7 +31,7 @@ time{font-variant-numeric:tabular-nums}
 .banner.ok .headline{color:var(--ok)}
 .counts{display:flex;flex-wrap:wrap;gap:6px;margin:8px 0}
 .pill{display:inline-block;border-radius:999px;padding:1px 10px;font-size:.85rem;font-weight:600;white-space:nowrap;background:var(--skip-bg);color:var(--muted)}
-.pill.failing{background:var(--fail);color:#fff}
+.pill.failing{background:var(--fail);color:var(--on-fail)}
 .pill.ok{background:var(--ok-bg);color:var(--ok)}
 .pill.degraded{background:var(--warn-bg);color:var(--warn)}
 .where{display:flex;flex-wrap:wrap;gap:4px 18px;margin:0;font-size:.92rem}
@@ -67,7 +67,7 @@ time{font-variant-numeric:tabular-nums}
 .chips{display:flex;flex-wrap:wrap;gap:3px}
 .chip{display:inline-block;font-size:.75rem;line-height:1.5;padding:0 6px;border-radius:5px;white-space:nowrap;background:var(--skip-bg);color:var(--skip)}
 .chip.ok{background:var(--ok-bg);color:var(--ok)}
-.chip.failing{background:var(--fail);color:#fff;font-weight:700}
+.chip.failing{background:var(--fail);color:var(--on-fail);font-weight:700}
 .chip.degraded{background:var(--warn-bg);color:var(--warn);font-weight:700}
 .empty{background:var(--card);border:1px dashed var(--line);border-radius:12px;padding:16px;color:var(--muted)}
 .changes{list-style:none;margin:0;padding:0;background:var(--card);border:1px solid var(--line);border-radius:12px}
@@ -86,5 +86,6 @@ main{padding:10px}
 .t .sub{padding-left:24px}
 .reg>header,.problem{padding:8px 12px}
 .changes li{grid-template-columns:minmax(0,1fr);padding:8px 12px}
+.changes .what code{display:block}
 }
 `;

@@ -27,6 +27,8 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
  */
 export function esc(s: string): string {
   return s
+    // eslint-disable-next-line no-control-regex
+    .replace(/\u001b\[[0-9;]*m/g, '') // terminal colours mean nothing here
     .replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
     // eslint-disable-next-line no-control-regex
     .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, controlPicture);
@@ -179,11 +181,15 @@ function targetRow(r: RegistryView, view: TargetView, stages: Stage[], now: numb
   const whenCell = `<div class="when">${view.state === 'failing' ? 'failing' : view.state} ${when(t.since, now)}</div>`;
   let sub = '';
   if (!res.ok && res.reason) {
-    // The fix is shown once for the registry; a row only says what differs.
+    // The problem and its fix are shown once for the registry; a row only
+    // says what differs: which problem (when there are several), its own
+    // message, its own endpoint.
     const p = problemOf(r, t);
-    const own = res.message && res.message !== p?.message ? ` — ${esc(res.message)}` : '';
-    const host = res.host && (p?.hosts.length ?? 0) > 1 ? ` <span>at <code>${esc(res.host)}</code></span>` : '';
-    sub = `<div class="sub"><span class="why">${esc(`${res.stage ?? ''}/${res.reason}`)}</span>${own}${host}</div>`;
+    const which = r.problems.length > 1 ? `<span class="why">${esc(`${res.stage ?? ''}/${res.reason}`)}</span>` : '';
+    const own = res.message && res.message !== p?.message ? esc(res.message) : '';
+    const host = res.host && (p?.hosts.length ?? 0) > 1 ? `at <code>${esc(res.host)}</code>` : '';
+    const parts = [which, own, host].filter(Boolean);
+    if (parts.length) sub = `<div class="sub">${parts.join(' · ')}</div>`;
   } else if (res.degraded) {
     const parts = res.steps.filter((s) => s.degraded).map((s) => `${s.stage}${s.message ? `: ${s.message}` : ''}`);
     sub = `<div class="sub">degraded: ${esc(parts.join('; ') || 'part of the path is broken')}</div>`;

@@ -90,7 +90,7 @@ export function sceneStore(start = Date.parse('2026-11-29T09:00:00Z')): { store:
   const all = (overrides: Record<string, ResultOpts>): void => {
     for (const t of targets.slice(0, -1)) {
       const r = reg(t);
-      store.update(t, chainResult(t, r === 'docker.io' ? 'registry-1.docker.io' : r, { dnsProblems, ...overrides[t] }));
+      store.update(t, chainResult(t, r, { dnsProblems, ...overrides[t] }));
     }
   };
   all({ [SCENE.hub]: { fail: 'rate_limited' }, [SCENE.changed]: { fail: 'tcp_refused' } });
