@@ -85,6 +85,9 @@ export class FakeApiServer {
   private readonly nodes = new Map<string, KubeNode>();
   private readonly faults: Fault[] = [];
   private readonly hung: ServerResponse[] = [];
+  /** Read-only objects kubectl asks for (pods, events, secrets, serviceaccounts), by `plural/namespace/name`. */
+  private readonly objects = new Map<string, Record<string, Json>>();
+  private readonly denied: Array<{ method: string; path: RegExp }> = [];
   private rv = 100;
   url = '';
 
@@ -107,6 +110,29 @@ export class FakeApiServer {
   node(name: string): KubeNode | undefined {
     const n = this.nodes.get(name);
     return n ? clone(n) : undefined;
+  }
+
+  /**
+   * Store a Pod, Event, Secret or ServiceAccount (namespaced; served to GET
+   * the way the API server does) or a Node. Replaces an object of the same name.
+   */
+  put(obj: Record<string, Json>): void {
+    const kind = typeof obj.kind === 'string' ? obj.kind : '';
+    const meta = isObj(obj.metadata) ? obj.metadata : {};
+    const name = typeof meta.name === 'string' ? meta.name : '';
+    if (kind === 'Node') {
+      this.nodes.set(name, clone(obj) as unknown as KubeNode);
+      return;
+    }
+    const plural = PLURALS[kind];
+    if (!plural || name === '') throw new Error(`fake apiserver: cannot store kind ${kind} named "${name}"`);
+    const ns = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+    this.objects.set(`${plural}/${ns}/${name}`, { apiVersion: 'v1', ...clone(obj), metadata: { ...clone(meta), namespace: ns, resourceVersion: String(++this.rv) } });
+  }
+
+  /** Requests whose method and path (without query) match get 403 Forbidden, as RBAC would answer. */
+  deny(method: string, path: RegExp): void {
+    this.denied.push({ method, path });
   }
 
   /** The next `count` requests get `fault` (in order after any already queued). */
@@ -160,6 +186,14 @@ export class FakeApiServer {
       return fail(fault.status, fault.message ?? `injected ${fault.status}`, headers);
     }
 
+    if (this.denied.some((d) => d.method === req.method && d.path.test(rec.path))) {
+      return fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`);
+    }
+    if (req.method === 'GET') {
+      const read = this.read(rec.path, new URL(req.url ?? '/', 'https://fake').searchParams);
+      if (read !== null) return 'status' in read ? fail(read.status, read.message) : send(200, read.body);
+    }
+
     const nodeMatch = /^\/api\/v1\/nodes\/([^/]+)(\/status)?$/.exec(rec.path);
     const eventMatch = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(rec.path);
     if (nodeMatch?.[1]) {
@@ -167,7 +201,7 @@ export class FakeApiServer {
       const node = this.nodes.get(name);
       if (!node) return fail(404, `nodes "${name}" not found`);
       const sub = nodeMatch[2] === '/status';
-      if (req.method === 'GET') return send(200, node);
+      if (req.method === 'GET') return send(200, { apiVersion: 'v1', kind: 'Node', ...node });
       if (req.method !== 'PATCH') return fail(405, 'method not allowed');
       const want = sub ? 'application/strategic-merge-patch+json' : 'application/merge-patch+json';
       if (rec.contentType !== want) return fail(415, `the body of the request was in an unknown format - accepted media types include: ${want}`);
@@ -198,4 +232,73 @@ export class FakeApiServer {
     }
     return fail(404, 'the server could not find the requested resource');
   }
+
+  /**
+   * GETs kubectl makes: version, discovery, lists (fieldSelector on
+   * metadata.name / metadata.namespace / involvedObject.*) and single
+   * objects. null: not a path served here (the caller goes on).
+   */
+  private read(path: string, query: URLSearchParams): { body: object } | { status: number; message: string } | null {
+    if (path === '/version') return { body: { major: '1', minor: '32', gitVersion: 'v1.32.0', platform: 'linux/amd64' } };
+    if (path === '/api') return { body: { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.replace(/^https:\/\//, '') }] } };
+    if (path === '/apis') return { body: { kind: 'APIGroupList', apiVersion: 'v1', groups: [] } };
+    if (path === '/api/v1') return { body: { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'v1', resources: DISCOVERY } };
+    const nsMatch = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path);
+    if (nsMatch?.[1]) return { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: decodeURIComponent(nsMatch[1]) }, status: { phase: 'Active' } } };
+    if (path === '/api/v1/nodes') {
+      const items = [...this.nodes.values()].map((n) => ({ apiVersion: 'v1', kind: 'Node', ...clone(n) }));
+      return { body: this.list('NodeList', filterBy(items, query.get('fieldSelector'))) };
+    }
+    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?(pods|events|secrets|serviceaccounts)(?:\/([^/]+))?$/.exec(path);
+    if (!m?.[2]) return null;
+    const ns = m[1] === undefined ? null : decodeURIComponent(m[1]);
+    const plural = m[2];
+    if (m[3] !== undefined) {
+      const name = decodeURIComponent(m[3]);
+      const obj = ns === null ? undefined : this.objects.get(`${plural}/${ns}/${name}`);
+      return obj ? { body: clone(obj) } : { status: 404, message: `${plural} "${name}" not found` };
+    }
+    const items: Record<string, Json>[] = [];
+    for (const [key, obj] of this.objects) {
+      const [p, n] = key.split('/');
+      if (p === plural && (ns === null || n === ns)) items.push(clone(obj));
+    }
+    if (plural === 'events') {
+      for (const e of this.events) {
+        if (ns === null || (isObj(e.metadata) && e.metadata.namespace === ns)) items.push({ apiVersion: 'v1', kind: 'Event', ...clone(e) });
+      }
+    }
+    const kind = Object.keys(PLURALS).find((k) => PLURALS[k] === plural) ?? 'Unknown';
+    return { body: this.list(`${kind}List`, filterBy(items, query.get('fieldSelector'))) };
+  }
+
+  private list(kind: string, items: Json[]): object {
+    return { kind, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items };
+  }
+}
+
+const PLURALS: Record<string, string> = { Pod: 'pods', Event: 'events', Secret: 'secrets', ServiceAccount: 'serviceaccounts' };
+
+const DISCOVERY = [
+  ['pods', 'Pod', true, ['po']], ['events', 'Event', true, ['ev']], ['secrets', 'Secret', true, []],
+  ['serviceaccounts', 'ServiceAccount', true, ['sa']], ['nodes', 'Node', false, ['no']], ['namespaces', 'Namespace', false, ['ns']],
+].map(([name, kind, namespaced, shortNames]) => ({
+  name, singularName: String(kind).toLowerCase(), namespaced, kind, shortNames,
+  verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+}));
+
+/** fieldSelector `a.b=x,c!=y` over dotted paths, as the API server applies it. */
+function filterBy(items: Record<string, Json>[], selector: string | null): Record<string, Json>[] {
+  if (!selector) return items;
+  const terms = selector.split(',').map((t) => {
+    const neg = t.includes('!=');
+    const [field, value] = t.split(neg ? '!=' : /==?/);
+    return { path: (field ?? '').trim().split('.'), value: (value ?? '').trim(), neg };
+  });
+  return items.filter((item) => terms.every((t) => {
+    let v: Json = item;
+    for (const k of t.path) v = isObj(v) ? v[k] : undefined;
+    const eq = String(v ?? '') === t.value;
+    return t.neg ? !eq : eq;
+  }));
 }
