@@ -359,12 +359,13 @@ export function stageSeconds(steps: readonly StepResult[]): Map<Stage, number> {
   return out;
 }
 
-/** Earliest certificate expiry (Unix seconds) per TLS host, from detail.earliestExpirySeconds. */
+/** Earliest certificate expiry (Unix seconds) per TLS host, from the tls steps' earliestExpirySeconds. */
 export function tlsExpiries(steps: readonly StepResult[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const step of steps) {
-    const expiry = step.detail?.['earliestExpirySeconds'];
-    if (step.stage !== 'tls' || !step.host || typeof expiry !== 'number' || !Number.isFinite(expiry)) continue;
+    if (step.stage !== 'tls' || !step.host || step.detail === undefined || !('earliestExpirySeconds' in step.detail)) continue;
+    const expiry = step.detail.earliestExpirySeconds;
+    if (expiry === undefined || !Number.isFinite(expiry)) continue;
     const prev = out.get(step.host);
     out.set(step.host, prev === undefined ? expiry : Math.min(prev, expiry));
   }
@@ -372,19 +373,16 @@ export function tlsExpiries(steps: readonly StepResult[]): Map<string, number> {
 }
 
 /**
- * Whether each nameserver answered, from the dns steps' detail.nameservers
+ * Whether each nameserver answered, from the dns steps' nameservers
  * ([{server, rcode}]). A server is up only if it answered in every dns step.
  */
 export function nameserverStates(steps: readonly StepResult[]): Map<string, boolean> {
   const out = new Map<string, boolean>();
   for (const step of steps) {
-    const list = step.detail?.['nameservers'];
-    if (step.stage !== 'dns' || !Array.isArray(list)) continue;
-    for (const entry of list as unknown[]) {
-      if (typeof entry !== 'object' || entry === null) continue;
-      const { server, rcode } = entry as { server?: unknown; rcode?: unknown };
-      if (typeof server !== 'string' || server === '') continue;
-      const up = typeof rcode === 'string' && ANSWERED_RCODES.has(rcode);
+    if (step.stage !== 'dns' || step.detail === undefined || !('nameservers' in step.detail)) continue;
+    for (const { server, rcode } of step.detail.nameservers) {
+      if (server === '') continue;
+      const up = rcode !== null && ANSWERED_RCODES.has(rcode);
       out.set(server, (out.get(server) ?? true) && up);
     }
   }

@@ -4,6 +4,9 @@
  * JSON contract: change it only on purpose, with design.md and the README.
  */
 import type { Cause, Reason, Stage } from '../diagnosis/catalog.js';
+import type { StepDetails } from './step-detail.js';
+
+export type * from './step-detail.js';
 
 /** Monotonic milliseconds (performance.now by default). Injected so tests control time. */
 export interface Clock {
@@ -64,17 +67,20 @@ export interface StageOutcome<D extends object = Record<string, unknown>> {
  */
 export type StageFn<I, O, D extends object> = (ctx: ProbeContext, input: I, opts: O) => Promise<StageOutcome<D>>;
 
-/** One entry of ProbeResult.steps. */
-export interface StepResult {
-  stage: Stage;
+/** A step filed under stage S: its detail is typed by the stage (step-detail.ts). */
+export interface StepOf<S extends Stage> {
+  stage: S;
   ok: boolean;
   seconds: number;
   host?: string;
   reason?: Reason;
   degraded?: boolean;
   message?: string;
-  detail?: Record<string, unknown>;
+  detail?: StepDetails[S];
 }
+
+/** One entry of ProbeResult.steps: a union keyed on `stage`. */
+export type StepResult = { [S in Stage]: StepOf<S> }[Stage];
 
 /** design.md "ProbeResult" — the `--json` output is an array of these. */
 export interface ProbeResult {

@@ -3,8 +3,8 @@
  * stage with ✓/✗, seconds and the host involved; then, for a failure, the
  * seed's message, the cause and the fix.
  */
-import { STAGES, type Cause } from '../diagnosis/catalog.js';
-import type { ProbeResult, StepResult } from '../model/types.js';
+import { STAGES, type Cause, type Stage } from '../diagnosis/catalog.js';
+import type { ManifestDetail, ProbeResult, StepResult } from '../model/types.js';
 
 export interface FormatOptions {
   color: boolean;
@@ -43,53 +43,74 @@ function seconds(s: number): string {
   return `${s.toFixed(3)}s`;
 }
 
+const MANIFEST_REQUEST = /^(HEAD|GET) \/v2\/.+\/manifests\//;
+
+/** The manifest request's detail of an http step, when that step was the manifest request. */
+function manifestRequestDetail(step: StepResult): ManifestDetail | undefined {
+  if (step.stage !== 'http' || step.detail === undefined || !('request' in step.detail)) return undefined;
+  const request = step.detail.request;
+  return typeof request === 'string' && MANIFEST_REQUEST.test(request) ? step.detail : undefined;
+}
+
 /**
  * The stage a step is shown under. A manifest request that failed with an
  * http reason (5xx, timeout, a bad redirect) is filed under the reason's
  * stage in the JSON, but it was the manifest request: show it as such.
  */
-export function shownStage(step: StepResult): StepResult['stage'] {
-  const request = (step.detail ?? {})['request'];
-  return step.stage === 'http' && typeof request === 'string' && /^(HEAD|GET) \/v2\/.+\/manifests\//.test(request) ? 'manifest' : step.stage;
+export function shownStage(step: StepResult): Stage {
+  return manifestRequestDetail(step) !== undefined ? 'manifest' : step.stage;
+}
+
+function manifestSummary(step: StepResult, d: ManifestDetail | undefined): string {
+  if (d === undefined) return step.host ?? '';
+  const digest = d.digest ? ` ${d.digest.slice(0, 19)}…` : '';
+  const mt = d.mediaType ? ` ${d.mediaType.replace(/^application\//, '')}` : '';
+  const request = !step.ok && typeof d.request === 'string' ? ` ${d.request}${d.status !== undefined ? ` → ${String(d.status)}` : ''}` : '';
+  return `${step.host ?? ''}${request}${digest}${mt}`;
 }
 
 function summary(step: StepResult): string {
-  const d = (step.detail ?? {}) as Record<string, unknown>;
-  switch (shownStage(step)) {
-    case 'reference':
-      return String(d['image'] ?? d['registry'] ?? '');
+  const host = step.host ?? '';
+  const asManifest = manifestRequestDetail(step);
+  if (asManifest !== undefined) return manifestSummary(step, asManifest);
+  switch (step.stage) {
+    case 'reference': {
+      const d = step.detail;
+      return d === undefined ? '' : 'image' in d ? d.image : d.registry;
+    }
     case 'dns': {
-      const addrs = Array.isArray(d['addresses']) ? (d['addresses'] as unknown[]).map(String) : [];
-      const ns = Array.isArray(d['nameservers']) ? (d['nameservers'] as unknown[]).length : 0;
-      const src = d['source'] === 'hosts' ? ' (hosts file)' : d['source'] === 'literal' ? ' (IP literal)' : ns ? ` (${ns} nameserver${ns === 1 ? '' : 's'})` : '';
-      return `${step.host ?? ''}${addrs.length ? ' → ' + addrs.join(', ') : ''}${src}`;
+      const d = step.detail;
+      if (d === undefined || !('nameservers' in d)) return host;
+      const ns = d.nameservers.length;
+      const src = d.source === 'hosts' ? ' (hosts file)' : d.source === 'literal' ? ' (IP literal)' : ns ? ` (${ns} nameserver${ns === 1 ? '' : 's'})` : '';
+      return `${host}${d.addresses.length ? ' → ' + d.addresses.join(', ') : ''}${src}`;
     }
     case 'tcp': {
-      const list = Array.isArray(d['addresses']) ? (d['addresses'] as Array<Record<string, unknown>>) : [];
-      const good = list.filter((a) => a['ok']).length;
-      return `${step.host ?? ''}${list.length > 1 ? ` (${good}/${list.length} addresses connect)` : ''}`;
+      const d = step.detail;
+      const list = d !== undefined && 'connected' in d ? d.addresses : [];
+      const good = list.filter((a) => a.ok).length;
+      return `${host}${list.length > 1 ? ` (${good}/${list.length} addresses connect)` : ''}`;
     }
     case 'tls': {
-      if (d['plainHttp'] === true) return `${step.host ?? ''} plain HTTP (containerd falls back from HTTPS to HTTP for localhost)`;
-      const proto = d['protocol'] ? ` ${String(d['protocol'])}` : '';
-      const exp = d['earliestExpiry'] ? `, expires ${String(d['earliestExpiry']).slice(0, 10)}` : '';
-      return `${step.host ?? ''}${proto}${exp}`;
+      const d = step.detail;
+      if (d !== undefined && 'plainHttp' in d) return `${host} plain HTTP (containerd falls back from HTTPS to HTTP for localhost)`;
+      if (d === undefined || !('address' in d)) return host;
+      const proto = d.protocol ? ` ${d.protocol}` : '';
+      const exp = d.earliestExpiry ? `, expires ${d.earliestExpiry.slice(0, 10)}` : '';
+      return `${host}${proto}${exp}`;
     }
     case 'http':
-      return `${step.host ?? ''} GET /v2/ → ${d['status'] ?? '?'}`;
+      return `${host} GET /v2/ → ${step.detail?.status ?? '?'}`;
     case 'auth': {
-      const scheme = d['scheme'] ? String(d['scheme']) : '';
-      const cached = d['tokenCached'] ? ' (cached token)' : '';
-      return `${step.host ?? ''}${scheme ? ` ${scheme}` : ''}${cached}`;
+      const d = step.detail;
+      if (d === undefined || !('scheme' in d)) return host;
+      const cached = d.tokenCached ? ' (cached token)' : '';
+      return `${host} ${d.scheme}${cached}`;
     }
-    case 'manifest': {
-      const digest = d['digest'] ? ` ${String(d['digest']).slice(0, 19)}…` : '';
-      const mt = d['mediaType'] ? ` ${String(d['mediaType']).replace(/^application\//, '')}` : '';
-      const request = !step.ok && typeof d['request'] === 'string' ? ` ${d['request']}${d['status'] !== undefined ? ` → ${String(d['status'])}` : ''}` : '';
-      return `${step.host ?? ''}${request}${digest}${mt}`;
-    }
+    case 'manifest':
+      return manifestSummary(step, step.detail);
     default:
-      return step.host ?? '';
+      return host;
   }
 }
 

@@ -7,7 +7,7 @@
  * step decides stage/reason/cause.
  */
 import { causeOf, REASONS, type Reason, type Stage } from '../diagnosis/catalog.js';
-import { realClock, silentLog, type Clock, type Log, type ProbeContext, type ProbeResult } from '../model/types.js';
+import { realClock, silentLog, type Clock, type Log, type ProbeContext, type ProbeResult, type ReferenceDetail } from '../model/types.js';
 import { parseTarget, type Target } from '../model/reference.js';
 import { TokenCache } from './token-cache.js';
 import { credentialFor } from '../node-config/docker-config.js';
@@ -166,11 +166,11 @@ async function probeWithin(
   const result = baseResult(input, target);
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const { endpoints, notes } = await endpointsOf(target, env, ctx.log);
-  const refDetail: Record<string, unknown> = target.kind === 'image'
+  const refDetail: ReferenceDetail = target.kind === 'image'
     ? { image: target.ref.normalized, endpoint: target.ref.endpoint }
     : { registry: target.registry, endpoint: target.endpoint };
-  if (endpoints.length > 1 || endpoints[0]?.endpoint !== refDetail['endpoint']) refDetail['endpoints'] = endpoints.map((e) => `${e.scheme}://${e.endpoint}`);
-  if (notes.length) refDetail['notes'] = notes;
+  if (endpoints.length > 1 || endpoints[0]?.endpoint !== refDetail.endpoint) refDetail.endpoints = endpoints.map((e) => `${e.scheme}://${e.endpoint}`);
+  if (notes.length) refDetail.notes = notes;
   result.steps.push({ stage: 'reference', ok: true, seconds: refSeconds, detail: refDetail });
 
   const credential = env.auths

@@ -4,7 +4,7 @@
  * hosts.toml). The token service is reached as its own dns/tcp/tls hop.
  */
 import { REASONS, stageOf, type Stage } from '../diagnosis/catalog.js';
-import type { ProbeContext, StageOutcome, StepResult } from '../model/types.js';
+import type { ProbeContext, StageOutcome, StepDetails, StepOf, StepResult } from '../model/types.js';
 import { remainingMs } from '../net/deadline.js';
 import type { Target } from '../model/reference.js';
 import { dnsStage } from './stages/dns.js';
@@ -69,8 +69,13 @@ export function round(s: number): number {
   return Math.round(s * 1e6) / 1e6;
 }
 
-export function toStep(stage: Stage, o: StageOutcome<object>): StepResult {
-  const step: StepResult = {
+/**
+ * The step for a stage's outcome, filed under the reason's stage (a manifest
+ * request that timed out is an http step). StepDetails admits the producing
+ * stage's detail under every stage its reasons belong to.
+ */
+export function toStep<S extends Stage>(stage: S, o: StageOutcome<StepDetails[S]>): StepResult {
+  const step: { -readonly [K in keyof StepOf<Stage>]: StepOf<Stage>[K] } = {
     stage: o.ok || !o.reason ? stage : (stageOf(o.reason) ?? stage),
     ok: o.ok,
     seconds: round(o.seconds),
@@ -81,16 +86,20 @@ export function toStep(stage: Stage, o: StageOutcome<object>): StepResult {
     step.message = o.message ?? REASONS[o.reason].message;
   }
   if (o.degraded) step.degraded = true;
-  step.detail = roundSeconds(o.detail) as Record<string, unknown>;
-  return step;
+  step.detail = roundSeconds(o.detail);
+  return step as StepResult;
 }
 
 /** Round every `seconds` field in a detail tree to microseconds (clock subtraction leaves float noise). */
-function roundSeconds(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(roundSeconds);
+function roundSeconds<T>(v: T): T {
+  return roundTree(v) as T;
+}
+
+function roundTree(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(roundTree);
   if (v === null || typeof v !== 'object') return v;
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = k === 'seconds' && typeof x === 'number' ? round(x) : roundSeconds(x);
+  for (const [k, x] of Object.entries(v)) out[k] = k === 'seconds' && typeof x === 'number' ? round(x) : roundTree(x);
   return out;
 }
 
@@ -139,7 +148,7 @@ async function reachHost(
     const out = await tlsStage(ctx, { host, address: first, port }, {
       ca: tls.ca, handshakeTimeoutMs: remainingMs(ctx), skipVerify: tls.skipVerify,
     });
-    const code = out.ok ? undefined : (out.detail as { error?: string }).error;
+    const code = out.ok ? undefined : out.detail.error;
     if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
       w.steps.push({
         stage: 'tls', ok: true, seconds: round(out.seconds), host: `${host}:${port}`,
@@ -189,7 +198,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         const bad = forbiddenRealmAddresses(addresses);
         if (bad.length === 0) return null;
         const r = refuseResolvedRealm(realm, ep.endpoint, bad);
-        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer', realm: r.display, realmHost: r.host } };
+        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer' as const, realm: r.display, realmHost: r.host } };
         w.steps.push(toStep('auth', outcome));
         return { outcome, stage: 'auth' };
       };

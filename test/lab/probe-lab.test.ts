@@ -181,7 +181,7 @@ describe('probe chain in the network lab', labTestOptions(), () => {
         const r = only(a);
         expectOk(r, true);
         const dns = r.steps.find((s) => s.stage === 'dns');
-        const servers = (dns?.detail?.['nameservers'] ?? []) as Array<{ server: string; error?: string; rcode: string | null }>;
+        const servers = dns?.stage === 'dns' && dns.detail !== undefined && 'nameservers' in dns.detail ? dns.detail.nameservers : [];
         assert.deepEqual(servers.map((s) => [s.server, s.error ?? s.rcode]), [[lab.addresses.dnsGood, 'timeout'], [lab.addresses.dnsGood2, 'NOERROR']]);
         expectOk(only(b), false);
       } finally {
@@ -213,7 +213,7 @@ describe('probe chain in the network lab', labTestOptions(), () => {
         const r = only(a);
         expectOk(r, true);
         const dns = r.steps.find((s) => s.stage === 'dns');
-        const servers = (dns?.detail?.['nameservers'] ?? []) as Array<{ server: string; error?: string; rcode: string | null }>;
+        const servers = dns?.stage === 'dns' && dns.detail !== undefined && 'nameservers' in dns.detail ? dns.detail.nameservers : [];
         const v6 = servers.find((s) => s.server === UNROUTABLE_V6);
         assert.ok(v6, `the unroutable nameserver is listed: ${JSON.stringify(servers)}`);
         assert.match(JSON.stringify(v6), /ENETUNREACH|EHOSTUNREACH|EADDRNOTAVAIL/, 'the errno is in the detail');

@@ -81,7 +81,8 @@ describe('probe chain', () => {
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
     assert.deepEqual(r.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
-    assert.equal(r.steps[1]?.detail?.['source'], 'literal');
+    const dns = r.steps[1];
+    assert.equal(dns?.stage === 'dns' && dns.detail !== undefined && 'source' in dns.detail ? dns.detail.source : undefined, 'literal');
     assert.equal(r.registry, `127.0.0.1:${f.port}`);
     assert.equal(r.image, `127.0.0.1:${f.port}/team/app:v1`);
     assert.equal(r.degraded, false);
@@ -108,7 +109,8 @@ describe('probe chain', () => {
     assert.equal(r.degraded, false);
     assert.equal(mirror.count('HEAD', /manifests\/v1/), 1);
     assert.equal(upstream.count('HEAD', /manifests\/v1/), 0, 'the server is only the fallback');
-    assert.deepEqual(r.steps[0]?.detail?.['endpoints'], [`https://127.0.0.1:${mirror.port}`, `https://127.0.0.1:${upstream.port}`]);
+    const ref = r.steps[0];
+    assert.deepEqual(ref?.stage === 'reference' ? ref.detail?.endpoints : undefined, [`https://127.0.0.1:${mirror.port}`, `https://127.0.0.1:${upstream.port}`]);
   });
 
   test('mirror down, server up: ok but degraded, the mirror failure kept in the steps', async () => {
@@ -217,7 +219,8 @@ describe('probe chain', () => {
     const fell = await walkWith(true);
     assert.equal(fell.failure, null, `${fell.failure?.outcome.reason}: ${fell.failure?.outcome.message}`);
     assert.deepEqual(fell.w.steps.map((s) => [s.stage, s.ok]), [['dns', true], ['tcp', true], ['tls', true], ['http', true], ['auth', true], ['manifest', true]]);
-    assert.equal(fell.w.steps[2]?.detail?.['plainHttp'], true);
+    const tls = fell.w.steps[2];
+    assert.equal(tls?.stage === 'tls' && tls.detail !== undefined && 'plainHttp' in tls.detail ? tls.detail.plainHttp : undefined, true);
     assert.equal(fell.w.steps.some((s) => s.degraded === true || !s.ok), false, 'containerd\'s normal path: nothing degraded');
     assert.equal(f.count('HEAD', '/v2/team/app/manifests/v1'), 1);
     // Without the flag (not localhost), the same port is a TLS failure, as before.

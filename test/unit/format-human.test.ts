@@ -12,7 +12,7 @@ import { formatResult, visible } from '../../src/output/format-human.js';
 import { probeTarget } from '../../src/probe/chain.js';
 import { loadEnvironment } from '../../src/node-config/environment.js';
 import { TokenCache } from '../../src/probe/token-cache.js';
-import type { ProbeResult } from '../../src/model/types.js';
+import type { ProbeResult, StepResult } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { DOCKER_LIST, FakeRegistry } from '../support/fake-registry.js';
 
@@ -84,5 +84,67 @@ describe('human output', () => {
     assert.match(out, /\\u000d\\u000a\\u001b\[1Afake ok\\u202e/);
     assert.match(out, /\\u0007/);
     assert.equal(visible('plain text: ok'), 'plain text: ok');
+  });
+});
+
+describe('human output from typed step details', () => {
+  const R = 'registry.lab.test';
+  const base = {
+    target: `${R}/app:v1`, image: `${R}/app:v1`, registry: R, ok: true, stage: null, reason: null, cause: null,
+    host: null, message: null, hint: null, degraded: false, seconds: 0.5,
+  } as const;
+
+  test('each stage summarises its own detail: addresses, nameservers, connects, protocol and expiry, status, scheme, digest', () => {
+    const r: ProbeResult = {
+      ...base,
+      steps: [
+        { stage: 'reference', ok: true, seconds: 0, detail: { image: `${R}/app:v1`, endpoint: R } },
+        { stage: 'dns', ok: true, seconds: 0.001, host: R, detail: { addresses: ['10.0.0.10'], source: 'dns', name: R, nameservers: [{ server: '10.0.0.53', rcode: 'NOERROR', seconds: 0.001 }, { server: '10.0.0.54', rcode: 'NOERROR', seconds: 0.001 }] } },
+        { stage: 'tcp', ok: true, seconds: 0.001, host: `${R}:443`, degraded: true, detail: { addresses: [{ address: '10.0.0.10', ok: true, seconds: 0 }, { address: '10.0.0.11', ok: false, error: 'ECONNREFUSED', seconds: 0 }], connected: ['10.0.0.10'] } },
+        { stage: 'tls', ok: true, seconds: 0.001, host: `${R}:443`, detail: { address: '10.0.0.10', protocol: 'TLSv1.3', earliestExpiry: '2031-01-02T00:00:00Z' } },
+        { stage: 'http', ok: true, seconds: 0.001, host: R, detail: { status: 401, challenges: [] } },
+        { stage: 'auth', ok: true, seconds: 0.001, host: R, detail: { scheme: 'bearer', tokenCached: true } },
+        { stage: 'manifest', ok: true, seconds: 0.001, host: R, detail: { digest: `sha256:${'a'.repeat(64)}`, mediaType: 'application/vnd.oci.image.index.v1+json' } },
+      ],
+    };
+    const lines = formatResult(r, { color: false }).split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+    assert.deepEqual(lines.slice(1, 8), [
+      `✓ reference 0.000s ${R}/app:v1`,
+      `✓ dns 0.001s ${R} → 10.0.0.10 (2 nameservers)`,
+      `! tcp 0.001s ${R}:443 (1/2 addresses connect)`,
+      `✓ tls 0.001s ${R}:443 TLSv1.3, expires 2031-01-02`,
+      `✓ http 0.001s ${R} GET /v2/ → 401`,
+      `✓ auth 0.001s ${R} bearer (cached token)`,
+      `✓ manifest 0.001s ${R} sha256:aaaaaaaaaaaa… vnd.oci.image.index.v1+json`,
+    ]);
+  });
+
+  test('a request filed under another stage keeps its own summary: plain HTTP on a TLS port is said so; a token request refused at connect is a bare tcp line, one that timed out an http line', () => {
+    const r: ProbeResult = {
+      ...base, ok: false, stage: 'http', reason: 'http_timeout', cause: 'network', host: R, message: 'x', hint: 'y',
+      steps: [
+        { stage: 'tls', ok: true, seconds: 0, host: 'localhost:5000', detail: { plainHttp: true, error: 'ERR_SSL_WRONG_VERSION_NUMBER', fallback: 'http', note: 'n' } },
+        { stage: 'tcp', ok: false, seconds: 0, host: R, reason: 'tcp_refused', message: 'connection refused', detail: { scheme: 'bearer', status: 503 } },
+        { stage: 'http', ok: false, seconds: 0, host: R, reason: 'http_timeout', message: 'deadline', detail: { scheme: 'bearer', status: 502 } },
+      ],
+    };
+    const lines = formatResult(r, { color: false }).split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+    assert.deepEqual(lines.slice(1, 4), [
+      '✓ tls 0.000s localhost:5000 plain HTTP (containerd falls back from HTTPS to HTTP for localhost)',
+      `✗ tcp 0.000s ${R} connection refused`,
+      `✗ http 0.000s ${R} GET /v2/ → 502 deadline`,
+    ]);
+  });
+
+  test('the detail type follows the stage: a dns step has no tls fields (checked by tsc)', () => {
+    const step: StepResult = { stage: 'dns', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } };
+    if (step.stage === 'dns' && step.detail !== undefined && 'nameservers' in step.detail) {
+      // @ts-expect-error earliestExpirySeconds belongs to a tls step's detail
+      assert.equal(step.detail.earliestExpirySeconds, undefined);
+      assert.deepEqual(step.detail.nameservers, []);
+    }
+    // @ts-expect-error a tcp step cannot carry a dns detail
+    const wrong: StepResult = { stage: 'tcp', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } };
+    assert.equal(wrong.stage, 'tcp');
   });
 });

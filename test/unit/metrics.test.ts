@@ -14,15 +14,15 @@ const EXPIRY = 1_900_000_000;
 
 function dnsStep(rcodes: Record<string, string | null> = { '10.0.0.53': 'NOERROR' }): StepResult {
   const nameservers = Object.entries(rcodes).map(([server, rcode]) =>
-    rcode ? { server, rcode, seconds: 0.001 } : { server, error: 'ETIMEDOUT', seconds: 1 });
-  return { stage: 'dns', ok: true, seconds: 0.002, host: R, detail: { addresses: ['10.0.0.10'], nameservers } };
+    rcode ? { server, rcode, seconds: 0.001 } : { server, rcode: null, error: 'timeout' as const, seconds: 1 });
+  return { stage: 'dns', ok: true, seconds: 0.002, host: R, detail: { addresses: ['10.0.0.10'], source: 'dns', name: R, nameservers } };
 }
 
 const OK_STEPS: StepResult[] = [
   { stage: 'reference', ok: true, seconds: 0.00001 },
   dnsStep(),
   { stage: 'tcp', ok: true, seconds: 0.003, host: `${R}:443` },
-  { stage: 'tls', ok: true, seconds: 0.004, host: `${R}:443`, detail: { earliestExpirySeconds: EXPIRY } },
+  { stage: 'tls', ok: true, seconds: 0.004, host: `${R}:443`, detail: { address: '10.0.0.10', earliestExpirySeconds: EXPIRY } },
   { stage: 'http', ok: true, seconds: 0.005, host: R },
   { stage: 'auth', ok: true, seconds: 0.006, host: R },
   { stage: 'manifest', ok: true, seconds: 0.007, host: R },

@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { test } from 'node:test';
 import { basicAuthorization } from '../../src/probe/stages/auth.js';
 import { cleanRegistryText, MAX_REGISTRY_TEXT, REDACTED, scrubResult, Secrets } from '../../src/probe/scrub.js';
-import type { Credential, ProbeResult } from '../../src/model/types.js';
+import type { Credential, ManifestDetail, ProbeResult } from '../../src/model/types.js';
 
 const cred: Credential = { username: 'robot$ci', password: 'p@ss "w/rd"+é', source: 'config.json' };
 const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
@@ -46,7 +46,7 @@ test('scrubResult: every string of a result, nested details and arrays included;
   const result: ProbeResult = {
     target: 'r.test/a:1', image: 'r.test/a:1', registry: 'r.test', ok: false, stage: 'manifest', reason: 'rate_limited', cause: 'registry',
     host: 'r.test', message: `toomanyrequests: bad auth ${basicAuthorization(cred)}`, hint: 'wait', degraded: false, seconds: 1,
-    steps: [{ stage: 'manifest', ok: false, seconds: 1, detail: { ratelimit: { source: `Bearer ${token}` }, errors: [cred.password], [token]: 1 } }],
+    steps: [{ stage: 'manifest', ok: false, seconds: 1, detail: { ratelimit: { source: `Bearer ${token}` }, errors: [cred.password], [token]: 1 } as ManifestDetail }],
   };
   const before = JSON.stringify(result);
   const out = JSON.stringify(scrubResult(result, s));

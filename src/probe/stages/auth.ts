@@ -26,6 +26,8 @@ import { cleanRegistryText, Secrets } from '../scrub.js';
 import { tokenCacheKey, tokenLifetime, type TokenCache } from '../token-cache.js';
 import type { Credential, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
+import type { AuthDetail } from '../../model/step-detail.js';
+export type { AuthDetail } from '../../model/step-detail.js';
 
 export interface AuthInput {
   endpoint: string;
@@ -46,24 +48,6 @@ export interface AuthOptions {
   secrets?: Secrets;
   /** The chain's pinned addresses (host → addresses): a realm host resolved to a link-local/metadata address is refused. */
   pinned?: ReadonlyMap<string, readonly string[]>;
-}
-
-export interface AuthDetail {
-  scheme: 'none' | 'basic' | 'bearer';
-  /** Basic: the realm text; Bearer: scheme://host/path of the token service (never userinfo or query). */
-  realm?: string;
-  /** Bearer: host[:port] of the token service the node was sent to. */
-  realmHost?: string;
-  /** Bearer over an http: realm: the credentials were not sent (cleartext), the token was asked for anonymously. */
-  credentialsWithheld?: boolean;
-  service?: string;
-  scope?: string;
-  tokenCached?: boolean;
-  tokenExpiresIn?: number;
-  credentialSource?: string;
-  /** Status of the token request or of the verifying GET /v2/. */
-  status?: number;
-  error?: string;
 }
 
 /**

@@ -17,6 +17,8 @@ import { queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } f
 import { lookupHosts, type HostsTable } from '../../node-config/hosts-file.js';
 import { usedNameservers, type Nameserver, type ResolvConf } from '../../node-config/resolv-conf.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
+import type { DnsCandidateOutcome, DnsDetail, DnsNameserverResult } from '../../model/step-detail.js';
+export type { DnsNameserverResult, DnsCandidateOutcome, DnsCandidateResult, DnsDetail } from '../../model/step-detail.js';
 
 /** What the DNS stage resolves: a host name, or an IP literal (answered without a query). */
 export interface DnsInput {
@@ -31,42 +33,6 @@ export interface DnsOptions {
   query?: typeof queryDns;
   transport?: DnsTransport;
   families?: DnsQueryType[];
-}
-
-export interface DnsNameserverResult {
-  /** "ip", or "ip:port" / "[ip6]:port" when the port is not 53. */
-  server: string;
-  rcode: string | null;
-  /** 'timeout' or 'unreachable' when no reply came. */
-  error?: 'timeout' | 'unreachable';
-  /** OS error code behind an unreachable server (ECONNREFUSED, EHOSTUNREACH, …). */
-  code?: string;
-  addresses?: string[];
-  seconds: number;
-}
-
-export type DnsCandidateOutcome = 'ok' | 'nxdomain' | 'no_answer' | 'servfail' | 'refused' | 'timeout' | 'unreachable';
-
-export interface DnsCandidateResult {
-  name: string;
-  outcome: DnsCandidateOutcome;
-  nameservers: DnsNameserverResult[];
-}
-
-export interface DnsDetail {
-  addresses: string[];
-  source: 'literal' | 'hosts' | 'dns';
-  /** The candidate that resolved, or the one whose result is the verdict. */
-  name: string;
-  nameservers: DnsNameserverResult[];
-  /** Every candidate queried, in glibc's order (only when more than one). */
-  tried?: DnsCandidateResult[];
-  /** resolv.conf problems glibc silently tolerates. */
-  warnings?: string[];
-  /** The resolv.conf the nameservers came from (after links and systemd-resolved's stub). */
-  resolvConf?: string;
-  /** Problems reading the node's files (unreadable resolv.conf, hosts, CA or docker config), each naming the file. */
-  problems?: string[];
 }
 
 type Failure = 'servfail' | 'refused' | 'timeout' | 'unreachable';

@@ -12,7 +12,9 @@ import { stageTimer } from '../../net/deadline.js';
 import { classifyTransportError, send } from '../../net/dispatcher.js';
 import { firstHeader, headerValues } from '../../net/registry-errors.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
-import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
+import { parseWwwAuthenticate } from '../www-authenticate.js';
+import type { HttpDetail } from '../../model/step-detail.js';
+export type { HttpDetail } from '../../model/step-detail.js';
 
 export interface HttpInput {
   /** "host:port" or "host" as contacted. */
@@ -23,15 +25,6 @@ export interface HttpInput {
 export interface HttpOptions {
   dispatcher: Dispatcher;
   timeoutMs: number;
-}
-
-export interface HttpDetail {
-  status?: number;
-  /** Docker-Distribution-API-Version ("registry/2.0"). */
-  apiVersion?: string;
-  challenges: Challenge[];
-  /** Transport error code when no status was received. */
-  error?: string;
 }
 
 /** "503 Service Unavailable". */

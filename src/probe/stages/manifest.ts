@@ -17,12 +17,14 @@ import { nearestTags } from '../tag-suggestions.js';
 import { editDistance } from '../../shared/edit-distance.js';
 
 export { editDistance, nearestTags };
-import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RateLimit, type RegistryError } from '../../net/registry-errors.js';
+import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RegistryError } from '../../net/registry-errors.js';
 import { registryBase, statusLine } from './http.js';
 import { refusedTokenVerdict } from './auth.js';
 import { cleanRegistryText } from '../scrub.js';
 import type { Platform, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate } from '../www-authenticate.js';
+import type { ManifestDetail } from '../../model/step-detail.js';
+export type { ManifestDetail } from '../../model/step-detail.js';
 
 /** containerd's resolve Accept list, in its order (resolver.go:164-171). */
 export const MANIFEST_ACCEPT = [
@@ -63,32 +65,6 @@ export interface ManifestOptions {
   checkPlatform?: boolean;
   /** Makes a redirect's new host reachable (the chain's DNS/TCP/TLS hop). Absent: dial it directly. */
   reach?: ReachHost;
-}
-
-export interface ManifestDetail {
-  status?: number;
-  digest?: string;
-  mediaType?: string;
-  contentLength?: number;
-  ratelimit?: RateLimit;
-  retryAfterSeconds?: number;
-  /** Registry error codes from the body, when there was one. */
-  errors?: string[];
-  /** The node platform looked for, and what the index offers. */
-  platform?: string;
-  platformDigest?: string;
-  /** The index for this digest was read by an earlier probe (no GET this time). */
-  indexCached?: boolean;
-  platforms?: string[];
-  /** Distinct platforms the index lists in all (`platforms` names the first few). */
-  platformCount?: number;
-  /** Origins a redirect led to (scheme://host only). */
-  redirects?: string[];
-  /** The request that decided the step ("HEAD /v2/<repo>/manifests/<ref>"). */
-  request?: string;
-  /** Existing tags nearest to the missing one. */
-  nearestTags?: string[];
-  error?: string;
 }
 
 export function isDigest(reference: string): boolean {

@@ -9,6 +9,8 @@ import { REASONS, type Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tcpReasonForCode } from '../../net/error-codes.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
+import type { TcpAddressResult, TcpDetail } from '../../model/step-detail.js';
+export type { TcpAddressResult, TcpDetail } from '../../model/step-detail.js';
 
 export interface TcpInput {
   /** Name being probed (for `host` on the outcome); the sockets go to `addresses`. */
@@ -25,20 +27,6 @@ export interface TcpOptions {
   connectTimeoutMs: number;
   /** Socket factory (default: net.connect). */
   connect?: TcpConnect;
-}
-
-export interface TcpAddressResult {
-  address: string;
-  ok: boolean;
-  /** OS error code ("ECONNREFUSED", "ETIMEDOUT" for our own timeout). */
-  error?: string;
-  seconds: number;
-}
-
-export interface TcpDetail {
-  addresses: TcpAddressResult[];
-  /** Addresses that connected, in input order. */
-  connected: string[];
 }
 
 /** Code recorded when the per-address timeout or the probe deadline fires. */

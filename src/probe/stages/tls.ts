@@ -15,6 +15,8 @@ import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
 import { secureContextFor } from '../../node-config/trust.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
+import type { TlsDetail } from '../../model/step-detail.js';
+export type { TlsChainEntry, TlsDetail } from '../../model/step-detail.js';
 
 export interface TlsInput {
   /** SNI and the name to verify; may be an IP literal (then no SNI). */
@@ -34,31 +36,6 @@ export interface TlsOptions {
   /** Record the certificate but accept any problem (insecure registries). */
   skipVerify?: boolean;
   connect?: TlsConnect;
-}
-
-export interface TlsChainEntry {
-  subject: string;
-  issuer: string;
-  notAfter: string;
-}
-
-export interface TlsDetail {
-  address: string;
-  protocol?: string;
-  cipher?: string;
-  subject?: string;
-  issuer?: string;
-  sans?: string[];
-  notBefore?: string;
-  notAfter?: string;
-  /** Earliest notAfter in the chain (RFC3339) and the same in epoch seconds, for metrics. */
-  earliestExpiry?: string;
-  earliestExpirySeconds?: number;
-  chain?: TlsChainEntry[];
-  /** OpenSSL's chain verification code (UNABLE_TO_VERIFY_LEAF_SIGNATURE, …). */
-  authorizationError?: string;
-  /** Error code when the handshake itself failed. */
-  error?: string;
 }
 
 interface Verdict {
