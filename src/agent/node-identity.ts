@@ -4,13 +4,16 @@
  * subnet (the CIDR of the host interface carrying that address — the agent
  * runs with hostNetwork, so the node's interfaces are visible — or the
  * configured override) and the zone (topology.kubernetes.io/zone label).
- * Address math is pure and tested on fixture interface tables.
+ * Address math (src/shared/cidr.ts, ipaddr.js) is pure and tested on fixture interface tables.
  */
 import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { isIP } from 'node:net';
 import type { Log } from '../model/types.js';
 import { silentLog } from '../model/types.js';
 import type { KubeClient, KubeNode } from '../kube/client.js';
+import { networkOf, parseAddress, prefixOfMask, sameAddress } from '../shared/cidr.js';
+
+export { networkOf };
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 const LEGACY_ZONE_LABEL = 'failure-domain.beta.kubernetes.io/zone';
@@ -40,85 +43,12 @@ export function zoneOf(node: KubeNode | null | undefined): string | null {
   return labels[ZONE_LABEL] ?? labels[LEGACY_ZONE_LABEL] ?? null;
 }
 
-interface Parsed {
-  family: 4 | 6;
-  value: bigint;
-}
-
-function parseIp(s: string): Parsed | null {
-  const addr = s.replace(/%.*$/, '');
-  const fam = isIP(addr);
-  if (fam === 4) return { family: 4, value: v4ToBig(addr) };
-  if (fam !== 6) return null;
-  let text = addr;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4?.[1]) {
-    const n = v4ToBig(v4[1]);
-    text = `${text.slice(0, -v4[1].length)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-  }
-  const [head = '', tail] = text.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(parseInt(g, 16));
-  return { family: 6, value };
-}
-
-function v4ToBig(s: string): bigint {
-  return s.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-}
-
-function formatIp(p: Parsed): string {
-  if (p.family === 4) {
-    return [24n, 16n, 8n, 0n].map((sh) => ((p.value >> sh) & 0xffn).toString()).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((p.value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, leftmost on ties.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
-/** "10.231.1.10/24" → "10.231.1.0/24"; "fd00:1::5/64" → "fd00:1::/64"; null when malformed. */
-export function networkOf(cidr: string): string | null {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
-  if (!m?.[1] || !m[2]) return null;
-  const ip = parseIp(m[1]);
-  const prefix = Number(m[2]);
-  if (!ip) return null;
-  const bits = ip.family === 4 ? 32 : 128;
-  if (prefix > bits) return null;
-  const host = (1n << BigInt(bits - prefix)) - 1n;
-  const value = ip.value & ~host & ((1n << BigInt(bits)) - 1n);
-  return `${formatIp({ family: ip.family, value })}/${prefix}`;
-}
-
-function prefixOfMask(mask: string): number | null {
-  const p = parseIp(mask);
-  if (!p) return null;
-  if (p.value === 0n) return 0;
-  return p.value.toString(2).replace(/0+$/, '').length;
-}
-
 /** CIDR of the interface that carries `address`, or null when no interface has it. */
 export function subnetFor(address: string, interfaces: Interfaces = networkInterfaces()): string | null {
-  const want = parseIp(address);
-  if (!want) return null;
+  if (parseAddress(address) === null) return null;
   for (const list of Object.values(interfaces)) {
     for (const info of list ?? []) {
-      const have = parseIp(info.address);
-      if (!have || have.family !== want.family || have.value !== want.value) continue;
+      if (!sameAddress(info.address, address)) continue;
       if (info.cidr) return networkOf(info.cidr);
       const prefix = prefixOfMask(info.netmask);
       return prefix === null ? null : networkOf(`${info.address}/${prefix}`);

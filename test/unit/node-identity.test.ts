@@ -43,6 +43,10 @@ test('networkOf masks host bits, IPv4 and IPv6 (RFC 5952 output)', () => {
   assert.equal(networkOf('::ffff:10.1.2.3/120'), '::ffff:a01:200/120');
   assert.equal(networkOf('10.0.0.1/33'), null);
   assert.equal(networkOf('nonsense/8'), null);
+  // ipaddr.js alone would read these loose IPv4 forms as addresses; a node's CIDR never is one.
+  assert.equal(networkOf('10/8'), null);
+  assert.equal(networkOf('0x0a.1.2.3/8'), null);
+  assert.equal(networkOf('fe80::1%eth0/64'), 'fe80::/64', 'zone dropped');
 });
 
 test('subnetFor finds the interface carrying the address', () => {
