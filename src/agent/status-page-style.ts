@@ -45,10 +45,15 @@ time{font-variant-numeric:tabular-nums}
 .reg{background:var(--card);border:1px solid var(--line);border-radius:12px;margin:12px 0}
 .reg.failing{border-color:var(--fail)}
 .reg.degraded{border-color:var(--warn)}
-.reg>header{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 12px;padding:10px 16px;border-bottom:1px solid var(--line)}
-.reg.failing>header{background:var(--fail-bg);border-radius:11px 11px 0 0}
-.reg>header h3{margin:0;font-size:1.08rem;overflow-wrap:anywhere;min-width:0}
-.reg>header .tally{font-size:.85rem;color:var(--muted)}
+.reg>.head{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 12px;padding:10px 16px;border-bottom:1px solid var(--line)}
+details.reg>summary{cursor:pointer;list-style:none}
+details.reg>summary::-webkit-details-marker{display:none}
+details.reg>summary::after{content:"show targets ▸";margin-left:auto;font-size:.8rem;color:var(--muted)}
+details.reg[open]>summary::after{content:"hide ▾"}
+details.reg:not([open])>summary{border-bottom:0}
+.reg.failing>.head{background:var(--fail-bg);border-radius:11px 11px 0 0}
+.reg>.head h3{margin:0;font-size:1.08rem;overflow-wrap:anywhere;min-width:0}
+.reg>.head .tally{font-size:.85rem;color:var(--muted)}
 .problem{padding:10px 16px;border-bottom:1px solid var(--line)}
 .problem .what{margin:0;font-weight:600}
 .problem .what .why{color:var(--fail)}
@@ -67,8 +72,8 @@ time{font-variant-numeric:tabular-nums}
 .chips{display:flex;flex-wrap:wrap;gap:3px}
 .chip{display:inline-block;font-size:.75rem;line-height:1.5;padding:0 6px;border-radius:5px;white-space:nowrap;background:var(--skip-bg);color:var(--skip)}
 .chip.ok{background:var(--ok-bg);color:var(--ok)}
-.chip.failing{background:var(--fail);color:var(--on-fail);font-weight:700}
-.chip.degraded{background:var(--warn-bg);color:var(--warn);font-weight:700}
+.chip.failing{background:var(--fail);color:var(--on-fail)}
+.chip.degraded{background:var(--warn-bg);color:var(--warn)}
 .empty{background:var(--card);border:1px dashed var(--line);border-radius:12px;padding:16px;color:var(--muted)}
 .changes{list-style:none;margin:0;padding:0;background:var(--card);border:1px solid var(--line);border-radius:12px}
 .changes li{display:grid;grid-template-columns:6.5em minmax(0,1fr);gap:2px 12px;padding:7px 16px;border-top:1px solid var(--line)}
@@ -84,7 +89,7 @@ main{padding:10px}
 .t{grid-template-columns:minmax(0,1fr);padding:8px 12px}
 .t .chips,.t .when{padding-left:24px;text-align:left}
 .t .sub{padding-left:24px}
-.reg>header,.problem{padding:8px 12px}
+.reg>.head,.problem{padding:8px 12px}
 .changes li{grid-template-columns:minmax(0,1fr);padding:8px 12px}
 .changes .what code{display:block}
 }

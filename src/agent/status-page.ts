@@ -147,10 +147,16 @@ function registries(m: PageModel, stages: Stage[], now: number): string {
   if (m.total === 0) {
     return '<h2>Registries</h2>\n<p class="empty">No targets configured: list registries or images under <code>targets</code> in the agent configuration.</p>';
   }
-  return `<h2>Registries</h2>\n${m.registries.map((r) => registry(r, stages, now)).join('\n')}`;
+  // With many targets, healthy registries fold to one line each (a native
+  // <details>, no script) so the failures stay in view.
+  const foldOk = m.total > FOLD_OK_ABOVE;
+  return `<h2>Registries</h2>\n${m.registries.map((r) => registry(r, stages, now, foldOk)).join('\n')}`;
 }
 
-function registry(r: RegistryView, stages: Stage[], now: number): string {
+/** Targets on the page above which healthy registries are folded. */
+const FOLD_OK_ABOVE = 30;
+
+function registry(r: RegistryView, stages: Stage[], now: number, foldOk: boolean): string {
   const n = r.targets.length;
   const tally = r.counts.failing > 0
     ? `${r.counts.failing} of ${plural(n, 'target', 'targets')} failing`
@@ -162,12 +168,11 @@ function registry(r: RegistryView, stages: Stage[], now: number): string {
     return `<div class="problem"><p class="what"><span class="why">${esc(p.message ?? p.reason)}</span> <code class="muted">${esc(`${p.stage}/${p.reason}`)}</code>${hosts}${count}</p>${fix}</div>`;
   }).join('\n');
   const rows = r.targets.map((t) => targetRow(r, t, stages, now)).join('\n');
-  return `<section class="reg ${r.state}" data-registry="${esc(r.registry)}">
-<header><span class="pill ${r.state}">${STATE_MARK[r.state]} ${r.state}</span><h3><code>${esc(r.registry)}</code></h3><span class="tally">${esc(tally)}</span></header>
-${problems ? `${problems}\n` : ''}<ul class="targets">
-${rows}
-</ul>
-</section>`;
+  const head = `<span class="pill ${r.state}">${STATE_MARK[r.state]} ${r.state}</span><h3><code>${esc(r.registry)}</code></h3><span class="tally">${esc(tally)}</span>`;
+  const body = `${problems ? `${problems}\n` : ''}<ul class="targets">\n${rows}\n</ul>`;
+  const attrs = `class="reg ${r.state}" data-registry="${esc(r.registry)}"`;
+  if (r.state === 'ok') return `<details ${attrs}${foldOk ? '' : ' open'}>\n<summary class="head">${head}</summary>\n${body}\n</details>`;
+  return `<section ${attrs}>\n<header class="head">${head}</header>\n${body}\n</section>`;
 }
 
 function targetRow(r: RegistryView, view: TargetView, stages: Stage[], now: number): string {

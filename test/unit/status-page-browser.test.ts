@@ -143,7 +143,7 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
       const { document } = (globalThis as unknown as Win);
       return {
       rows: Array.from(document.querySelectorAll('li.t')).map((li) => li.dataset['state'] ?? ''),
-      registries: Array.from(document.querySelectorAll('section.reg')).map((s) => [s.dataset['registry'] ?? '', s.classList[1] ?? '']),
+      registries: Array.from(document.querySelectorAll('.reg')).map((s) => [s.dataset['registry'] ?? '', s.classList[1] ?? '']),
       text: document.body.innerText,
       html: document.documentElement.outerHTML,
       headline: document.querySelector('#summary .headline')?.textContent ?? '',
@@ -188,7 +188,11 @@ test('the status page with 0 and with 200 targets fits 1280 and 390 px', async (
       try {
         assertFits(await layout(page), `${name} at ${width}px`);
         if (name === 'empty') assert.match(await page.innerText('#summary'), /No targets configured/);
-        else assert.equal(await page.locator('li.t').count(), 200);
+        else {
+          assert.equal(await page.locator('li.t').count(), 200);
+          assert.equal(await page.locator('li.t.failing:visible').count(), 6, 'every failing row in view');
+          assert.equal(await page.locator('li.t.ok:visible').count(), 24, 'healthy registries folded: only those with a failure show their ok rows');
+        }
         if (width === 390) await page.screenshot({ path: join(ARTIFACTS, `status-page-${name}-390.png`), fullPage: name === 'empty' });
       } finally {
         await page.close();

@@ -78,7 +78,7 @@ test('status page: banner, failing registries first, the fix once per registry, 
   assert.match(html, /<span class="pill failing">4 failing<\/span><span class="pill degraded">1 degraded<\/span><span class="pill pending">1 pending<\/span><span class="pill ok">5 ok<\/span>/);
   assert.match(html, /<dt>node<\/dt><dd>ip-10-0-3-17\.eu-west-1\.compute\.internal<\/dd>.*<dt>subnet<\/dt><dd>subnet-0a1b2c3d4e5f67890<\/dd>.*<dt>zone<\/dt><dd>eu-west-1b<\/dd>/s);
   assert.match(html, /failing since <time datetime="2026-11-29T09:07:00Z"[^>]*>1m ago<\/time>/, 'since the oldest ongoing failure began');
-  const sections = [...html.matchAll(/<section class="reg (\w+)" data-registry="([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+  const sections = [...html.matchAll(/<(?:section|details) class="reg (\w+)" data-registry="([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
   assert.deepEqual(sections, [
     `failing ${SCENE.harbor}`, 'failing ghcr.io', `degraded ${SCENE.ecr}`, 'pending registry.gitlab.com',
     'ok registry.k8s.io', 'ok docker.io', 'ok quay.io',
@@ -113,7 +113,7 @@ test('status page: no targets, and 200 targets', () => {
   const empty = renderStatusPage(new StatusStore().snapshot());
   assert.match(empty, /<p class="headline">No targets configured<\/p>/);
   assert.match(empty, /No changes since the agent started/);
-  assert.doesNotMatch(empty, /<section class="reg/);
+  assert.doesNotMatch(empty, /class="reg/);
 
   const many = manyStore(200).snapshot();
   const model = buildPageModel(many);
@@ -123,5 +123,8 @@ test('status page: no targets, and 200 targets', () => {
   assert.ok(model.registries.slice(0, 6).every((r) => r.state === 'failing'));
   const html = renderStatusPage(many);
   assert.equal(count(html, '<li class="t '), 200);
+  assert.equal(count(html, '<details class="reg ok"'), 34);
+  assert.equal(count(html, '<details class="reg ok" data-registry="registry-1.mirror.internal.example.org">'), 1, 'healthy registries folded at 200 targets');
+  assert.match(renderStatusPage(sceneStore().store.snapshot()), /<details class="reg ok" data-registry="quay\.io" open>/, 'and open with a few');
   assert.ok(html.length < 400_000, `page stays small: ${html.length} bytes`);
 });
