@@ -37,6 +37,10 @@ async function runCommand(command: string, rest: string[], io: Io): Promise<numb
       const { runReportCommand } = await import('./commands/report-command.js');
       return runReportCommand(rest, io);
     }
+    case 'why': {
+      const { runWhyCommand } = await import('./commands/why-command.js');
+      return runWhyCommand(rest, io);
+    }
     case 'version':
       if (rest.length > 0) throw new UsageError(`version: unexpected argument "${rest[0] ?? ''}"`, true);
       io.stdout(`${packageVersion()}\n`);
