@@ -12,7 +12,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { causeOf, type Cause, type Reason, type Stage } from '../diagnosis/catalog.js';
-import { parseTarget } from '../model/reference.js';
+import { parseTarget, type Target } from '../model/reference.js';
 import type { ProbeResult, StepResult } from '../model/types.js';
 
 const LINT_FAILING_DEFAULTS = [
@@ -178,9 +178,10 @@ export class AgentMetrics {
    * the first scrape. `pullprobe_registry_up` is deliberately left absent
    * until the first result: a pre-created 0 would read as "down".
    */
-  precreate(targets: readonly string[]): void {
-    for (const target of targets) {
-      const state = this.state(target, this.registryOf(target) ?? '');
+  precreate(targets: ReadonlyArray<string | Target>): void {
+    for (const t of targets) {
+      const target = typeof t === 'string' ? t : t.input;
+      const state = this.state(target, (typeof t === 'string' ? this.registryOf(t) : registryOfParsed(t)) ?? '');
       this.probes.inc({ registry: state.registry, target }, 0);
     }
   }
@@ -191,8 +192,8 @@ export class AgentMetrics {
    * a result for an unlisted target (a probe still in flight when a reload
    * removed it) is ignored instead of bringing its series back.
    */
-  setTargets(targets: readonly string[]): void {
-    this.configured = new Set(targets);
+  setTargets(targets: ReadonlyArray<string | Target>): void {
+    this.configured = new Set(targets.map((t) => (typeof t === 'string' ? t : t.input)));
     for (const target of [...this.targets.keys()]) {
       if (!this.configured.has(target)) this.forgetTarget(target);
     }
@@ -339,8 +340,12 @@ export function probeRegistry(result: ProbeResult): Registry {
 /** The registry host a target string names ("docker.io" for "nginx"), or null if it does not parse. */
 export function registryOfTarget(target: string): string | null {
   const p = parseTarget(target);
-  if (!p.ok) return null;
-  return p.target.kind === 'registry' ? p.target.registry : p.target.ref.registry;
+  return p.ok ? registryOfParsed(p.target) : null;
+}
+
+/** The registry host of a parsed target (the registry's namespace host for an image). */
+export function registryOfParsed(target: Target): string {
+  return target.kind === 'registry' ? target.registry : target.ref.registry;
 }
 
 function failureLabels(result: ProbeResult): FailureLabels | null {

@@ -124,8 +124,14 @@ async function endpointsOf(target: Target, env: ProbeEnvironment, log: Log): Pro
   return { endpoints: endpoints.length ? endpoints : [fallback], notes };
 }
 
-/** Probe one target (an image reference or a bare registry host). Never throws. */
-export async function probeTarget(input: string, env: ProbeEnvironment, opts: ProbeOptions = {}): Promise<ProbeResult> {
+/**
+ * Probe one target (an image reference or a bare registry host). Never
+ * throws. A string is parsed here, once (its reference step); a Target the
+ * caller already parsed (the agent's configuration) travels as it is and
+ * `result.target` is its `input`.
+ */
+export async function probeTarget(target: string | Target, env: ProbeEnvironment, opts: ProbeOptions = {}): Promise<ProbeResult> {
+  const input = typeof target === 'string' ? target : target.input;
   const clock = opts.clock ?? realClock;
   const t0 = clock.now();
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -142,18 +148,18 @@ export async function probeTarget(input: string, env: ProbeEnvironment, opts: Pr
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   if (opts.signal?.aborted) controller.abort();
   try {
-    return await probeWithin(input, env, opts, ctx, controller, t0, timeoutMs);
+    return await probeWithin(input, typeof target === 'string' ? null : target, env, opts, ctx, controller, t0, timeoutMs);
   } finally {
     opts.signal?.removeEventListener('abort', onOuterAbort);
   }
 }
 
 async function probeWithin(
-  input: string, env: ProbeEnvironment, opts: ProbeOptions, ctx: ProbeContext, controller: AbortController,
+  input: string, given: Target | null, env: ProbeEnvironment, opts: ProbeOptions, ctx: ProbeContext, controller: AbortController,
   t0: number, timeoutMs: number,
 ): Promise<ProbeResult> {
   const clock = ctx.clock;
-  const parsed = parseTarget(input, opts.kind);
+  const parsed = given !== null ? { ok: true as const, target: given } : parseTarget(input, opts.kind);
   const refSeconds = round((clock.now() - t0) / 1000);
   if (!parsed.ok) {
     const result = baseResult(input, null);
@@ -259,7 +265,7 @@ function finalPass(result: ProbeResult, secrets: Secrets): ProbeResult {
 }
 
 /** Probe several targets with bounded concurrency; results keep the input order. */
-export async function probeTargets(inputs: string[], env: ProbeEnvironment, opts: ProbeOptions = {}, concurrency = 4): Promise<ProbeResult[]> {
+export async function probeTargets(inputs: ReadonlyArray<string | Target>, env: ProbeEnvironment, opts: ProbeOptions = {}, concurrency = 4): Promise<ProbeResult[]> {
   const results: ProbeResult[] = new Array(inputs.length);
   let next = 0;
   const worker = async (): Promise<void> => {

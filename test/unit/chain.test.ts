@@ -76,6 +76,19 @@ function certsD(port: number, toml: string, files: Record<string, string> = {}):
 }
 
 describe('probe chain', () => {
+  test('a Target parsed by the caller travels as it is: its input labels the result, nothing is parsed again', async () => {
+    const f = await registry();
+    const parsed = parseTarget(`127.0.0.1:${f.port}/team/app:v1`);
+    assert.ok(parsed.ok);
+    // Parsed again, this label would be an invalid reference.
+    const target = { ...parsed.target, input: 'Team App (configured)' };
+    const r = await probeTarget(target, env(), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.equal(r.target, 'Team App (configured)');
+    assert.equal(r.image, `127.0.0.1:${f.port}/team/app:v1`);
+    assert.deepEqual(r.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
+  });
+
   test('every stage in order against an anonymous registry; IP literal needs no DNS query', async () => {
     const f = await registry();
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: new TokenCache() });

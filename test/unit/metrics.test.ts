@@ -213,3 +213,13 @@ test('promtool check metrics is clean on real output (default metrics included)'
   const perProbe = await promtoolCheck(await probeRegistry(failResult('tcp_refused')).metrics());
   assert.equal(perProbe.code, 0, perProbe.output);
 });
+
+test('a parsed Target labels its series with its own registry: the target string is not parsed again', async () => {
+  const m = new AgentMetrics({ defaultMetrics: false });
+  // As a string, "mirror-label" would parse as the image docker.io/library/mirror-label.
+  m.setTargets([{ kind: 'registry', input: 'mirror-label', registry: 'r.example', endpoint: 'r.example' }, T]);
+  const text = await m.text();
+  assert.equal(sample(text, 'pullprobe_probes_total{registry="r.example",target="mirror-label"}'), 0);
+  assert.equal(sample(text, `pullprobe_probes_total{registry="${R}",target="${T}"}`), 0);
+  assert.equal(m.record('mirror-label', okResult('mirror-label'), 1), true, 'the parsed target counts as configured');
+});
