@@ -91,8 +91,8 @@ function banner(snap: StatusSnapshot, m: PageModel, refresh: number): string {
     if (m.okSince !== null) since = `ok since ${when(m.okSince, now)}`;
   }
   const pills = (['failing', 'degraded', 'pending', 'ok'] as const)
-    .filter((s) => m.counts[s] > 0 || s === 'ok' || (s === 'failing' && m.total > 0))
-    .map((s) => `<span class="pill ${m.counts[s] > 0 ? s : ''}">${m.counts[s]} ${s}</span>`)
+    .filter((s) => m.total > 0 && (m.counts[s] > 0 || s === 'ok' || s === 'failing'))
+    .map((s) => `<span class="pill${m.counts[s] > 0 ? ` ${s}` : ''}">${m.counts[s]} ${s}</span>`)
     .join('');
   const node = snap.node;
   const where = [
@@ -109,7 +109,7 @@ function banner(snap: StatusSnapshot, m: PageModel, refresh: number): string {
   ].filter(Boolean).join(' · ');
   return `<header class="banner ${state}" id="summary">
 <p class="headline">${esc(headline)}</p>
-<div class="counts">${pills}</div>
+${pills ? `<div class="counts">${pills}</div>` : ''}
 <dl class="where">${where}</dl>
 <div class="meta">${meta}</div>
 </header>`;

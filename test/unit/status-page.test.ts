@@ -114,6 +114,20 @@ test('status page: no targets, and 200 targets', () => {
   assert.match(empty, /<p class="headline">No targets configured<\/p>/);
   assert.match(empty, /No changes since the agent started/);
   assert.doesNotMatch(empty, /class="reg/);
+  assert.doesNotMatch(empty, /class="pill/, 'no counts of nothing');
+
+  let now = Date.parse('2026-11-29T10:00:00Z');
+  const healthy = new StatusStore({ wallNow: () => now });
+  healthy.setTargets([G, 'quay.io']);
+  healthy.update(G, chainResult(G, 'ghcr.io', { fail: 'tcp_timeout' }));
+  healthy.update('quay.io', chainResult('quay.io', 'quay.io'));
+  now += 120_000;
+  healthy.update(G, chainResult(G, 'ghcr.io'));
+  now += 60_000;
+  const ok = renderStatusPage(healthy.snapshot());
+  assert.match(ok, /<header class="banner ok" id="summary">\n<p class="headline">✓ All registries reachable<\/p>/);
+  assert.match(ok, /<span class="pill">0 failing<\/span><span class="pill ok">2 ok<\/span>/);
+  assert.match(ok, /ok since <time datetime="2026-11-29T10:02:00Z"[^>]*>1m ago<\/time>/, 'since the last change');
 
   const many = manyStore(200).snapshot();
   const model = buildPageModel(many);
