@@ -47,6 +47,7 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1280, height: 900 },
+    timeout: 60_000,
   });
   // Nothing but the agent on loopback: any other request is refused and remembered.
   await context.route('**/*', (route) => {
