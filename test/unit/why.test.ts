@@ -258,3 +258,23 @@ test('listing secrets across namespaces forbidden: says it could not check', asy
   assert.match(s?.problem ?? '', /could not check the other namespaces/);
   assert.match(r.err, /could not look for secret lost in other namespaces/);
 });
+
+test('--probe: the image is probed with the pod secrets in memory, and the output says the network is not the node\'s', async () => {
+  const image = 'registry.lab.test/app/api:v2.5.1';
+  putPod({ name: 'probed', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), sa: 'puller' });
+  const seen: Array<{ image: string; user: string | undefined; hasPassword: boolean }> = [];
+  let out = '';
+  const io: WhyIo = {
+    stdout: (s) => { out += s; }, stderr: () => {}, isTTY: false, env, now: () => NOW,
+    probe: async (img, auths) => {
+      const e = auths?.entries.find((x) => x.host === 'registry.lab.test');
+      seen.push({ image: img, user: e?.username, hasPassword: e?.password === CANARY });
+      return { target: img, image: img, registry: 'registry.lab.test', ok: false, stage: 'auth', reason: 'auth_rejected', cause: 'credentials', host: 'registry.lab.test', message: `rejected ${CANARY}`, hint: null, degraded: false, seconds: 0, steps: [] };
+    },
+  };
+  assert.equal(await runWhyCommand(['probed', '-n', 'prod', '--probe', '--kubectl', KUBECTL], io), 1);
+  assert.deepEqual(seen, [{ image, user: 'robot', hasPassword: true }]);
+  assert.match(out, /Probe from here .*auth\/auth_rejected/);
+  assert.match(out, /reachability from here is not the node's/);
+  assert.ok(!out.includes(CANARY), 'a secret echoed by the probe was masked');
+});
