@@ -4,13 +4,12 @@
  * reported at once.
  */
 import { editDistance } from '../shared/edit-distance.js';
+import { isPlainObject } from '../shared/guards.js';
 import { formatDuration, parseDurationDetailed } from '../shared/duration.js';
 
 export type Obj = Record<string, unknown>;
 
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export const isObj: (v: unknown) => v is Obj = isPlainObject;
 
 /** A value echoed in a message: JSON-quoted and cut at 80 characters (a 1 MiB value is not repeated back). */
 export function quote(s: string): string {

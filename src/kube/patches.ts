@@ -8,6 +8,7 @@
  */
 import type { Cause, Reason, Stage } from '../diagnosis/catalog.js';
 import type { ProbeResult } from '../model/types.js';
+import { rfc3339 } from '../shared/rfc3339.js';
 
 export const ANNOTATION_KEY = 'pullprobe.dev/status';
 export const CONDITION_TYPE = 'RegistryReachable';
@@ -92,10 +93,7 @@ export function verdictsFromResults(results: readonly ProbeResult[]): Record<str
   return out;
 }
 
-/** Epoch ms → RFC 3339 with second precision (as metav1.Time serialises). */
-export function rfc3339(epochMs: number): string {
-  return new Date(epochMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export { rfc3339 };
 
 /**
  * The annotation value: compact JSON with a fixed key order and registries

@@ -12,6 +12,7 @@ import type { Credential } from '../model/types.js';
 import { DOCKER_HUB, isDockerHubHost } from '../model/reference.js';
 import { labelMatch } from './label-glob.js';
 import { DockerConfigError, FileUnreadableError } from '../shared/errors.js';
+import { isPlainObject } from '../shared/guards.js';
 
 /** ConfigError: the name this module first gave DockerConfigError. */
 export { DockerConfigError, DockerConfigError as ConfigError };
@@ -35,9 +36,7 @@ export interface DockerAuths {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-function isObject(v: Json | undefined): v is { [k: string]: Json } {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isObject = (v: Json | undefined): v is { [k: string]: Json } => isPlainObject(v);
 
 const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const RAW_BASE64 = /^[A-Za-z0-9+/]*$/;

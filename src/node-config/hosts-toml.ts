@@ -14,6 +14,8 @@ import { parse, TomlError } from 'smol-toml';
 import { DOCKER_HUB, DOCKER_HUB_ENDPOINT } from '../model/reference.js';
 import { parseGoDuration } from '../shared/go-duration.js';
 import { HostsTomlError } from '../shared/errors.js';
+import { splitHostPort } from '../shared/host-port.js';
+import { isPlainObject } from '../shared/guards.js';
 
 export { HostsTomlError };
 
@@ -72,7 +74,8 @@ export interface HostsConfig {
 }
 
 type Table = Record<string, unknown>;
-const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+/** A TOML table: smol-toml gives dates as Date objects, which are values, not tables. */
+const isTable = (v: unknown): v is Table => isPlainObject(v) && !(v instanceof Date);
 const HOST_KEYS = new Set(['capabilities', 'ca', 'client', 'skip_verify', 'override_path', 'header', 'dial_timeout']);
 const ROOT_KEYS = new Set([...HOST_KEYS, 'server', 'host']);
 
@@ -242,14 +245,6 @@ export interface ResolveHostsOptions extends HostsOptions {
   rejectHostless?: boolean;
 }
 
-/** Go net.SplitHostPort, leniently: "[::1]:5000", "reg:5000", or a bare host (unbracketed IPv6 "::1" has no port). */
-function splitHostPort(hostPort: string): { host: string; port: string } {
-  const bracket = /^\[([^\]]*)\](?::(\d*))?$/.exec(hostPort);
-  if (bracket) return { host: bracket[1] ?? '', port: bracket[2] ?? '' };
-  const colon = hostPort.indexOf(':');
-  if (colon === -1 || colon !== hostPort.lastIndexOf(':')) return { host: hostPort, port: '' };
-  return { host: hostPort.slice(0, colon), port: hostPort.slice(colon + 1) };
-}
 
 /** containerd docker.IsLocalhost: "localhost" or a loopback IP (127.0.0.0/8, ::1). */
 const isLocalhost = (host: string): boolean => host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';

@@ -30,6 +30,7 @@
  *   strings, "unknown" last). Node name lists are sorted.
  */
 import { CAUSES, STAGES, isReason, type Cause, type Reason, type Stage } from '../diagnosis/catalog.js';
+import { isPlainObject } from '../shared/guards.js';
 import { ANNOTATION_KEY, ANNOTATION_VERSION, type AnnotationState, type RegistryState } from '../kube/patches.js';
 
 export const VERDICTS = ['ok', 'subnet-wide', 'isolated', 'cluster-wide', 'stale'] as const;
@@ -64,9 +65,9 @@ export const STALE_FACTOR = 3;
 
 /** The node objects of a NodeList or a single Node, or why the input is neither. */
 export function nodeItems(json: unknown): { ok: true; items: unknown[] } | { ok: false; error: string } {
-  if (isObject(json)) {
+  if (isPlainObject(json)) {
     if (Array.isArray(json['items'])) return { ok: true, items: json['items'] };
-    if (json['kind'] === 'Node' || (json['kind'] === undefined && isObject(json['metadata']))) {
+    if (json['kind'] === 'Node' || (json['kind'] === undefined && isPlainObject(json['metadata']))) {
       return { ok: true, items: [json] };
     }
     if (typeof json['kind'] === 'string') {
@@ -85,11 +86,11 @@ interface ParsedNode {
 type ParseOutcome = { ok: true; node: ParsedNode } | { ok: false; name: string; error: string | null };
 
 function parseNode(item: unknown, index: number, errors: string[]): ParseOutcome {
-  if (!isObject(item) || Array.isArray(item)) return { ok: false, name: `(item ${index})`, error: `item ${index} is not a Node object` };
-  const meta = isObject(item['metadata']) ? item['metadata'] : null;
+  if (!isPlainObject(item)) return { ok: false, name: `(item ${index})`, error: `item ${index} is not a Node object` };
+  const meta = isPlainObject(item['metadata']) ? item['metadata'] : null;
   const rawName = meta?.['name'];
   const name = typeof rawName === 'string' && rawName !== '' ? rawName : `(item ${index})`;
-  const annotations = meta && isObject(meta['annotations']) ? meta['annotations'] : null;
+  const annotations = meta && isPlainObject(meta['annotations']) ? meta['annotations'] : null;
   const raw = annotations?.[ANNOTATION_KEY];
   if (raw === undefined) return { ok: false, name, error: null };
   const fail = (why: string): ParseOutcome => ({ ok: false, name, error: `node ${name}: annotation ${ANNOTATION_KEY} ${why}` });
@@ -100,16 +101,16 @@ function parseNode(item: unknown, index: number, errors: string[]): ParseOutcome
   } catch {
     return fail('is not valid JSON');
   }
-  if (!isObject(value) || Array.isArray(value)) return fail('is not a JSON object');
+  if (!isPlainObject(value)) return fail('is not a JSON object');
   if (value['v'] !== ANNOTATION_VERSION) return fail(`has unsupported version v=${value['v'] === undefined ? 'absent' : JSON.stringify(value['v'])}`);
   const at = value['at'];
   const atMs = typeof at === 'string' ? Date.parse(at) : Number.NaN;
   if (!Number.isFinite(atMs)) return fail('has no valid "at" time');
   const regs = value['registries'];
-  if (!isObject(regs) || Array.isArray(regs)) return fail('has no "registries" object');
+  if (!isPlainObject(regs)) return fail('has no "registries" object');
   const registries: Record<string, RegistryState> = {};
   for (const [registry, entry] of Object.entries(regs)) {
-    if (!isObject(entry) || typeof entry['ok'] !== 'boolean') {
+    if (!isPlainObject(entry) || typeof entry['ok'] !== 'boolean') {
       errors.push(`node ${name}: registry ${registry} entry has no boolean "ok"; ignored`);
       continue;
     }
@@ -260,6 +261,4 @@ export function compareSubnets(a: string, b: string): number {
   return compareStrings(a, b);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null;
-}
+

@@ -10,6 +10,7 @@ import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tcpReasonForCode } from '../../net/error-codes.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { TcpAddressResult, TcpDetail } from '../../model/step-detail.js';
+import { joinHostPort } from '../../shared/host-port.js';
 export type { TcpAddressResult, TcpDetail } from '../../model/step-detail.js';
 
 export interface TcpInput {
@@ -34,10 +35,7 @@ const TIMEOUT_CODE = 'ETIMEDOUT';
 
 const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.port, signal: o.signal });
 
-/** "host:port", with IPv6 literals in brackets. */
-export function joinHostPort(host: string, port: number): string {
-  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { joinHostPort };
 
 export const tcpStage = async function tcpStage(
   ctx: ProbeContext,
