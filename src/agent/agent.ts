@@ -14,6 +14,7 @@ import { resolveNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { loadEnvironment, type ProbeEnvironment } from '../node-config/environment.js';
 import { probeTarget } from '../probe/chain.js';
 import { TokenCache } from '../probe/token-cache.js';
+import { createProbeCaches } from '../probe/probe-caches.js';
 import type { ProbeResult } from '../model/types.js';
 import { loadInClusterConfig, TokenSource, type InClusterOptions } from '../kube/in-cluster.js';
 import { createKubeClient, type KubeClient } from '../kube/client.js';
@@ -67,6 +68,8 @@ export class Agent {
   private lastConfigText: string | null = null;
   private lastEnv: ProbeEnvironment;
   private envError: string | null = null;
+  /** Index summaries and TLS contexts, kept for the agent's life (tokens: `tokens`). */
+  private readonly caches = createProbeCaches();
 
   private constructor(
     private readonly holder: ConfigHolder,
@@ -190,7 +193,7 @@ export class Agent {
       this.envError = msg;
     }
     return probeTarget(t.target, env, {
-      timeoutMs, kind: t.kind, tokenCache: this.tokens, log: this.log,
+      timeoutMs, kind: t.kind, caches: this.caches, tokenCache: this.tokens, log: this.log,
       ...(signal ? { signal } : {}),
     });
   }

@@ -10,7 +10,7 @@
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { Reason } from '../diagnosis/catalog.js';
-import { secureContextFor } from '../node-config/trust.js';
+import { SecureContextCache } from '../node-config/trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
 import type { HeaderMap } from './registry-errors.js';
 
@@ -24,6 +24,8 @@ export interface DispatcherOptions {
   bodyTimeoutMs: number;
   /** Hostnames whose certificate is not verified (hosts.toml skip_verify). */
   skipVerify?: Set<string>;
+  /** Where the SecureContext for `ca` is kept (the probe's caches); default: built for this dispatcher only. */
+  secureContexts?: SecureContextCache;
 }
 
 function normaliseHost(host: string): string {
@@ -58,7 +60,7 @@ export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
-  const base = { lookup, timeout: opts.connectTimeoutMs, ...(opts.ca.length > 0 ? { secureContext: secureContextFor(opts.ca) } : {}) };
+  const base = { lookup, timeout: opts.connectTimeoutMs, ...(opts.ca.length > 0 ? { secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca) } : {}) };
   const verified = buildConnector({ ...base, rejectUnauthorized: true });
   const unverified = buildConnector({ ...base, rejectUnauthorized: false });
   const skip = opts.skipVerify;

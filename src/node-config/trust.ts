@@ -60,28 +60,41 @@ export function loadTrust(caFiles: string[], readFile: ReadTextFile = fs.readFil
   return { ca, sources };
 }
 
-const byArray = new WeakMap<string[], tls.SecureContext>();
-const byContent = new Map<string, tls.SecureContext>();
-const MAX_CONTEXTS = 8;
-
 /**
  * One SecureContext per trust set, shared by the TLS stage and the HTTP
  * client: building one from ~150 roots costs tens of milliseconds of CPU,
  * which per connection made the agent CPU-bound (found by npm run bench).
- * Keyed by content, since the agent re-reads the CA files on every probe.
+ * Keyed by content, since the agent re-reads the CA files on every probe;
+ * at most `maxEntries` trust sets are kept, the oldest dropped first. The
+ * owner (the agent, one CLI run, a test) decides its lifetime.
  */
-export function secureContextFor(ca: string[]): tls.SecureContext {
-  const hit = byArray.get(ca);
-  if (hit) return hit;
-  const key = createHash('sha256').update(ca.join('\n')).digest('hex');
-  let sc = byContent.get(key);
-  if (!sc) {
-    sc = tls.createSecureContext({ ca });
-    byContent.set(key, sc);
-    if (byContent.size > MAX_CONTEXTS) byContent.delete(byContent.keys().next().value as string);
+export class SecureContextCache {
+  readonly #byArray = new WeakMap<string[], tls.SecureContext>();
+  readonly #byContent = new Map<string, tls.SecureContext>();
+  readonly #maxEntries: number;
+
+  constructor(opts: { maxEntries?: number } = {}) {
+    this.#maxEntries = Math.max(1, opts.maxEntries ?? 8);
   }
-  byArray.set(ca, sc);
-  return sc;
+
+  get(ca: string[]): tls.SecureContext {
+    const hit = this.#byArray.get(ca);
+    if (hit) return hit;
+    const key = createHash('sha256').update(ca.join('\n')).digest('hex');
+    let sc = this.#byContent.get(key);
+    if (!sc) {
+      sc = tls.createSecureContext({ ca });
+      this.#byContent.set(key, sc);
+      if (this.#byContent.size > this.#maxEntries) this.#byContent.delete(this.#byContent.keys().next().value as string);
+    }
+    this.#byArray.set(ca, sc);
+    return sc;
+  }
+
+  /** Trust sets held (by content). */
+  get size(): number {
+    return this.#byContent.size;
+  }
 }
 
 /** Where Debian/Ubuntu, RHEL/Fedora, SUSE and Alpine keep the system CA bundle; the first found is used. */

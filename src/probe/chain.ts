@@ -9,7 +9,8 @@
 import { causeOf, REASONS, type Reason, type Stage } from '../diagnosis/catalog.js';
 import { realClock, silentLog, type Clock, type Log, type ProbeContext, type ProbeResult, type ReferenceDetail } from '../model/types.js';
 import { parseTarget, type Target } from '../model/reference.js';
-import { TokenCache } from './token-cache.js';
+import type { TokenCache } from './token-cache.js';
+import { createProbeCaches, type ProbeCaches } from './probe-caches.js';
 import { credentialFor } from '../node-config/docker-config.js';
 import { loadTrust } from '../node-config/trust.js';
 import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from '../node-config/hosts-toml.js';
@@ -32,6 +33,9 @@ export interface ProbeOptions {
   kind?: 'image' | 'registry';
   /** Aborts the probe early (agent shutdown, scheduler overrun). */
   signal?: AbortSignal;
+  /** What is remembered between probes (tokens, index summaries, TLS contexts); its owner decides how long. Default: this call's own. */
+  caches?: ProbeCaches;
+  /** The token cache to use instead of `caches.tokens`. */
   tokenCache?: TokenCache;
   clock?: Clock;
   /** Stage timeouts and the deadline's safety net (real timers by default). */
@@ -51,8 +55,6 @@ const TIMEOUT_REASON: Record<Stage, Reason> = {
   manifest: 'http_timeout',
   runtime: 'runtime_unavailable',
 };
-
-const defaultTokenCache = new TokenCache();
 
 function baseResult(input: string, target: Target | null): ProbeResult {
   return {
@@ -184,10 +186,12 @@ async function probeWithin(
     : undefined;
   // Every credential and token the probe sends; scrubbed from the result before it leaves.
   const secrets = new Secrets().addCredential(credential);
+  const caches = opts.caches ?? createProbeCaches();
   const w: Walk = {
     ctx, env, steps: result.steps, current: { stage: 'dns' },
     opts: {
-      timeoutMs, checkPlatform: opts.checkPlatform ?? true, tokenCache: opts.tokenCache ?? defaultTokenCache,
+      timeoutMs, checkPlatform: opts.checkPlatform ?? true, tokenCache: opts.tokenCache ?? caches.tokens,
+      indexCache: caches.indexes, secureContexts: caches.tlsContexts,
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
       ...(credential ? { credential } : {}),
@@ -267,6 +271,8 @@ function finalPass(result: ProbeResult, secrets: Secrets): ProbeResult {
 /** Probe several targets with bounded concurrency; results keep the input order. */
 export async function probeTargets(inputs: ReadonlyArray<string | Target>, env: ProbeEnvironment, opts: ProbeOptions = {}, concurrency = 4): Promise<ProbeResult[]> {
   const results: ProbeResult[] = new Array(inputs.length);
+  // One set of caches for the whole run (the CLI's one per process) unless the caller owns one.
+  if (opts.caches === undefined) opts = { ...opts, caches: createProbeCaches() };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < inputs.length) {

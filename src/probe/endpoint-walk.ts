@@ -17,6 +17,8 @@ import { checkRealm, forbiddenRealmAddresses, isLinkLocalOrMetadata, refuseResol
 import type { Secrets } from './scrub.js';
 import { manifestStage } from './stages/manifest.js';
 import type { TokenCache } from './token-cache.js';
+import type { IndexCache } from './index-cache.js';
+import type { SecureContextCache } from '../node-config/trust.js';
 import type { Credential } from '../model/types.js';
 import type { ProbeEnvironment } from '../node-config/environment.js';
 
@@ -46,6 +48,10 @@ export interface WalkOptions {
   dnsPort?: number;
   checkPlatform: boolean;
   tokenCache: TokenCache;
+  /** Index summaries remembered between probes; absent: none. */
+  indexCache?: IndexCache;
+  /** TLS contexts by trust set; absent: built per connection. */
+  secureContexts?: SecureContextCache;
   credential?: Credential;
   /** Every credential and token sent during this probe, for scrubbing the result. */
   secrets?: Secrets;
@@ -147,6 +153,7 @@ async function reachHost(
     const first = tcp.detail.connected[0] ?? '';
     const out = await tlsStage(ctx, { host, address: first, port }, {
       ca: tls.ca, handshakeTimeoutMs: remainingMs(ctx), skipVerify: tls.skipVerify,
+      ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
     });
     const code = out.ok ? undefined : out.detail.error;
     if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
@@ -179,6 +186,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
   const budget = remainingMs(ctx);
   const dispatcher = createDispatcher({
     pinned, ca: ep.ca, connectTimeoutMs: budget, headersTimeoutMs: budget, bodyTimeoutMs: budget, skipVerify: skip,
+    ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
   });
   try {
     w.current = { stage: 'http', host: ep.endpoint };
@@ -252,7 +260,9 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
       reference: target.ref.digest ?? target.ref.tag ?? 'latest',
       ...(auth.authorization ? { authorization: auth.authorization } : {}),
       hasCredential: auth.credentialsSent ?? opts.credential !== undefined,
-    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform, reach });
+    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform, reach,
+      ...(opts.indexCache ? { indexCache: opts.indexCache } : {}),
+    });
     if (hopFailure !== null) return hopFailure; // its steps are recorded already
     w.steps.push(toStep('manifest', manifest));
     if (!manifest.ok) return { outcome: manifest, stage: 'manifest' };

@@ -35,6 +35,8 @@ export interface TokenCacheOptions {
   wallNow?: () => number;
   /** A token this close to expiry is treated as expired. Default 5 s. */
   marginSeconds?: number;
+  /** Most tokens kept; the oldest stored is dropped first. Default 1024. */
+  maxEntries?: number;
 }
 
 /** Token spec: expires_in defaults to 60 s when absent (pull-path-facts §1.4). */
@@ -57,10 +59,12 @@ export class TokenCache {
   readonly #entries = new Map<string, { token: string; expiresAt: number }>();
   readonly #wallNow: () => number;
   readonly #marginMs: number;
+  readonly #maxEntries: number;
 
   constructor(opts: TokenCacheOptions = {}) {
     this.#wallNow = opts.wallNow ?? Date.now;
     this.#marginMs = (opts.marginSeconds ?? 5) * 1000;
+    this.#maxEntries = Math.max(1, opts.maxEntries ?? 1024);
   }
 
   get(key: string): CachedToken | undefined {
@@ -86,7 +90,13 @@ export class TokenCache {
     const issued = typeof issuedAt === 'number' ? issuedAt : issuedAt ? Date.parse(issuedAt) : Number.NaN;
     if (Number.isFinite(issued)) expiresAt = Math.min(expiresAt, issued + ttl * 1000);
     if (expiresAt - this.#marginMs <= now) return; // already (nearly) expired: not worth keeping
+    this.#entries.delete(key); // re-stored: now the newest
     this.#entries.set(key, { token, expiresAt });
+    while (this.#entries.size > this.#maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.#entries.delete(oldest);
+    }
   }
 
   delete(key: string): void {

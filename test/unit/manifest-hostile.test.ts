@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import type { Agent } from 'undici';
 import { causeOf } from '../../src/diagnosis/catalog.js';
 import { createDispatcher } from '../../src/net/dispatcher.js';
-import { indexCache, manifestStage, MAX_MANIFEST, nearestTags, type ManifestDetail, type ManifestOptions } from '../../src/probe/stages/manifest.js';
+import { manifestStage, MAX_MANIFEST, nearestTags, type ManifestDetail, type ManifestOptions } from '../../src/probe/stages/manifest.js';
 import { IndexCache } from '../../src/probe/index-cache.js';
 import { parseBoundedJson } from '../../src/net/bounded-json.js';
 import { matchPlatform, parsePlatform, platformRank, summarizeIndex } from '../../src/model/platform.js';
@@ -44,6 +44,8 @@ async function plain(): Promise<FakeRegistry> {
 }
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
+/** This file's index cache, as the agent owns one: passed to every manifest stage below. */
+const indexCache = new IndexCache();
 
 async function probe(
   endpoint: string, repo: string, ref: string, o: Partial<ManifestOptions> & { authorization?: string; d?: Agent } = {},
@@ -52,7 +54,7 @@ async function probe(
   return manifestStage(ctxFor(), {
     endpoint, repository: repo, reference: ref, hasCredential: authorization !== undefined, scheme: 'http',
     ...(authorization ? { authorization } : {}),
-  }, { dispatcher: d ?? dispatcher(), timeoutMs: 5000, platform: amd64, ...manifest });
+  }, { dispatcher: d ?? dispatcher(), timeoutMs: 5000, platform: amd64, indexCache, ...manifest });
 }
 
 /** Store `body` as the index behind tag `tag` (its digest is the sha256 of the bytes). */

@@ -9,6 +9,7 @@ import { matchPlatform, parsePlatform } from '../../src/model/platform.js';
 import { authStage, type AuthOutcome } from '../../src/probe/stages/auth.js';
 import { httpStage } from '../../src/probe/stages/http.js';
 import { TokenCache, tokenCacheKey } from '../../src/probe/token-cache.js';
+import { IndexCache } from '../../src/probe/index-cache.js';
 import { realClock, silentLog, type Credential, type ProbeContext, type StageOutcome } from '../../src/model/types.js';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeTime, settle, track } from '../support/fake-time.js';
@@ -60,6 +61,8 @@ function dispatcher(extra: { ca?: string[]; skipVerify?: Set<string>; pinned?: M
 }
 
 const platform = { os: 'linux', architecture: 'amd64' };
+/** Index summaries remembered across this file's walks, as the agent keeps one cache. */
+const indexes = new IndexCache();
 const endpointOf = (f: FakeRegistry): string => `registry.test:${f.port}`;
 
 /** The registry part of the chain: /v2/ → auth → manifest; stops at the first failure. */
@@ -79,7 +82,7 @@ async function walk(f: FakeRegistry, repo: string | null, ref: string, o: {
   steps.push(authStep);
   if (!auth.ok || repo === null) return { last: authStep, steps };
   const m = await manifestStage(ctx, { endpoint, repository: repo, reference: ref, hasCredential: !!o.credential, scheme: f.scheme, ...(authorization ? { authorization } : {}) },
-    { dispatcher: d, timeoutMs, platform, ...o.manifest });
+    { dispatcher: d, timeoutMs, platform, indexCache: indexes, ...o.manifest });
   steps.push(m);
   return { last: m, steps };
 }
@@ -467,4 +470,16 @@ describe('platform and tags helpers', () => {
     assert.deepEqual(nearestTags('lates', ['latest', 'v1', 'stable', 'last']), ['latest', 'last', 'stable']);
     assert.deepEqual(nearestTags('x', []), []);
   });
+});
+
+test('token cache is bounded: past maxEntries the oldest stored token is dropped, a re-stored one counts as new', () => {
+  const c = new TokenCache({ wallNow: () => 0, maxEntries: 2 });
+  c.set('a', 'ta', 60);
+  c.set('b', 'tb', 60);
+  c.set('a', 'ta2', 60);
+  c.set('c', 'tc', 60);
+  assert.equal(c.size, 2);
+  assert.equal(c.get('b'), undefined, 'b was the oldest');
+  assert.equal(c.get('a')?.token, 'ta2');
+  assert.equal(c.get('c')?.token, 'tc');
 });

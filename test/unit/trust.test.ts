@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadEnvironment } from '../../src/node-config/environment.js';
-import { loadNodeTrust, secureContextFor } from '../../src/node-config/trust.js';
+import { loadNodeTrust, SecureContextCache } from '../../src/node-config/trust.js';
 import { tlsStage } from '../../src/probe/stages/tls.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, type TestCA } from '../support/certs.js';
@@ -92,7 +92,20 @@ test('the CA set is built once per trust set: re-reading unchanged files returns
   const a = envOf(root).ca;
   const b = envOf(root).ca;
   assert.equal(a, b, 'same array, so the shared SecureContext is found without hashing');
-  assert.equal(secureContextFor(a), secureContextFor(b));
+  const contexts = new SecureContextCache();
+  assert.equal(contexts.get(a), contexts.get(b));
   put(root, '/etc/ssl/cert.pem', `${ca.cert}\n${tls.rootCertificates[1] ?? ''}`);
   assert.notEqual(envOf(root).ca, a, 'changed content: a new set');
+});
+
+test('TLS contexts: one per trust set in a cache, bounded, and never shared between two owners', () => {
+  const a = [...tls.rootCertificates.slice(0, 2)];
+  const b = [...tls.rootCertificates.slice(2, 4)];
+  const contexts = new SecureContextCache({ maxEntries: 1 });
+  const first = contexts.get(a);
+  assert.equal(contexts.get([...a]), first, 'same content, another array: the same context');
+  contexts.get(b);
+  assert.equal(contexts.size, 1);
+  assert.notEqual(contexts.get([...a]), first, 'a was dropped for b and built again');
+  assert.notEqual(new SecureContextCache().get(a), new SecureContextCache().get(a), 'each owner builds its own');
 });

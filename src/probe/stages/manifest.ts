@@ -11,7 +11,7 @@ import { remainingMs, stageTimer, type StageTimer } from '../../net/deadline.js'
 import { classifyTransportError, type SendResult } from '../../net/dispatcher.js';
 import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type PlatformMatch } from '../../model/platform.js';
 import { parseBoundedJson } from '../../net/bounded-json.js';
-import { IndexCache } from '../index-cache.js';
+import type { IndexCache } from '../index-cache.js';
 import { sendFollowing, type FollowResult, type ReachHost } from '../manifest-fetch.js';
 import { nearestTags } from '../tag-suggestions.js';
 import { editDistance } from '../../shared/edit-distance.js';
@@ -65,6 +65,8 @@ export interface ManifestOptions {
   checkPlatform?: boolean;
   /** Makes a redirect's new host reachable (the chain's DNS/TCP/TLS hop). Absent: dial it directly. */
   reach?: ReachHost;
+  /** Platform summaries of indexes already read, by digest (the probe's caches). Absent: nothing remembered. */
+  indexCache?: IndexCache;
 }
 
 export function isDigest(reference: string): boolean {
@@ -214,9 +216,6 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
   return s.fail('manifest_unknown', missing, hint);
 }
 
-/** Platform summaries of indexes already read, by digest (bounded: see index-cache.ts). */
-export const indexCache = new IndexCache();
-
 /** "[a, b, c, and 12 more]" */
 function platformList(listed: string[], total: number): string {
   const more = total - listed.length;
@@ -249,7 +248,7 @@ async function checkPlatform(
   const want = formatPlatform(opts.platform);
   s.detail.platform = want;
   const ref = s.digest ?? input.reference;
-  const known = s.digest !== undefined ? indexCache.get(s.digest) : undefined;
+  const known = s.digest !== undefined ? opts.indexCache?.get(s.digest) : undefined;
   const knownMatch = known !== undefined ? matchSummary(known, opts.platform) : undefined;
   if (knownMatch !== undefined) {
     s.detail.indexCached = true;
@@ -293,6 +292,6 @@ async function checkPlatform(
   }
   if (remainingMs(ctx) <= 0) return s.fail('http_timeout', `${what}: context deadline exceeded`);
   if (known) for (const [k, v] of known.matched) if (!summary.matched.has(k)) summary.matched.set(k, v);
-  if (s.digest !== undefined) indexCache.set(s.digest, summary);
+  if (s.digest !== undefined) opts.indexCache?.set(s.digest, summary);
   return platformVerdict(matchSummary(summary, opts.platform) ?? { available: [], platformCount: 0 }, input, s, want);
 }

@@ -13,7 +13,7 @@ import { REASONS, type Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
-import { secureContextFor } from '../../node-config/trust.js';
+import { SecureContextCache } from '../../node-config/trust.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { TlsDetail } from '../../model/step-detail.js';
 export type { TlsChainEntry, TlsDetail } from '../../model/step-detail.js';
@@ -36,6 +36,8 @@ export interface TlsOptions {
   /** Record the certificate but accept any problem (insecure registries). */
   skipVerify?: boolean;
   connect?: TlsConnect;
+  /** Where the SecureContext for `ca` is kept (the probe's caches); default: built for this handshake only. */
+  secureContexts?: SecureContextCache;
 }
 
 interface Verdict {
@@ -140,7 +142,7 @@ function handshake(
         host: address,
         port,
         ...(net.isIP(name) ? {} : { servername: name }),
-        secureContext: secureContextFor(opts.ca),
+        secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca),
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined, // decided in verify(), in Go's order
       });
