@@ -33,7 +33,7 @@ export const REASONS = {
   },
   dns_nxdomain: {
     stage: 'dns', cause: 'network', message: 'no such host',
-    hint: "Registry DNS not resolving on the node: check the host name, the node's /etc/resolv.conf and the VPC/private DNS zone configuration.",
+    hint: "Registry DNS not resolving on the node: check the host name, the node's resolv.conf and the VPC/private DNS zone configuration.",
   },
   dns_no_answer: {
     stage: 'dns', cause: 'network', message: 'no such host',
@@ -45,7 +45,7 @@ export const REASONS = {
   },
   dns_refused: {
     stage: 'dns', cause: 'network', message: 'server misbehaving',
-    hint: "The node's nameserver refused the query (REFUSED): check that the resolver in /etc/resolv.conf serves this node's subnet and allows recursion.",
+    hint: "The node's nameserver refused the query (REFUSED): check that the resolver in the node's resolv.conf serves this node's subnet and allows recursion.",
   },
   dns_timeout: {
     stage: 'dns', cause: 'network', message: 'context deadline exceeded',
@@ -53,7 +53,7 @@ export const REASONS = {
   },
   dns_unreachable: {
     stage: 'dns', cause: 'network', message: 'connection refused',
-    hint: "The nameserver in /etc/resolv.conf is unreachable (ICMP unreachable): check the resolver address, that it listens on port 53, and the route to it.",
+    hint: "The nameserver in the node's resolv.conf is unreachable (ICMP unreachable): check the resolver address, that it listens on port 53, and the route to it.",
   },
   tcp_refused: {
     stage: 'tcp', cause: 'network', message: 'connection refused',

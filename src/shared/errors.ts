@@ -96,7 +96,7 @@ export class ReportInputError extends PullprobeError {
   readonly code = ERROR_CODES.reportInput;
 }
 
-/** The probe's deadline passed (the seed's "context deadline exceeded"). */
+/** The probe's deadline passed (Go's "context deadline exceeded", as the runtime words it). */
 export class DeadlineError extends PullprobeError {
   override readonly name = 'DeadlineError';
   readonly code = ERROR_CODES.deadline;

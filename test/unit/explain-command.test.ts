@@ -160,3 +160,20 @@ test('real process: a 3 MiB file on stdin is read up to 1 MiB, with a note on st
     closeSync(fd);
   }
 });
+
+test('DNS hints name "the node\'s resolv.conf", not a fixed /etc/resolv.conf (the node may use another file)', async () => {
+  for (const reason of ['dns_nxdomain', 'dns_refused', 'dns_unreachable'] as const) {
+    assert.doesNotMatch(REASONS[reason].hint, /\/etc\/resolv\.conf/, reason);
+    assert.match(REASONS[reason].hint, /the node's resolv\.conf/, reason);
+  }
+  const r = await run(['explain', '--json', 'dial tcp: lookup registry.example.com on 10.96.0.10:53: no such host']);
+  assert.equal(JSON.parse(r.out).reason, 'dns_nxdomain');
+  assert.match(JSON.parse(r.out).hint, /the node's resolv\.conf/);
+});
+
+test('no user-facing text says "seed": reason messages, hints and CLI help', async () => {
+  for (const [reason, info] of Object.entries(REASONS)) assert.doesNotMatch(`${info.message} ${info.hint}`, /\bseed/i, reason);
+  for (const argv of [['--help'], ['probe', '--help'], ['explain', '--help'], ['agent', '--help'], ['report', '--help']]) {
+    assert.doesNotMatch((await run(argv)).out, /\bseed/i, argv.join(' '));
+  }
+});
