@@ -206,7 +206,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         const bad = forbiddenRealmAddresses(addresses);
         if (bad.length === 0) return null;
         const r = refuseResolvedRealm(realm, ep.endpoint, bad);
-        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer' as const, realm: r.display, realmHost: r.host } };
+        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer' as const, ...(r.display !== undefined ? { realm: r.display } : {}), realmHost: r.host } };
         w.steps.push(toStep('auth', outcome));
         return { outcome, stage: 'auth' };
       };
