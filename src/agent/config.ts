@@ -50,6 +50,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface ConfigEnv {
   NODE_NAME?: string | undefined;
   LOG_LEVEL?: string | undefined;
+  /** The node's address (downward API status.hostIP): `${HOST_IP}` in `listen` stands for it. */
+  HOST_IP?: string | undefined;
   hostname: string;
 }
 
@@ -93,6 +95,17 @@ function parseListen(r: Reader, s: string): { host: string; port: number } {
   if (port < 1 || port > 65535) r.err('listen', `port must be 1..65535, got ${m[3]}`);
   if (m[1] !== undefined && isIP(host) !== 6) r.err('listen', `not an IPv6 address in brackets: ${JSON.stringify(host)}`);
   return { host, port };
+}
+
+/** `${HOST_IP}` in `listen` becomes the node's address (an IPv6 one in brackets). */
+function withHostIp(r: Reader, s: string, hostIp: string | undefined): string {
+  if (!s.includes('${HOST_IP}')) return s;
+  const ip = hostIp?.trim() ?? '';
+  if (isIP(ip) === 0) {
+    r.err('listen', `uses \${HOST_IP} but the environment variable HOST_IP is ${ip ? `not an IP address: ${JSON.stringify(ip.slice(0, 80))}` : 'not set'} (set it from the downward API: status.hostIP)`);
+    return s.replaceAll('${HOST_IP}', ''); // already an error; only the port is checked further
+  }
+  return s.replaceAll('${HOST_IP}', isIP(ip) === 6 ? `[${ip}]` : ip);
 }
 
 function validCidr(s: string): boolean {
@@ -238,7 +251,7 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
   }
   const root = r.section(parsed.value, '', KEYS.root);
 
-  const listen = parseListen(r, r.str(root, 'listen', '') ?? DEFAULTS.listen);
+  const listen = parseListen(r, withHostIp(r, r.str(root, 'listen', '') ?? DEFAULTS.listen, env.HOST_IP));
   const intervalMs = r.duration(root, 'interval', '', DEFAULTS.intervalMs, MIN_INTERVAL_MS);
   const timeoutMs = r.duration(root, 'timeout', '', DEFAULTS.timeoutMs, 0);
   if (timeoutMs > intervalMs) {
@@ -325,7 +338,7 @@ export interface LoadOptions {
 }
 
 export function defaultEnv(): ConfigEnv {
-  return { NODE_NAME: process.env.NODE_NAME, LOG_LEVEL: process.env.LOG_LEVEL, hostname: osHostname() };
+  return { NODE_NAME: process.env.NODE_NAME, LOG_LEVEL: process.env.LOG_LEVEL, HOST_IP: process.env.HOST_IP, hostname: osHostname() };
 }
 
 /** Read and parse; a read failure is one error `<path>: cannot read: ENOENT`. */
