@@ -180,7 +180,7 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     const cycles = totalRuns / list.length;
     out.push(`ready (first cycle done) after ${readySeconds.toFixed(1)} s; measured window ${wall.toFixed(1)} s, ` +
       `${totalRuns} periodic probes = ${num(cycles, 1)} cycles of ${list.length} targets`);
-    out.push('', table(['agent process (pid ' + pid + ')', 'after ready', `after ${num(cycles, 1)} cycles`, 'growth'], [
+    out.push('', table([`agent process (pid ${pid})`, 'after ready', `after ${num(cycles, 1)} cycles`, 'growth'], [
       ['RSS (MiB)', num(s0.rssKb / 1024, 1), num(s1.rssKb / 1024, 1), num((s1.rssKb - s0.rssKb) / 1024, 1)],
       ['peak RSS VmHWM (MiB)', num(s0.hwmKb / 1024, 1), num(s1.hwmKb / 1024, 1), num((s1.hwmKb - s0.hwmKb) / 1024, 1)],
       ['CPU user+sys (s)', num(s0.cpuSeconds), num(s1.cpuSeconds), num(s1.cpuSeconds - s0.cpuSeconds)],

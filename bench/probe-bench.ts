@@ -72,7 +72,7 @@ async function curlRuns(lab: Lab, c: Case, n: number): Promise<CurlRun[]> {
     MANIFEST_ACCEPT.join(', '), basic, realm, join(lab.dir, 'bench-bearer-header')], { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`curl loop failed in nodeA (exit ${r.code}): ${r.stderr.slice(-400)}`);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
-    const [code = '', nl = 0, conn = 0, app = 0, start = 0, tot = 0] = l.split(' ').map((x, i) => (i === 0 ? x : Number(x))) as [string, ...number[]];
+    const [code, nl = 0, conn = 0, app = 0, start = 0, tot = 0] = l.split(' ').map((x, i) => (i === 0 ? x : Number(x))) as [string, ...number[]];
     return { code, dns: nl, tcp: conn - nl, tls: app - conn, request: start - app, total: tot };
   });
 }
