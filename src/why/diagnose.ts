@@ -100,7 +100,7 @@ export async function diagnosePod(input: WhyInput): Promise<WhyOutcome> {
   }
 
   let node: unknown = null;
-  let nodeList: unknown | null = null;
+  let nodeList: unknown = null;
   if (pod.node !== null) {
     const n = await json(kubectl, ['get', 'node', pod.node]);
     if (n.ok) node = n.value;

@@ -36,7 +36,7 @@ export function kubectlRunner(opts: KubectlOptions = {}): Kubectl {
     const full = opts.context !== undefined ? [...args, '--context', opts.context] : args;
     return new Promise((resolve) => {
       execFile(file, full, { timeout: timeoutMs, maxBuffer: MAX_BUFFER, encoding: 'utf8', env: opts.env ?? process.env }, (err, stdout, stderr) => {
-        if (!err) return resolve({ ok: true, stdout });
+        if (!err) { resolve({ ok: true, stdout }); return; }
         const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
         const command = `\`${[file, ...args].join(' ')}\``;
         let message: string;

@@ -21,7 +21,7 @@ export interface NodeFinding {
   at: number | null;
 }
 
-export function nodeFinding(node: unknown, nodeList: unknown | null, registry: string, nowMs: number, heartbeatMs = DEFAULT_HEARTBEAT_MS): NodeFinding {
+export function nodeFinding(node: unknown, nodeList: unknown, registry: string, nowMs: number, heartbeatMs = DEFAULT_HEARTBEAT_MS): NodeFinding {
   const meta = isObj(node) && isObj(node['metadata']) ? node['metadata'] : {};
   const name = typeof meta['name'] === 'string' ? meta['name'] : '?';
   const annotations = isObj(meta['annotations']) ? meta['annotations'] : {};
