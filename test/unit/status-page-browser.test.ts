@@ -21,8 +21,8 @@ import { manyStore, SCENE, sceneStore } from './status-page-fixture.js';
 const CHROMIUM = process.env['PULLPROBE_CHROMIUM'] ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
 
-let context: BrowserContext;
-let profile: string;
+let context: BrowserContext | undefined;
+let profile: string | undefined;
 const servers: AgentServer[] = [];
 
 async function serve(store: StatusStore): Promise<string> {
@@ -109,6 +109,7 @@ async function layout(page: Page): Promise<Layout> {
 }
 
 async function open(url: string, width: number, scheme: 'light' | 'dark' = 'light'): Promise<Page> {
+  assert.ok(context, 'the browser did not start');
   const page = await context.newPage();
   await page.setViewportSize({ width, height: width < 600 ? 844 : 900 });
   await page.emulateMedia({ colorScheme: scheme });
@@ -158,8 +159,7 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
     assert.ok(dom.rows.slice(firstOther).every((s) => s !== 'failing'), 'no failing row after a healthy one');
     assert.deepEqual(dom.registries.slice(0, 2).map(([, s]) => s), ['failing', 'failing']);
     assert.deepEqual(dom.registries.slice(0, 2).map(([r]) => r).sort(), [SCENE.ghcr, SCENE.harbor].sort());
-    assert.equal(dom.registries[2]?.[0], SCENE.ecr, 'the degraded registry next');
-    assert.equal(dom.registries[2]?.[1], 'degraded');
+    assert.deepEqual(dom.registries[2], [SCENE.ecr, 'degraded'], 'the degraded registry next');
 
     for (const reason of ['dns_nxdomain', 'tls_expired'] as const) {
       const fix = reasonInfo(reason).hint;

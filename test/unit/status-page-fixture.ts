@@ -23,7 +23,7 @@ export interface ResultOpts {
 /** A result that walked the chain up to its failing stage (or to the end). */
 export function chainResult(target: string, registry: string, opts: ResultOpts = {}): ProbeResult {
   const failStage = opts.fail ? (reasonInfo(opts.fail).stage ?? 'http') : null;
-  const host = `${registry.includes(':') ? registry : `${registry}:443`}`;
+  const host = registry.includes(':') ? registry : `${registry}:443`;
   const steps: StepResult[] = [];
   for (const stage of CHAIN) {
     if (stage === 'manifest' && !target.includes('/')) break;

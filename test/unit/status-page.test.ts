@@ -33,8 +33,9 @@ test('status store: a failure that turns into another is a change from one to th
     { target: G, at: 1_000, fromSince: null, from: null, to: { state: 'failing', stage: 'tcp', reason: 'tcp_refused', message: 'connection refused' } },
   ], 'a first ok result is no change; a first failing one is');
   const ended = snap.recentFailures.find((f) => f.reason === 'tcp_refused');
-  assert.equal(ended?.clearedAt, 5_000);
-  assert.deepEqual(ended?.changedTo, { state: 'failing', stage: 'tls', reason: 'tls_expired', message: 'certificate has expired' });
+  assert.ok(ended);
+  assert.equal(ended.clearedAt, 5_000);
+  assert.deepEqual(ended.changedTo, { state: 'failing', stage: 'tls', reason: 'tls_expired', message: 'certificate has expired' });
   assert.equal(snap.recentFailures.find((f) => f.reason === 'tls_expired')?.changedTo, null, 'still going on');
 
   const html = renderStatusPage(snap);
