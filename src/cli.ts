@@ -5,7 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Io } from './commands/io.js';
+import { stdoutIsTTY, type Io } from './commands/io.js';
 import { COMMAND_HELP, USAGE, isCommandName, wantsHelp } from './commands/help.js';
 import { UsageError, isUserError } from './shared/errors.js';
 
@@ -102,14 +102,14 @@ if (isMain()) {
   main(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
-    isTTY: process.stdout.isTTY === true,
+    isTTY: stdoutIsTTY(),
     env: process.env,
   }).then(
     (code) => {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`pullprobe: internal error: ${(err as Error)?.message ?? String(err)}\n`);
+      process.stderr.write(`pullprobe: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 2;
     },
   );

@@ -74,7 +74,7 @@ async function explainStdin(stdin: StdinSource, io: Io, json: boolean): Promise<
     input = await stdin.read(MAX_INPUT_BYTES);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    io.stderr(`pullprobe: explain: cannot read stdin: ${typeof code === 'string' ? code : String((err as Error)?.message ?? err)}\n`);
+    io.stderr(`pullprobe: explain: cannot read stdin: ${typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
   if (input.text.trim() === '') {

@@ -13,3 +13,11 @@ export function useColor(io: Io): boolean {
   const noColor = io.env['NO_COLOR'];
   return io.isTTY && (noColor === undefined || noColor === '');
 }
+
+/**
+ * Whether stdout is a terminal. @types/node types `process.stdout` as a tty.WriteStream whose
+ * `isTTY` is always a boolean, but a pipe or a file has no `isTTY` at all: hence the wider type.
+ */
+export function stdoutIsTTY(stdout: { isTTY?: boolean } = process.stdout): boolean {
+  return stdout.isTTY === true;
+}

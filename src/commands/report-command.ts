@@ -84,7 +84,7 @@ export async function runReportCommand(argv: string[], io: ReportIo, opts: Repor
   const report = buildReport(json, now(), heartbeatMs);
   if (values.json) {
     io.stdout(JSON.stringify(report.rows, null, 2) + '\n');
-    writeNotes(report, io.stderr);
+    writeNotes(report, (s) => io.stderr(s));
   } else {
     io.stdout(formatReport(report, heartbeatMs));
     for (const e of report.errors) io.stderr(`pullprobe: ${e}\n`);
@@ -163,7 +163,7 @@ function runKubectl(file: string, args: string[], timeoutMs: number): Promise<st
         resolve(stdout);
         return;
       }
-      const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
+      const e = err; // an ExecFileException: code is the errno name, or the exit code when the process ran
       let why: string;
       if (e.code === 'ENOENT') why = `${file} not found (use --kubectl PATH, or pipe \`kubectl get nodes -o json\` into pullprobe report)`;
       else if (e.code === 'EACCES') why = `${file} is not executable`;
