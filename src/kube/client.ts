@@ -72,21 +72,21 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
   async function once(method: string, path: string, body: string | undefined, contentType: string | undefined,
     token: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string; retryAfter: string | null }> {
     const ac = new AbortController();
-    let timedOut = false;
-    const timer = timers.setTimeout(() => { timedOut = true; ac.abort(); }, timeoutMs);
+    // The timeout aborts with its own error as the reason, so the catch below can tell it from the caller's abort.
+    const timer = timers.setTimeout(() => { ac.abort(new KubeTimeoutError(`${method} ${path}: no answer within ${timeoutMs}ms`)); }, timeoutMs);
     const onAbort = (): void => ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     if (contentType) headers['content-type'] = contentType;
     try {
-      const res = await request(`${base}${path}`, { method: method as Dispatcher.HttpMethod, headers, body: body ?? null, dispatcher, signal: ac.signal });
+      const res = await request(`${base}${path}`, { method, headers, body: body ?? null, dispatcher, signal: ac.signal });
       const text = await res.body.text();
       const ra = res.headers['retry-after'];
       return { status: res.statusCode, text, retryAfter: typeof ra === 'string' ? ra : null };
     } catch (err) {
-      if (timedOut) throw new KubeTimeoutError(`${method} ${path}: no answer within ${timeoutMs}ms`);
+      if (ac.signal.reason instanceof KubeTimeoutError) throw ac.signal.reason;
       const code = (err as { code?: unknown } | null)?.code;
-      throw new KubeNetworkError(`${method} ${path}: ${typeof code === 'string' ? code : (err as Error)?.name ?? 'error'}`);
+      throw new KubeNetworkError(`${method} ${path}: ${typeof code === 'string' ? code : err instanceof Error ? err.name : 'error'}`);
     } finally {
       timers.clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

@@ -280,7 +280,7 @@ export class NodeWriter {
         if (this.attempt > 0) this.log.info({ output: job.output }, 'kubernetes writes recovered');
         this.attempt = 0;
       } catch (err) {
-        if (this.stopped) return;
+        if (this.abort.signal.aborted) return; // stop() ran during the write
         this.stats_.failures++;
         const permanent = !isRetryable(err) || (job.output === 'event' && err instanceof KubeApiError && err.status === 409);
         if (permanent) {
@@ -373,7 +373,7 @@ function seedFromNode(node: KubeNode | null): Record<string, RegistryState> {
   const raw = node?.metadata.annotations?.[ANNOTATION_KEY];
   if (!raw) return {};
   try {
-    const parsed = JSON.parse(raw) as { registries?: Record<string, Partial<RegistryState>> };
+    const parsed = JSON.parse(raw) as { registries?: Record<string, Partial<RegistryState> | null> };
     const out: Record<string, RegistryState> = {};
     for (const [name, r] of Object.entries(parsed.registries ?? {})) {
       if (typeof r?.ok !== 'boolean' || typeof r.since !== 'string') continue;
