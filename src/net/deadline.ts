@@ -51,13 +51,18 @@ export { DeadlineError };
 /** Resolve after ms, or reject when the signal aborts. */
 export function sleep(ms: number, signal: AbortSignal, timers: Timers = realTimers): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
+    if (signal.aborted) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the AbortSignal contract (as in node:timers/promises): reject with what abort() was given
+      reject(signal.reason);
+      return;
+    }
     const t = timers.setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
     const onAbort = (): void => {
       timers.clearTimeout(t);
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- as above: the signal's own reason
       reject(signal.reason);
     };
     signal.addEventListener('abort', onAbort, { once: true });

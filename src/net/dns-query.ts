@@ -184,7 +184,7 @@ function udpExchange(
     };
     const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
     const onAbort = (): void => finish({ kind: 'timeout' });
-    if (signal.aborted) return finish({ kind: 'timeout' });
+    if (signal.aborted) { finish({ kind: 'timeout' }); return; }
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const host = opts.server.split('%')[0] ?? opts.server;
@@ -201,7 +201,7 @@ function udpExchange(
       // callback, not to 'error': sending anyway would throw ERR_SOCKET_BAD_PORT.
       s.connect(opts.port, opts.server, (err) => {
         if (done) return;
-        if (err) return fail(err);
+        if (err) { fail(err); return; }
         try {
           s.send(query, (sendErr) => { if (sendErr) fail(sendErr); });
         } catch (sendErr) {
@@ -231,7 +231,7 @@ function tcpExchange(
     const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
     const closed = (): void => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } });
     const onAbort = (): void => finish({ kind: 'timeout' });
-    if (signal.aborted) return finish({ kind: 'timeout' });
+    if (signal.aborted) { finish({ kind: 'timeout' }); return; }
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const s = transport.connectTcp(opts.port, opts.server);
@@ -251,7 +251,7 @@ function tcpExchange(
           buf = buf.subarray(2 + len);
           let reply: DecodedPacket;
           try { reply = packet.decode(msg); } catch { continue; }
-          if (matches(reply, id, qname, opts.type)) return finish({ kind: 'reply', reply });
+          if (matches(reply, id, qname, opts.type)) { finish({ kind: 'reply', reply }); return; }
         }
       });
       s.on('end', closed);
