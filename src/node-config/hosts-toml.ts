@@ -82,7 +82,7 @@ const ROOT_KEYS = new Set([...HOST_KEYS, 'server', 'host']);
 export function parseHostsToml(text: string, file: string, opts: HostsOptions = {}): HostsConfig {
   let doc: Table;
   try {
-    doc = parse(text) as Table;
+    doc = parse(text);
   } catch (err) {
     // smol-toml's message quotes the offending line, which may hold a header secret.
     const at = err instanceof TomlError ? ` at line ${err.line} column ${err.column}` : '';
@@ -121,11 +121,11 @@ function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file,
   for (const k of Object.keys(t)) if (!known.has(k)) warnings.push(`${file}: ${prefix}${k}: unknown key, containerd ignores it`);
   const strings = (key: string, v: unknown): string[] => {
     if (typeof v === 'string') return [v];
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
     return fail(key, 'must be a string or a list of strings');
   };
   const abs = (p: string): string => (posix.isAbsolute(p) ? p : posix.join(dir, p));
-  const bool = (key: string): boolean => (t[key] === undefined ? false : typeof t[key] === 'boolean' ? (t[key] as boolean) : fail(key, 'must be true or false'));
+  const bool = (key: string): boolean => (t[key] === undefined ? false : typeof t[key] === 'boolean' ? t[key] : fail(key, 'must be true or false'));
 
   const caps = t['capabilities'] ?? [];
   if (!Array.isArray(caps)) fail('capabilities', 'must be a list of strings');
@@ -197,9 +197,13 @@ export interface HostsFs {
   exists(path: string): Promise<boolean>;
 }
 
-const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code;
+/** The errno name (ENOENT, EACCES, …) of a thrown fs error, if it has one. */
+const codeOf = (err: unknown): string | undefined => {
+  const code = isPlainObject(err) ? err['code'] : undefined;
+  return typeof code === 'string' ? code : undefined;
+};
 const orIfMissing = <T>(value: T, ...codes: string[]) => (err: unknown): T => {
-  if (codes.includes(String(codeOf(err)))) return value;
+  if (codes.includes(codeOf(err) ?? '')) return value;
   throw err;
 };
 export const nodeHostsFs: HostsFs = {
@@ -294,7 +298,7 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts:
   try {
     text = await fs.readFile(file);
   } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw new HostsTomlError(file, null, `cannot read (${String(codeOf(err) ?? 'error')}): containerd fails every pull of ${registryHost}`);
+    if (codeOf(err) !== 'ENOENT') throw new HostsTomlError(file, null, `cannot read (${codeOf(err) ?? 'error'}): containerd fails every pull of ${registryHost}`);
   }
   let parsed: HostsConfig | null = null;
   if (text.length > 0) {

@@ -10,12 +10,15 @@
  * (a backtracking `.*a.*a…b` regex is exponential in the number of stars).
  */
 
+/** A string as Go's runes: one number per code point (not per UTF-16 unit, not per grapheme). */
+const codePoints = (s: string): number[] => Array.from(s, (c) => c.codePointAt(0) ?? 0);
+
 type Single = { any: true } | { any: false; ranges: Array<[number, number]>; negated: boolean };
 
 /** Pieces between stars; null for a malformed pattern. */
 function compile(glob: string): Single[][] | null {
   const pieces: Single[][] = [[]];
-  const cp = [...glob].map((c) => c.codePointAt(0) ?? 0);
+  const cp = codePoints(glob);
   let i = 0;
   /** Go's getEsc inside a class: "-" or "]" here is malformed; "\" escapes; the class must go on. */
   const classChar = (): number | null => {
@@ -75,7 +78,7 @@ export function labelMatch(glob: string, label: string): boolean {
   if (!/[*?[\\]/.test(glob)) return glob === label;
   const pieces = compile(glob);
   if (pieces === null) return false;
-  const text = [...label].map((c) => c.codePointAt(0) ?? 0);
+  const text = codePoints(label);
   const head = pieces[0] ?? [];
   if (pieces.length === 1) return head.length === text.length && pieceAt(head, text, 0);
   const tail = pieces[pieces.length - 1] ?? [];
