@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Lab, labTestOptions, NODES, type NodeName, type ExecResult } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
@@ -49,15 +50,15 @@ function start(node: NodeName, argv: string[], env: Record<string, string> = {})
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
   const until = Date.now() + ms;
-  let last: unknown;
+  let last = '';
   for (;;) {
     try {
       const v = await fn();
       if (v !== undefined) return v;
     } catch (err) {
-      last = err;
+      last = err instanceof Error ? String(err) : inspect(err);
     }
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -72,9 +73,11 @@ function api(node: NodeName): ApiState {
   return JSON.parse(readFileSync(join(apiDir(node), 'state.json'), 'utf8')) as ApiState;
 }
 
-function annotation(node: NodeName): { subnet: string; zone: string; registries: Record<string, { ok: boolean; reason?: string; stage?: string; cause?: string }> } | undefined {
+interface StatusAnnotation { subnet: string; zone: string; registries: Record<string, { ok: boolean; reason?: string; stage?: string; cause?: string }> }
+
+function annotation(node: NodeName): StatusAnnotation | undefined {
   const v = api(node).node.metadata.annotations?.['pullprobe.dev/status'];
-  return v ? JSON.parse(v) : undefined;
+  return v ? (JSON.parse(v) as StatusAnnotation) : undefined;
 }
 
 function condition(node: NodeName): { status: string; reason: string; message: string } | undefined {
@@ -139,9 +142,9 @@ describe('agent in the network lab', labTestOptions(), () => {
 
   after(async () => {
     for (const r of [...Object.values(agents), ...Object.values(apis)]) {
-      if (r?.child?.exitCode === null) r.child.kill('SIGKILL');
+      if (r.child?.exitCode === null) r.child.kill('SIGKILL');
     }
-    await lab?.down();
+    await (lab as Lab | undefined)?.down(); // unset when before() failed
   });
 
   test('healthy: registry_up, node_info with subnet and zone, annotation and condition True on both nodes', async () => {
@@ -153,9 +156,10 @@ describe('agent in the network lab', labTestOptions(), () => {
       assert.match(m, new RegExp(`pullprobe_node_info\\{node="lab-${node}",subnet="${subnet}",zone="${ZONES[node]}"\\} 1`));
       assert.doesNotMatch(m, /pullprobe_failure_info\{/);
       const ann = annotation(node);
-      assert.equal(ann?.subnet, subnet);
-      assert.equal(ann?.zone, ZONES[node]);
-      assert.equal(ann?.registries['registry.lab.test']?.ok, true);
+      assert.ok(ann, `${node}: status annotation`);
+      assert.equal(ann.subnet, subnet);
+      assert.equal(ann.zone, ZONES[node]);
+      assert.equal(ann.registries['registry.lab.test']?.ok, true);
       assert.equal(condition(node)?.status, 'True');
     }
   });

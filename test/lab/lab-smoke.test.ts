@@ -22,7 +22,7 @@ describe('network lab', labTestOptions(), () => {
     upSeconds = (performance.now() - t0) / 1000;
   });
   after(async () => {
-    await lab?.down();
+    await (lab as Lab | undefined)?.down(); // unset when before() failed
   });
 
   const curl = (node: NodeName, args: string[], timeoutMs = 10_000): Promise<ExecResult> =>

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import { parse } from 'yaml';
 import { Lab, labTestOptions, NODES, type NodeName, type ExecResult } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
@@ -55,15 +55,15 @@ function start(node: NodeName, argv: string[], env: Record<string, string> = {})
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
   const until = Date.now() + ms;
-  let last: unknown;
+  let last = '';
   for (;;) {
     try {
       const v = await fn();
       if (v !== undefined) return v;
     } catch (err) {
-      last = err;
+      last = err instanceof Error ? String(err) : inspect(err);
     }
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -128,19 +128,20 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
     let promLog = '';
     prometheus.stderr?.on('data', (b: Buffer) => { promLog = (promLog + b.toString()).slice(-4000); });
     await waitFor('Prometheus ready', async () => ((await run('ip', ['netns', 'exec', lab.ns.router, 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'])).stdout ? true : undefined), 30_000)
-      .catch((err: Error) => { throw new Error(`${err.message}\nprometheus: ${promLog}`); });
+      .catch((err: unknown) => { throw new Error(`${err instanceof Error ? err.message : inspect(err)}\nprometheus: ${promLog}`); });
     await waitFor('both agents scraped with results', async () => ((await query('count(node_registry:pullprobe_registry_up:min == 1)'))[0]?.value[1] === '4' ? true : undefined), 30_000);
   });
 
   after(async () => {
-    if (prometheus && prometheus.exitCode === null) {
-      const exited = new Promise((r) => prometheus?.once('exit', r));
-      prometheus.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (prometheus.exitCode === null) prometheus.kill('SIGKILL');
+    const p = prometheus;
+    if (p && p.exitCode === null) {
+      const exited = new Promise<boolean>((r) => p.once('exit', () => { r(true); }));
+      p.kill('SIGTERM');
+      const gone = await Promise.race([exited, new Promise<boolean>((r) => setTimeout(() => { r(false); }, 5000))]);
+      if (!gone) p.kill('SIGKILL');
     }
     for (const r of procs) if (r.child?.exitCode === null) r.child.kill('SIGKILL');
-    await lab?.down();
+    await (lab as Lab | undefined)?.down(); // unset when before() failed
   });
 
   test('the dashboard variables list the lab cluster, both subnets and both registries', async () => {

@@ -72,7 +72,7 @@ describe('probe chain in the network lab', labTestOptions(), () => {
     lab = await Lab.up();
   });
   after(async () => {
-    await lab?.down();
+    await (lab as Lab | undefined)?.down(); // unset when before() failed
   });
 
   const image = (host: string, repo = 'lab/probe', tag = 'v1'): string => `${host}/${repo}:${tag}`;

@@ -33,12 +33,12 @@ const clone = <T>(v: T): T => structuredClone(v);
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: Json, patch: Json): Json {
   if (!isObj(patch)) return clone(patch);
-  const out: Record<string, Json> = isObj(target) ? { ...target } : {};
+  const out = new Map(Object.entries(isObj(target) ? target : {}));
   for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    if (v === null) out.delete(k);
+    else out.set(k, mergePatch(out.get(k), v));
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 const MERGE_KEYS: Record<string, string> = { 'status.conditions': 'type', 'status.addresses': 'type' };
@@ -46,15 +46,16 @@ const MERGE_KEYS: Record<string, string> = { 'status.conditions': 'type', 'statu
 /** Strategic merge for the fields the agent touches: lists with a merge key merge by it. */
 export function strategicMerge(target: Json, patch: Json, path = ''): Json {
   if (!isObj(patch)) return clone(patch);
-  const out: Record<string, Json> = isObj(target) ? { ...target } : {};
+  const out = new Map(Object.entries(isObj(target) ? target : {}));
   for (const [k, v] of Object.entries(patch)) {
     const p = path ? `${path}.${k}` : k;
     const key = MERGE_KEYS[p];
-    if (v === null) delete out[k];
-    else if (key && Array.isArray(v)) out[k] = mergeList(Array.isArray(out[k]) ? (out[k] as Json[]) : [], v, key);
-    else out[k] = strategicMerge(out[k], v, p);
+    const orig = out.get(k);
+    if (v === null) out.delete(k);
+    else if (key && Array.isArray(v)) out.set(k, mergeList(Array.isArray(orig) ? (orig as Json[]) : [], v, key));
+    else out.set(k, strategicMerge(orig, v, p));
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 function mergeList(orig: Json[], patch: Json[], key: string): Json[] {
@@ -177,21 +178,25 @@ export class FakeApiServer {
 
     let current = '';
     try { current = readFileSync(this.tokenFile, 'utf8').trim(); } catch { current = ''; }
-    if (rec.token === null || current === '' || rec.token !== current) return fail(401, 'Unauthorized');
+    if (rec.token === null || current === '' || rec.token !== current) { fail(401, 'Unauthorized'); return; }
 
     const fault = this.faults.shift();
     if (fault) {
       if ('hang' in fault) { this.hung.push(res); return; }
       const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
-      return fail(fault.status, fault.message ?? `injected ${fault.status}`, headers);
+      fail(fault.status, fault.message ?? `injected ${fault.status}`, headers); return;
     }
 
     if (this.denied.some((d) => d.method === req.method && d.path.test(rec.path))) {
-      return fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`);
+      fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`); return;
     }
     if (req.method === 'GET') {
       const read = this.read(rec.path, new URL(req.url ?? '/', 'https://fake').searchParams);
-      if (read !== null) return 'status' in read ? fail(read.status, read.message) : send(200, read.body);
+      if (read !== null) {
+        if ('status' in read) fail(read.status, read.message);
+        else send(200, read.body);
+        return;
+      }
     }
 
     const nodeMatch = /^\/api\/v1\/nodes\/([^/]+)(\/status)?$/.exec(rec.path);
@@ -199,38 +204,41 @@ export class FakeApiServer {
     if (nodeMatch?.[1]) {
       const name = decodeURIComponent(nodeMatch[1]);
       const node = this.nodes.get(name);
-      if (!node) return fail(404, `nodes "${name}" not found`);
+      if (!node) { fail(404, `nodes "${name}" not found`); return; }
       const sub = nodeMatch[2] === '/status';
-      if (req.method === 'GET') return send(200, { apiVersion: 'v1', kind: 'Node', ...node });
-      if (req.method !== 'PATCH') return fail(405, 'method not allowed');
+      if (req.method === 'GET') { send(200, { apiVersion: 'v1', kind: 'Node', ...node }); return; }
+      if (req.method !== 'PATCH') { fail(405, 'method not allowed'); return; }
       const want = sub ? 'application/strategic-merge-patch+json' : 'application/merge-patch+json';
-      if (rec.contentType !== want) return fail(415, `the body of the request was in an unknown format - accepted media types include: ${want}`);
-      if (!isObj(rec.body)) return fail(400, 'invalid patch body');
+      if (rec.contentType !== want) { fail(415, `the body of the request was in an unknown format - accepted media types include: ${want}`); return; }
+      if (!isObj(rec.body)) { fail(400, 'invalid patch body'); return; }
       const patched = (sub ? strategicMerge(node, rec.body) : mergePatch(node, rec.body)) as KubeNode;
       // The main resource ignores status; the status subresource ignores spec.
-      if (sub) patched.spec = clone(node.spec);
+      if (sub) {
+        if (node.spec) patched.spec = clone(node.spec);
+        else delete patched.spec;
+      }
       else if (node.status) patched.status = clone(node.status);
       else delete patched.status;
       patched.metadata = { ...patched.metadata, name, resourceVersion: String(++this.rv) };
       if (node.metadata.uid) patched.metadata.uid = node.metadata.uid;
       this.nodes.set(name, patched);
-      return send(200, patched);
+      send(200, patched); return;
     }
     if (eventMatch?.[1] && req.method === 'POST') {
-      if (rec.contentType !== 'application/json') return fail(415, 'unsupported media type');
+      if (rec.contentType !== 'application/json') { fail(415, 'unsupported media type'); return; }
       if (!isObj(rec.body) || !isObj(rec.body.metadata) || typeof rec.body.metadata.name !== 'string') {
-        return fail(400, 'event needs metadata.name');
+        fail(400, 'event needs metadata.name'); return;
       }
       const ns = decodeURIComponent(eventMatch[1]);
       const name = rec.body.metadata.name;
       if (this.events.some((e) => isObj(e.metadata) && e.metadata.name === name && e.metadata.namespace === ns)) {
-        return fail(409, `events "${name}" already exists`);
+        fail(409, `events "${name}" already exists`); return;
       }
       const stored = { ...rec.body, metadata: { ...rec.body.metadata, namespace: ns } };
       this.events.push(stored);
-      return send(201, stored);
+      send(201, stored); return;
     }
-    return fail(404, 'the server could not find the requested resource');
+    fail(404, 'the server could not find the requested resource');
   }
 
   /**
@@ -298,7 +306,7 @@ function filterBy(items: Record<string, Json>[], selector: string | null): Recor
   return items.filter((item) => terms.every((t) => {
     let v: Json = item;
     for (const k of t.path) v = isObj(v) ? v[k] : undefined;
-    const eq = String(v ?? '') === t.value;
+    const eq = (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === t.value;
     return t.neg ? !eq : eq;
   }));
 }

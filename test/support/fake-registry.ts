@@ -173,8 +173,8 @@ export class FakeRegistry {
       res.end(method === 'HEAD' ? undefined : fill(fault.body ?? ''));
       return;
     }
-    if (url.pathname === '/token') return this.#token(req, url, res);
-    if (!url.pathname.startsWith('/v2/')) return this.#send(res, method, 404, {}, '404 page not found');
+    if (url.pathname === '/token') { this.#token(req, url, res); return; }
+    if (!url.pathname.startsWith('/v2/')) { this.#send(res, method, 404, {}, '404 page not found'); return; }
     this.#registry(req, url, res, method);
   }
 
@@ -193,9 +193,9 @@ export class FakeRegistry {
 
   #token(req: IncomingMessage, url: URL, res: ServerResponse): void {
     const user = this.#basicUser(req);
-    if (user === null) return this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'invalid credentials'));
+    if (user === null) { this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'invalid credentials')); return; }
     if (user === undefined && this.#opts.anonymousTokenRefused) {
-      return this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'authentication required'));
+      this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'authentication required')); return;
     }
     const grant: Grant = { repos: new Set() };
     if (user) grant.user = user;
@@ -255,27 +255,27 @@ export class FakeRegistry {
     const p = url.pathname;
     if (p === '/v2/' || p === '/v2') {
       if (!this.#authorize(req, res, method, undefined)) return;
-      return this.#send(res, method, 200, { 'content-type': 'application/json' }, '{}');
+      this.#send(res, method, 200, { 'content-type': 'application/json' }, '{}'); return;
     }
     const mm = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(p);
     const tm = /^\/v2\/(.+)\/tags\/list$/.exec(p);
     const name = mm?.[1] ?? tm?.[1];
-    if (!name) return this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('UNSUPPORTED', 'not supported'));
+    if (!name) { this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('UNSUPPORTED', 'not supported')); return; }
     if (!this.#authorize(req, res, method, name)) return;
     const repo = this.#repos.get(name);
     if (tm) {
-      if (!repo) return this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('NAME_UNKNOWN', 'repository name not known to registry'));
-      return this.#send(res, method, 200, { 'content-type': 'application/json' }, json({ name, tags: [...repo.tags.keys()].sort() }));
+      if (!repo) { this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('NAME_UNKNOWN', 'repository name not known to registry')); return; }
+      this.#send(res, method, 200, { 'content-type': 'application/json' }, json({ name, tags: [...repo.tags.keys()].sort() })); return;
     }
     const ref = mm?.[2] as string;
     const notFound = (msg: string): void => this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('MANIFEST_UNKNOWN', msg));
     // registry 2.8: an unknown repository is MANIFEST_UNKNOWN here too (lab-notes gotcha 1)
     const digest = ref.includes(':') ? ref : repo?.tags.get(ref);
     const m = digest ? repo?.manifests.get(digest) : undefined;
-    if (!m || !digest) return notFound('manifest unknown');
+    if (!m || !digest) { notFound('manifest unknown'); return; }
     const accept = (req.headers.accept ?? '').split(',').map((s) => s.split(';')[0]?.trim());
-    if (m.mediaType === OCI_INDEX && !accept.includes(OCI_INDEX)) return notFound('OCI index found, but accept header does not support OCI indexes');
-    if (m.mediaType === OCI_MANIFEST && !accept.includes(OCI_MANIFEST)) return notFound('OCI manifest found, but accept header does not support OCI manifests');
+    if (m.mediaType === OCI_INDEX && !accept.includes(OCI_INDEX)) { notFound('OCI index found, but accept header does not support OCI indexes'); return; }
+    if (m.mediaType === OCI_MANIFEST && !accept.includes(OCI_MANIFEST)) { notFound('OCI manifest found, but accept header does not support OCI manifests'); return; }
     this.#send(res, method, 200, { 'content-type': m.mediaType, 'docker-content-digest': digest, ...this.#opts.manifestHeaders }, m.body);
   }
 }

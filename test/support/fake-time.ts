@@ -61,15 +61,15 @@ export class FakeTime implements Clock, Timers {
  * `ms` of real time.
  */
 export async function settle<T>(time: FakeTime, p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let done = false;
-  const tracked = p.finally(() => { done = true; });
+  const done = new AbortController();
+  const tracked = p.finally(() => { done.abort(); });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const bound = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     timer.unref();
   });
   const pump = (async (): Promise<void> => {
-    while (!done) {
+    while (!done.signal.aborted) {
       time.advance(0);
       await new Promise((r) => setImmediate(r));
     }
@@ -77,7 +77,7 @@ export async function settle<T>(time: FakeTime, p: Promise<T>, what: string, ms 
   try {
     return await Promise.race([tracked, bound]);
   } finally {
-    done = true;
+    done.abort();
     clearTimeout(timer);
     await pump;
   }

@@ -20,8 +20,8 @@ export interface RawRequest {
   headers: Record<string, string>;
 }
 
-/** Writes the answer (or not: a stall is an answer too). Return 'close' to end the connection after it. */
-export type Handler = (req: RawRequest, sock: Socket, server: HostileServer) => void | 'close';
+/** Writes the answer (or not: a stall is an answer too). End the socket (`sock.end()`) to close the connection after it. */
+export type Handler = (req: RawRequest, sock: Socket, server: HostileServer) => void;
 
 export interface HostileOptions {
   /** Serve TLS with this certificate; plain TCP when absent. */
@@ -155,8 +155,8 @@ export class HostileServer {
           stalled = true;
           return;
         }
-        if (handler(req, sock, this) === 'close') {
-          sock.end();
+        handler(req, sock, this);
+        if (sock.writableEnded || sock.destroyed) {
           stalled = true;
           return;
         }

@@ -17,14 +17,14 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 
 /** Resolves once `cond()` is true, polling every few ms; rejects naming `what` after `ms` (real time). */
 export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  let stop = false;
+  const stop = new AbortController();
   const poll = (async (): Promise<void> => {
-    while (!stop && !cond()) await new Promise((r) => setTimeout(r, 5));
+    while (!stop.signal.aborted && !cond()) await new Promise((r) => setTimeout(r, 5));
   })();
   try {
     await within(poll, ms, what);
   } finally {
-    stop = true;
+    stop.abort();
   }
 }
 

@@ -37,8 +37,8 @@ async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 20));
 }
 
-function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string }[] } {
-  const lines: { level: string; obj: object; msg?: string }[] = [];
+function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string | undefined }[] } {
+  const lines: { level: string; obj: object; msg?: string | undefined }[] = [];
   const mk = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }); };
   return { log: { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error') }, lines };
 }
@@ -76,7 +76,7 @@ class RejectingKube implements KubeClient {
   private async answer(): Promise<KubeNode> {
     if (this.failWith) throw this.failWith();
     this.writes++;
-    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } } as KubeNode;
+    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } };
   }
 }
 

@@ -56,7 +56,7 @@ class MemoryKube implements KubeClient {
     return this.conditions.find((c) => c.type === CONDITION_TYPE);
   }
   private node(): KubeNode {
-    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n', annotations: { ...this.annotations } }, status: { conditions: this.conditions } } as KubeNode;
+    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n', annotations: { ...this.annotations } }, status: { conditions: this.conditions } };
   }
 }
 

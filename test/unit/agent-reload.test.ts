@@ -185,7 +185,7 @@ test('anything thrown while applying a reload is logged; reload() resolves, neve
     hooks: {
       logMethod(args, method) {
         if (args.includes('config reloaded')) throw new Error('log sink broken');
-        return method.apply(this, args);
+        method.apply(this, args);
       },
     },
   }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));

@@ -93,7 +93,7 @@ test('excerpt: long lines are cut around the part that decided', () => {
 test('excerpt: control characters and bidi overrides escaped, credentials masked', () => {
   const line = 'dial tcp 10.0.0.10:443: connect: connection refused \u001b[31mred\u001b[0m\u202e\u0007 Authorization: Basic dXNlcjpwYXNzd29yZA== https://bob:hunter22@proxy.lab.test:3128/';
   const shown = explainText(line).excerpt ?? '';
-  assert.ok(!/[\u0000-\u001f\u007f-\u009f\u202e]/.test(shown), 'no raw control characters');
+  assert.ok(!/[\p{Cc}\u202e]/u.test(shown), 'no raw control characters');
   assert.ok(shown.includes('\\u001b[31m') && shown.includes('\\u202e') && shown.includes('\\u0007'), shown);
   assert.ok(!shown.includes('dXNlcjpwYXNzd29yZA==') && !shown.includes('hunter22'), shown);
   assert.ok(shown.includes('Basic [redacted]') && shown.includes('//[redacted]@proxy.lab.test'));

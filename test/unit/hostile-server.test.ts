@@ -76,12 +76,15 @@ function sendManifest(sock: Socket, req: RawRequest, body: string | Buffer, medi
 
 /** A registry: /v2/ 200, manifests and tags/list by the given handlers (a plain manifest by default). */
 function registry(h: { v2?: Handler; manifest?: Handler; tags?: Handler; token?: Handler } = {}): Handler {
+  const v2 = h.v2 ?? ((req, sock) => { respondJson(sock, req, 200, {}); });
+  const tags = h.tags ?? ((req, sock) => { respondJson(sock, req, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry')); });
+  const manifest = h.manifest ?? ((req, sock) => { sendManifest(sock, req, MANIFEST, DOCKER_MANIFEST); });
   return (req, sock, srv) => {
-    if (req.path === '/v2/' || req.path === '/v2') return h.v2 ? h.v2(req, sock, srv) : respondJson(sock, req, 200, {});
-    if (req.path === '/token' && h.token) return h.token(req, sock, srv);
-    if (/\/tags\/list$/.test(req.path)) return h.tags ? h.tags(req, sock, srv) : respondJson(sock, req, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry'));
-    if (/\/manifests\//.test(req.path)) return h.manifest ? h.manifest(req, sock, srv) : sendManifest(sock, req, MANIFEST, DOCKER_MANIFEST);
-    respondJson(sock, req, 404, errorBody('UNSUPPORTED', 'not supported'));
+    if (req.path === '/v2/' || req.path === '/v2') v2(req, sock, srv);
+    else if (req.path === '/token' && h.token) h.token(req, sock, srv);
+    else if (/\/tags\/list$/.test(req.path)) tags(req, sock, srv);
+    else if (/\/manifests\//.test(req.path)) manifest(req, sock, srv);
+    else respondJson(sock, req, 404, errorBody('UNSUPPORTED', 'not supported'));
   };
 }
 
@@ -92,7 +95,7 @@ function basicAuth(inner: Handler): Handler {
       respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), { 'www-authenticate': 'Basic realm="hostile"' });
       return;
     }
-    return inner(req, sock, srv);
+    inner(req, sock, srv);
   };
 }
 
@@ -115,7 +118,7 @@ function assertSane(r: ProbeResult, ms: number, label: string): void {
   assert.ok(r.seconds * 1000 <= TIMEOUT_MS + 1000, `${label}: result says ${r.seconds} s`);
   if (!r.ok) {
     assert.ok(r.reason !== null && Object.hasOwn(REASONS, r.reason), `${label}: reason ${String(r.reason)} is not in the closed set`);
-    const reason = r.reason as Reason;
+    const reason = r.reason;
     assert.notEqual(reason, 'internal_error', `${label}: internal error: ${r.message}`);
     assert.equal(r.cause, causeOf(reason), `${label}: cause`);
     const stage = REASONS[reason].stage;
@@ -213,7 +216,10 @@ describe('hostile registries: slow, huge and malformed answers', () => {
     const index = bigIndex(3, true);
     const s = await server(registry({
       manifest: (req, sock) => {
-        if (req.method === 'HEAD') return sendManifest(sock, req, index, OCI_INDEX);
+        if (req.method === 'HEAD') {
+          sendManifest(sock, req, index, OCI_INDEX);
+          return;
+        }
         sock.write(`HTTP/1.1 200 OK\r\ncontent-type: ${OCI_INDEX}\r\ncontent-length: 100000\r\ndocker-content-digest: ${sha256(index)}\r\n\r\n{"schemaVersion":2,`);
       },
     }));
@@ -322,8 +328,7 @@ describe('hostile registries: redirects and protocols', () => {
 
   test('TLS then garbage: the endpoint is not a registry', async () => {
     const s = await server((_req, sock) => {
-      sock.write(Buffer.from('\x00\x01\x02GARBAGE\xff\xfe not http at all\r\n\r\n', 'latin1'));
-      return 'close';
+      sock.end(Buffer.from('\x00\x01\x02GARBAGE\xff\xfe not http at all\r\n\r\n', 'latin1'));
     });
     expectReason(await probe(target(s)), ['not_a_registry', 'http_status'], 'TLS garbage');
     const { results } = await cliJson([target(s)], 'TLS garbage');
@@ -360,11 +365,10 @@ describe('hostile registries: secrets and terminal safety', () => {
     const token = `tok-${'Z'.repeat(24)}-secret`;
     const s = await server((req, sock, srv) => {
       const realm = `https://${REG}:${srv.port}/token`;
-      if (req.path === '/token') return respondJson(sock, req, 200, { token, expires_in: 300 });
-      if (req.headers['authorization'] !== `Bearer ${token}`) {
-        return respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), { 'www-authenticate': `Bearer realm="${realm}",service="hostile"` });
-      }
-      return registry({ manifest: echo })(req, sock, srv);
+      if (req.path === '/token') respondJson(sock, req, 200, { token, expires_in: 300 });
+      else if (req.headers['authorization'] !== `Bearer ${token}`) {
+        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), { 'www-authenticate': `Bearer realm="${realm}",service="hostile"` });
+      } else registry({ manifest: echo })(req, sock, srv);
     });
     const r = await probe(target(s));
     expectReason(r, ['rate_limited'], 'echo bearer');
@@ -383,7 +387,7 @@ describe('hostile registries: secrets and terminal safety', () => {
     const human = await cli([target(s)]);
     assert.equal(human.code, 1, human.stderr);
     assert.ok(human.rssKiB < RSS_LIMIT_KIB, `RSS ${human.rssKiB} KiB`);
-    assert.ok(!/[\x1b\x07]/.test(human.stdout + human.stderr), `raw control characters in human output: ${JSON.stringify(human.stdout.slice(0, 600))}`);
+    assert.ok(!['\x1b', '\x07'].some((c) => (human.stdout + human.stderr).includes(c)), `raw control characters in human output: ${JSON.stringify(human.stdout.slice(0, 600))}`);
   });
 });
 
@@ -396,16 +400,18 @@ describe('hostile token services and challenges', () => {
       if (req.path === '/token') {
         const body = tokenBody() as { token?: string };
         if (typeof body.token === 'string') issued.add(body.token);
-        return respondJson(sock, req, 200, body);
+        respondJson(sock, req, 200, body);
+        return;
       }
       const auth = req.headers['authorization'] ?? '';
       const presented = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
       if (presented === undefined || o.rejectIssued || !issued.has(presented)) {
         const error = presented === undefined ? '' : ',error="invalid_token"';
-        return respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'),
+        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'),
           { 'www-authenticate': `Bearer realm="${realm}",service="hostile",scope="repository:team/app:pull"${error}` });
+        return;
       }
-      return registry()(req, sock, srv);
+      registry()(req, sock, srv);
     };
   }
 

@@ -315,7 +315,7 @@ describe('dial_timeout (Go time.ParseDuration)', () => {
 
   it('costs linear time on a long value (the old pattern took seconds on 40 000 zeros)', () => {
     const start = process.cpuUsage();
-    for (const v of [`${'0'.repeat(40_000)}x`, `${'0'.repeat(40_000)}`, `${'1s'.repeat(20_000)}x`, `.${'5'.repeat(40_000)}x`]) {
+    for (const v of [`${'0'.repeat(40_000)}x`, '0'.repeat(40_000), `${'1s'.repeat(20_000)}x`, `.${'5'.repeat(40_000)}x`]) {
       configError(() => parseHostsToml(`[host."m"]\ndial_timeout = "${v}"\n`, F));
     }
     const used = process.cpuUsage(start);

@@ -33,7 +33,7 @@ const api = await FakeApiServer.start({
   nodes: [{
     metadata: { name: node, uid: `uid-${node}`, labels: { 'topology.kubernetes.io/zone': zone }, annotations: {} },
     status: { addresses: [{ type: 'InternalIP', address: ip }], conditions: [{ type: 'Ready', status: 'True' }] },
-  } as never],
+  }],
 });
 
 let seen = -1;
@@ -43,7 +43,7 @@ const dump = (): void => {
   const state = {
     node: api.node(node),
     events: api.events,
-    requests: api.requests.map(({ token: _token, ...r }) => r),
+    requests: api.requests.map((r) => ({ ...r, token: undefined })), // the token is never written out (JSON drops undefined)
   };
   writeFileSync(join(dir, 'state.json.tmp'), JSON.stringify(state));
   renameSync(join(dir, 'state.json.tmp'), join(dir, 'state.json'));
