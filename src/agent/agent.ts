@@ -121,7 +121,7 @@ export class Agent {
       kube = createKubeClient({ server: ic.config.server, caPem: ic.config.caPem, tokens: new TokenSource(ic.config.tokenFile) });
     }
     const identity = await resolveNodeIdentity({
-      client: kube, configuredNode: config.node, configuredSubnet: config.subnet ?? undefined, env: processEnv, log,
+      client: kube, configuredNode: config.node, configuredSubnet: config.subnet ?? null, env: processEnv, log,
     });
     const writer = new NodeWriter({
       client: kube,
@@ -295,7 +295,7 @@ export class Agent {
     this.stopping ??= (async () => {
       if (this.reloadTimer) clearInterval(this.reloadTimer);
       const s = await this.scheduler.stop(this.opts.stopGraceMs ?? 5000);
-      this.writer.stop();
+      void this.writer.stop(); // aborts its write in flight; never rejects, and not waited for
       await this.server.close();
       await this.kube?.close();
       this.log.info({ finished: s.finished, aborted: s.aborted }, 'agent stopped');

@@ -53,8 +53,8 @@ class FakeTimers implements Timers {
   get pending(): number { return this.list.length; }
 }
 
-function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string }[] } {
-  const lines: { level: string; obj: object; msg?: string }[] = [];
+function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string | undefined }[] } {
+  const lines: { level: string; obj: object; msg?: string | undefined }[] = [];
   const mk = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }); };
   return { log: { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error') }, lines };
 }
