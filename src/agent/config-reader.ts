@@ -21,6 +21,7 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `string ${quote(v)}`;
+  if (typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') return typeof v;
   const s = String(v);
   return `${typeof v} ${s.length > 80 ? `${s.slice(0, 80)}…` : s}`;
 }

@@ -88,8 +88,8 @@ export async function resolveNodeIdentity(opts: IdentityOptions = {}): Promise<N
     try {
       node = await opts.client.getNode(name);
     } catch (err) {
-      const e = err as { code?: unknown; status?: unknown };
-      log.warn({ node: name, code: e?.code, status: e?.status }, 'cannot read the Node object; zone unknown');
+      const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; status?: unknown };
+      log.warn({ node: name, code: e.code, status: e.status }, 'cannot read the Node object; zone unknown');
     }
   }
   const address = detectNodeAddress(env, node);

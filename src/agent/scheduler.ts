@@ -242,7 +242,10 @@ export class Scheduler {
     e.timer = null;
     if (this.#stopped || e.removed) return;
     const now = this.#clock.now();
-    if (e.due - now > 1) return this.#arm(e); // woke early (timer clamp)
+    if (e.due - now > 1) {
+      this.#arm(e); // woke early (timer clamp)
+      return;
+    }
     const interval = e.target.intervalMs;
     if (now - e.due >= interval) {
       // The process stalled past whole slots: run once now, skip the rest.
@@ -284,12 +287,10 @@ export class Scheduler {
       this.#log.warn({ target: target.target, ms: overrunMs }, 'run overran its timeout; aborting it');
       controller.abort(new RunAbortedError('overrun'));
     }, overrunMs);
-    let p: Promise<void>;
-    try {
-      p = Promise.resolve(this.#opts.run(target, controller.signal));
-    } catch (err) {
-      p = Promise.reject(err);
-    }
+    // An async wrapper: a run that throws before returning its promise rejects it like any other failure.
+    const p = (async () => {
+      await this.#opts.run(target, controller.signal);
+    })();
     // The entry is settled whatever happens (even a logger that throws), or its
     // target would never run again; nothing is left as an unhandled rejection.
     p.then(undefined, (err: unknown) => {

@@ -195,22 +195,29 @@ export function createServer(deps: ServerDeps): AgentServer {
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const routes = ['/', '/metrics', '/probe', '/healthz', '/readyz'];
-    if (!routes.includes(url.pathname)) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    if (!routes.includes(url.pathname)) {
+      send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      return;
+    }
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
-      return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
     }
     switch (url.pathname) {
       case '/healthz':
-        return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+        send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+        return;
       case '/readyz':
-        return deps.ready()
-          ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n')
-          : send(res, 503, 'text/plain; charset=utf-8', 'not ready: first probe cycle not finished\n');
+        if (deps.ready()) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
+        else send(res, 503, 'text/plain; charset=utf-8', 'not ready: first probe cycle not finished\n');
+        return;
       case '/metrics':
-        return send(res, 200, deps.metrics.contentType, await deps.metrics.text());
+        send(res, 200, deps.metrics.contentType, await deps.metrics.text());
+        return;
       case '/':
-        return send(res, 200, 'text/html; charset=utf-8', renderStatusPage(deps.store.snapshot()));
+        send(res, 200, 'text/html; charset=utf-8', renderStatusPage(deps.store.snapshot()));
+        return;
       default:
         return probe(req, res, url);
     }
@@ -221,9 +228,9 @@ export function createServer(deps: ServerDeps): AgentServer {
     const request = resolveProbeRequest(url.searchParams, deps.allowed(), Array.isArray(header) ? header[0] : header);
     if (!request.ok) {
       deps.log.info({ status: request.status, query: clip(url.search) }, 'probe request refused');
-      return request.format === 'json'
-        ? send(res, request.status, 'application/json', JSON.stringify({ error: request.message }) + '\n')
-        : send(res, request.status, 'text/plain; charset=utf-8', request.message + '\n');
+      if (request.format === 'json') send(res, request.status, 'application/json', JSON.stringify({ error: request.message }) + '\n');
+      else send(res, request.status, 'text/plain; charset=utf-8', request.message + '\n');
+      return;
     }
     const flight = await flights.do(request.key, () => deps.probeNow(request.target, request.timeoutMs));
     const result = flight.value;
@@ -231,10 +238,16 @@ export function createServer(deps: ServerDeps): AgentServer {
       { target: request.target, ok: result.ok, reason: result.reason, shared: flight.shared, cached: flight.cached },
       'on-demand probe',
     );
-    if (request.format === 'json') return send(res, 200, 'application/json', JSON.stringify(result) + '\n');
+    if (request.format === 'json') {
+      send(res, 200, 'application/json', JSON.stringify(result) + '\n');
+      return;
+    }
     const registry = probeRegistry(result);
     const metricsText = await registry.metrics();
-    if (request.format === 'prometheus') return send(res, 200, registry.contentType, metricsText);
+    if (request.format === 'prometheus') {
+      send(res, 200, registry.contentType, metricsText);
+      return;
+    }
     const origin = flight.cached ? 'cached result of a recent probe' : flight.shared ? 'shared with a concurrent request' : 'fresh probe';
     const body = [
       `Probe of ${request.target} (${origin}, timeout ${request.timeoutMs} ms):`,
@@ -248,7 +261,7 @@ export function createServer(deps: ServerDeps): AgentServer {
       JSON.stringify(deps.effectiveConfig(), null, 2),
       '',
     ].join('\n');
-    return send(res, 200, 'text/plain; charset=utf-8', body);
+    send(res, 200, 'text/plain; charset=utf-8', body);
   }
 
   return {

@@ -199,7 +199,7 @@ export interface HostsFs {
 
 /** The errno name (ENOENT, EACCES, …) of a thrown fs error, if it has one. */
 const codeOf = (err: unknown): string | undefined => {
-  const code = isPlainObject(err) ? err['code'] : undefined;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : undefined;
 };
 const orIfMissing = <T>(value: T, ...codes: string[]) => (err: unknown): T => {
