@@ -14,6 +14,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { causeOf, type Cause, type Reason, type Stage } from '../diagnosis/catalog.js';
 import { parseTarget, type Target } from '../model/reference.js';
 import type { ProbeResult, StepResult } from '../model/types.js';
+import { rateLimitValues } from './rate-limit-values.js';
 
 const LINT_FAILING_DEFAULTS = [
   'nodejs_active_handles_total',
@@ -70,6 +71,8 @@ export class AgentMetrics {
   private readonly lastSuccess: Gauge<'registry' | 'target'>;
   private readonly certExpiry: Gauge<'registry' | 'host'>;
   private readonly nameserverUp: Gauge<'nameserver'>;
+  private readonly rateLimitRemaining: Gauge<'registry' | 'target'>;
+  private readonly rateLimitLimit: Gauge<'registry' | 'target'>;
   private readonly probes: Counter<'registry' | 'target'>;
   private readonly failures: Counter<'registry' | 'target' | 'reason'>;
   private readonly nodeInfo: Gauge<'node' | 'subnet' | 'zone'>;
@@ -125,6 +128,17 @@ export class AgentMetrics {
       name: 'pullprobe_dns_nameserver_up',
       help: `1 if the resolv.conf nameserver answered (NOERROR or NXDOMAIN), else 0 ${CACHED}.`,
       labelNames: ['nameserver'], registers,
+    });
+    const fromHeaders = 'from the registry\'s RateLimit headers, e.g. Docker Hub\'s ratelimit-remaining: 20;w=21600; absent when the registry sends none';
+    this.rateLimitRemaining = new Gauge({
+      name: 'pullprobe_ratelimit_remaining',
+      help: `Pulls left in the registry's rate-limit window, ${fromHeaders} ${CACHED}.`,
+      labelNames: rt, registers,
+    });
+    this.rateLimitLimit = new Gauge({
+      name: 'pullprobe_ratelimit_limit',
+      help: `Pulls allowed per rate-limit window, ${fromHeaders} ${CACHED}.`,
+      labelNames: rt, registers,
     });
     this.probes = new Counter({
       name: 'pullprobe_probes_total',
@@ -231,6 +245,12 @@ export class AgentMetrics {
       state.failureReasons.add(failure.reason);
     }
 
+    const rl = rateLimitValues(result.steps);
+    for (const [gauge, value] of [[this.rateLimitRemaining, rl.remaining], [this.rateLimitLimit, rl.limit]] as const) {
+      if (value === undefined) gauge.remove(rt);
+      else gauge.set(rt, value);
+    }
+
     this.recordTls(state, result.steps);
     this.recordNameservers(state, result.steps);
     return true;
@@ -241,7 +261,7 @@ export class AgentMetrics {
     const state = this.targets.get(target);
     if (!state) return;
     const rt = { registry: state.registry, target };
-    for (const g of [this.up, this.degraded, this.lastProbe, this.lastSuccess]) g.remove(rt);
+    for (const g of [this.up, this.degraded, this.lastProbe, this.lastSuccess, this.rateLimitRemaining, this.rateLimitLimit]) g.remove(rt);
     this.probes.remove(rt);
     for (const stage of state.stages) this.stageDuration.remove({ ...rt, stage });
     if (state.failure) this.failureInfo.remove({ ...rt, ...state.failure });

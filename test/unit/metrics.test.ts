@@ -223,3 +223,30 @@ test('a parsed Target labels its series with its own registry: the target string
   assert.equal(sample(text, `pullprobe_probes_total{registry="${R}",target="${T}"}`), 0);
   assert.equal(m.record('mirror-label', okResult('mirror-label'), 1), true, 'the parsed target counts as configured');
 });
+
+/** OK_STEPS whose manifest step carries these rate-limit values (Docker Hub's ratelimit-* headers). */
+function withRateLimit(ratelimit: { limit?: number; remaining?: number; windowSeconds?: number }): StepResult[] {
+  return OK_STEPS.map((s) => (s.stage === 'manifest' ? { ...s, detail: { status: 200, ratelimit } } : s));
+}
+
+test('rate-limit gauges: set from the manifest step, gone when a later result has none, gone when the target is removed', async () => {
+  const m = new AgentMetrics({ defaultMetrics: false });
+  m.setTargets([T]);
+  m.record(T, okResult(T, withRateLimit({ limit: 100, remaining: 20, windowSeconds: 21600 })), 1);
+  let text = await m.text();
+  assert.equal(sample(text, `pullprobe_ratelimit_remaining{${rt}}`), 20);
+  assert.equal(sample(text, `pullprobe_ratelimit_limit{${rt}}`), 100);
+  assert.match(text, /^# HELP pullprobe_ratelimit_remaining .*RateLimit headers.*cached from the last periodic probe/m);
+
+  m.record(T, okResult(T), 2);
+  text = await m.text();
+  assert.equal(sample(text, `pullprobe_ratelimit_remaining{${rt}}`), undefined, 'no headers this time: no stale headroom');
+  assert.equal(sample(text, `pullprobe_ratelimit_limit{${rt}}`), undefined);
+
+  m.record(T, okResult(T, withRateLimit({ limit: 100, remaining: 5 })), 3);
+  assert.equal(sample(await m.text(), `pullprobe_ratelimit_remaining{${rt}}`), 5);
+  m.setTargets([]);
+  text = await m.text();
+  assert.ok(!text.includes('pullprobe_ratelimit_remaining{'), 'removed target: series gone');
+  assert.ok(!text.includes('pullprobe_ratelimit_limit{'));
+});
