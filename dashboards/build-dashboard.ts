@@ -121,7 +121,16 @@ export const PANELS: PanelSpec[] = [
     thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 3600 }, { color: 'green', value: 86400 }],
   },
   {
-    title: 'Nameservers per node', type: 'table', w: 8, h: 8,
+    title: 'Rate-limit remaining', type: 'bargauge', w: 8, h: 8, unit: 'percentunit',
+    description: 'Share of the registry\'s rate-limit window left, per registry and node (from its RateLimit headers, e.g. Docker Hub\'s ratelimit-remaining; registries that send none have no bar). Red under 10% (the alert threshold).',
+    targets: [{
+      expr: `min by (registry, node) ((pullprobe_ratelimit_remaining{${C}, ${R}} / pullprobe_ratelimit_limit{${C}, ${R}}) * on (cluster, instance) group_left (node) max by (cluster, instance, node) (${NODES}))`,
+      legendFormat: '{{registry}} {{node}}', instant: true,
+    }],
+    thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 0.1 }, { color: 'green', value: 0.25 }],
+  },
+  {
+    title: 'Nameservers per node', type: 'table', w: 24, h: 8,
     description: 'Whether each resolv.conf nameserver of each node answered (NOERROR or NXDOMAIN) in the last probe.',
     targets: [table(`max by (node, nameserver) (pullprobe_dns_nameserver_up{${C}} * on (cluster, instance) group_left (node) max by (cluster, instance, node) (${NODES}))`)],
     transformations: [{ id: 'groupingToMatrix', options: { columnField: 'nameserver', rowField: 'node', valueField: 'Value' } }],

@@ -33,11 +33,16 @@ const VARIABLES: Record<string, string> = {
   $__rate_interval: '15s', $cluster: 'lab', $subnet: '.*', $registry: 'registry.lab.test|basic.lab.test',
 };
 /**
- * Contract metrics (design.md) the agent does not emit yet: their panels and
- * alerts may be empty, and the test checks they really are absent from the
- * agents' /metrics, so it starts demanding series the day they are emitted.
+ * Metrics the lab agents do not emit: their panels and alerts may be empty,
+ * and the test checks they really are absent from the agents' /metrics, so it
+ * starts demanding series the day they are emitted. The credential expiry is a
+ * contract metric (design.md) the agent does not emit yet; the rate-limit
+ * gauges come from RateLimit headers, which the lab's docker-registry never sends.
  */
-const NOT_YET_EMITTED = ['pullprobe_credential_expiry_timestamp_seconds'];
+const NOT_EMITTED_IN_LAB = [
+  'pullprobe_credential_expiry_timestamp_seconds',
+  'pullprobe_ratelimit_remaining', 'pullprobe_ratelimit_limit',
+];
 
 interface Running { child: ChildProcess | undefined; done: Promise<ExecResult> }
 interface Series { metric: Record<string, string>; value: [number, string] }
@@ -165,7 +170,7 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
       await new Promise((r) => setTimeout(r, 3000)); // a few failed probes inside the $__rate_interval window
 
       const emitted = `${await agentMetrics('nodeA')}\n${await agentMetrics('nodeB')}`;
-      for (const name of NOT_YET_EMITTED) assert.ok(!emitted.includes(`${name}{`), `${name} is emitted now: drop it from NOT_YET_EMITTED`);
+      for (const name of NOT_EMITTED_IN_LAB) assert.ok(!emitted.includes(`${name}{`), `${name} is emitted now: drop it from NOT_EMITTED_IN_LAB`);
 
       const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: Array<{ title: string; targets: Array<{ refId: string; expr: string }> }> };
       const empty: string[] = [];
@@ -174,7 +179,7 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
           const expr = substitute(t.expr);
           assert.doesNotMatch(expr, /\$/, `${panel.title} ${t.refId}: a variable left unsubstituted`);
           const result = await query(expr);
-          if (result.length === 0 && !NOT_YET_EMITTED.some((n) => expr.includes(n))) empty.push(`${panel.title} ${t.refId}: ${expr}`);
+          if (result.length === 0 && !NOT_EMITTED_IN_LAB.some((n) => expr.includes(n))) empty.push(`${panel.title} ${t.refId}: ${expr}`);
         }
       }
       assert.deepEqual(empty, [], 'panel queries without series');
