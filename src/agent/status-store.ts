@@ -159,7 +159,7 @@ export class StatusStore {
     if (this.configured && !prev) return { changed: false, recorded: false };
     const now = this.wallNow();
     const changed = !prev?.result || verdictKey(prev.result) !== verdictKey(result);
-    const since = changed ? now : (prev?.since ?? now);
+    const since = changed ? now : prev.since;
     this.targets.set(target, { target, result, since, lastProbeAt: now });
 
     if (changed && (prev?.result || !result.ok)) {

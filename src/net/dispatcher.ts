@@ -114,7 +114,7 @@ export async function send(url: string, o: SendOptions): Promise<SendResult> {
     }
     body = Buffer.concat(chunks).subarray(0, o.maxBody).toString('utf8');
   }
-  return { status: res.statusCode, headers: res.headers as HeaderMap, body };
+  return { status: res.statusCode, headers: res.headers, body };
 }
 
 export interface TransportFailure {

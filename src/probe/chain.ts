@@ -270,7 +270,7 @@ function finalPass(result: ProbeResult, secrets: Secrets): ProbeResult {
 
 /** Probe several targets with bounded concurrency; results keep the input order. */
 export async function probeTargets(inputs: ReadonlyArray<string | Target>, env: ProbeEnvironment, opts: ProbeOptions = {}, concurrency = 4): Promise<ProbeResult[]> {
-  const results: ProbeResult[] = new Array(inputs.length);
+  const results = new Array<ProbeResult>(inputs.length);
   // One set of caches for the whole run (the CLI's one per process) unless the caller owns one.
   if (opts.caches === undefined) opts = { ...opts, caches: createProbeCaches() };
   let next = 0;

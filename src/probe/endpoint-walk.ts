@@ -231,7 +231,8 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     if (target.kind !== 'image') return null;
 
     // A manifest redirect to a new host is reached like the token service: its own dns/tcp/tls hop.
-    let hopFailure: Failure | null = null;
+    // Set inside reach(); the assertion keeps TS from narrowing it to null for good (TypeScript#9998).
+    let hopFailure = null as Failure | null;
     const reach = async (url: URL): Promise<StageOutcome<object> | null> => {
       const to = url.hostname.replace(/^\[|\]$/g, '');
       if (pinned.has(to)) return null;

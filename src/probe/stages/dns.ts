@@ -168,7 +168,7 @@ async function tryCandidate(
   const runs = await Promise.all(servers.map((ns, i) =>
     askServer(ctx, ns, port ?? ns.port, name, conf, opts, all[i] ?? [], { stop: stop.signal, onAttempt })));
   const finals = runs.map((r) => r.attempts[r.attempts.length - 1]);
-  const kinds = new Set(finals.filter((a) => a !== undefined && a.kind !== 'fail').map((a) => a?.kind));
+  const kinds = new Set(finals.filter((a) => a !== undefined && a.kind !== 'fail').map((a) => a.kind));
   const degraded = kinds.size > 1 || finals.some((a) => a === undefined || a.kind === 'fail');
   const decision = decide(all, conf.attempts);
   if (decision === undefined) {
@@ -205,26 +205,29 @@ async function search(
   let searched = false;
   let rootOnList = false;
 
-  if (dots >= conf.ndots || trailingDot) {
+  // A trailing dot: the name as given is the only candidate.
+  if (trailingDot) {
     const r = await run(bare);
-    if (r.outcome === 'ok' || trailingDot) return { verdict: r, tried };
+    return { verdict: r, tried };
+  }
+  if (dots >= conf.ndots) {
+    const r = await run(bare);
+    if (r.outcome === 'ok') return { verdict: r, tried };
     saved = r;
   }
-  if (!trailingDot) {
-    for (const domain of conf.search) {
-      searched = true;
-      const d = domain.replace(/^\./, '').replace(/\.$/, '');
-      if (d === '') rootOnList = true;
-      const r = await run(d === '' ? bare : `${bare}.${d}`);
-      if (r.outcome === 'ok') return { verdict: r, tried };
-      // Every server ICMP-unreachable: glibc gives up at once (errno ECONNREFUSED).
-      if (r.runs.every((s) => s.result.error === 'unreachable')) {
-        return { verdict: r, tried };
-      }
-      if (r.outcome === 'no_answer') nodata = r;
-      else if (r.outcome === 'servfail') servfail = r;
-      else if (r.outcome !== 'nxdomain') break;
+  for (const domain of conf.search) {
+    searched = true;
+    const d = domain.replace(/^\./, '').replace(/\.$/, '');
+    if (d === '') rootOnList = true;
+    const r = await run(d === '' ? bare : `${bare}.${d}`);
+    if (r.outcome === 'ok') return { verdict: r, tried };
+    // Every server ICMP-unreachable: glibc gives up at once (errno ECONNREFUSED).
+    if (r.runs.every((s) => s.result.error === 'unreachable')) {
+      return { verdict: r, tried };
     }
+    if (r.outcome === 'no_answer') nodata = r;
+    else if (r.outcome === 'servfail') servfail = r;
+    else if (r.outcome !== 'nxdomain') break;
   }
   if ((dots > 0 || !searched || !conf.noTldQuery) && saved === undefined && !rootOnList) {
     const r = await run(bare);

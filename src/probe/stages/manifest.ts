@@ -108,7 +108,7 @@ export const manifestStage = async function manifestStage(ctx: ProbeContext, inp
       }
       if (got.redirects.length > 0) detail.redirects = got.redirects;
       if (got.kind === 'bad-redirect') return fail('http_status', `${what}: ${got.problem}`);
-      if (got.kind === 'unreachable') return got.outcome as StageOutcome<ManifestDetail>;
+      if (got.kind === 'unreachable') return got.outcome;
       res = got.res;
     } catch (err) {
       const f = classifyTransportError(err, timer.timedOut(), what);
@@ -265,7 +265,7 @@ async function checkPlatform(
     });
     if (got.redirects.length > 0) s.detail.redirects = got.redirects;
     if (got.kind === 'bad-redirect') return s.fail('http_status', `${what}: ${got.problem}`);
-    if (got.kind === 'unreachable') return got.outcome as StageOutcome<ManifestDetail>;
+    if (got.kind === 'unreachable') return got.outcome;
     res = got.res;
   } catch (err) {
     const f = classifyTransportError(err, s.timer.timedOut(), what);

@@ -95,12 +95,16 @@ function dialOne(
     const onError = (err: unknown): void =>
       finish(false, timer.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
 
-    if (timer.signal.aborted) return finish(false, TIMEOUT_CODE);
+    if (timer.signal.aborted) {
+      finish(false, TIMEOUT_CODE);
+      return;
+    }
     timer.signal.addEventListener('abort', onAbort, { once: true });
     try {
       socket = connect({ host: address, port, signal: timer.signal });
     } catch (err) {
-      return finish(false, errorCode(err) ?? 'EINVAL');
+      finish(false, errorCode(err) ?? 'EINVAL');
+      return;
     }
     socket.once('connect', onConnect);
     socket.once('error', onError);

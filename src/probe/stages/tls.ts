@@ -135,7 +135,10 @@ function handshake(
       }
     };
 
-    if (timer.signal.aborted) return finish({ kind: 'timeout' });
+    if (timer.signal.aborted) {
+      finish({ kind: 'timeout' });
+      return;
+    }
     timer.signal.addEventListener('abort', onAbort, { once: true });
     try {
       socket = connect({
@@ -147,22 +150,30 @@ function handshake(
         checkServerIdentity: () => undefined, // decided in verify(), in Go's order
       });
     } catch (err) {
-      return finish({ kind: 'error', code: errorCode(err) ?? 'EINVAL' });
+      finish({ kind: 'error', code: errorCode(err) ?? 'EINVAL' });
+      return;
     }
     socket.once('secureConnect', onSecure);
     socket.once('error', onError);
   });
 }
 
+/**
+ * What getPeerCertificate(true) really returns, wider than @types/node says: null once the
+ * socket is destroyed, {} when the peer sent no certificate, no issuerCertificate past the end.
+ */
+type PeerCertificate = Partial<Pick<tls.DetailedPeerCertificate, 'raw' | 'fingerprint256'>> & { issuerCertificate?: PeerCertificate };
+const peerCertificate = (socket: tls.TLSSocket): PeerCertificate | null => socket.getPeerCertificate(true);
+
 /** Leaf first, following issuerCertificate links (Node completes the chain from the trust store). */
 function peerChain(socket: tls.TLSSocket): X509Certificate[] {
   const out: X509Certificate[] = [];
-  const seen = new Set<tls.DetailedPeerCertificate>();
-  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  while (cert && cert.raw && !seen.has(cert)) {
+  const seen = new Set<PeerCertificate>();
+  let cert = peerCertificate(socket);
+  while (cert?.raw && !seen.has(cert)) {
     seen.add(cert);
     out.push(new X509Certificate(cert.raw));
-    const next: tls.DetailedPeerCertificate | undefined = cert.issuerCertificate;
+    const next = cert.issuerCertificate;
     if (!next || next === cert || next.fingerprint256 === cert.fingerprint256) break;
     cert = next;
   }
@@ -276,7 +287,8 @@ function unbracket(host: string): string {
 function codeOf(v: unknown): string | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v === 'string') return v;
-  return errorCode(v) ?? String(v);
+  // Node sets authorizationError to the verify error's code, a string (@types/node says Error); anything else still counts as an error.
+  return errorCode(v) ?? (v instanceof Error ? String(v) : 'UNKNOWN_AUTHORIZATION_ERROR');
 }
 
 function ignore(): void {}
