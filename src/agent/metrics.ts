@@ -390,7 +390,7 @@ export function tlsExpiries(steps: readonly StepResult[]): Map<string, number> {
   for (const step of steps) {
     if (step.stage !== 'tls' || !step.host || step.detail === undefined || !('earliestExpirySeconds' in step.detail)) continue;
     const expiry = step.detail.earliestExpirySeconds;
-    if (expiry === undefined || !Number.isFinite(expiry)) continue;
+    if (!Number.isFinite(expiry)) continue; // present means a number (exactOptionalPropertyTypes)
     const prev = out.get(step.host);
     out.set(step.host, prev === undefined ? expiry : Math.min(prev, expiry));
   }
