@@ -44,11 +44,17 @@ function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: st
 }
 
 /** An error whose every property throws when read: the worst a client library could hand back. */
-function hostileError(): object {
+function hostileError(): unknown {
   return new Proxy({}, {
     get() { throw new Error('do not touch'); },
     getPrototypeOf() { throw new Error('do not touch'); },
   });
+}
+
+/** A promise rejected with that hostile value. */
+function rejectHostile(): Promise<never> {
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error rejection is what these tests feed the code
+  return Promise.reject(hostileError());
 }
 
 test('SIGHUP: a reload that rejects or throws is logged, never an unhandled rejection', async (t) => {
@@ -56,7 +62,7 @@ test('SIGHUP: a reload that rejects or throws is logged, never an unhandled reje
   const { log, lines } = captureLog();
   reloadOnSignal({ log, reload: () => Promise.reject(new Error('disk on fire')) })();
   reloadOnSignal({ log, reload: () => { throw new Error('sync failure'); } })();
-  reloadOnSignal({ log, reload: () => Promise.reject(hostileError()) })();
+  reloadOnSignal({ log, reload: rejectHostile })();
   await settle();
   assert.deepEqual(escaped, []);
   const errors = lines.filter((l) => l.level === 'error');
@@ -68,15 +74,17 @@ test('SIGHUP: a reload that rejects or throws is logged, never an unhandled reje
 class RejectingKube implements KubeClient {
   failWith: (() => unknown) | null = null;
   writes = 0;
-  async getNode(): Promise<KubeNode> { throw new Error('unused'); }
+  getNode(): Promise<KubeNode> { return Promise.reject(new Error('unused')); }
   async patchNode(): Promise<KubeNode> { return this.answer(); }
   async patchNodeStatus(): Promise<KubeNode> { return this.answer(); }
   async createEvent(): Promise<void> { await this.answer(); }
   async close(): Promise<void> {}
-  private async answer(): Promise<KubeNode> {
-    if (this.failWith) throw this.failWith();
-    this.writes++;
-    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } };
+  private answer(): Promise<KubeNode> {
+    return new Promise((resolve) => {
+      if (this.failWith) throw this.failWith();
+      this.writes++;
+      resolve({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } });
+    });
   }
 }
 
@@ -125,7 +133,7 @@ async function startServer(t: TestContext, over: { store?: StatusStore; metrics?
   const { log, lines } = captureLog();
   const server = createServer({
     metrics: over.metrics ?? new AgentMetrics({ defaultMetrics: false }), store: over.store ?? new StatusStore(), log,
-    probeNow: async (target) => okResult(target), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
+    probeNow: (target) => Promise.resolve(okResult(target)), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
   });
   const { port } = await server.listen('127.0.0.1', 0);
   t.after(() => server.close());
@@ -150,7 +158,7 @@ test('http server: a listen error still rejects listen() (and is not only logged
   const { log } = captureLog();
   const second = createServer({
     metrics: new AgentMetrics({ defaultMetrics: false }), store: new StatusStore(), log,
-    probeNow: async (target) => okResult(target), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
+    probeNow: (target) => Promise.resolve(okResult(target)), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
   });
   await assert.rejects(second.listen('127.0.0.1', first.port), { code: 'EADDRINUSE' });
 });
@@ -210,7 +218,7 @@ test('scheduler: a failing run with a logger that throws still frees its slot; n
   const s = new Scheduler({
     targets: [{ target: 'ghcr.io', kind: 'registry', intervalMs: 1000, timeoutMs: 500, jitter: 0 }],
     concurrency: 1, node: 'n', clock: { now: () => now }, timers, log: throwing,
-    run: async () => { runs++; throw hostileError(); },
+    run: () => { runs++; return rejectHostile(); },
   });
   s.start();
   await fire(3500);

@@ -28,23 +28,25 @@ class MemoryKube implements KubeClient {
   annotations: Record<string, string> = {};
   conditions: NodeCondition[] = [];
   patches = 0;
-  async getNode(): Promise<KubeNode> {
-    return this.node();
+  getNode(): Promise<KubeNode> {
+    return Promise.resolve(this.node());
   }
-  async patchNode(_name: string, patch: object): Promise<KubeNode> {
+  patchNode(_name: string, patch: object): Promise<KubeNode> {
     this.patches++;
     const ann = (patch as { metadata?: { annotations?: Record<string, string | null> } }).metadata?.annotations ?? {};
+    const next = new Map(Object.entries(this.annotations));
     for (const [k, v] of Object.entries(ann)) {
-      if (v === null) delete this.annotations[k];
-      else this.annotations[k] = v;
+      if (v === null) next.delete(k);
+      else next.set(k, v);
     }
-    return this.node();
+    this.annotations = Object.fromEntries(next);
+    return Promise.resolve(this.node());
   }
-  async patchNodeStatus(_name: string, patch: object): Promise<KubeNode> {
+  patchNodeStatus(_name: string, patch: object): Promise<KubeNode> {
     for (const c of (patch as { status: { conditions: NodeCondition[] } }).status.conditions) {
       this.conditions = [...this.conditions.filter((x) => x.type !== c.type), { ...this.conditions.find((x) => x.type === c.type), ...c }];
     }
-    return this.node();
+    return Promise.resolve(this.node());
   }
   async createEvent(): Promise<void> {}
   async close(): Promise<void> {}

@@ -96,7 +96,6 @@ test('a target removed by reload while its probe is in flight does not come back
   const acceptedBefore = accepted;
   const r = await Agent.start({ configPath: path, env: { hostname: 'node-g' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 0, stopGraceMs: 2000 });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
-  if (!r.ok) return;
   const agent = r.agent;
   try {
     await until('the probe of the hanging registry is in flight', () => accepted > acceptedBefore);
@@ -126,7 +125,6 @@ test('an alias bomb written to the watched file: the poll keeps the old config, 
   const lines: string[] = [];
   const r = await Agent.start({ configPath: path, env: { hostname: 'node-b' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 50 });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
-  if (!r.ok) return;
   try {
     await new Promise((res) => setTimeout(res, 150)); // the poll records the current text
     let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
@@ -157,7 +155,6 @@ test('a reload whose reader throws keeps the previous config and says so', async
   const lines: string[] = [];
   const r = await Agent.start({ configPath: path, env: { hostname: 'node-r' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 0, readConfig });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
-  if (!r.ok) return;
   try {
     const res = await r.agent.reload();
     assert.equal(res.ok, false);
@@ -191,7 +188,6 @@ test('anything thrown while applying a reload is logged; reload() resolves, neve
   }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
   const r = await Agent.start({ configPath: path, env: { hostname: 'node-x' }, processEnv: {}, inCluster: inClusterOff, log, reloadCheckMs: 0 });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
-  if (!r.ok) return;
   try {
     writeFileSync(path, config(port, [stays], '800ms'));
     const res = await r.agent.reload();

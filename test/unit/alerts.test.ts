@@ -92,9 +92,10 @@ test('the prometheus-operator component renders a namespaced PodMonitor and Prom
       assert.equal(d.metadata.labels?.['release'], 'kube-prometheus-stack', d.kind);
     }
     const pm = docs.find((d) => d.kind === 'PodMonitor');
-    assert.equal(pm?.spec['jobLabel'], 'app.kubernetes.io/name', 'job="pullprobe", which the agent alerts select');
-    assert.deepEqual((pm?.spec['selector'] as { matchLabels: unknown }).matchLabels, { 'app.kubernetes.io/name': 'pullprobe' });
-    assert.ok(!JSON.stringify(pm?.spec).includes('targetLabel: node') && !JSON.stringify(pm?.spec).includes('"targetLabel":"node"'),
+    assert.ok(pm, 'a PodMonitor');
+    assert.equal(pm.spec['jobLabel'], 'app.kubernetes.io/name', 'job="pullprobe", which the agent alerts select');
+    assert.deepEqual((pm.spec['selector'] as { matchLabels: unknown }).matchLabels, { 'app.kubernetes.io/name': 'pullprobe' });
+    assert.ok(!JSON.stringify(pm.spec).includes('targetLabel: node') && !JSON.stringify(pm.spec).includes('"targetLabel":"node"'),
       'no node target label (it would rename the agent\'s node label)');
     assert.deepEqual(docs.find((d) => d.kind === 'PrometheusRule')?.spec['groups'], groups);
   } finally {
@@ -130,10 +131,11 @@ test('the grafana-dashboard component renders a namespaced ConfigMap labelled gr
     const docs = parseAllDocuments(r.out).map((x) => x.toJS() as { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; data: Record<string, string> });
     assert.equal(docs.length, 1);
     const cm = docs[0];
-    assert.equal(cm?.kind, 'ConfigMap');
-    assert.equal(cm?.metadata.namespace, 'pullprobe');
-    assert.equal(cm?.metadata.labels?.['grafana_dashboard'], '1');
-    assert.equal(cm?.data['pullprobe.json'], readFileSync(join(ROOT, 'manifests', 'components', 'grafana-dashboard', 'pullprobe.json'), 'utf8'));
+    assert.ok(cm, 'a ConfigMap');
+    assert.equal(cm.kind, 'ConfigMap');
+    assert.equal(cm.metadata.namespace, 'pullprobe');
+    assert.equal(cm.metadata.labels?.['grafana_dashboard'], '1');
+    assert.equal(cm.data['pullprobe.json'], readFileSync(join(ROOT, 'manifests', 'components', 'grafana-dashboard', 'pullprobe.json'), 'utf8'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

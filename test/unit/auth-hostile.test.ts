@@ -123,22 +123,18 @@ describe('realm policy (pure)', () => {
     for (const [realm, host] of cases) {
       const r = checkRealm(realm, 'registry.test:443');
       assert.equal(r.ok, false, realm);
-      if (!r.ok) {
-        assert.equal(r.reason, 'token_error', realm);
-        assert.equal(r.host, host, realm);
-      }
+      assert.equal(r.reason, 'token_error', realm);
+      assert.equal(r.host, host, realm);
     }
   });
 
   test('https realm: allowed with credentials; http realm: anonymous only; userinfo, query and fragment never shown', () => {
     const r = checkRealm('https://user:pw@auth.example:8443/token?secret=s3cr3t#frag', 'registry.test');
     assert.ok(r.ok);
-    if (r.ok) {
-      assert.equal(r.credentialsAllowed, true);
-      assert.equal(r.display, 'https://auth.example:8443/token');
-      assert.equal(r.url.username, '');
-      assert.equal(r.port, 8443);
-    }
+    assert.equal(r.credentialsAllowed, true);
+    assert.equal(r.display, 'https://auth.example:8443/token');
+    assert.equal(r.url.username, '');
+    assert.equal(r.port, 8443);
     const h = checkRealm('http://auth.example/token', 'registry.test');
     assert.ok(h.ok && !h.credentialsAllowed && h.port === 80 && !h.tls);
   });

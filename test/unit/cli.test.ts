@@ -13,9 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, packageVersion } from '../../src/cli.js';
 import type { Io } from '../../src/commands/io.js';
+import type { Explanation } from '../../src/diagnosis/explain.js';
 import { createCA, type TestCA } from '../support/certs.js';
 import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
 import { prepareCli } from '../support/run-cli.js';
+
+/** `explain --json` output, typed for reading; the assertions check its values. */
+const explained = (out: string): Explanation => JSON.parse(out) as Explanation;
 
 let ca: TestCA;
 let dir: string;
@@ -97,11 +101,11 @@ test('human output: ✓/✗ per stage with the fix; colour only on a TTY and nev
 test('explain --json: one object with the contract keys; unknown text gives reason null and exit 1', async () => {
   const r = await run(['explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused']);
   assert.equal(r.code, 0);
-  assert.deepEqual(Object.keys(JSON.parse(r.out)), ['stage', 'reason', 'cause', 'message', 'hint']);
-  assert.equal(JSON.parse(r.out).reason, 'tcp_refused');
+  assert.deepEqual(Object.keys(explained(r.out)), ['stage', 'reason', 'cause', 'message', 'hint']);
+  assert.equal(explained(r.out).reason, 'tcp_refused');
   const none = await run(['explain', '--json', 'the cat sat on the mat']);
   assert.equal(none.code, 1);
-  assert.equal(JSON.parse(none.out).reason, null);
+  assert.equal(explained(none.out).reason, null);
 });
 
 test('the compiled CLI runs through a symlink, as npm installs `bin` (compiled like dist/ by the test itself)', () => {
@@ -110,7 +114,7 @@ test('the compiled CLI runs through a symlink, as npm installs `bin` (compiled l
   symlinkSync(cli, link);
   const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).reason, 'tcp_refused');
+  assert.equal(explained(r.stdout).reason, 'tcp_refused');
 });
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -138,7 +142,10 @@ test('COMMAND --help: that command\'s help on stdout, exit 0, nothing on stderr'
       assert.equal(r.code, 0, `${command} ${flag}: ${r.err}`);
       assert.equal(r.err, '');
       for (const re of res) assert.match(r.out, re, `${command} ${flag}`);
-      for (const other of expect.filter(([c]) => c !== command)) assert.doesNotMatch(r.out, other[1][0]!, `${command} help is its own`);
+      for (const [, [usage]] of expect.filter(([c]) => c !== command)) {
+        assert.ok(usage);
+        assert.doesNotMatch(r.out, usage, `${command} help is its own`);
+      }
     }
     const viaHelp = await run(['help', command]);
     assert.equal(viaHelp.code, 0);
@@ -151,7 +158,7 @@ test('COMMAND --help: that command\'s help on stdout, exit 0, nothing on stderr'
   // After `--` it is an argument, not a request for help.
   const quoted = await run(['explain', '--json', '--', '--help']);
   assert.equal(quoted.code, 1);
-  assert.equal(JSON.parse(quoted.out).reason, null);
+  assert.equal(explained(quoted.out).reason, null);
 });
 
 test('pullprobe alone: usage on stderr, exit 2; --help: usage on stdout, exit 0; unknown command: stderr, exit 2', async () => {

@@ -17,7 +17,7 @@ const ENV = { hostname: 'host-1' };
 
 function errorsOf(r: ConfigResult): string[] {
   assert.equal(r.ok, false, 'expected the config to be rejected');
-  return r.ok ? [] : r.errors;
+  return r.errors;
 }
 
 function cpuMs<T>(fn: () => T): { value: T; ms: number } {
@@ -139,7 +139,7 @@ test('durations: linear, and a long one is refused with a short message', () => 
   for (const input of ['1'.repeat(1_000_000), '1s'.repeat(500_000), `${'1.'.repeat(500_000)}s`, ` ${'9'.repeat(999_999)}x`]) {
     const { value, ms } = cpuMs(() => parseDurationDetailed(input));
     assert.equal(value.ok, false);
-    assert.ok(!value.ok && value.message.length < 120, !value.ok ? value.message.slice(0, 200) : '');
+    assert.ok(value.message.length < 120, value.message.slice(0, 200));
     assert.ok(ms < 200, `took ${ms} ms of CPU`);
   }
   const r = parseConfig(`interval: "${'1'.repeat(100_000)}"\ntargets:\n  - registry: ghcr.io\n`, 'dur.yaml', ENV);

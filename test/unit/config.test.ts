@@ -16,7 +16,7 @@ function fixture(name: string): ConfigResult {
 
 function errorsOf(r: ConfigResult): string[] {
   assert.equal(r.ok, false, 'expected the config to be rejected');
-  return r.ok ? [] : r.errors;
+  return r.errors;
 }
 
 test('duration: Go syntax', () => {
@@ -226,7 +226,7 @@ test('loadConfig: a missing file is one error naming the path and code', async (
     await writeFile(good, 'targets:\n  - image: nginx\n');
     const ok = await loadConfig(good, { env: ENV });
     assert.ok(ok.ok);
-    const bad = await loadConfig(good, { env: ENV, readFile: async () => 'interval: 1y\ntargets: []\n' });
+    const bad = await loadConfig(good, { env: ENV, readFile: () => Promise.resolve('interval: 1y\ntargets: []\n') });
     assert.equal(errorsOf(bad).length, 2);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -235,7 +235,7 @@ test('loadConfig: a missing file is one error naming the path and code', async (
 
 test('ConfigHolder.reload keeps the old config when the new one is invalid', async () => {
   let text = 'targets:\n  - image: nginx\n';
-  const opts = { env: ENV, readFile: async () => text };
+  const opts = { env: ENV, readFile: () => Promise.resolve(text) };
   const first = await loadConfig('/cfg.yaml', opts);
   assert.ok(first.ok);
   const holder = new ConfigHolder('/cfg.yaml', first.config, opts);
@@ -247,7 +247,7 @@ test('ConfigHolder.reload keeps the old config when the new one is invalid', asy
   text = 'interval: nope\ntargets:\n  - image: nginx\n';
   const bad = await holder.reload();
   assert.equal(bad.ok, false);
-  assert.ok(!bad.ok && bad.errors[0]?.startsWith('interval: '));
+  assert.ok(bad.errors[0]?.startsWith('interval: '));
   assert.equal(holder.current, first.config);
   assert.equal(bad.config, first.config);
 

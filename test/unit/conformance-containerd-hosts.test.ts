@@ -39,13 +39,12 @@ const ROOT = '/etc/containerd/certs.d';
 function memFs(files: Record<string, string>): HostsFs {
   const paths = Object.keys(files);
   return {
-    readFile: async (p) => {
+    readFile: (p) => {
       const t = files[p];
-      if (t === undefined) throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' });
-      return t;
+      return t === undefined ? Promise.reject(Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' })) : Promise.resolve(t);
     },
-    readdir: async (d) => paths.filter((p) => posix.dirname(p) === d).map((p) => posix.basename(p)),
-    exists: async (p) => paths.some((f) => f === p || f.startsWith(`${p}/`)),
+    readdir: (d) => Promise.resolve(paths.filter((p) => posix.dirname(p) === d).map((p) => posix.basename(p))),
+    exists: (p) => Promise.resolve(paths.some((f) => f === p || f.startsWith(`${p}/`))),
   };
 }
 

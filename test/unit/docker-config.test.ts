@@ -32,15 +32,17 @@ test('username/password fields, and auth wins over them (kubelet DockerConfigEnt
   const a = parseDockerConfig(cfg({ 'a.io': { username: 'u', password: 'p' }, 'b.io': { username: 'u', password: 'p', auth: b64('bob:pw') } }), SRC);
   assert.deepEqual(credentialFor(a, 'a.io'), { username: 'u', password: 'p', source: `${SRC}: auths["a.io"]` });
   const b = credentialFor(a, 'b.io');
-  assert.equal(b?.username, 'bob');
-  assert.equal(b?.password, 'pw');
+  assert.ok(b, 'a credential for b.io');
+  assert.equal(b.username, 'bob');
+  assert.equal(b.password, 'pw');
 });
 
 test('identitytoken gives ("", token) as containerd does', () => {
   const a = parseDockerConfig(cfg({ 'acr.io': { identitytoken: 'tok' } }), SRC);
   const c = credentialFor(a, 'acr.io');
-  assert.equal(c?.username, '');
-  assert.equal(c?.password, 'tok');
+  assert.ok(c, 'a credential for acr.io');
+  assert.equal(c.username, '');
+  assert.equal(c.password, 'tok');
 });
 
 test('NULs trimmed from a decoded password; empty entries are anonymous', () => {
@@ -151,7 +153,12 @@ test('loadDockerConfig reads through the injected reader and the real fs', () =>
     assert.equal(credentialFor(loadDockerConfig(file), 'reg.io')?.username, 'disk');
     assert.throws(
       () => loadDockerConfig(join(dir, 'missing.json')),
-      (err: unknown) => err instanceof FileUnreadableError && err.code === 'PULLPROBE_FILE_UNREADABLE' && err.path.endsWith('missing.json') && err.message.includes('missing.json'),
+      (err: unknown) => {
+        assert.ok(err instanceof FileUnreadableError);
+        assert.equal(err.code, 'PULLPROBE_FILE_UNREADABLE');
+        assert.ok(err.path.endsWith('missing.json') && err.message.includes('missing.json'), err.message);
+        return true;
+      },
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

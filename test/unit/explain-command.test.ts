@@ -16,8 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
 import { MAX_INPUT_BYTES, type ExplainIo, type StdinKind, type StdinSource, type StdinText } from '../../src/commands/explain-command.js';
 import { REASONS } from '../../src/diagnosis/catalog.js';
-import { KUBELET_ONLY_HINT } from '../../src/diagnosis/explain.js';
+import { KUBELET_ONLY_HINT, type Explanation } from '../../src/diagnosis/explain.js';
 import { REF, lab } from '../fixtures/explain/cases.js';
+
+/** `explain --json` output, typed for reading; the assertions check its values. */
+const explained = (out: string): Explanation => JSON.parse(out) as Explanation;
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/explain/', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -29,10 +32,10 @@ class FakeStdin implements StdinSource {
   kind(): StdinKind {
     return this.k;
   }
-  async read(maxBytes: number): Promise<StdinText> {
+  read(maxBytes: number): Promise<StdinText> {
     this.reads.push(maxBytes);
-    if (this.text instanceof Error) throw this.text;
-    return this.text.length > maxBytes ? { text: this.text.slice(0, maxBytes), truncated: true } : { text: this.text, truncated: false };
+    if (this.text instanceof Error) return Promise.reject(this.text);
+    return Promise.resolve(this.text.length > maxBytes ? { text: this.text.slice(0, maxBytes), truncated: true } : { text: this.text, truncated: false });
   }
 }
 
@@ -96,7 +99,7 @@ test('input over 1 MiB: only the first 1 MiB is read, and stderr says so', async
   const viaStdin = await run(['--json', '-'], new FakeStdin('pipe', big));
   assert.equal(viaStdin.code, 0);
   assert.match(viaStdin.err, /longer than 1 MiB/);
-  assert.equal(JSON.parse(viaStdin.out).reason, 'dns_nxdomain', 'stdout stays one JSON object');
+  assert.equal(explained(viaStdin.out).reason, 'dns_nxdomain', 'stdout stays one JSON object');
   const viaArg = await run([big]);
   assert.equal(viaArg.code, 0);
   assert.match(viaArg.err, /longer than 1 MiB/);
@@ -144,7 +147,7 @@ test('real process: `kubectl get events -o json | pullprobe explain --json` (a p
   const events = join(FIXTURES, 'events-not-found.json');
   const r = spawnSync('sh', ['-c', `cat "$1" | "$2" --import tsx "$3" explain --json`, 'sh', events, process.execPath, CLI], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).reason, 'manifest_unknown');
+  assert.equal(explained(r.stdout).reason, 'manifest_unknown');
 });
 
 test('real process: a 3 MiB file on stdin is read up to 1 MiB, with a note on stderr', () => {
@@ -155,7 +158,7 @@ test('real process: a 3 MiB file on stdin is read up to 1 MiB, with a note on st
     const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'explain', '--json'], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /longer than 1 MiB/);
-    assert.equal(JSON.parse(r.stdout).reason, 'dns_nxdomain');
+    assert.equal(explained(r.stdout).reason, 'dns_nxdomain');
   } finally {
     closeSync(fd);
   }
@@ -167,8 +170,8 @@ test('DNS hints name "the node\'s resolv.conf", not a fixed /etc/resolv.conf (th
     assert.match(REASONS[reason].hint, /the node's resolv\.conf/, reason);
   }
   const r = await run(['explain', '--json', 'dial tcp: lookup registry.example.com on 10.96.0.10:53: no such host']);
-  assert.equal(JSON.parse(r.out).reason, 'dns_nxdomain');
-  assert.match(JSON.parse(r.out).hint, /the node's resolv\.conf/);
+  assert.equal(explained(r.out).reason, 'dns_nxdomain');
+  assert.match(explained(r.out).hint ?? '', /the node's resolv\.conf/);
 });
 
 test('no user-facing text says "seed": reason messages, hints and CLI help', async () => {

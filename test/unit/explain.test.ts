@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REASONS } from '../../src/diagnosis/catalog.js';
-import { CASES, REF, lab, pull } from '../fixtures/explain/cases.js';
+import { CASES, REF, URL as MANIFEST_URL, lab, pull } from '../fixtures/explain/cases.js';
 import { KUBELET_ONLY_HINT, PATTERNS, explainMessage, explainText, matchPattern } from '../../src/diagnosis/explain.js';
 
 for (const [name, text, reason, cause] of CASES) {
@@ -49,7 +49,7 @@ test('back-off together with the failed pull: the failed pull decides', () => {
 });
 
 test('a 403 from the registry itself is still access_denied, not the proxy', () => {
-  assert.equal(explainMessage(pull(REF, REF, `failed to resolve reference "${REF}": unexpected status from HEAD request to ${URL}: 403 Forbidden`)).reason, 'access_denied');
+  assert.equal(explainMessage(pull(REF, REF, `failed to resolve reference "${REF}": unexpected status from HEAD request to ${MANIFEST_URL}: 403 Forbidden`)).reason, 'access_denied');
   assert.equal(explainMessage(lab('Forbidden: something else')).reason, null);
 });
 

@@ -65,18 +65,19 @@ describe('parseHostsToml', () => {
     assert.equal(c.serverSkipVerify, true);
     assert.equal(c.root.overridePath, true);
     const [m1, m2] = c.hosts;
-    assert.deepEqual(m1?.capabilities, ['pull', 'resolve']);
-    assert.deepEqual(m1?.ca, ['/etc/containerd/certs.d/reg.io/rel/a.pem', '/abs/b.pem']);
-    assert.deepEqual(m1?.client, [
+    assert.ok(m1 && m2, 'two [host] sections');
+    assert.deepEqual(m1.capabilities, ['pull', 'resolve']);
+    assert.deepEqual(m1.ca, ['/etc/containerd/certs.d/reg.io/rel/a.pem', '/abs/b.pem']);
+    assert.deepEqual(m1.client, [
       ['/etc/containerd/certs.d/reg.io/c.cert', '/etc/containerd/certs.d/reg.io/c.key'],
       ['/etc/containerd/certs.d/reg.io/combined.pem', ''],
     ]);
-    assert.deepEqual(m1?.headers, { a: ['x'], b: ['y', 'z'] });
-    assert.equal(m1?.dialTimeout, '1m30s');
-    assert.equal(m1?.skipVerify, false);
-    assert.deepEqual(m2?.capabilities, ['pull', 'resolve', 'push']);
-    assert.deepEqual(m2?.client, [['/etc/containerd/certs.d/reg.io/only.pem', '']]);
-    assert.equal(m2?.dialTimeout, undefined);
+    assert.deepEqual(m1.headers, { a: ['x'], b: ['y', 'z'] });
+    assert.equal(m1.dialTimeout, '1m30s');
+    assert.equal(m1.skipVerify, false);
+    assert.deepEqual(m2.capabilities, ['pull', 'resolve', 'push']);
+    assert.deepEqual(m2.client, [['/etc/containerd/certs.d/reg.io/only.pem', '']]);
+    assert.equal(m2.dialTimeout, undefined);
   });
 
   it('unknown capability: throws naming the file and the key', () => {
@@ -189,15 +190,16 @@ describe('resolveRegistryHosts', () => {
       'https://reg.lab.test/v2',
     ]);
     const [pullOnly, custom, server] = r.endpoints;
-    assert.deepEqual(custom?.caFiles, [join(dir, 'certs', 'mirror-ca.pem')]);
-    assert.equal(custom?.skipVerify, true);
-    assert.equal(custom?.overridePath, true);
-    assert.equal(custom?.host, 'mirror.test:8443');
-    assert.deepEqual(custom?.headerNames, ['x-mirror-token']);
+    assert.ok(pullOnly && custom && server, 'three endpoints');
+    assert.deepEqual(custom.caFiles, [join(dir, 'certs', 'mirror-ca.pem')]);
+    assert.equal(custom.skipVerify, true);
+    assert.equal(custom.overridePath, true);
+    assert.equal(custom.host, 'mirror.test:8443');
+    assert.deepEqual(custom.headerNames, ['x-mirror-token']);
     assert.ok(!JSON.stringify(r).includes('not-a-real-secret'));
-    assert.deepEqual(server?.caFiles, [join(dir, 'ca.crt')]);
-    assert.equal(server?.isMirror, false);
-    assert.equal(pullOnly?.isMirror, true);
+    assert.deepEqual(server.caFiles, [join(dir, 'ca.crt')]);
+    assert.equal(server.isMirror, false);
+    assert.equal(pullOnly.isMirror, true);
     assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://mirror.test:8443/custom/api', 'https://reg.lab.test/v2']);
     assert.equal(endpointsFor(r, 'pull').length, 3);
     assert.deepEqual(r.warnings, []);
@@ -270,8 +272,10 @@ describe('resolveRegistryHosts', () => {
     const dir = join(MAIN, 'docker-style.lab.test');
     const r = await resolveRegistryHosts([MAIN], 'docker-style.lab.test');
     assert.equal(r.source, dir);
-    assert.deepEqual(r.endpoints[0]?.caFiles, [join(dir, 'ca.crt')]);
-    assert.deepEqual(r.endpoints[0]?.clientCerts, [
+    const [first] = r.endpoints;
+    assert.ok(first, 'an endpoint');
+    assert.deepEqual(first.caFiles, [join(dir, 'ca.crt')]);
+    assert.deepEqual(first.clientCerts, [
       [join(dir, 'client.cert'), join(dir, 'client.key')],
       [join(dir, 'combined.cert'), ''],
     ]);
@@ -280,24 +284,28 @@ describe('resolveRegistryHosts', () => {
   it('injected fs: a missing CA file is warned about; an unreadable hosts.toml is a config error', async () => {
     const files: Record<string, string> = { '/c/r.test/hosts.toml': 'ca = "gone.pem"\n[host]\n' };
     const fs: HostsFs = {
-      readFile: async (p) => {
-        if (p in files) return files[p] as string;
-        throw Object.assign(new Error('nope'), { code: p.startsWith('/denied') ? 'EACCES' : 'ENOENT' });
+      readFile: (p) => {
+        if (p in files) return Promise.resolve(files[p] as string);
+        return Promise.reject(Object.assign(new Error('nope'), { code: p.startsWith('/denied') ? 'EACCES' : 'ENOENT' }));
       },
-      readdir: async () => [],
-      exists: async (p) => p === '/c/r.test' || p === '/denied/r.test',
+      readdir: () => Promise.resolve([]),
+      exists: (p) => Promise.resolve(p === '/c/r.test' || p === '/denied/r.test'),
     };
     const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
     assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://r.test/v2', ['/c/r.test/gone.pem']]]);
     assert.equal(r.warnings.length, 1);
-    await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => err instanceof HostsTomlError && err.code === 'PULLPROBE_HOSTS_TOML');
+    await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => {
+      assert.ok(err instanceof HostsTomlError);
+      assert.equal(err.code, 'PULLPROBE_HOSTS_TOML');
+      return true;
+    });
   });
 
   it('resolve needs pull+resolve, pull needs pull; nothing able to resolve is warned about', async () => {
     const fs: HostsFs = {
-      readFile: async () => 'server = "https://r.test"\ncapabilities = ["pull"]\n[host."https://resolve-only.test"]\ncapabilities = ["resolve"]\n',
-      readdir: async () => [],
-      exists: async (p) => p === '/c/r.test',
+      readFile: () => Promise.resolve('server = "https://r.test"\ncapabilities = ["pull"]\n[host."https://resolve-only.test"]\ncapabilities = ["resolve"]\n'),
+      readdir: () => Promise.resolve([]),
+      exists: (p) => Promise.resolve(p === '/c/r.test'),
     };
     const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
     assert.deepEqual(endpointsFor(r, 'resolve'), []);

@@ -73,13 +73,12 @@ test('zoneOf reads the topology label, legacy label as fallback', () => {
 
 function fakeClient(node: KubeNode | Error): KubeClient & { asked: string[] } {
   const asked: string[] = [];
-  const unused = async (): Promise<never> => { throw new Error('unused'); };
+  const unused = (): Promise<never> => Promise.reject(new Error('unused'));
   return {
     asked,
-    async getNode(name) {
+    getNode(name) {
       asked.push(name);
-      if (node instanceof Error) throw node;
-      return node;
+      return node instanceof Error ? Promise.reject(node) : Promise.resolve(node);
     },
     patchNode: unused, patchNodeStatus: unused, createEvent: unused,
     async close() {},

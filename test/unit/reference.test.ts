@@ -90,10 +90,8 @@ for (const [input, problem] of INVALID) {
   test(`parseImageReference rejects ${JSON.stringify(input.slice(0, 40))} as ${problem}`, () => {
     const r = parseImageReference(input);
     assert.equal(r.ok, false);
-    if (!r.ok) {
-      assert.equal(r.problem, problem);
-      assert.ok(r.message.startsWith('invalid reference format'));
-    }
+    assert.equal(r.problem, problem);
+    assert.ok(r.message.startsWith('invalid reference format'));
   });
 }
 
@@ -104,7 +102,7 @@ test('255 characters of repository path is the limit; the domain does not count 
   assert.equal(parseImageReference(`reg.io/${repo}`).ok, true);
   const over = parseImageReference(`reg.io/${repo}a`);
   assert.equal(over.ok, false);
-  if (!over.ok) assert.equal(over.problem, 'too_long');
+  assert.equal(over.problem, 'too_long');
   // Docker Hub's implied "library/" is part of the path.
   assert.equal(parseImageReference('a'.repeat(247)).ok, true);
   assert.equal(parseImageReference('a'.repeat(248)).ok, false);
@@ -143,7 +141,7 @@ for (const [input, normalized] of IMAGES) {
     const r = parseTarget(input);
     assert.ok(r.ok);
     assert.equal(r.target.kind, 'image');
-    if (r.target.kind === 'image') assert.equal(r.target.ref.normalized, normalized);
+    assert.equal(r.target.ref.normalized, normalized);
   });
 }
 
@@ -156,7 +154,7 @@ test('parseTarget rejects malformed registries and images', () => {
   ] as const) {
     const r = parseTarget(input);
     assert.equal(r.ok, false, input);
-    if (!r.ok) assert.equal(r.problem, problem, input);
+    assert.equal(r.problem, problem, input);
   }
 });
 

@@ -82,8 +82,10 @@ test('every node of every subnet failing → cluster-wide (other registries unaf
     ['registry.lab.test', '10.0.1.0/24', 'cluster-wide', 2, 2],
     ['registry.lab.test', '10.0.2.0/24', 'cluster-wide', 1, 1],
   ]);
-  assert.equal(r.rows[2]?.reason, 'dns_nxdomain');
-  assert.deepEqual(r.rows[2]?.failingNodes, ['node-a1', 'node-a2']);
+  const row = r.rows[2];
+  assert.ok(row, 'a third row');
+  assert.equal(row.reason, 'dns_nxdomain');
+  assert.deepEqual(row.failingNodes, ['node-a1', 'node-a2']);
 });
 
 test('a single Node (not a List) is accepted', () => {

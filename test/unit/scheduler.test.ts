@@ -52,6 +52,9 @@ interface Recorder {
   maxPerTarget: number;
 }
 
+/** The abort reason, to reject with (the scheduler aborts with a RunAbortedError). */
+const abortReason = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new Error('aborted without an Error reason'));
+
 /** A run that takes durations[target] ms of fake time (default 10), recording starts and overlap. */
 function timedRun(time: FakeTime, durations: Record<string, number> = {}) {
   const rec: Recorder = { starts: {}, active: 0, maxActive: 0, activeByTarget: new Map(), maxPerTarget: 0 };
@@ -71,7 +74,7 @@ function timedRun(time: FakeTime, durations: Record<string, number> = {}) {
       if (ms === Infinity) {
         signal.addEventListener('abort', () => {
           done();
-          reject(signal.reason);
+          reject(abortReason(signal));
         });
         return;
       }
@@ -163,7 +166,7 @@ test('a run past its timeout + overrun grace has its signal aborted', async () =
   const time = new FakeTime();
   const seen: { reason?: unknown } = {};
   const run = (_t: TargetConfig, signal: AbortSignal): Promise<void> =>
-    new Promise((_, reject) => signal.addEventListener('abort', () => reject((seen.reason = signal.reason))));
+    new Promise((_, reject) => signal.addEventListener('abort', () => reject((seen.reason = abortReason(signal)))));
   const s = new Scheduler({
     targets: [target('a', { intervalMs: 60_000, timeoutMs: 10_000 })],
     concurrency: 1, node: 'n', run, clock: time, timers: time, overrunGraceMs: 2_000,

@@ -31,7 +31,7 @@ test('concurrent calls for one key share one call', async () => {
   };
   const a = sf.do('k', fn);
   const b = sf.do('k', fn);
-  const other = sf.do('other', async () => 7);
+  const other = sf.do('other', () => Promise.resolve(7));
   d.resolve(42);
   assert.deepEqual(await a, { value: 42, shared: false, cached: false });
   assert.deepEqual(await b, { value: 42, shared: true, cached: false });
@@ -44,7 +44,7 @@ test('a fulfilled value is cached for cacheMs, then fetched again', async () => 
   const clock = fakeClock();
   const sf = new SingleFlight<number>({ cacheMs: 1000, clock });
   let calls = 0;
-  const fn = async (): Promise<number> => ++calls;
+  const fn = (): Promise<number> => Promise.resolve(++calls);
   assert.deepEqual(await sf.do('k', fn), { value: 1, shared: false, cached: false });
   clock.t = 999;
   assert.deepEqual(await sf.do('k', fn), { value: 1, shared: false, cached: true });
@@ -62,14 +62,14 @@ test('a rejection reaches every joined caller and is not cached', async () => {
     calls++;
     return d.promise;
   });
-  const b = sf.do('k', async () => 0);
+  const b = sf.do('k', () => Promise.resolve(0));
   d.reject(Object.assign(new Error('boom'), { code: 'EBOOM' }));
   await assert.rejects(a, { code: 'EBOOM' });
   await assert.rejects(b, { code: 'EBOOM' });
   assert.deepEqual(sf.sizes(), { inflight: 0, cached: 0 });
-  const again = await sf.do('k', async () => {
+  const again = await sf.do('k', () => {
     calls++;
-    return 5;
+    return Promise.resolve(5);
   });
   assert.deepEqual(again, { value: 5, shared: false, cached: false });
   assert.equal(calls, 2);
@@ -84,7 +84,7 @@ test('a synchronous throw in fn becomes a rejection and frees the key', async ()
     { code: 'ESYNC' },
   );
   assert.equal(sf.sizes().inflight, 0);
-  assert.equal((await sf.do('k', async () => 1)).value, 1);
+  assert.equal((await sf.do('k', () => Promise.resolve(1))).value, 1);
 });
 
 test('the cache is bounded: the oldest entry is evicted', async () => {
@@ -92,12 +92,12 @@ test('the cache is bounded: the oldest entry is evicted', async () => {
   const sf = new SingleFlight<string>({ cacheMs: 60_000, maxEntries: 3, clock });
   for (let i = 0; i < 5; i++) {
     clock.t = i;
-    await sf.do(`k${i}`, async () => `v${i}`);
+    await sf.do(`k${i}`, () => Promise.resolve(`v${i}`));
   }
   assert.equal(sf.sizes().cached, 3);
-  assert.equal((await sf.do('k4', async () => 'fresh')).cached, true);
-  assert.equal((await sf.do('k2', async () => 'fresh')).cached, true);
-  assert.deepEqual(await sf.do('k0', async () => 'fresh'), { value: 'fresh', shared: false, cached: false });
+  assert.equal((await sf.do('k4', () => Promise.resolve('fresh'))).cached, true);
+  assert.equal((await sf.do('k2', () => Promise.resolve('fresh'))).cached, true);
+  assert.deepEqual(await sf.do('k0', () => Promise.resolve('fresh')), { value: 'fresh', shared: false, cached: false });
 });
 
 test('expired entries are swept on insert, so many keys over time do not pile up', async () => {
@@ -105,7 +105,7 @@ test('expired entries are swept on insert, so many keys over time do not pile up
   const sf = new SingleFlight<number>({ cacheMs: 100, maxEntries: 1000, clock });
   for (let i = 0; i < 5000; i++) {
     clock.t = i * 10;
-    await sf.do(`k${i}`, async () => i);
+    await sf.do(`k${i}`, () => Promise.resolve(i));
   }
   // Only entries younger than cacheMs (100 ms / 10 ms per insert) survive.
   assert.ok(sf.sizes().cached <= 10, String(sf.sizes().cached));
@@ -113,7 +113,7 @@ test('expired entries are swept on insert, so many keys over time do not pile up
 
 test('forget drops one cached value', async () => {
   const sf = new SingleFlight<number>({ cacheMs: 60_000, clock: fakeClock() });
-  await sf.do('k', async () => 1);
+  await sf.do('k', () => Promise.resolve(1));
   sf.forget('k');
-  assert.equal((await sf.do('k', async () => 2)).value, 2);
+  assert.equal((await sf.do('k', () => Promise.resolve(2))).value, 2);
 });

@@ -86,6 +86,20 @@ async function why(args: string[]): Promise<{ code: number; out: string; err: st
   return { code, out, err, json: args.includes('--json') && out.trim() !== '' ? JSON.parse(out) as WhyReport : null };
 }
 
+/** The first container of a --json answer (each test pod has one); fails the test when there is none. */
+function firstContainer(r: { json: WhyReport | null }): WhyReport['containers'][number] {
+  const c = r.json?.containers[0];
+  assert.ok(c, 'a container in the --json answer');
+  return c;
+}
+
+/** Its first pull secret; fails the test when there is none. */
+function firstSecret(r: { json: WhyReport | null }): WhyReport['containers'][number]['pullSecrets'][number] {
+  const s = firstContainer(r).pullSecrets[0];
+  assert.ok(s, 'a pull secret in the --json answer');
+  return s;
+}
+
 before(async () => {
   assert.ok(existsSync(KUBECTL), `${KUBECTL} is required for these tests`);
   ca = createCA();
@@ -115,8 +129,9 @@ before(async () => {
 });
 
 after(async () => {
-  await api?.close();
-  ca?.cleanup();
+  // Unset when before() failed.
+  await (api as FakeApiServer | undefined)?.close();
+  (ca as TestCA | undefined)?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -125,14 +140,14 @@ test('secret in the wrong namespace: found in default, not in prod; message from
   putPod({ name: 'wrong-ns', image, state: 'ImagePullBackOff', statusMessage: msg('backOff', image), event: msg('unauthorized', image), secrets: ['regcred'] });
   const r = await why(['wrong-ns', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
-  const c = r.json?.containers[0];
-  assert.equal(c?.state, 'ImagePullBackOff');
-  assert.equal(c?.explained?.reason, 'auth_required');
-  assert.match(c?.kubeletMessage ?? '', /401 Unauthorized/);
-  assert.deepEqual(c?.pullSecrets.map((s) => [s.name, s.found, s.foundIn]), [['regcred', false, ['default']]]);
-  assert.equal(c?.conclusion.cause, 'credentials');
-  assert.match(c?.conclusion.summary ?? '', /default/);
-  assert.match(c?.conclusion.fix ?? '', /namespace/);
+  const c = firstContainer(r);
+  assert.equal(c.state, 'ImagePullBackOff');
+  assert.equal(c.explained?.reason, 'auth_required');
+  assert.match(c.kubeletMessage ?? '', /401 Unauthorized/);
+  assert.deepEqual(c.pullSecrets.map((s) => [s.name, s.found, s.foundIn]), [['regcred', false, ['default']]]);
+  assert.equal(c.conclusion.cause, 'credentials');
+  assert.match(c.conclusion.summary, /default/);
+  assert.match(c.conclusion.fix ?? '', /namespace/);
 });
 
 test('secret present but for another registry', async () => {
@@ -140,32 +155,32 @@ test('secret present but for another registry', async () => {
   putPod({ name: 'other-reg', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), secrets: ['ghcr-cred'] });
   const r = await why(['other-reg', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
-  const s = r.json?.containers[0]?.pullSecrets[0];
-  assert.deepEqual([s?.found, s?.type, s?.registries, s?.matchesImage], [true, 'kubernetes.io/dockerconfigjson', ['ghcr.io'], false]);
-  assert.equal(r.json?.containers[0]?.conclusion.cause, 'credentials');
-  assert.match(r.json?.containers[0]?.conclusion.fix ?? '', /registry\.lab\.test/);
+  const s = firstSecret(r);
+  assert.deepEqual([s.found, s.type, s.registries, s.matchesImage], [true, 'kubernetes.io/dockerconfigjson', ['ghcr.io'], false]);
+  assert.equal(firstContainer(r).conclusion.cause, 'credentials');
+  assert.match(firstContainer(r).conclusion.fix ?? '', /registry\.lab\.test/);
 });
 
 test('secret with an expired ECR token: the expiry is read from the token', async () => {
   const image = `${ECR}/api:v2.5.1`;
   putPod({ name: 'ecr-expired', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), secrets: ['ecr-cred'] });
   const r = await why(['ecr-expired', '-n', 'prod', '--json']);
-  const s = r.json?.containers[0]?.pullSecrets[0];
-  assert.equal(s?.matchesImage, true);
-  assert.equal(s?.expiresAt, iso(Math.floor((NOW - 3_600_000) / 1000) * 1000));
-  assert.match(s?.problem ?? '', /expired/);
-  assert.equal(r.json?.containers[0]?.conclusion.cause, 'credentials');
-  assert.match(r.json?.containers[0]?.conclusion.fix ?? '', /Refresh/);
+  const s = firstSecret(r);
+  assert.equal(s.matchesImage, true);
+  assert.equal(s.expiresAt, iso(Math.floor((NOW - 3_600_000) / 1000) * 1000));
+  assert.match(s.problem ?? '', /expired/);
+  assert.equal(firstContainer(r).conclusion.cause, 'credentials');
+  assert.match(firstContainer(r).conclusion.fix ?? '', /Refresh/);
 });
 
 test('no secret and a 401', async () => {
   const image = 'registry.lab.test/app/api:v2.5.1';
   putPod({ name: 'no-secret', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image) });
   const r = await why(['no-secret', '-n', 'prod', '--json']);
-  const c = r.json?.containers[0];
-  assert.deepEqual(c?.pullSecrets, []);
-  assert.deepEqual([c?.conclusion.cause, c?.conclusion.reason], ['credentials', 'auth_required']);
-  assert.match(c?.conclusion.summary ?? '', /no pull secret/);
+  const c = firstContainer(r);
+  assert.deepEqual(c.pullSecrets, []);
+  assert.deepEqual([c.conclusion.cause, c.conclusion.reason], ['credentials', 'auth_required']);
+  assert.match(c.conclusion.summary, /no pull secret/);
 });
 
 test('invalid image name, in an init container', async () => {
@@ -173,30 +188,30 @@ test('invalid image name, in an init container', async () => {
   putPod({ name: 'bad-name', image, state: 'InvalidImageName', statusMessage: msg('invalidName', image), init: true });
   const r = await why(['bad-name', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
-  const c = r.json?.containers[0];
+  const c = firstContainer(r);
   assert.equal(r.json?.containers.length, 1);
-  assert.deepEqual([c?.name, c?.conclusion.cause, c?.conclusion.reason], ['app', 'name', 'invalid_reference']);
-  assert.equal(c?.nodeVerdict, null);
+  assert.deepEqual([c.name, c.conclusion.cause, c.conclusion.reason], ['app', 'name', 'invalid_reference']);
+  assert.equal(c.nodeVerdict, null);
 });
 
 test('manifest unknown', async () => {
   const image = 'registry.lab.test/app/api:v9.9.9';
   putPod({ name: 'no-tag', image, state: 'ErrImagePull', statusMessage: msg('notFound', image), node: 'node-b1' });
   const r = await why(['no-tag', '-n', 'prod', '--json']);
-  const c = r.json?.containers[0];
-  assert.deepEqual([c?.explained?.reason, c?.conclusion.cause, c?.conclusion.reason], ['manifest_unknown', 'missing', 'manifest_unknown']);
-  assert.equal(c?.nodeVerdict?.ok, true);
+  const c = firstContainer(r);
+  assert.deepEqual([c.explained?.reason, c.conclusion.cause, c.conclusion.reason], ['manifest_unknown', 'missing', 'manifest_unknown']);
+  assert.equal(c.nodeVerdict?.ok, true);
 });
 
 test('node annotation showing tcp_refused subnet-wide', async () => {
   const image = 'registry.lab.test/app/api:v2.5.1';
   putPod({ name: 'refused', image, state: 'ImagePullBackOff', event: msg('refused', image), node: 'node-a1' });
   const r = await why(['refused', '-n', 'prod', '--json']);
-  const c = r.json?.containers[0];
+  const c = firstContainer(r);
   assert.equal(r.json?.node, 'node-a1');
-  assert.deepEqual(c?.nodeVerdict, { ok: false, stage: 'tcp', reason: 'tcp_refused', since: iso(NOW - 2 * 3_600_000), subnet: '10.0.1.0/24', subnetVerdict: 'subnet-wide' });
-  assert.deepEqual([c?.conclusion.cause, c?.conclusion.reason], ['network', 'tcp_refused']);
-  assert.match(c?.conclusion.summary ?? '', /subnet-wide/);
+  assert.deepEqual(c.nodeVerdict, { ok: false, stage: 'tcp', reason: 'tcp_refused', since: iso(NOW - 2 * 3_600_000), subnet: '10.0.1.0/24', subnetVerdict: 'subnet-wide' });
+  assert.deepEqual([c.conclusion.cause, c.conclusion.reason], ['network', 'tcp_refused']);
+  assert.match(c.conclusion.summary, /subnet-wide/);
   const human = await why(['refused', '-n', 'prod']);
   assert.match(human.out, /✗ 4\. Node: tcp\/tcp_refused for 2h/);
   assert.match(human.out, /subnet 10\.0\.1\.0\/24: subnet-wide/);
@@ -206,10 +221,10 @@ test('node without annotation: no agent on this node; the kubelet message decide
   const image = 'registry.lab.test/app/api:v2.5.1';
   putPod({ name: 'plain-node', image, state: 'ErrImagePull', statusMessage: msg('refused', image), node: 'node-plain' });
   const r = await why(['plain-node', '-n', 'prod', '--json']);
-  const c = r.json?.containers[0];
-  assert.equal(c?.nodeVerdict, null);
-  assert.deepEqual([c?.conclusion.cause, c?.conclusion.reason], ['network', 'tcp_refused']);
-  assert.match(c?.conclusion.summary ?? '', /no agent on this node/);
+  const c = firstContainer(r);
+  assert.equal(c.nodeVerdict, null);
+  assert.deepEqual([c.conclusion.cause, c.conclusion.reason], ['network', 'tcp_refused']);
+  assert.match(c.conclusion.summary, /no agent on this node/);
   const human = await why(['plain-node', '-n', 'prod']);
   assert.match(human.out, /4\. Node: no agent on this node/);
 });
@@ -219,10 +234,10 @@ test('conflicting evidence: 401 while the service account secret matches and dec
   putPod({ name: 'conflict', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), sa: 'puller' });
   const r = await why(['conflict', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
-  const c = r.json?.containers[0];
-  assert.deepEqual(c?.pullSecrets.map((s) => [s.name, s.found, s.matchesImage, s.problem]), [['good-cred', true, true, null]]);
-  assert.deepEqual([c?.conclusion.cause, c?.conclusion.reason], [null, null]);
-  assert.match(c?.conclusion.summary ?? '', /conflicting evidence/);
+  const c = firstContainer(r);
+  assert.deepEqual(c.pullSecrets.map((s) => [s.name, s.found, s.matchesImage, s.problem]), [['good-cred', true, true, null]]);
+  assert.deepEqual([c.conclusion.cause, c.conclusion.reason], [null, null]);
+  assert.match(c.conclusion.summary, /conflicting evidence/);
   const human = await why(['conflict']); // namespace from the kubeconfig context
   assert.match(human.out, /✓ 3\. Pull secret good-cred/);
   assert.match(human.out, /No single cause: conflicting evidence/);
@@ -253,9 +268,9 @@ test('listing secrets across namespaces forbidden: says it could not check', asy
   putPod({ name: 'forbidden', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), secrets: ['lost'] });
   api.deny('GET', /^\/api\/v1\/secrets$/);
   const r = await why(['forbidden', '-n', 'prod', '--json']);
-  const s = r.json?.containers[0]?.pullSecrets[0];
-  assert.deepEqual([s?.found, s?.foundIn], [false, []]);
-  assert.match(s?.problem ?? '', /could not check the other namespaces/);
+  const s = firstSecret(r);
+  assert.deepEqual([s.found, s.foundIn], [false, []]);
+  assert.match(s.problem ?? '', /could not check the other namespaces/);
   assert.match(r.err, /could not look for secret lost in other namespaces/);
 });
 
@@ -266,10 +281,10 @@ test('--probe: the image is probed with the pod secrets in memory, and the outpu
   let out = '';
   const io: WhyIo = {
     stdout: (s) => { out += s; }, stderr: () => {}, isTTY: false, env, now: () => NOW,
-    probe: async (img, auths) => {
+    probe: (img, auths) => {
       const e = auths?.entries.find((x) => x.host === 'registry.lab.test');
       seen.push({ image: img, user: e?.username, hasPassword: e?.password === CANARY });
-      return { target: img, image: img, registry: 'registry.lab.test', ok: false, stage: 'auth', reason: 'auth_rejected', cause: 'credentials', host: 'registry.lab.test', message: `rejected ${CANARY}`, hint: null, degraded: false, seconds: 0, steps: [] };
+      return Promise.resolve({ target: img, image: img, registry: 'registry.lab.test', ok: false, stage: 'auth', reason: 'auth_rejected', cause: 'credentials', host: 'registry.lab.test', message: `rejected ${CANARY}`, hint: null, degraded: false, seconds: 0, steps: [] });
     },
   };
   assert.equal(await runWhyCommand(['probed', '-n', 'prod', '--probe', '--kubectl', KUBECTL], io), 1);
