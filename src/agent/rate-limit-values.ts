@@ -19,8 +19,7 @@ export function rateLimitValues(steps: readonly StepResult[]): RateLimitValues {
   const out: RateLimitValues = {};
   for (const step of steps) {
     if (step.stage !== 'manifest' || step.detail === undefined || !('ratelimit' in step.detail)) continue;
-    const rl = step.detail.ratelimit;
-    if (rl === undefined) continue;
+    const rl = step.detail.ratelimit; // present means set (exactOptionalPropertyTypes)
     if (rl.limit !== undefined && Number.isFinite(rl.limit)) out.limit = rl.limit;
     if (rl.remaining !== undefined && Number.isFinite(rl.remaining)) out.remaining = rl.remaining;
   }
