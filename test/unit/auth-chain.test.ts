@@ -25,7 +25,7 @@ const PASSWORD = 'Sup3r-s3cret-pw';
 let ca: TestCA;
 let leaf: CertPair;
 let dir: string;
-const open: { close(): Promise<unknown> | void }[] = [];
+const open: { close(): Promise<unknown> }[] = [];
 
 before(() => {
   ca = createCA();

@@ -25,7 +25,7 @@ import { TokenCache } from '../../src/probe/token-cache.js';
 let ca: TestCA;
 let leaf: CertPair;
 let dir: string;
-const open: { close(): Promise<unknown> | void }[] = [];
+const open: { close(): Promise<unknown> }[] = [];
 
 before(() => {
   ca = createCA();
@@ -134,8 +134,9 @@ describe('probe chain', () => {
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
     assert.equal(r.degraded, true);
     const failed = r.steps.find((s) => !s.ok);
-    assert.equal(failed?.reason, 'tcp_refused');
-    assert.equal(failed?.host, `127.0.0.1:${dead}`);
+    assert.ok(failed, 'a failed step');
+    assert.equal(failed.reason, 'tcp_refused');
+    assert.equal(failed.host, `127.0.0.1:${dead}`);
     assert.equal(upstream.count('HEAD', /manifests\/v1/), 1);
   });
 
@@ -210,9 +211,10 @@ describe('probe chain', () => {
     assert.equal(r.cause, 'internal');
     assert.equal(r.stage, 'auth');
     assert.match(r.message ?? '', /cache exploded/);
-    const last = r.steps[r.steps.length - 1];
-    assert.equal(last?.stage, 'auth');
-    assert.equal(last?.reason, 'internal_error');
+    const last = r.steps.at(-1);
+    assert.ok(last, 'a last step');
+    assert.equal(last.stage, 'auth');
+    assert.equal(last.reason, 'internal_error');
     assert.equal(errors.length, 1, 'the bug is logged');
     assert.match(JSON.stringify(errors[0]), /cache exploded/);
   });

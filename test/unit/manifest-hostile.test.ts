@@ -22,7 +22,7 @@ import { realClock, silentLog, type ProbeContext, type StageOutcome } from '../.
 import { DOCKER_LIST, DOCKER_MANIFEST, FakeRegistry } from '../support/fake-registry.js';
 import { within } from '../support/within.js';
 
-const open: { close(): Promise<unknown> | void }[] = [];
+const open: { close(): Promise<unknown> }[] = [];
 after(async () => {
   for (const o of open) await o.close();
 });
@@ -277,16 +277,16 @@ describe('hostile registries: redirects', () => {
     const reached: string[] = [];
     const ok = await probe(`127.0.0.1:${front.port}`, 'app/api', 'v1', {
       d: dispatcher(pinned),
-      reach: async (url) => {
+      reach: (url) => {
         reached.push(url.host);
         pinned.set(url.hostname, ['127.0.0.1']);
-        return null;
+        return Promise.resolve(null);
       },
     });
     assert.equal(ok.ok, true, `${ok.reason}: ${ok.message}`);
     assert.deepEqual(reached, [`blobs.test:${target.port}`]);
     const hop = { ok: false, reason: 'dns_nxdomain' as const, message: 'no such host', host: 'blobs.test', seconds: 0, detail: {} };
-    const failed = await probe(`127.0.0.1:${front.port}`, 'app/api', 'v1', { d: dispatcher(new Map()), reach: async () => hop });
+    const failed = await probe(`127.0.0.1:${front.port}`, 'app/api', 'v1', { d: dispatcher(new Map()), reach: () => Promise.resolve(hop) });
     assert.equal(failed.reason, 'dns_nxdomain');
     assert.equal(failed.host, 'blobs.test');
   });
