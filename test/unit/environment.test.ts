@@ -70,8 +70,8 @@ test('only /etc mounted: the dangling link is a reported problem, glibc\'s fallb
   assert.ok(env.problems[0]?.startsWith(`${root}/etc/resolv.conf: cannot read (ENOENT)`), env.problems[0]);
 
   // The DNS step carries the problem and is degraded even though the answer is fine.
-  const query = async (o: DnsQueryOptions): Promise<DnsQueryResult> =>
-    ({ rcode: 'NOERROR', answers: o.type === 'A' ? ['10.1.1.1'] : [], truncated: false, transport: 'udp', seconds: 0 });
+  const query = (o: DnsQueryOptions): Promise<DnsQueryResult> =>
+    Promise.resolve({ rcode: 'NOERROR', answers: o.type === 'A' ? ['10.1.1.1'] : [], truncated: false, transport: 'udp', seconds: 0 });
   const out = await dnsStage(ctx(), { host: 'registry.lab.test' }, { resolvConf: env.resolvConf, query });
   assert.equal(out.ok, true);
   assert.equal(out.degraded, true);
@@ -94,7 +94,7 @@ test('links: chains and relative targets followed inside the host root, loops bo
 test('a failing DNS step\'s fix names the resolv.conf actually used', async () => {
   const root = hostRoot({ [UPSTREAMS]: 'nameserver 10.0.0.2\n' }, { '/etc/resolv.conf': STUB });
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
-  const query = async (): Promise<DnsQueryResult> => ({ rcode: 'NXDOMAIN', answers: [], truncated: false, transport: 'udp', seconds: 0 });
+  const query = (): Promise<DnsQueryResult> => Promise.resolve({ rcode: 'NXDOMAIN', answers: [], truncated: false, transport: 'udp', seconds: 0 });
   const out = await dnsStage(ctx(), { host: 'registry.lab.test' }, { resolvConf: env.resolvConf, query });
   assert.equal(out.reason, 'dns_nxdomain');
   assert.equal(out.detail.resolvConf, `${root}${UPSTREAMS}`);

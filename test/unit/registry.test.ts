@@ -108,8 +108,10 @@ describe('http stage (GET /v2/)', () => {
     const chal = await httpStage(ctxFor(), { endpoint: endpointOf(bearer) }, { dispatcher: dispatcher(), timeoutMs: 2000 });
     assert.equal(chal.ok, true);
     assert.equal(chal.detail.status, 401);
-    assert.equal(chal.detail.challenges[0]?.scheme, 'bearer');
-    assert.equal(chal.detail.challenges[0]?.params.realm, 'https://auth.test:1/token');
+    const [challenge] = chal.detail.challenges;
+    assert.ok(challenge, 'a challenge');
+    assert.equal(challenge.scheme, 'bearer');
+    assert.equal(challenge.params.realm, 'https://auth.test:1/token');
   });
 
   const statusCases: [number, Reason, Cause][] = [
@@ -275,8 +277,10 @@ describe('auth', () => {
   test('anonymous registry: status 200 → scheme none, no authorization', async () => {
     const f = await fake();
     const { steps } = await walk(f, null, '');
-    assert.equal(steps[1]?.ok, true);
-    assert.equal((steps[1]?.detail as Record<string, unknown>).scheme, 'none');
+    const step = steps[1];
+    assert.ok(step, 'a second step');
+    assert.equal(step.ok, true);
+    assert.equal((step.detail as Record<string, unknown>).scheme, 'none');
   });
 
   test('basic: none → auth_required; wrong → auth_rejected (bare and image); not allowed → access_denied; right → ok', async () => {

@@ -74,8 +74,10 @@ describe('tcpStage', { timeout: 20_000 }, () => {
       assert.equal(out.degraded, false);
       assert.equal(out.host, `registry.lab.test:${srv.port}`);
       assert.deepEqual(out.detail.connected, ['127.0.0.1']);
-      assert.equal(out.detail.addresses[0]?.ok, true);
-      assert.equal(out.detail.addresses[0]?.error, undefined);
+      const [first] = out.detail.addresses;
+      assert.ok(first, 'an address line');
+      assert.equal(first.ok, true);
+      assert.equal(first.error, undefined);
       assert.equal(out.seconds, 0, 'connected with no time passing on the stage clock');
       assert.equal(srv.accepted(), 1);
     } finally {
