@@ -48,6 +48,13 @@ export interface KubeClient {
   close(): Promise<void>;
 }
 
+/** Reads for pod discovery: a GET of JSON, and a watch streamed as lines (one JSON watch event each). */
+export interface KubeReader {
+  getJson(path: string, signal?: AbortSignal): Promise<unknown>;
+  /** Lines of a streaming GET until the server closes it or `signal` aborts; only the headers have a timeout. */
+  streamLines(path: string, signal?: AbortSignal): AsyncIterable<string>;
+}
+
 export interface KubeClientOptions {
   /** https://host:port */
   server: string;
@@ -62,7 +69,7 @@ export interface KubeClientOptions {
 
 const MAX_DETAIL = 200;
 
-export function createKubeClient(opts: KubeClientOptions): KubeClient {
+export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeReader {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const timers = opts.timers ?? unrefTimers;
   const owned = opts.dispatcher === undefined;
@@ -107,7 +114,56 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     throw apiError(method, path, res.status, res.text, res.retryAfter, token);
   }
 
+  async function* streamLines(path: string, signal: AbortSignal | undefined): AsyncIterable<string> {
+    const ac = new AbortController();
+    const timer = timers.setTimeout(() => { ac.abort(new KubeTimeoutError(`GET ${path}: no answer within ${timeoutMs}ms`)); }, timeoutMs);
+    const onAbort = (): void => ac.abort();
+    if (signal?.aborted) ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const token = opts.tokens.token();
+    try {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(`${base}${path}`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, dispatcher, signal: ac.signal });
+      } finally {
+        timers.clearTimeout(timer);
+      }
+      if (res.statusCode === 401) opts.tokens.invalidate();
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const text = await res.body.text();
+        const ra = res.headers['retry-after'];
+        throw apiError('GET', path, res.statusCode, text, typeof ra === 'string' ? ra : null, token);
+      }
+      let buf = '';
+      for await (const chunk of res.body) {
+        buf += (chunk as Buffer).toString('utf8');
+        let nl = buf.indexOf('\n');
+        while (nl >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line !== '') yield line;
+          nl = buf.indexOf('\n');
+        }
+      }
+      if (buf.trim() !== '') yield buf.trim();
+    } catch (err) {
+      if (err instanceof KubeApiError) throw err;
+      if (ac.signal.reason instanceof KubeTimeoutError) throw ac.signal.reason;
+      const code = (err as { code?: unknown } | null)?.code;
+      throw new KubeNetworkError(`GET ${path}: ${typeof code === 'string' ? code : err instanceof Error ? err.name : 'error'}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      ac.abort();
+    }
+  }
+
   return {
+    async getJson(path, signal) {
+      return JSON.parse(await call('GET', path, undefined, undefined, signal)) as unknown;
+    },
+    streamLines(path, signal) {
+      return streamLines(path, signal);
+    },
     async getNode(name, signal) {
       return JSON.parse(await call('GET', `/api/v1/nodes/${encodeURIComponent(name)}`, undefined, undefined, signal)) as KubeNode;
     },

@@ -14,7 +14,9 @@ import type { AddressInfo } from 'node:net';
 import type { CertPair, TestCA } from './certs.js';
 import type { KubeNode } from '../../src/kube/client.js';
 
-export type Fault = { status: 403 | 409 | 429 | 500; retryAfterSeconds?: number; message?: string } | { hang: true };
+export type Fault = { status: 403 | 409 | 429 | 500; retryAfterSeconds?: number; message?: string } | { hang: true }
+  /** Answer normally, but only after `delayMs` (a slow server). */
+  | { delayMs: number };
 
 export interface RecordedRequest {
   method: string;
@@ -90,6 +92,11 @@ export class FakeApiServer {
   private readonly objects = new Map<string, Record<string, Json>>();
   private readonly denied: Array<{ method: string; path: RegExp }> = [];
   private rv = 100;
+  /** Pod changes for watches (`?watch=1`), in resourceVersion order. */
+  private readonly podLog: Array<{ rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: Record<string, Json> }> = [];
+  /** Watches from a resourceVersion below this get a 410 Gone (the history was compacted). */
+  private compactedBefore = 0;
+  private readonly watchers = new Set<{ res: ServerResponse; selector: string | null }>();
   url = '';
 
   private constructor(private readonly server: Server, private readonly tokenFile: string, nodes: KubeNode[]) {
@@ -128,7 +135,62 @@ export class FakeApiServer {
     const plural = PLURALS[kind];
     if (!plural || name === '') throw new Error(`fake apiserver: cannot store kind ${kind} named "${name}"`);
     const ns = typeof meta.namespace === 'string' ? meta.namespace : 'default';
-    this.objects.set(`${plural}/${ns}/${name}`, { apiVersion: 'v1', ...clone(obj), metadata: { ...clone(meta), namespace: ns, resourceVersion: String(++this.rv) } });
+    const key = `${plural}/${ns}/${name}`;
+    const existed = this.objects.has(key);
+    const stored = { apiVersion: 'v1', ...clone(obj), metadata: { ...clone(meta), namespace: ns, resourceVersion: String(++this.rv) } };
+    this.objects.set(key, stored);
+    if (plural === 'pods') this.podChanged(existed ? 'MODIFIED' : 'ADDED', stored);
+  }
+
+  /** Delete a Pod (watchers see DELETED). */
+  deletePod(namespace: string, name: string): void {
+    const key = `pods/${namespace}/${name}`;
+    const obj = this.objects.get(key);
+    if (!obj) return;
+    this.objects.delete(key);
+    this.podChanged('DELETED', { ...clone(obj), metadata: { ...(isObj(obj.metadata) ? obj.metadata : {}), resourceVersion: String(++this.rv) } });
+  }
+
+  /** Forget the pod history so far: a watch from an older resourceVersion gets 410 Gone. */
+  compactPods(): void {
+    this.compactedBefore = this.rv;
+    this.podLog.length = 0;
+  }
+
+  /** End every open watch (as the API server does at its timeout); clients re-watch. */
+  closeWatches(): void {
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+  }
+
+  /** Watches currently open. */
+  get openWatches(): number {
+    return this.watchers.size;
+  }
+
+  private podChanged(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: Record<string, Json>): void {
+    const entry = { rv: this.rv, type, object: { kind: 'Pod', ...clone(object) } };
+    this.podLog.push(entry);
+    for (const w of this.watchers) {
+      if (filterBy([entry.object], w.selector).length) w.res.write(`${JSON.stringify({ type, object: entry.object })}\n`);
+    }
+  }
+
+  private watchPods(query: URLSearchParams, rec: RecordedRequest, res: ServerResponse): void {
+    const selector = query.get('fieldSelector');
+    const from = Number(query.get('resourceVersion') ?? '0') || 0;
+    rec.status = 200;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (from !== 0 && from < this.compactedBefore) {
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from}`) })}\n`);
+      return;
+    }
+    for (const e of this.podLog) {
+      if (e.rv > from && filterBy([e.object], selector).length) res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
+    }
+    const w = { res, selector };
+    this.watchers.add(w);
+    res.on('close', () => this.watchers.delete(w));
   }
 
   /** Requests whose method and path (without query) match get 403 Forbidden, as RBAC would answer. */
@@ -183,12 +245,19 @@ export class FakeApiServer {
     const fault = this.faults.shift();
     if (fault) {
       if ('hang' in fault) { this.hung.push(res); return; }
-      const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
-      fail(fault.status, fault.message ?? `injected ${fault.status}`, headers); return;
+      if ('delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+      else {
+        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        fail(fault.status, fault.message ?? `injected ${fault.status}`, headers); return;
+      }
     }
 
     if (this.denied.some((d) => d.method === req.method && d.path.test(rec.path))) {
       fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`); return;
+    }
+    const query = new URL(req.url ?? '/', 'https://fake').searchParams;
+    if (req.method === 'GET' && rec.path === '/api/v1/pods' && ['1', 'true'].includes(query.get('watch') ?? '')) {
+      this.watchPods(query, rec, res); return;
     }
     if (req.method === 'GET') {
       const read = this.read(rec.path, new URL(req.url ?? '/', 'https://fake').searchParams);
