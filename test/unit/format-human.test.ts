@@ -71,16 +71,16 @@ describe('human output', () => {
     assert.equal(plain.includes(ESC), false, JSON.stringify(plain));
     assert.match(plain, /s390x\\u001b\]0;pwned\\u001b\\\\u001b\[2J/);
     const coloured = formatResult(r, { color: true });
-    assert.equal(coloured.replace(/\u001b\[\d+m/g, '').includes(ESC), false, 'only our own colour codes remain');
+    assert.ok(coloured.split(ESC).slice(1).every((after) => /^\[\d+m/.test(after)), 'only our own colour codes remain');
 
     const crafted: ProbeResult = {
       target: 'x', image: 'reg/app:v1', registry: 'reg', ok: false, stage: 'manifest', reason: 'manifest_unknown', cause: 'missing',
-      host: `reg${ESC}[31m`, message: `manifest unknown\r\n${ESC}[1Afake ok\u202e`, hint: `Nearest existing tags: v1${'\u0007'}.`,
+      host: `reg${ESC}[31m`, message: `manifest unknown\r\n${ESC}[1Afake ok\u202e`, hint: `Nearest existing tags: v1\u0007.`,
       degraded: false, seconds: 0.1,
-      steps: [{ stage: 'manifest', ok: false, seconds: 0.1, host: `reg${'\u009b'}31m`, reason: 'manifest_unknown', message: `tag ${ESC}[8m` }],
+      steps: [{ stage: 'manifest', ok: false, seconds: 0.1, host: `reg\u009b31m`, reason: 'manifest_unknown', message: `tag ${ESC}[8m` }],
     };
     const out = formatResult(crafted, { color: false });
-    assert.equal(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/.test(out), false, JSON.stringify(out));
+    assert.equal(/(?!\n)[\p{Cc}\u202e]/u.test(out), false, JSON.stringify(out));
     assert.match(out, /\\u000d\\u000a\\u001b\[1Afake ok\\u202e/);
     assert.match(out, /\\u0007/);
     assert.equal(visible('plain text: ok'), 'plain text: ok');
@@ -137,7 +137,9 @@ describe('human output from typed step details', () => {
   });
 
   test('the detail type follows the stage: a dns step has no tls fields (checked by tsc)', () => {
-    const step: StepResult = { stage: 'dns', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } };
+    // Typed as any step (not narrowed by its initialiser), so the check on `stage` below is what narrows it.
+    const anyStep = (s: StepResult): StepResult => s;
+    const step = anyStep({ stage: 'dns', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } });
     if (step.stage === 'dns' && step.detail !== undefined && 'nameservers' in step.detail) {
       // @ts-expect-error earliestExpirySeconds belongs to a tls step's detail
       assert.equal(step.detail.earliestExpirySeconds, undefined);

@@ -314,8 +314,10 @@ test('status store: since moves only on a verdict change; failures are episodes 
   assert.equal(store.get(IMAGE)?.since, 1_000);
   let snap = store.snapshot();
   assert.equal(snap.recentFailures.length, 1);
-  assert.equal(snap.recentFailures[0]?.count, 2);
-  assert.equal(snap.recentFailures[0]?.clearedAt, null);
+  const [failure] = snap.recentFailures;
+  assert.ok(failure, 'a recent failure');
+  assert.equal(failure.count, 2);
+  assert.equal(failure.clearedAt, null);
   now = 3_000;
   assert.deepEqual(store.update(IMAGE, failResult(IMAGE, 'tcp_timeout')), { changed: true, recorded: true });
   assert.equal(store.get(IMAGE)?.since, 3_000);
