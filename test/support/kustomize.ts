@@ -11,8 +11,17 @@ import { parseAllDocuments } from 'yaml';
 
 export const MANIFESTS = fileURLToPath(new URL('../../manifests/', import.meta.url));
 
-/** A rendered object (test data: shape checked by the schema validator, not by types). */
-export type Obj = Record<string, any>;
+/**
+ * A rendered object, loosely typed (test data: its shape is checked by the
+ * schema validator, not by types); tests read deeper fields through the
+ * Kubernetes interfaces of `kubernetes-models`.
+ */
+export interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
 
 /** The kubectl on PATH, or an error telling what is missing. */
 export function kubectl(): string {
@@ -72,7 +81,7 @@ export function renderOverlay(components: string[], namespace: string | null = '
 }
 
 export function one(objs: Obj[], kind: string, name?: string): Obj {
-  const hits = objs.filter((o) => o['kind'] === kind && (name === undefined || o['metadata']?.['name'] === name));
+  const hits = objs.filter((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
   if (hits.length !== 1) throw new Error(`expected one ${kind}${name ? `/${name}` : ''}, rendered ${hits.length}`);
   return hits[0] as Obj;
 }

@@ -17,6 +17,13 @@ import { parseConfig } from '../../src/agent/config.js';
 import { SYSTEM_BUNDLES } from '../../src/node-config/trust.js';
 import { MANIFESTS, namespaceTransformer, one, render, renderOverlay, type Obj } from '../support/kustomize.js';
 import { schemaErrors, unknownFieldErrors, type K8sObject } from '../support/k8s-validate.js';
+import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
 
 const comp = (name: string): string => join(MANIFESTS, 'components', name);
 const OURS = ['priority-class', 'cri-runtime-check', 'credential-providers', 'pod-discovery'];
@@ -30,12 +37,23 @@ const got = (k: string): Obj[] => renders.get(k) as Obj[];
 const base = got('base');
 const example = got('overlays/example');
 
-const ds = (objs: Obj[]): Obj => one(objs, 'DaemonSet', 'pullprobe');
-const pod = (objs: Obj[]): Obj => ds(objs)['spec']['template']['spec'];
-const container = (objs: Obj[]): Obj => pod(objs)['containers'][0];
+/** Present, or the test fails naming what is missing. */
+function must<T>(v: T | null | undefined, what: string): T {
+  assert.ok(v !== undefined && v !== null, `${what} is missing`);
+  return v;
+}
+
+// Typed views: every rendered object is checked against the Kubernetes API schema (the second test),
+// so reading one through the API's own interface is sound.
+const ds = (objs: Obj[]): IDaemonSet => one(objs, 'DaemonSet', 'pullprobe') as unknown as IDaemonSet;
+const pod = (objs: Obj[]): IPodSpec => must(ds(objs).spec?.template.spec, 'the DaemonSet pod spec');
+const container = (objs: Obj[]): IContainer => must(pod(objs).containers[0], 'the DaemonSet container');
+const rules = (role: Obj): IPolicyRule[] => must((role as unknown as { rules?: IPolicyRule[] }).rules, `${role.kind} rules`);
+const firstSubject = (binding: Obj): { namespace?: string } =>
+  must((binding as unknown as IClusterRoleBinding).subjects?.[0], `${binding.kind} subject`);
 
 /** Prometheus-operator kinds come from their own component's owner; everything else must be Kubernetes API. */
-const isCustom = (o: Obj): boolean => String(o['apiVersion']).startsWith('monitoring.coreos.com/');
+const isCustom = (o: Obj): boolean => o.apiVersion.startsWith('monitoring.coreos.com/');
 
 test('every kustomization lists exactly the manifest files in its directory', () => {
   for (const dir of ['base', ...OURS.map((c) => `components/${c}`)]) {
@@ -58,41 +76,42 @@ test('every rendered object is valid Kubernetes API: schema (types, enums, requi
 
 test('the validator is strict: a misspelt field, a wrong type or an unknown kind is caught', () => {
   const broken = structuredClone(base);
-  const c = container(broken);
-  c['securityContext']['readOnlyRootFilesytem'] = true;
-  pod(broken)['volumes'][1]['hostPath']['typ'] = 'File';
-  c['securityContext']['runAsUser'] = 'root';
+  // Object.assign: wrong on purpose, so not through the typed interfaces.
+  Object.assign(must(container(broken).securityContext, 'securityContext'), { readOnlyRootFilesytem: true });
+  Object.assign(must(pod(broken).volumes?.[1]?.hostPath, 'the second volume\'s hostPath'), { typ: 'File' });
+  Object.assign(must(container(broken).securityContext, 'securityContext'), { runAsUser: 'root' });
   assert.equal(unknownFieldErrors(broken).length, 2, 'two unknown fields');
   assert.equal(schemaErrors(broken).length, 1, 'runAsUser must be an integer');
   assert.equal(schemaErrors([{ apiVersion: 'v1', kind: 'Nodde', metadata: { name: 'x' } }]).length, 1);
 });
 
 test('namespace: Pod Security "privileged" (hostNetwork and hostPath are refused by baseline), enforced, audited and warned', () => {
-  const labels = one(base, 'Namespace')['metadata']['labels'] as Record<string, string>;
+  const labels = must(one(base, 'Namespace').metadata?.labels, 'Namespace labels');
   for (const mode of ['enforce', 'audit', 'warn']) assert.equal(labels[`pod-security.kubernetes.io/${mode}`], 'privileged', mode);
 });
 
 test('DaemonSet: Linux nodes only, every taint tolerated, hostNetwork, hardened like metrics-server, probes on a named port', () => {
   const p = pod(base);
-  assert.deepEqual(p['nodeSelector'], { 'kubernetes.io/os': 'linux' });
-  assert.deepEqual(p['tolerations'], [{ operator: 'Exists' }]);
-  assert.equal(p['hostNetwork'], true);
-  assert.equal(p['hostPID'], undefined);
-  assert.equal(p['priorityClassName'], undefined, 'the priority class is a component (it needs a quota on GKE)');
+  assert.deepEqual(p.nodeSelector, { 'kubernetes.io/os': 'linux' });
+  assert.deepEqual(p.tolerations, [{ operator: 'Exists' }]);
+  assert.equal(p.hostNetwork, true);
+  assert.equal(p.hostPID, undefined);
+  assert.equal(p.priorityClassName, undefined, 'the priority class is a component (it needs a quota on GKE)');
   const c = container(base);
-  const sc = c['securityContext'];
-  assert.equal(sc['readOnlyRootFilesystem'], true);
-  assert.equal(sc['runAsNonRoot'], true);
-  assert.equal(sc['runAsUser'], 65532);
-  assert.equal(sc['runAsGroup'], 65532);
-  assert.equal(sc['allowPrivilegeEscalation'], false);
-  assert.equal(sc['privileged'], undefined);
-  assert.equal(sc['seccompProfile']['type'], 'RuntimeDefault');
-  assert.deepEqual(sc['capabilities'], { drop: ['ALL'] });
-  const port = c['ports'][0]['name'];
-  assert.equal(c['livenessProbe']['httpGet']['port'], port);
-  assert.equal(c['readinessProbe']['httpGet']['port'], port);
-  assert.equal(c['readinessProbe']['httpGet']['path'], '/readyz');
+  const sc = must(c.securityContext, 'securityContext');
+  assert.equal(sc.readOnlyRootFilesystem, true);
+  assert.equal(sc.runAsNonRoot, true);
+  assert.equal(sc.runAsUser, 65532);
+  assert.equal(sc.runAsGroup, 65532);
+  assert.equal(sc.allowPrivilegeEscalation, false);
+  assert.equal(sc.privileged, undefined);
+  assert.equal(must(sc.seccompProfile, 'seccompProfile').type, 'RuntimeDefault');
+  assert.deepEqual(sc.capabilities, { drop: ['ALL'] });
+  const port = must(c.ports?.[0]?.name, 'a named port');
+  assert.equal(must(c.livenessProbe?.httpGet, 'livenessProbe.httpGet').port, port);
+  const readiness = must(c.readinessProbe?.httpGet, 'readinessProbe.httpGet');
+  assert.equal(readiness.port, port);
+  assert.equal(readiness.path, '/readyz');
 });
 
 function mib(q: string): number {
@@ -103,12 +122,14 @@ function mib(q: string): number {
 
 test('resources: requests = limits, above the benchmark peak (153 MiB, 2026-11-29), V8 old space capped at half the limit', () => {
   const c = container(base);
-  assert.deepEqual(c['resources']['requests'], c['resources']['limits']);
-  const limit = mib(c['resources']['limits']['memory']);
+  const resources = must(c.resources, 'resources');
+  const limits = must(resources.limits, 'resource limits');
+  assert.deepEqual(resources.requests, limits);
+  const limit = mib(String(must(limits['memory'], 'the memory limit')));
   assert.ok(limit >= 153 * 1.2, `memory limit ${limit} MiB leaves 20% above the measured 153 MiB peak`);
-  assert.equal(c['resources']['limits']['cpu'], '200m');
-  const env = Object.fromEntries((c['env'] as Obj[]).map((e) => [e['name'], e]));
-  const heap = /--max-old-space-size=(\d+)/.exec(String(env['NODE_OPTIONS']?.['value']));
+  assert.equal(limits['cpu'], '200m');
+  const env = new Map(must(c.env, 'env').map((e) => [e.name, e]));
+  const heap = /--max-old-space-size=(\d+)/.exec(String(env.get('NODE_OPTIONS')?.value));
   assert.ok(heap, 'NODE_OPTIONS caps the V8 heap');
   assert.ok(Number(heap[1]) <= limit / 2, `old space ${heap[1]} MiB within half of ${limit} MiB`);
   const comment = readFileSync(join(MANIFESTS, 'base', 'daemon-set.yaml'), 'utf8');
@@ -118,11 +139,11 @@ test('resources: requests = limits, above the benchmark peak (153 MiB, 2026-11-2
 interface Mount { name: string; mountPath: string; readOnly: boolean; hostPath?: { path: string; type?: string } }
 
 function mounts(objs: Obj[]): Mount[] {
-  const vols = new Map((pod(objs)['volumes'] as Obj[]).map((v) => [v['name'], v]));
-  return (container(objs)['volumeMounts'] as Obj[]).map((m) => ({
-    name: m['name'], mountPath: m['mountPath'], readOnly: m['readOnly'] === true,
-    ...(vols.get(m['name'])?.['hostPath'] ? { hostPath: vols.get(m['name'])?.['hostPath'] } : {}),
-  }));
+  const vols = new Map(must(pod(objs).volumes, 'volumes').map((v) => [v.name, v]));
+  return must(container(objs).volumeMounts, 'volumeMounts').map((m) => {
+    const hostPath = vols.get(m.name)?.hostPath;
+    return { name: m.name, mountPath: m.mountPath, readOnly: m.readOnly === true, ...(hostPath ? { hostPath } : {}) };
+  });
 }
 
 test('base mounts: only the node files the config reads, each read-only at its node path under /host, never all of /etc', () => {
@@ -141,14 +162,14 @@ test('base mounts: only the node files the config reads, each read-only at its n
 });
 
 test('the shipped config is accepted by the agent, listens on HOST_IP, and every node file it reads is under a mount', () => {
-  const cm = one(base, 'ConfigMap', 'pullprobe');
-  const text = String(cm['data']['config.yaml']);
+  const cm = one(base, 'ConfigMap', 'pullprobe') as unknown as IConfigMap;
+  const text = String(cm.data?.['config.yaml']);
   const r = parseConfig(text, 'config-map.yaml', { hostname: 'n', HOST_IP: '10.0.1.7' });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   assert.deepEqual(r.config.listen, { host: '10.0.1.7', port: 9808 }, 'the node address, not every interface');
-  const env = (container(base)['env'] as Obj[]).find((e) => e['name'] === 'HOST_IP');
-  assert.equal(env?.['valueFrom']?.['fieldRef']?.['fieldPath'], 'status.hostIP');
-  assert.equal(container(base)['ports'][0]['containerPort'], r.config.listen.port);
+  const env = container(base).env?.find((e) => e.name === 'HOST_IP');
+  assert.equal(env?.valueFrom?.fieldRef?.fieldPath, 'status.hostIP');
+  assert.equal(container(base).ports?.[0]?.containerPort, r.config.listen.port);
   assert.equal(r.config.hostRoot, '/host');
   const mountPaths = mounts(base).map((m) => m.mountPath);
   const covered = (p: string): boolean => mountPaths.some((m) => p === m || p.startsWith(`${m}/`));
@@ -160,8 +181,8 @@ test('the shipped config is accepted by the agent, listens on HOST_IP, and every
 });
 
 function grants(objs: Obj[]): string[] {
-  return objs.filter((o) => o['kind'] === 'ClusterRole' || o['kind'] === 'Role')
-    .flatMap((role) => (role['rules'] as Obj[]).flatMap((r) => (r['resources'] as string[]).map((res) => `${res}:${[...r['verbs']].sort().join(',')}`)))
+  return objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')
+    .flatMap((role) => rules(role).flatMap((r) => must(r.resources, `${role.kind} rule resources`).map((res) => `${res}:${[...r.verbs].sort().join(',')}`)))
     .sort();
 }
 
@@ -170,26 +191,26 @@ test('RBAC: nodes get/patch, nodes/status patch, events create; pods get/list/wa
   assert.deepEqual(grants(got('base + components/pod-discovery')), ['events:create', 'nodes/status:patch', 'nodes:get,patch', 'pods:get,list,watch']);
   for (const [name, objs] of renders) {
     for (const g of grants(objs)) assert.doesNotMatch(g, /secret|\*/, `${name}: ${g}`);
-    for (const b of objs.filter((o) => o['kind'] === 'ClusterRoleBinding')) {
-      assert.deepEqual(b['subjects'], [{ kind: 'ServiceAccount', name: 'pullprobe', namespace: 'pullprobe' }], `${name}: ${b['metadata']['name']}`);
+    for (const b of objs.filter((o) => o.kind === 'ClusterRoleBinding')) {
+      assert.deepEqual(b['subjects'], [{ kind: 'ServiceAccount', name: 'pullprobe', namespace: 'pullprobe' }], `${name}: ${b.metadata?.name ?? '(no name)'}`);
     }
   }
 });
 
 test('priority-class: system-node-critical with the ResourceQuota that admits it in this namespace', () => {
   const objs = got('base + components/priority-class');
-  assert.equal(pod(objs)['priorityClassName'], 'system-node-critical');
-  const q = one(objs, 'ResourceQuota');
-  assert.equal(q['metadata']['namespace'], 'pullprobe');
-  assert.deepEqual(q['spec']['scopeSelector']['matchExpressions'], [{ operator: 'In', scopeName: 'PriorityClass', values: ['system-node-critical'] }]);
+  assert.equal(pod(objs).priorityClassName, 'system-node-critical');
+  const q = one(objs, 'ResourceQuota') as unknown as IResourceQuota;
+  assert.equal(q.metadata?.namespace, 'pullprobe');
+  assert.deepEqual(q.spec?.scopeSelector?.matchExpressions, [{ operator: 'In', scopeName: 'PriorityClass', values: ['system-node-critical'] }]);
 });
 
 test('cri-runtime-check: the CRI socket (type Socket) is the one read-write mount; the user stays 65532 with the root group', () => {
   const objs = got('base + components/cri-runtime-check');
   const rw = mounts(objs).filter((m) => !m.readOnly);
   assert.deepEqual(rw.map((m) => [m.mountPath, m.hostPath]), [['/host/run/containerd/containerd.sock', { path: '/run/containerd/containerd.sock', type: 'Socket' }]]);
-  assert.deepEqual(pod(objs)['securityContext']['supplementalGroups'], [0]);
-  assert.equal(container(objs)['securityContext']['runAsUser'], 65532);
+  assert.deepEqual(pod(objs).securityContext?.supplementalGroups, [0]);
+  assert.equal(container(objs).securityContext?.runAsUser, 65532);
 });
 
 test('credential-providers: the kubelet provider config file and bin dir, read-only at their node paths', () => {
@@ -201,20 +222,20 @@ test('credential-providers: the kubelet provider config file and bin dir, read-o
 });
 
 test('overlays/example: every component on, the namespace set on every namespaced object and binding', () => {
-  assert.equal(pod(example)['priorityClassName'], 'system-node-critical');
+  assert.equal(pod(example).priorityClassName, 'system-node-critical');
   assert.equal(mounts(example).filter((m) => !m.readOnly).length, 1);
   assert.ok(grants(example).includes('pods:get,list,watch'));
   const k = parse(readFileSync(join(MANIFESTS, 'overlays', 'example', 'kustomization.yaml'), 'utf8')) as Obj;
   assert.deepEqual([...(k['components'] as string[])].map((c) => c.replace('../../components/', '')).sort(),
     [...OURS, 'grafana-dashboard', 'prometheus-operator'].sort());
   const plain = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')]);
-  assert.deepEqual(plain.filter((o) => o['kind'] === 'ClusterRoleBinding').map((b) => b['subjects'][0]['namespace']), ['pullprobe', 'pullprobe'],
+  assert.deepEqual(plain.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => firstSubject(b).namespace), ['pullprobe', 'pullprobe'],
     'kustomize\'s namespace: field leaves the bindings behind (why the README says to use the transformer)');
   const moved = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')], namespaceTransformer('probes'));
   for (const o of moved) {
-    if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o['kind'])) continue;
-    assert.equal(o['metadata']['namespace'], 'probes', `${o['kind']}/${o['metadata']['name']}`);
+    if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind)) continue;
+    assert.equal(o.metadata?.namespace, 'probes', `${o.kind}/${o.metadata?.name ?? '(no name)'}`);
   }
-  for (const b of moved.filter((o) => o['kind'] === 'ClusterRoleBinding')) assert.equal(b['subjects'][0]['namespace'], 'probes');
-  assert.equal(one(moved, 'Namespace')['metadata']['name'], 'probes');
+  for (const b of moved.filter((o) => o.kind === 'ClusterRoleBinding')) assert.equal(firstSubject(b).namespace, 'probes');
+  assert.equal(one(moved, 'Namespace').metadata?.name, 'probes');
 });
