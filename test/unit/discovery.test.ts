@@ -48,7 +48,7 @@ function harness(answer: (image: string) => ProbeResult = refused, gate?: Promis
   const d = new PodDiscovery({
     node: 'node-a', subnet: '10.0.1.0/24', now: () => clock.t,
     probeImage: async (image) => { probes.push(image); await gate; return answer(image); },
-    createEvent: async (ns, ev) => { events.push({ ns, ev: ev as Record<string, unknown> }); },
+    createEvent: (ns, ev) => { events.push({ ns, ev: ev as Record<string, unknown> }); return Promise.resolve(); },
     onRegistries: (c) => regs.push(new Map(c)),
   });
   return { d, probes, events, regs, clock };
@@ -184,13 +184,13 @@ test('through the API server: a pod on this node that starts failing gets exactl
   });
   const onA = pod('web', ['registry.lab.test/app:1']);
   const onB = { ...pod('other', ['registry.lab.test/app:1'], failing), spec: { nodeName: 'node-b', containers: [{ name: 'c0', image: 'registry.lab.test/app:1' }] } };
-  fake.put({ kind: 'Pod', ...onA } as unknown as Record<string, unknown>);
-  fake.put({ kind: 'Pod', ...onB } as unknown as Record<string, unknown>);
+  fake.put({ kind: 'Pod', ...onA });
+  fake.put({ kind: 'Pod', ...onB });
   w.start();
   await until(() => fake.openWatches === 1, 5000, 'watch open');
   const failingA = pod('web', ['registry.lab.test/app:1'], failing);
-  fake.put({ kind: 'Pod', ...failingA } as unknown as Record<string, unknown>);
-  fake.put({ kind: 'Pod', ...failingA } as unknown as Record<string, unknown>);
+  fake.put({ kind: 'Pod', ...failingA });
+  fake.put({ kind: 'Pod', ...failingA });
   await until(() => fake.events.length >= 1, 5000, 'event stored');
   await d.settle();
   await new Promise((r) => setTimeout(r, 50));

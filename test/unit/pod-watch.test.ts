@@ -18,7 +18,7 @@ before(() => {
   ca = createCA();
   leaf = ca.issue('apiserver-pod-watch', { sans: ['127.0.0.1', 'localhost'] });
 });
-after(() => ca.cleanup?.());
+after(() => { ca.cleanup(); });
 
 export function pod(name: string, node: string, images: string[], ns = 'default'): Record<string, unknown> {
   return {
