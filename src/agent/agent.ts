@@ -17,8 +17,10 @@ import { TokenCache } from '../probe/token-cache.js';
 import { createProbeCaches } from '../probe/probe-caches.js';
 import type { ProbeResult } from '../model/types.js';
 import { loadInClusterConfig, TokenSource, type InClusterOptions } from '../kube/in-cluster.js';
-import { createKubeClient, type KubeClient } from '../kube/client.js';
+import { createKubeClient, type KubeClient, type KubeReader } from '../kube/client.js';
 import { NodeWriter } from '../kube/node-writer.js';
+import { PodWatch } from '../kube/pod-watch.js';
+import { PodDiscovery } from './discovery.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -70,6 +72,10 @@ export class Agent {
   private envError: string | null = null;
   /** Index summaries and TLS contexts, kept for the agent's life (tokens: `tokens`). */
   private readonly caches = createProbeCaches();
+  /** Registries found on this node's pods and not configured: probed like configured registry targets. */
+  private discoveredTargets: TargetConfig[] = [];
+  private podWatch: PodWatch | null = null;
+  private discovery: PodDiscovery | null = null;
 
   private constructor(
     private readonly holder: ConfigHolder,
@@ -116,7 +122,7 @@ export class Agent {
 
     // Kubernetes: on in a cluster, off (said once) outside.
     const ic = loadInClusterConfig({ env: processEnv, ...opts.inCluster });
-    let kube: KubeClient | null = null;
+    let kube: (KubeClient & KubeReader) | null = null;
     if (ic.ok) {
       kube = createKubeClient({ server: ic.config.server, caPem: ic.config.caPem, tokens: new TokenSource(ic.config.tokenFile) });
     }
@@ -156,6 +162,7 @@ export class Agent {
       allowed: () => holder.current.targets,
       effectiveConfig: () => ({ ...holder.current, node: identity.name, subnet: identity.subnet, zone: identity.zone }),
       ready: () => self.agent?.ready ?? false,
+      discovered: () => self.agent?.discovered ?? [],
     });
     let port: number;
     try {
@@ -169,8 +176,63 @@ export class Agent {
     writer.start();
     scheduler.start();
     agent.watchConfig();
+    agent.startDiscovery(kube);
     log.info({ node: identity.name, subnet: identity.subnet, zone: identity.zone, targets: config.targets.length, port, kubernetes: kube !== null }, 'agent started');
     return { ok: true, agent };
+  }
+
+  /** Pod discovery (`discover.pods`): watch this node's Pods, probe their registries, tell failing pods. */
+  private startDiscovery(reader: KubeReader | null): void {
+    if (!this.config.discover?.pods) return;
+    if (!reader || !this.kube) {
+      this.log.warn({}, 'pod discovery is configured but the agent is not in a cluster: discovery off');
+      return;
+    }
+    const kube = this.kube;
+    const discovery = new PodDiscovery({
+      node: this.identity.name, subnet: this.identity.subnet, log: this.log,
+      probeImage: (image) => this.probe({ target: image, kind: 'image', intervalMs: this.config.intervalMs, timeoutMs: this.config.timeoutMs, jitter: 0 }, this.config.timeoutMs),
+      createEvent: (ns, ev) => kube.createEvent(ns, ev),
+      onRegistries: (counts) => {
+        this.metrics.setDiscoveredImages(counts);
+        this.setDiscovered([...counts.keys()]);
+      },
+    });
+    this.discovery = discovery;
+    this.podWatch = new PodWatch({
+      reader, node: this.identity.name, log: this.log,
+      onChange: (pods) => discovery.update(pods),
+      onForbidden: () => this.log.warn({ node: this.identity.name }, 'pod discovery off: no permission to list pods (apply the pod-discovery component); the agent runs on without it'),
+    });
+    this.podWatch.start();
+    this.log.info({ node: this.identity.name }, 'pod discovery on');
+  }
+
+  /** Configured targets plus discovered registries that are not configured already. */
+  allTargets(): TargetConfig[] {
+    return [...this.config.targets, ...this.discoveredTargets];
+  }
+
+  /** Discovered registries (sorted, without those configured as targets). */
+  get discovered(): string[] {
+    return this.discoveredTargets.map((t) => t.target);
+  }
+
+  private setDiscovered(registries: string[]): void {
+    const configured = new Set(this.config.targets.map((t) => t.target));
+    const cfg = this.config;
+    this.discoveredTargets = registries.filter((r) => !configured.has(r)).sort()
+      .map((target) => ({ target, kind: 'registry' as const, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, jitter: cfg.jitter }));
+    this.applyTargets();
+  }
+
+  private applyTargets(): void {
+    const all = this.allTargets();
+    const names = all.map((t) => t.target);
+    this.metrics.setTargets(names);
+    this.store.setTargets(names);
+    this.writer.setTargets(names);
+    this.scheduler.updateTargets(all);
   }
 
   /** The configured target for a /probe request (registry= of an image target probes the registry). */
@@ -201,7 +263,7 @@ export class Agent {
   private async periodic(t: TargetConfig, signal: AbortSignal): Promise<void> {
     const result = await this.probe(t, t.timeoutMs, signal);
     if (signal.aborted && this.stopping) return;
-    if (!this.config.targets.some((c) => c.target === t.target)) {
+    if (!this.allTargets().some((c) => c.target === t.target)) {
       // A reload removed the target while it was being probed: its result would be a ghost.
       this.log.debug({ target: t.target }, 'result dropped: target no longer configured');
       return;
@@ -257,12 +319,9 @@ export class Agent {
     this.metrics.setConfigReload(true, now);
     if (!r.changed) return { ok: true };
     const cfg = r.config;
-    const targets = cfg.targets.map((t) => t.target);
-    this.metrics.setTargets(targets);
-    this.store.setTargets(targets);
-    this.writer.setTargets(targets);
-    this.scheduler.updateTargets(cfg.targets);
-    const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs'] as const)
+    if (this.discovery) this.setDiscovered([...this.discovery.registries().keys()]);
+    else this.applyTargets();
+    const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs', 'discover'] as const)
       .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(cfg[k]));
     if (restartOnly.length) this.log.warn({ keys: restartOnly }, 'these settings take effect on restart');
     this.log.info({ targets: cfg.targets.length }, 'config reloaded');
@@ -294,6 +353,7 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.reloadTimer) clearInterval(this.reloadTimer);
+      await this.podWatch?.stop();
       const s = await this.scheduler.stop(this.opts.stopGraceMs ?? 5000);
       void this.writer.stop(); // aborts its write in flight; never rejects, and not waited for
       await this.server.close();

@@ -41,6 +41,8 @@ export interface AgentConfig {
   credentials: { dockerConfig: string | null };
   containerd: { configPath: string[] };
   outputs: { annotation: boolean; condition: boolean; events: boolean; heartbeatMs: number };
+  /** Pod discovery (needs the pod-discovery RBAC component); absent = off. */
+  discover?: { pods: boolean };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -75,13 +77,14 @@ const MAX_CONCURRENCY = 1_024;
 
 const KEYS = {
   root: ['listen', 'interval', 'timeout', 'jitter', 'concurrency', 'node', 'subnet', 'logLevel',
-    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs', 'hostRoot'],
+    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs', 'hostRoot', 'discover'],
   target: ['image', 'registry', 'interval', 'timeout', 'jitter'],
   dns: ['resolvConf', 'hosts'],
   tls: ['caFiles'],
   credentials: ['dockerConfig'],
   containerd: ['configPath'],
   outputs: ['annotation', 'condition', 'events', 'heartbeat'],
+  discover: ['pods'],
 } as const;
 
 function parseListen(r: Reader, s: string): { host: string; port: number } {
@@ -321,6 +324,9 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
     heartbeatMs: r.duration(outS, 'heartbeat', 'outputs', DEFAULTS.heartbeatMs, MIN_INTERVAL_MS),
   };
 
+  const discS = r.section(root.discover, 'discover', KEYS.discover);
+  const discover = { pods: r.bool(discS, 'pods', 'discover', false) };
+
   if (r.errors.length) return { ok: false, errors: r.errors };
   return {
     ok: true,
@@ -328,6 +334,7 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
       listen, intervalMs, timeoutMs, jitter, concurrency, node, subnet, logLevel, targets,
       ...(hostRoot !== undefined ? { hostRoot } : {}),
       dns, tls: { caFiles }, credentials: { dockerConfig }, containerd: { configPath }, outputs,
+      ...(root.discover !== undefined ? { discover } : {}),
     },
   };
 }

@@ -78,6 +78,7 @@ export class AgentMetrics {
   private readonly nodeInfo: Gauge<'node' | 'subnet' | 'zone'>;
   private readonly reloadSuccess: Gauge;
   private readonly reloadTimestamp: Gauge;
+  private readonly discoveredImages: Gauge<'registry'>;
 
   constructor(opts: AgentMetricsOptions = {}) {
     this.registryOf = opts.registryOf ?? registryOfTarget;
@@ -165,6 +166,17 @@ export class AgentMetrics {
       help: 'Unix time of the last successful configuration (re)load.',
       registers,
     });
+    this.discoveredImages = new Gauge({
+      name: 'pullprobe_discovered_images',
+      help: 'Distinct images of the pods on this node, by registry (pod discovery on).',
+      labelNames: ['registry'], registers,
+    });
+  }
+
+  /** Pod discovery's current count of images per registry; registries no longer used drop out. */
+  setDiscoveredImages(counts: ReadonlyMap<string, number>): void {
+    this.discoveredImages.reset();
+    for (const [registry, n] of counts) this.discoveredImages.set({ registry }, n);
   }
 
   /** Exposition text of the whole registry. */

@@ -38,6 +38,8 @@ export interface ServerDeps {
   effectiveConfig: () => object;
   /** True once the first periodic cycle finished. */
   ready: () => boolean;
+  /** Registries found by pod discovery (not configured). */
+  discovered?: () => readonly string[];
   log: Log;
   clock?: Clock;
   /** How long a /probe result is reused; default 5000 ms. */
@@ -216,7 +218,7 @@ export function createServer(deps: ServerDeps): AgentServer {
         send(res, 200, deps.metrics.contentType, await deps.metrics.text());
         return;
       case '/':
-        send(res, 200, 'text/html; charset=utf-8', renderStatusPage(deps.store.snapshot()));
+        send(res, 200, 'text/html; charset=utf-8', renderStatusPage(deps.store.snapshot(), { discovered: deps.discovered?.() ?? [] }));
         return;
       default:
         return probe(req, res, url);

@@ -15,6 +15,8 @@ import type { StatusSnapshot, TargetStatus, Verdict, VerdictChange } from './sta
 export interface StatusPageOptions {
   /** Seconds between automatic reloads; default 10. */
   refreshSeconds?: number;
+  /** Registries found on this node's pods (pod discovery), shown apart from the configured targets. */
+  discovered?: readonly string[];
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -61,7 +63,7 @@ export function renderStatusPage(snap: StatusSnapshot, opts: StatusPageOptions =
 <body>
 <main>
 ${banner(snap, model, refresh)}
-${nodeFileProblems(snap.targets)}${registries(model, stages, snap.generatedAt)}
+${nodeFileProblems(snap.targets)}${registries(model, stages, snap.generatedAt)}${discoveredList(opts.discovered ?? [])}
 ${changes(snap.recentChanges ?? [], snap.generatedAt)}
 </main>
 </body>
@@ -151,6 +153,11 @@ function registries(m: PageModel, stages: Stage[], now: number): string {
   // <details>, no script) so the failures stay in view.
   const foldOk = m.total > FOLD_OK_ABOVE;
   return `<h2>Registries</h2>\n${m.registries.map((r) => registry(r, stages, now, foldOk)).join('\n')}`;
+}
+
+function discoveredList(regs: readonly string[]): string {
+  if (regs.length === 0) return '';
+  return `\n<h2>Discovered from this node's pods</h2>\n<p class="muted">Not configured: registries of images that pods on this node use, probed anonymously like the configured targets (results above).</p>\n<ul class="discovered">${regs.map((r) => `<li><code>${esc(r)}</code></li>`).join('')}</ul>`;
 }
 
 /** Targets on the page above which healthy registries are folded. */
