@@ -41,38 +41,72 @@ export function stopAgentSync(): void {
   running = undefined;
 }
 
-interface Target { key: 'image' | 'registry'; value: string }
+interface Target {
+  key: 'image' | 'registry';
+  value: string;
+}
 
 function targets(lab: Lab): Target[] {
   const digest = (repo: string): string => lab.images.find((i) => i.repository === repo)?.digest ?? 'sha256:missing';
   const img = (v: string): Target => ({ key: 'image', value: v });
   const reg = (v: string): Target => ({ key: 'registry', value: v });
   return [
-    img('registry.lab.test/lab/probe:v1'), img('registry.lab.test/lab/single:v1'),
-    img(`registry.lab.test/lab/probe@${digest('lab/probe')}`), img(`registry.lab.test/lab/single@${digest('lab/single')}`),
-    img('registry.lab.test/lab/amd64only:v1'), img('registry.lab.test/lab/probe:v9'), img('registry.lab.test/lab/nothere:v1'),
+    img('registry.lab.test/lab/probe:v1'),
+    img('registry.lab.test/lab/single:v1'),
+    img(`registry.lab.test/lab/probe@${digest('lab/probe')}`),
+    img(`registry.lab.test/lab/single@${digest('lab/single')}`),
+    img('registry.lab.test/lab/amd64only:v1'),
+    img('registry.lab.test/lab/probe:v9'),
+    img('registry.lab.test/lab/nothere:v1'),
     reg('registry.lab.test'),
-    img('basic.lab.test/lab/probe:v1'), img('basic.lab.test/lab/single:v1'), img(`basic.lab.test/lab/probe@${digest('lab/probe')}`),
+    img('basic.lab.test/lab/probe:v1'),
+    img('basic.lab.test/lab/single:v1'),
+    img(`basic.lab.test/lab/probe@${digest('lab/probe')}`),
     reg('basic.lab.test'),
-    img('token.lab.test/lab/probe:v1'), img('token.lab.test/lab/single:v1'), img(`token.lab.test/lab/probe@${digest('lab/probe')}`),
-    img(`token.lab.test/lab/single@${digest('lab/single')}`), img('token.lab.test/lab/probe:v9'), reg('token.lab.test'),
-    reg('expired.lab.test'), img('untrusted.lab.test/lab/probe:v1'),
+    img('token.lab.test/lab/probe:v1'),
+    img('token.lab.test/lab/single:v1'),
+    img(`token.lab.test/lab/probe@${digest('lab/probe')}`),
+    img(`token.lab.test/lab/single@${digest('lab/single')}`),
+    img('token.lab.test/lab/probe:v9'),
+    reg('token.lab.test'),
+    reg('expired.lab.test'),
+    img('untrusted.lab.test/lab/probe:v1'),
   ];
 }
 
 function writeConfig(lab: Lab, list: Target[]): string {
   const file = join(lab.dir, 'bench-agent.yaml');
-  writeFileSync(file, [
-    `listen: "127.0.0.1:${PORT}"`, 'interval: 1s', 'timeout: 1s', 'concurrency: 8', 'node: bench-nodeA', 'logLevel: info',
-    'targets:', ...list.map((t) => `  - ${t.key}: "${t.value}"`),
-    'dns:', `  resolvConf: ${lab.paths.resolvConf.nodeA}`, `  hosts: ${lab.paths.hosts.nodeA}`,
-    'tls:', `  caFiles: [${lab.paths.caFile}]`,
-    'credentials:', `  dockerConfig: ${lab.paths.dockerConfig.good}`, '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `listen: "127.0.0.1:${PORT}"`,
+      'interval: 1s',
+      'timeout: 1s',
+      'concurrency: 8',
+      'node: bench-nodeA',
+      'logLevel: info',
+      'targets:',
+      ...list.map((t) => `  - ${t.key}: "${t.value}"`),
+      'dns:',
+      `  resolvConf: ${lab.paths.resolvConf.nodeA}`,
+      `  hosts: ${lab.paths.hosts.nodeA}`,
+      'tls:',
+      `  caFiles: [${lab.paths.caFile}]`,
+      'credentials:',
+      `  dockerConfig: ${lab.paths.dockerConfig.good}`,
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 
-interface Sample { at: number; rssKb: number; hwmKb: number; cpuSeconds: number; threads: number }
+interface Sample {
+  at: number;
+  rssKb: number;
+  hwmKb: number;
+  cpuSeconds: number;
+  threads: number;
+}
 
 function sample(pid: number): Sample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -85,7 +119,13 @@ function sample(pid: number): Sample {
 
 /** The node process: `ip netns exec` and `sh -c … exec` replace themselves, but check. */
 function nodePid(pid: number): number {
-  const comm = (p: number): string => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { return ''; } };
+  const comm = (p: number): string => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
   if (comm(pid) === 'node') return pid;
   let frontier = [pid];
   for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
@@ -95,7 +135,9 @@ function nodePid(pid: number): number {
         const s = readFileSync(`/proc/${d}/stat`, 'utf8');
         const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
         if (frontier.includes(ppid)) kids.push(Number(d));
-      } catch { /* raced */ }
+      } catch {
+        /* raced */
+      }
     }
     const hit = kids.find((k) => comm(k) === 'node');
     if (hit !== undefined) return hit;
@@ -105,7 +147,9 @@ function nodePid(pid: number): number {
 }
 
 async function curlAgent(lab: Lab, path: string): Promise<{ code: number; body: string }> {
-  const r = await lab.exec('nodeA', ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${PORT}${path}`], { timeoutMs: 15_000 });
+  const r = await lab.exec('nodeA', ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${PORT}${path}`], {
+    timeoutMs: 15_000,
+  });
   const i = r.stdout.lastIndexOf('\n');
   return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
 }
@@ -142,14 +186,19 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
   const out: string[] = [heading(`(B) agent in nodeA: ${list.length} targets, interval 1s, timeout 1s, concurrency 8`)];
   let child: ChildProcess | undefined;
   const done: Promise<ExecResult> = lab.exec('nodeA', ['node', CLI, 'agent', '--config', config], {
-    timeoutMs: (opts.seconds + 120) * 1000, env: { LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA' }, onSpawn: (c) => { child = c; },
+    timeoutMs: (opts.seconds + 120) * 1000,
+    env: { LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA' },
+    onSpawn: (c) => {
+      child = c;
+    },
   });
   if (!child?.pid) throw new Error('agent did not start');
   running = { pid: child.pid, child };
   try {
     const t0 = performance.now();
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`agent exited (${child.exitCode}): ${(await done).stderr.slice(-600)}${(await done).stdout.slice(-600)}`);
+      if (child.exitCode !== null)
+        throw new Error(`agent exited (${child.exitCode}): ${(await done).stderr.slice(-600)}${(await done).stdout.slice(-600)}`);
       if ((await curlAgent(lab, '/readyz').catch(() => ({ code: 0 }))).code === 200) break;
       if (performance.now() - t0 > 20_000) throw new Error('agent not ready after 20 s');
       await sleep(200);
@@ -178,36 +227,62 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     const totalRuns = [...runs.values()].reduce((a, b) => a + b, 0);
     const wall = s1.at - s0.at;
     const cycles = totalRuns / list.length;
-    out.push(`ready (first cycle done) after ${readySeconds.toFixed(1)} s; measured window ${wall.toFixed(1)} s, ` +
-      `${totalRuns} periodic probes = ${num(cycles, 1)} cycles of ${list.length} targets`);
-    out.push('', table([`agent process (pid ${pid})`, 'after ready', `after ${num(cycles, 1)} cycles`, 'growth'], [
-      ['RSS (MiB)', num(s0.rssKb / 1024, 1), num(s1.rssKb / 1024, 1), num((s1.rssKb - s0.rssKb) / 1024, 1)],
-      ['peak RSS VmHWM (MiB)', num(s0.hwmKb / 1024, 1), num(s1.hwmKb / 1024, 1), num((s1.hwmKb - s0.hwmKb) / 1024, 1)],
-      ['CPU user+sys (s)', num(s0.cpuSeconds), num(s1.cpuSeconds), num(s1.cpuSeconds - s0.cpuSeconds)],
-      ['CPU during window (% of one core)', '', num((100 * (s1.cpuSeconds - s0.cpuSeconds)) / wall, 1), ''],
-      ['CPU per probe (ms)', '', ms((s1.cpuSeconds - s0.cpuSeconds) / Math.max(1, totalRuns)), ''],
-      ['threads', num(s0.threads), num(s1.threads), ''],
-    ]));
+    out.push(
+      `ready (first cycle done) after ${readySeconds.toFixed(1)} s; measured window ${wall.toFixed(1)} s, ` +
+        `${totalRuns} periodic probes = ${num(cycles, 1)} cycles of ${list.length} targets`,
+    );
+    out.push(
+      '',
+      table(
+        [`agent process (pid ${pid})`, 'after ready', `after ${num(cycles, 1)} cycles`, 'growth'],
+        [
+          ['RSS (MiB)', num(s0.rssKb / 1024, 1), num(s1.rssKb / 1024, 1), num((s1.rssKb - s0.rssKb) / 1024, 1)],
+          ['peak RSS VmHWM (MiB)', num(s0.hwmKb / 1024, 1), num(s1.hwmKb / 1024, 1), num((s1.hwmKb - s0.hwmKb) / 1024, 1)],
+          ['CPU user+sys (s)', num(s0.cpuSeconds), num(s1.cpuSeconds), num(s1.cpuSeconds - s0.cpuSeconds)],
+          ['CPU during window (% of one core)', '', num((100 * (s1.cpuSeconds - s0.cpuSeconds)) / wall, 1), ''],
+          ['CPU per probe (ms)', '', ms((s1.cpuSeconds - s0.cpuSeconds) / Math.max(1, totalRuns)), ''],
+          ['threads', num(s0.threads), num(s1.threads), ''],
+        ],
+      ),
+    );
     out.push(`RSS every 5 s over the window (MiB): ${series.map((k) => num(k / 1024, 0)).join(' → ')}`);
 
     // Requests per target per cycle, by server (a server's figure divides by the runs of its targets).
-    const runsOn = (server: string): number => list
-      .filter((t) => serverOf(t.value) === server || (server === 'token-server' && serverOf(t.value) === 'registry-token'))
-      .reduce((s, t) => s + (runs.get(t.value) ?? 0), 0);
+    const runsOn = (server: string): number =>
+      list
+        .filter((t) => serverOf(t.value) === server || (server === 'token-server' && serverOf(t.value) === 'registry-token'))
+        .reduce((s, t) => s + (runs.get(t.value) ?? 0), 0);
     const byClass = tally(seen, (c) => `${c.server}\n${c.cls}`);
     if (!byClass.has('token-server\nGET /token')) byClass.set('token-server\nGET /token', 0);
-    const reqRows = [...byClass.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => {
-      const [server = '', cls = ''] = k.split('\n');
-      const r = runsOn(server);
-      const targetsOn = list.filter((t) => serverOf(t.value) === (server === 'token-server' ? 'registry-token' : server)).length;
-      return [`${server}: ${cls}`, String(targetsOn), String(r), String(n), num(r ? n / r : Number.NaN)];
-    });
-    reqRows.push(['all servers, all requests', String(list.length), String(totalRuns), String(total(seen)), num(totalRuns ? total(seen) / totalRuns : Number.NaN)]);
+    const reqRows = [...byClass.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]) => {
+        const [server = '', cls = ''] = k.split('\n');
+        const r = runsOn(server);
+        const targetsOn = list.filter((t) => serverOf(t.value) === (server === 'token-server' ? 'registry-token' : server)).length;
+        return [`${server}: ${cls}`, String(targetsOn), String(r), String(n), num(r ? n / r : Number.NaN)];
+      });
+    reqRows.push([
+      'all servers, all requests',
+      String(list.length),
+      String(totalRuns),
+      String(total(seen)),
+      num(totalRuns ? total(seen) / totalRuns : Number.NaN),
+    ]);
     out.push('', 'Requests received during the window (server logs, from nodeA), per target per cycle');
     out.push(table(['server: request', 'targets', 'probe runs', 'requests', 'per target per cycle'], reqRows));
-    const last = (t: string): string => (up.get(t) === 1 ? 'ok' : why.get(t) ?? (up.has(t) ? 'failing' : '—'));
-    out.push('', table(['target', 'runs in window', 'last result'],
-      list.map((t) => [`${t.key}: ${t.value.replace(/@sha256:(\w{12})\w+/, '@sha256:$1…')}`, String(runs.get(t.value) ?? 0), last(t.value)])));
+    const last = (t: string): string => (up.get(t) === 1 ? 'ok' : (why.get(t) ?? (up.has(t) ? 'failing' : '—')));
+    out.push(
+      '',
+      table(
+        ['target', 'runs in window', 'last result'],
+        list.map((t) => [
+          `${t.key}: ${t.value.replace(/@sha256:(\w{12})\w+/, '@sha256:$1…')}`,
+          String(runs.get(t.value) ?? 0),
+          last(t.value),
+        ]),
+      ),
+    );
 
     // Burst of /probe for one target.
     const burstTarget = 'registry.lab.test/lab/probe:v1';
@@ -215,7 +290,9 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     const b0 = metric((await curlAgent(lab, '/metrics')).body, 'pullprobe_probes_total').get(burstTarget) ?? 0;
     const mb = mark(lab.paths.logs);
     const url = `http://127.0.0.1:${PORT}/probe?image=${encodeURIComponent(burstTarget)}&format=json`;
-    const br = await lab.exec('nodeA', ['node', '--import', 'tsx', BURST, url, String(opts.burst), String(opts.concurrency)], { timeoutMs: 60_000 });
+    const br = await lab.exec('nodeA', ['node', '--import', 'tsx', BURST, url, String(opts.burst), String(opts.concurrency)], {
+      timeoutMs: 60_000,
+    });
     if (br.code !== 0) throw new Error(`inner-burst failed (exit ${br.code}): ${br.stderr.slice(-400)}`);
     const burst = JSON.parse(br.stdout.trim()) as BurstResult;
     await sleep(300);
@@ -239,22 +316,34 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
         if (j.cached) cached++;
         else if (j.shared) shared++;
         else fresh++;
-      } catch { /* not JSON */ }
+      } catch {
+        /* not JSON */
+      }
     }
     out.push(heading(`(B) burst: ${opts.burst} × GET /probe?image=${burstTarget}&format=json, ${opts.concurrency} in flight`));
-    out.push(table(['figure', 'value'], [
-      ['answers (HTTP status: count)', `${burst.answers} (${Object.entries(burst.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}), errors ${burst.errors}`],
-      ['burst wall time (ms)', ms(burst.seconds)],
-      ['answers per second', num(burst.answers / burst.seconds, 0)],
-      ['latency median / p90 / max (ms)', `${ms(burst.latency.median)} / ${ms(burst.latency.p90)} / ${ms(burst.latency.max)}`],
-      ['agent: fresh / shared / cached answers', res ? `${fresh} / ${shared} / ${cached}` : 'agent log unavailable'],
-      [`registry: ${headPath} during burst`, String(heads)],
-      ['  of which periodic runs of the target', String(b1 - b0)],
-      ['  → on-demand probes that reached the registry', String(Math.max(0, heads - (b1 - b0)))],
-      ['all requests to all servers during burst', String(total(during))],
-      ['agent RSS after burst (MiB)', num(s2.rssKb / 1024, 1)],
-      ['SIGTERM → exit', res ? `exit ${res.code ?? res.signal} after ${ms(stopSeconds)} ms` : 'no exit within 10 s (killed)'],
-    ]));
+    out.push(
+      table(
+        ['figure', 'value'],
+        [
+          [
+            'answers (HTTP status: count)',
+            `${burst.answers} (${Object.entries(burst.statuses)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(', ')}), errors ${burst.errors}`,
+          ],
+          ['burst wall time (ms)', ms(burst.seconds)],
+          ['answers per second', num(burst.answers / burst.seconds, 0)],
+          ['latency median / p90 / max (ms)', `${ms(burst.latency.median)} / ${ms(burst.latency.p90)} / ${ms(burst.latency.max)}`],
+          ['agent: fresh / shared / cached answers', res ? `${fresh} / ${shared} / ${cached}` : 'agent log unavailable'],
+          [`registry: ${headPath} during burst`, String(heads)],
+          ['  of which periodic runs of the target', String(b1 - b0)],
+          ['  → on-demand probes that reached the registry', String(Math.max(0, heads - (b1 - b0)))],
+          ['all requests to all servers during burst', String(total(during))],
+          ['agent RSS after burst (MiB)', num(s2.rssKb / 1024, 1)],
+          ['SIGTERM → exit', res ? `exit ${res.code ?? res.signal} after ${ms(stopSeconds)} ms` : 'no exit within 10 s (killed)'],
+        ],
+      ),
+    );
     return out.join('\n');
   } finally {
     stopAgentSync();

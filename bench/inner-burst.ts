@@ -60,14 +60,22 @@ async function main(): Promise<number> {
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
   const out: BurstResult = {
-    answers: latencies.length, seconds, statuses, errors,
+    answers: latencies.length,
+    seconds,
+    statuses,
+    errors,
     latency: { median: median(latencies), p90: p90(latencies), max: Math.max(0, ...latencies) },
   };
   process.stdout.write(JSON.stringify(out) + '\n');
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`inner-burst: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`inner-burst: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -46,7 +46,10 @@ async function main(): Promise<number> {
   }
   const a = JSON.parse(raw) as InnerProbeArgs;
   const env = loadEnvironment({
-    resolvConfPath: a.resolvConf, hostsPath: a.hosts, caFiles: [a.caFile], dockerConfigPath: a.dockerConfig,
+    resolvConfPath: a.resolvConf,
+    hostsPath: a.hosts,
+    caFiles: [a.caFile],
+    dockerConfigPath: a.dockerConfig,
   });
   const tokenCache = new TokenCache();
   let m = mark(a.logDir);
@@ -56,7 +59,10 @@ async function main(): Promise<number> {
     const seen = since(a.logDir, m, a.client);
     m = seen.next;
     const line: InnerProbeLine = {
-      i, ok: r.ok, reason: r.reason, seconds: r.seconds,
+      i,
+      ok: r.ok,
+      reason: r.reason,
+      seconds: r.seconds,
       steps: r.steps.map((s) => ({ stage: s.stage, host: s.host ?? null, seconds: s.seconds })),
       requests: seen.counts.map((c) => ({ server: c.server, cls: c.cls, count: c.count })),
       connections: seen.connections,
@@ -66,7 +72,12 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`inner-probe: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`inner-probe: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

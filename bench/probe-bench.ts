@@ -29,7 +29,14 @@ interface Case {
 }
 
 /** Per-phase seconds from curl's cumulative -w timings. */
-interface CurlRun { dns: number; tcp: number; tls: number; request: number; total: number; code: string }
+interface CurlRun {
+  dns: number;
+  tcp: number;
+  tls: number;
+  request: number;
+  total: number;
+  code: string;
+}
 
 const CURL_W = '%{http_code} %{time_namelookup} %{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total}\\n';
 
@@ -68,24 +75,57 @@ async function curlRuns(lab: Lab, c: Case, n: number): Promise<CurlRun[]> {
   }
   const url = `https://${c.host}/v2/lab/probe/manifests/v1`;
   const realm = 'https://auth.lab.test/token?service=token.lab.test&scope=repository:lab/probe:pull';
-  const r = await lab.exec('nodeA', ['sh', '-c', CURL_SCRIPT, 'sh', lab.paths.caFile, url, String(n),
-    MANIFEST_ACCEPT.join(', '), basic, realm, join(lab.dir, 'bench-bearer-header')], { timeoutMs: 60_000 });
+  const r = await lab.exec(
+    'nodeA',
+    [
+      'sh',
+      '-c',
+      CURL_SCRIPT,
+      'sh',
+      lab.paths.caFile,
+      url,
+      String(n),
+      MANIFEST_ACCEPT.join(', '),
+      basic,
+      realm,
+      join(lab.dir, 'bench-bearer-header'),
+    ],
+    { timeoutMs: 60_000 },
+  );
   if (r.code !== 0) throw new Error(`curl loop failed in nodeA (exit ${r.code}): ${r.stderr.slice(-400)}`);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
-    const [code, nl = 0, conn = 0, app = 0, start = 0, tot = 0] = l.split(' ').map((x, i) => (i === 0 ? x : Number(x))) as [string, ...number[]];
-    return { code, dns: nl, tcp: conn - nl, tls: app - conn, request: start - app, total: tot };
-  });
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [code, nl = 0, conn = 0, app = 0, start = 0, tot = 0] = l.split(' ').map((x, i) => (i === 0 ? x : Number(x))) as [
+        string,
+        ...number[],
+      ];
+      return { code, dns: nl, tcp: conn - nl, tls: app - conn, request: start - app, total: tot };
+    });
 }
 
 async function innerProbes(lab: Lab, c: Case, n: number): Promise<InnerProbeLine[]> {
   const args: InnerProbeArgs = {
-    target: c.image, n, caFile: lab.paths.caFile, dockerConfig: c.token ? lab.paths.dockerConfig.good : null,
-    resolvConf: lab.paths.resolvConf.nodeA, hosts: lab.paths.hosts.nodeA, logDir: lab.paths.logs,
-    client: NODES.nodeA.address, settleMs: 60, timeoutMs: 10_000,
+    target: c.image,
+    n,
+    caFile: lab.paths.caFile,
+    dockerConfig: c.token ? lab.paths.dockerConfig.good : null,
+    resolvConf: lab.paths.resolvConf.nodeA,
+    hosts: lab.paths.hosts.nodeA,
+    logDir: lab.paths.logs,
+    client: NODES.nodeA.address,
+    settleMs: 60,
+    timeoutMs: 10_000,
   };
   const r = await lab.exec('nodeA', ['node', '--import', 'tsx', INNER, JSON.stringify(args)], { timeoutMs: 90_000 });
   if (r.code !== 0) throw new Error(`inner-probe failed in nodeA (exit ${r.code}): ${r.stderr.slice(-600)}`);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as InnerProbeLine);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as InnerProbeLine);
 }
 
 /** Row label of a step: the stage, plus the host when it is not the registry itself. */
@@ -119,11 +159,27 @@ function report(c: Case, probes: InnerProbeLine[], curl: CurlRun[]): string {
   const rows = labels.map((l) => {
     const vals = steady.map((m) => m.get(l)).filter((v): v is number => v !== undefined);
     const ck = CURL_OF[l];
-    return [l, ms(perProbe[0]?.get(l)), ms(median(vals)), ms(p90(vals)), ck ? ms(median(curl.map((r) => r[ck] as number))) : '', ck ? ms(p90(curl.map((r) => r[ck] as number))) : ''];
+    return [
+      l,
+      ms(perProbe[0]?.get(l)),
+      ms(median(vals)),
+      ms(p90(vals)),
+      ck ? ms(median(curl.map((r) => r[ck] as number))) : '',
+      ck ? ms(p90(curl.map((r) => r[ck] as number))) : '',
+    ];
   });
-  out.push(table(['stage (ms)', 'first probe', `median 2..${probes.length}`, `p90 2..${probes.length}`, `curl median (${curl.length})`, 'curl p90'], rows));
-  out.push(`curl: HEAD ${c.host}/v2/lab/probe/manifests/v1, HTTP/1.1, same Accept list, --cacert; status ${curlCodes || 'none'}; ` +
-    'curl\'s "manifest" is time_starttransfer − time_appconnect' + (c.token ? ' with a bearer token fetched once beforehand' : '') + '.');
+  out.push(
+    table(
+      ['stage (ms)', 'first probe', `median 2..${probes.length}`, `p90 2..${probes.length}`, `curl median (${curl.length})`, 'curl p90'],
+      rows,
+    ),
+  );
+  out.push(
+    `curl: HEAD ${c.host}/v2/lab/probe/manifests/v1, HTTP/1.1, same Accept list, --cacert; status ${curlCodes || 'none'}; ` +
+      'curl\'s "manifest" is time_starttransfer − time_appconnect' +
+      (c.token ? ' with a bearer token fetched once beforehand' : '') +
+      '.',
+  );
 
   const classes: string[] = [];
   const counts = probes.map((p) => {
@@ -136,16 +192,28 @@ function report(c: Case, probes: InnerProbeLine[], curl: CurlRun[]): string {
     return m;
   });
   classes.sort();
-  const mean = (k: string): number => steady.length === 0 ? Number.NaN
-    : counts.slice(1).reduce((s, m) => s + (m.get(k) ?? 0), 0) / steady.length;
+  const mean = (k: string): number =>
+    steady.length === 0 ? Number.NaN : counts.slice(1).reduce((s, m) => s + (m.get(k) ?? 0), 0) / steady.length;
   const sum = (m: Map<string, number> | undefined): number => [...(m?.values() ?? [])].reduce((a, b) => a + b, 0);
   const reqRows = classes.map((k) => [k, num(counts[0]?.get(k) ?? 0), num(mean(k)), num(counts.reduce((s, m) => s + (m.get(k) ?? 0), 0))]);
-  reqRows.push(['all requests', num(sum(counts[0])), num(steady.length ? counts.slice(1).reduce((s, m) => s + sum(m), 0) / steady.length : Number.NaN), num(counts.reduce((s, m) => s + sum(m), 0))]);
+  reqRows.push([
+    'all requests',
+    num(sum(counts[0])),
+    num(steady.length ? counts.slice(1).reduce((s, m) => s + sum(m), 0) / steady.length : Number.NaN),
+    num(counts.reduce((s, m) => s + sum(m), 0)),
+  ]);
   const conns = probes.map((p) => p.connections);
-  reqRows.push(['registry connections carrying them', num(conns[0]), num(steady.length ? conns.slice(1).reduce((a, b) => a + b, 0) / steady.length : Number.NaN), num(conns.reduce((a, b) => a + b, 0))]);
+  reqRows.push([
+    'registry connections carrying them',
+    num(conns[0]),
+    num(steady.length ? conns.slice(1).reduce((a, b) => a + b, 0) / steady.length : Number.NaN),
+    num(conns.reduce((a, b) => a + b, 0)),
+  ]);
   out.push('', 'HTTP requests received per probe (server logs; goal: 1 manifest HEAD once a token is cached)');
   out.push(table(['server: request', 'first probe', `mean 2..${probes.length}`, `total ${probes.length}`], reqRows));
-  out.push('(curl: 1 request on 1 connection per run. The probe\'s tls stage opens one more connection that sends no request, so it is not counted.)');
+  out.push(
+    "(curl: 1 request on 1 connection per run. The probe's tls stage opens one more connection that sends no request, so it is not counted.)",
+  );
   return out.join('\n');
 }
 
@@ -177,6 +245,8 @@ function secureContextCost(caFile: string): string {
     createSecureContext({ ca });
     times.push((performance.now() - t) / 1000);
   }
-  return `\nfor reference, on this machine, tls.createSecureContext for the ${ca.length}-certificate trust set (median of 7): ` +
-    `${ms(median(times))} ms — built once per trust set and shared, not per connection`;
+  return (
+    `\nfor reference, on this machine, tls.createSecureContext for the ${ca.length}-certificate trust set (median of 7): ` +
+    `${ms(median(times))} ms — built once per trust set and shared, not per connection`
+  );
 }

@@ -17,7 +17,13 @@ import { REPO_ROOT } from '../test/lab/support/daemons.js';
 import { probeBench } from './probe-bench.js';
 import { agentBench, stopAgentSync } from './agent-bench.js';
 
-interface Args { only: 'probe' | 'agent' | null; n: number; agentSeconds: number; burst: number; concurrency: number }
+interface Args {
+  only: 'probe' | 'agent' | null;
+  n: number;
+  agentSeconds: number;
+  burst: number;
+  concurrency: number;
+}
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { only: null, n: 20, agentSeconds: 30, burst: 200, concurrency: 50 };
@@ -57,8 +63,10 @@ async function main(): Promise<number> {
   process.prependListener('SIGINT', onSignal);
   process.prependListener('SIGTERM', onSignal);
   try {
-    console.log(`pullprobe bench — lab run ${lab.run} up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-      `node ${process.version}; all clients run inside nodeA (10.231.1.10)`);
+    console.log(
+      `pullprobe bench — lab run ${lab.run} up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+        `node ${process.version}; all clients run inside nodeA (10.231.1.10)`,
+    );
     if (args.only !== 'agent') console.log(await probeBench(lab, { n: args.n }));
     if (args.only !== 'probe') {
       console.log(await agentBench(lab, { seconds: args.agentSeconds, burst: args.burst, concurrency: args.concurrency }));
@@ -73,7 +81,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench: could not run: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: could not run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

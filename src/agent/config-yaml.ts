@@ -55,7 +55,9 @@ function structureErrors(doc: Document.Parsed, at: Position): string[] {
     Node(_key, node) {
       if (isAlias(node)) {
         if (!anchors.has(node.source)) {
-          errors.push(`${at(node.range?.[0] ?? 0)}: unresolved alias *${clip(node.source)} (its anchor &${clip(node.source)} must come before it)`);
+          errors.push(
+            `${at(node.range?.[0] ?? 0)}: unresolved alias *${clip(node.source)} (its anchor &${clip(node.source)} must come before it)`,
+          );
         }
         return;
       }
@@ -70,7 +72,8 @@ function structureErrors(doc: Document.Parsed, at: Position): string[] {
           errors.push(`${at(where)}: a key must be a plain value, not a list, a mapping or an alias`);
           continue;
         }
-        if (seen.has(key.value)) errors.push(`${at(key.range?.[0] ?? 0)}: Map keys must be unique (${clip(String(key.value))} is repeated)`);
+        if (seen.has(key.value))
+          errors.push(`${at(key.range?.[0] ?? 0)}: Map keys must be unique (${clip(String(key.value))} is repeated)`);
         seen.add(key.value);
       }
     },
@@ -107,7 +110,10 @@ export function readYaml(text: string, source: string): YamlRead {
     for (const token of new Parser(lineCounter.addNewLine).parse(text)) {
       tokens.push(token);
       if (token.type === 'error' && ++syntaxErrors >= MAX_SYNTAX_ERRORS) {
-        return { value: undefined, errors: [`${at(token.offset)}: not a YAML configuration (${MAX_SYNTAX_ERRORS} syntax errors by here: ${clip(token.message)})`] };
+        return {
+          value: undefined,
+          errors: [`${at(token.offset)}: not a YAML configuration (${MAX_SYNTAX_ERRORS} syntax errors by here: ${clip(token.message)})`],
+        };
       }
     }
     const deep = tooDeepAt(tokens, MAX_YAML_DEPTH);

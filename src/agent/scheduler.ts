@@ -147,8 +147,18 @@ export class Scheduler {
         continue;
       }
       const entry: Entry = {
-        target: t, createdAt: now, due: now, timer: null, state: 'idle', removed: false,
-        runs: 0, skipped: 0, failures: 0, lastStart: null, controller: null, watchdog: null,
+        target: t,
+        createdAt: now,
+        due: now,
+        timer: null,
+        state: 'idle',
+        removed: false,
+        runs: 0,
+        skipped: 0,
+        failures: 0,
+        lastStart: null,
+        controller: null,
+        watchdog: null,
       };
       next.set(t.target, entry);
       if (this.#started) {

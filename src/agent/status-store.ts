@@ -45,9 +45,7 @@ export interface FailureRecord {
  * configuration.
  */
 export type Verdict =
-  | { state: 'ok'; degraded: boolean }
-  | { state: 'failing'; stage: Stage; reason: Reason; message: string | null }
-  | { state: 'removed' };
+  { state: 'ok'; degraded: boolean } | { state: 'failing'; stage: Stage; reason: Reason; message: string | null } | { state: 'removed' };
 
 /** One verdict change of a target: what it was (null for its first result) and what it became. */
 export interface VerdictChange {
@@ -179,9 +177,18 @@ export class StatusStore {
         current.count += 1;
       } else {
         const record: FailureRecord = {
-          target, stage: result.stage, reason: result.reason, cause: result.cause,
-          host: result.host, message: result.message, hint: result.hint,
-          startedAt: now, lastSeenAt: now, count: 1, clearedAt: null, changedTo: null,
+          target,
+          stage: result.stage,
+          reason: result.reason,
+          cause: result.cause,
+          host: result.host,
+          message: result.message,
+          hint: result.hint,
+          startedAt: now,
+          lastSeenAt: now,
+          count: 1,
+          clearedAt: null,
+          changedTo: null,
         };
         this.open.set(target, record);
         this.failures.push(record);

@@ -48,7 +48,10 @@ export async function runAgentCommand(argv: string[], io: Io): Promise<number> {
   const agent = started.agent;
   return new Promise<number>((resolve) => {
     const onStop = (): void => {
-      agent.stop().then(() => resolve(0), () => resolve(1));
+      agent.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
     };
     process.once('SIGTERM', onStop);
     process.once('SIGINT', onStop);

@@ -38,7 +38,8 @@ export interface StdinSource {
 /** The Io explain accepts: `main` passes its Io through, so a test may put a stdin here. */
 export type ExplainIo = Io & { stdinSource?: StdinSource };
 
-const NO_MESSAGE = 'explain: no MESSAGE given (quote the whole error text, or pipe it in: `kubectl describe pod POD | pullprobe explain`, or `pullprobe explain -`)';
+const NO_MESSAGE =
+  'explain: no MESSAGE given (quote the whole error text, or pipe it in: `kubectl describe pod POD | pullprobe explain`, or `pullprobe explain -`)';
 
 /**
  * Usage errors are thrown synchronously (so `main` prints them with the
@@ -74,7 +75,9 @@ async function explainStdin(stdin: StdinSource, io: Io, json: boolean): Promise<
     input = await stdin.read(MAX_INPUT_BYTES);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    io.stderr(`pullprobe: explain: cannot read stdin: ${typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr(
+      `pullprobe: explain: cannot read stdin: ${typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)}\n`,
+    );
     return 2;
   }
   if (input.text.trim() === '') {
@@ -92,11 +95,17 @@ function explainInput(input: StdinText, io: Io, json: boolean): number {
     const message = e.excerpt ?? e.message;
     io.stdout(JSON.stringify({ stage: e.stage, reason: e.reason, cause: e.cause, message, hint: e.hint }) + '\n');
   } else if (e.reason !== null) {
-    io.stdout(`Reason: ${e.stage ?? 'none'}/${e.reason}\nCause:  ${e.cause ? causeText(e.cause) : ''}\nError:  ${e.excerpt ?? e.message ?? ''}\nFix:    ${e.hint ?? ''}\n`);
+    io.stdout(
+      `Reason: ${e.stage ?? 'none'}/${e.reason}\nCause:  ${e.cause ? causeText(e.cause) : ''}\nError:  ${e.excerpt ?? e.message ?? ''}\nFix:    ${e.hint ?? ''}\n`,
+    );
   } else if (e.hint !== null) {
-    io.stdout(`No failure reason in that text: it only says that the kubelet failed to pull and waits to retry.\nError:  ${e.excerpt ?? ''}\nFix:    ${e.hint}\n`);
+    io.stdout(
+      `No failure reason in that text: it only says that the kubelet failed to pull and waits to retry.\nError:  ${e.excerpt ?? ''}\nFix:    ${e.hint}\n`,
+    );
   } else {
-    io.stdout('No known image-pull failure recognised in that message.\nRun `pullprobe probe IMAGE` on the affected node to walk the pull path.\n');
+    io.stdout(
+      'No known image-pull failure recognised in that message.\nRun `pullprobe probe IMAGE` on the affected node to walk the pull path.\n',
+    );
   }
   return e.reason === null ? 1 : 0;
 }

@@ -92,7 +92,11 @@ Prints pullprobe's version.
 `;
 
 export const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
-  probe: PROBE, explain: EXPLAIN, agent: AGENT, report: REPORT, version: VERSION,
+  probe: PROBE,
+  explain: EXPLAIN,
+  agent: AGENT,
+  report: REPORT,
+  version: VERSION,
 };
 
 export function isCommandName(s: string | undefined): s is CommandName {

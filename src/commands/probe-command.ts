@@ -32,7 +32,8 @@ export async function runProbeCommand(argv: string[], io: Io): Promise<number> {
   const timeoutMs = parseDuration(values.timeout);
   if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`--timeout: bad duration "${values.timeout}" (use e.g. 10s, 1500ms, 1m)`);
   const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency: must be a positive integer, got "${values.concurrency}"`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new UsageError(`--concurrency: must be a positive integer, got "${values.concurrency}"`);
   let platform;
   if (values.platform !== undefined) {
     platform = parsePlatform(values.platform);

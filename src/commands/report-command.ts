@@ -37,7 +37,6 @@ const KUBECTL_MAX_BUFFER = 512 * 1024 * 1024;
 const NAMES_IN_TABLE = 3;
 const NAMES_IN_NOTE = 20;
 
-
 export async function runReportCommand(argv: string[], io: ReportIo, opts: ReportOptions = {}): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -132,7 +131,11 @@ export function formatReport(report: Report, heartbeatMs: number): string {
     const table = [[...HEADERS], ...report.rows.map(rowCells)];
     const widths = HEADERS.map((_, i) => Math.max(...table.map((cells) => (cells[i] ?? '').length)));
     for (const cells of table) {
-      out += cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd() + '\n';
+      out +=
+        cells
+          .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+          .join('  ')
+          .trimEnd() + '\n';
     }
   }
   if (report.unknown.length > 0) out += `\nUnknown (no usable pullprobe annotation): ${namesNote(report.unknown)}\n`;

@@ -81,15 +81,22 @@ export async function runWhyCommand(argv: string[], io: WhyIo): Promise<number> 
   if (values.kubectl === '') throw new UsageError('why: --kubectl PATH is empty');
   if (values.namespace === '') throw new UsageError('why: --namespace is empty');
   const timeoutMs = parseDuration(values.timeout);
-  if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`why: --timeout "${values.timeout}" is not a positive duration (e.g. 10s)`);
-  const kubectl = io.kubectl ?? kubectlRunner({ file: values.kubectl, ...(values.context !== undefined ? { context: values.context } : {}), env: io.env });
+  if (timeoutMs === null || timeoutMs <= 0)
+    throw new UsageError(`why: --timeout "${values.timeout}" is not a positive duration (e.g. 10s)`);
+  const kubectl =
+    io.kubectl ??
+    kubectlRunner({ file: values.kubectl, ...(values.context !== undefined ? { context: values.context } : {}), env: io.env });
   const now = io.now ?? Date.now;
   const nowMs = now();
-  const probe = values.probe ? (io.probe ?? await defaultProber(timeoutMs)) : undefined;
+  const probe = values.probe ? (io.probe ?? (await defaultProber(timeoutMs))) : undefined;
   let outcome;
   try {
     outcome = await diagnosePod({
-      pod: positionals[0] as string, namespace: values.namespace ?? null, all: values.all, kubectl, nowMs,
+      pod: positionals[0] as string,
+      namespace: values.namespace ?? null,
+      all: values.all,
+      kubectl,
+      nowMs,
       ...(probe ? { probe } : {}),
     });
   } catch (err) {
@@ -106,6 +113,6 @@ export async function runWhyCommand(argv: string[], io: WhyIo): Promise<number> 
   } else {
     io.stdout(maskSecrets(formatWhy(outcome, nowMs), secrets));
   }
-  const failing = (PULL_FAILURE_STATES as readonly string[]);
+  const failing = PULL_FAILURE_STATES as readonly string[];
   return outcome.report.containers.some((c) => failing.includes(c.state)) ? 1 : 0;
 }

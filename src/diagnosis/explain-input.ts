@@ -98,9 +98,7 @@ function describeMessageColumn(line: string): number {
 
 /** Basic/Bearer credentials and URL userinfo, replaced by a marker. */
 export function maskCredentials(s: string): string {
-  return s
-    .replace(/\b(Basic|Bearer) +[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
-    .replace(/\/\/[^/\s@:]+:[^/\s@]+@/g, '//[redacted]@');
+  return s.replace(/\b(Basic|Bearer) +[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]').replace(/\/\/[^/\s@:]+:[^/\s@]+@/g, '//[redacted]@');
 }
 
 /**
@@ -109,6 +107,8 @@ export function maskCredentials(s: string): string {
  */
 export function escapeControl(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.replace(
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

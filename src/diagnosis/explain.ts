@@ -91,15 +91,26 @@ export const PATTERNS: readonly Pattern[] = [
   p('tls_unknown_ca', /certificate signed by unknown authority/),
   p('tls_expired', /x509: certificate has expired or is not yet valid/),
   p('tls_hostname_mismatch', /x509: certificate is valid for ./, /, not /),
-  p('tls_hostname_mismatch', /x509: cannot validate certificate for |x509: certificate is not valid for any names|x509: certificate relies on legacy Common Name field/),
+  p(
+    'tls_hostname_mismatch',
+    /x509: cannot validate certificate for |x509: certificate is not valid for any names|x509: certificate relies on legacy Common Name field/,
+  ),
   p('tls_timeout', /TLS handshake timeout/),
-  p('tls_handshake', /tls: handshake failure|first record does not look like a TLS handshake|server gave HTTP response to HTTPS client|remote error: tls: |tls: protocol version not supported|tls: no supported versions/),
+  p(
+    'tls_handshake',
+    /tls: handshake failure|first record does not look like a TLS handshake|server gave HTTP response to HTTPS client|remote error: tls: |tls: protocol version not supported|tls: no supported versions/,
+  ),
 
   // --- DNS: Go's DNSError is "lookup <name>[ on <server>]: <err>"
   p('dns_nxdomain', /\bno such host\b/),
   p('dns_servfail', /\bserver misbehaving\b/),
   // the nameserver itself unreachable (ICMP port/host unreachable on the UDP query)
-  p('dns_unreachable', /\blookup \S/, /: (?:read|dial|write) (?:udp|tcp)\b/, /\b(?:connection refused|no route to host|network is unreachable)/),
+  p(
+    'dns_unreachable',
+    /\blookup \S/,
+    /: (?:read|dial|write) (?:udp|tcp)\b/,
+    /\b(?:connection refused|no route to host|network is unreachable)/,
+  ),
   p('dns_timeout', /\blookup \S/, /\bi\/o timeout\b/),
   // cgo/glibc resolver's EAI_AGAIN: no answer from any nameserver (lab-notes gotcha 4)
   p('dns_timeout', /\blookup \S/, /: (?:Try again|Temporary failure in name resolution)/),
@@ -210,7 +221,11 @@ export function explainText(text: string): TextExplanation {
     const reason = typeof pattern.reason === 'function' ? pattern.reason(best.match.groups) : pattern.reason;
     const info = REASONS[reason];
     return {
-      stage: stageOf(reason), reason, cause: causeOf(reason), message: info.message, hint: info.hint,
+      stage: stageOf(reason),
+      reason,
+      cause: causeOf(reason),
+      message: info.message,
+      hint: info.hint,
       excerpt: excerpt(best.line, best.match.start, best.match.end),
     };
   }

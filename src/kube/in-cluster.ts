@@ -24,9 +24,7 @@ export interface InClusterConfig {
   tokenFile: string;
 }
 
-export type InClusterResult =
-  | { ok: true; config: InClusterConfig }
-  | { ok: false; code: 'not_in_cluster' | 'unreadable'; message: string };
+export type InClusterResult = { ok: true; config: InClusterConfig } | { ok: false; code: 'not_in_cluster' | 'unreadable'; message: string };
 
 export interface InClusterOptions {
   env?: Record<string, string | undefined>;
@@ -45,7 +43,8 @@ export function loadInClusterConfig(opts: InClusterOptions = {}): InClusterResul
   const port = env.KUBERNETES_SERVICE_PORT?.trim() ?? '';
   if (host === '' || port === '') {
     return {
-      ok: false, code: 'not_in_cluster',
+      ok: false,
+      code: 'not_in_cluster',
       message: 'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: not running in a cluster',
     };
   }
@@ -93,7 +92,10 @@ export class TokenSource {
   private readonly periodMs: number;
   private readonly read: (path: string) => string;
 
-  constructor(readonly file: string, opts: TokenSourceOptions = {}) {
+  constructor(
+    readonly file: string,
+    opts: TokenSourceOptions = {},
+  ) {
     this.clock = opts.clock ?? realClock;
     this.periodMs = opts.periodMs ?? TOKEN_REREAD_MS;
     this.read = opts.readFile ?? defaultRead;

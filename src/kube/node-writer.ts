@@ -12,9 +12,19 @@ import { unrefTimers, type Timers } from '../shared/timers.js';
 import { silentLog, type Log } from '../model/types.js';
 import { KubeApiError, isRetryable, type KubeClient, type KubeNode } from './client.js';
 import {
-  ANNOTATION_KEY, CONDITION_TYPE, EVENT_NAMESPACE, annotationValue, buildAnnotationPatch, buildConditionPatch,
-  buildEvent, conditionFromStates, rfc3339, verdictsFromResults,
-  type ConditionState, type CoreEvent, type RegistryState,
+  ANNOTATION_KEY,
+  CONDITION_TYPE,
+  EVENT_NAMESPACE,
+  annotationValue,
+  buildAnnotationPatch,
+  buildConditionPatch,
+  buildEvent,
+  conditionFromStates,
+  rfc3339,
+  verdictsFromResults,
+  type ConditionState,
+  type CoreEvent,
+  type RegistryState,
 } from './patches.js';
 
 export type { Timers } from '../shared/timers.js';
@@ -98,11 +108,18 @@ export class NodeWriter {
     this.timers = opts.timers ?? unrefTimers;
     this.random = opts.random ?? Math.random;
     const o = opts.outputs ?? {};
-    this.out = { annotation: o.annotation ?? true, condition: o.condition ?? true, events: o.events ?? true,
-      heartbeatMs: Math.max(MIN_HEARTBEAT_MS, o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) };
+    this.out = {
+      annotation: o.annotation ?? true,
+      condition: o.condition ?? true,
+      events: o.events ?? true,
+      heartbeatMs: Math.max(MIN_HEARTBEAT_MS, o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
+    };
     this.backoff = { initialMs: opts.backoff?.initialMs ?? 1000, maxMs: opts.backoff?.maxMs ?? 120_000 };
-    this.ev = { burst: opts.events?.burst ?? 10, refillMs: opts.events?.refillMs ?? 30_000,
-      namespace: opts.events?.namespace ?? EVENT_NAMESPACE };
+    this.ev = {
+      burst: opts.events?.burst ?? 10,
+      refillMs: opts.events?.refillMs ?? 30_000,
+      namespace: opts.events?.namespace ?? EVENT_NAMESPACE,
+    };
     this.subnet = opts.subnet ?? null;
     this.zone = opts.zone ?? null;
     this.uid = opts.uid ?? opts.initialNode?.metadata.uid ?? null;
@@ -238,8 +255,15 @@ export class NodeWriter {
       return;
     }
     b.tokens -= 1;
-    const event = buildEvent({ node: this.opts.node, uid: this.uid, registry, verdict: v, at: nowMs,
-      seq: this.seq++ & 0xffff, namespace: this.ev.namespace });
+    const event = buildEvent({
+      node: this.opts.node,
+      uid: this.uid,
+      registry,
+      verdict: v,
+      at: nowMs,
+      seq: this.seq++ & 0xffff,
+      namespace: this.ev.namespace,
+    });
     this.pendingEvents.delete(registry);
     this.pendingEvents.set(registry, event);
   }
@@ -308,7 +332,11 @@ export class NodeWriter {
         return {
           output: 'annotation',
           run: (signal) => c.patchNode(node, patch, signal),
-          done: () => { this.written.annKey = key; this.written.annAt = nowMs; this.stats_.annotationWrites++; },
+          done: () => {
+            this.written.annKey = key;
+            this.written.annAt = nowMs;
+            this.stats_.annotationWrites++;
+          },
         };
       }
     }
@@ -319,7 +347,11 @@ export class NodeWriter {
         return {
           output: 'condition',
           run: (signal) => c.patchNodeStatus(node, patch, signal),
-          done: () => { this.written.condKey = key; this.written.condAt = nowMs; this.stats_.conditionWrites++; },
+          done: () => {
+            this.written.condKey = key;
+            this.written.condAt = nowMs;
+            this.stats_.conditionWrites++;
+          },
         };
       }
     }

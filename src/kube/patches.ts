@@ -159,11 +159,7 @@ export function conditionFromStates(states: Record<string, Pick<RegistryState, '
  * `lastTransitionTime` is omitted when undefined, so the server keeps the
  * stored one.
  */
-export function buildConditionPatch(
-  cond: ConditionState,
-  heartbeatTime: string,
-  transitionTime?: string,
-): ConditionPatch {
+export function buildConditionPatch(cond: ConditionState, heartbeatTime: string, transitionTime?: string): ConditionPatch {
   const c: NodeCondition = { type: CONDITION_TYPE, status: cond.status, lastHeartbeatTime: heartbeatTime };
   if (transitionTime !== undefined) c.lastTransitionTime = transitionTime;
   c.reason = cond.reason;

@@ -13,23 +13,36 @@ export function normalizePlatform(p: Platform): Platform {
   let arch = p.architecture.toLowerCase();
   let variant = (p.variant ?? '').toLowerCase();
   switch (arch) {
-    case 'i386': arch = '386'; variant = ''; break;
-    case 'x86_64': case 'x86-64': case 'amd64':
+    case 'i386':
+      arch = '386';
+      variant = '';
+      break;
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
       arch = 'amd64';
       if (variant === 'v1') variant = '';
       break;
-    case 'aarch64': case 'arm64':
+    case 'aarch64':
+    case 'arm64':
       arch = 'arm64';
       if (variant === '' || variant === '8' || variant === 'v8.0') variant = 'v8';
       else if (/^\d/.test(variant)) variant = `v${variant}`;
       break;
-    case 'armhf': arch = 'arm'; variant = 'v7'; break;
-    case 'armel': arch = 'arm'; variant = 'v6'; break;
+    case 'armhf':
+      arch = 'arm';
+      variant = 'v7';
+      break;
+    case 'armel':
+      arch = 'arm';
+      variant = 'v6';
+      break;
     case 'arm':
       if (variant === '') variant = 'v7';
       else if (/^\d$/.test(variant)) variant = `v${variant}`;
       break;
-    default: break;
+    default:
+      break;
   }
   return variant ? { os, architecture: arch, variant } : { os, architecture: arch };
 }
@@ -182,9 +195,8 @@ function same(a: Platform, b: Platform): boolean {
  */
 export function matchSummary(summary: IndexSummary, platform: Platform): PlatformMatch | undefined {
   const available = summary.entries.slice(0, MAX_LISTED_PLATFORMS).map((e) => formatPlatform(e.platform));
-  const found = (best: IndexEntry | null | undefined): PlatformMatch => (best
-    ? { match: best, available, platformCount: summary.platformCount }
-    : { available, platformCount: summary.platformCount });
+  const found = (best: IndexEntry | null | undefined): PlatformMatch =>
+    best ? { match: best, available, platformCount: summary.platformCount } : { available, platformCount: summary.platformCount };
   const known = summary.matched.get(formatPlatform(platform));
   if (known !== undefined) return found(known);
   if (!summary.complete) return undefined;
@@ -209,7 +221,15 @@ export function matchPlatform(index: unknown, platform: Platform): PlatformMatch
 
 /** The platform this process runs on, in OCI terms. */
 export function hostPlatform(): Platform {
-  const archMap: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  const archMap: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   const architecture = archMap[process.arch] ?? process.arch;
   const os = process.platform === 'win32' ? 'windows' : process.platform;
   if (architecture === 'arm') {

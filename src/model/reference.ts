@@ -25,27 +25,14 @@ export interface ImageRef {
 }
 
 export type Target =
-  | { kind: 'image'; input: string; ref: ImageRef }
-  | { kind: 'registry'; input: string; registry: string; endpoint: string };
+  { kind: 'image'; input: string; ref: ImageRef } | { kind: 'registry'; input: string; registry: string; endpoint: string };
 
 /** Which rule a rejected reference broke (tests assert this, not the wording). */
-export type ReferenceProblem =
-  | 'empty'
-  | 'format'
-  | 'uppercase'
-  | 'tag'
-  | 'digest'
-  | 'hex_name'
-  | 'too_long'
-  | 'port';
+export type ReferenceProblem = 'empty' | 'format' | 'uppercase' | 'tag' | 'digest' | 'hex_name' | 'too_long' | 'port';
 
-export type ReferenceParse =
-  | { ok: true; ref: ImageRef }
-  | { ok: false; message: string; problem: ReferenceProblem };
+export type ReferenceParse = { ok: true; ref: ImageRef } | { ok: false; message: string; problem: ReferenceProblem };
 
-export type TargetParse =
-  | { ok: true; target: Target }
-  | { ok: false; message: string; problem: ReferenceProblem };
+export type TargetParse = { ok: true; target: Target } | { ok: false; message: string; problem: ReferenceProblem };
 
 export const DOCKER_HUB = 'docker.io';
 export const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';
@@ -65,9 +52,7 @@ const DOMAIN_AND_PORT = `${HOST}(?::[0-9]+)?`;
 const TAG = '[\\w][\\w.-]{0,127}';
 const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}';
 
-const REFERENCE_RE = new RegExp(
-  `^(?:(${DOMAIN_AND_PORT})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::(${TAG}))?(?:@(${DIGEST}))?$`,
-);
+const REFERENCE_RE = new RegExp(`^(?:(${DOMAIN_AND_PORT})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::(${TAG}))?(?:@(${DIGEST}))?$`);
 const DOMAIN_AND_PORT_RE = new RegExp(`^${DOMAIN_AND_PORT}$`);
 const TAG_RE = new RegExp(`^${TAG}$`);
 const DIGEST_RE = new RegExp(`^${DIGEST}$`);
@@ -219,7 +204,7 @@ export function parseImageReference(s: string): ReferenceParse {
  */
 export function parseTarget(s: string, kind?: 'image' | 'registry'): TargetParse {
   if (kind !== 'image' && !s.includes('/') && !s.includes('@')) {
-    const host = s.startsWith('[') ? s.slice(0, s.indexOf(']') + 1) : s.split(':')[0] ?? '';
+    const host = s.startsWith('[') ? s.slice(0, s.indexOf(']') + 1) : (s.split(':')[0] ?? '');
     // Without a declared kind, `name:5000` reads as a Docker Hub image with a
     // tag (as distribution/reference does); `registry:` in the config says otherwise.
     if (kind === 'registry' || host.startsWith('[') || host.includes('.') || host === 'localhost') {

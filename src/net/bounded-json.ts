@@ -21,7 +21,8 @@ export function jsonDepth(text: string, limit: number): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
       continue;
     }
@@ -41,7 +42,8 @@ export function parseBoundedJson(text: string, bounds: JsonBounds): BoundedJson 
   if (text.length > bounds.maxLength) return { ok: false, problem: `${text.length} characters, over the ${bounds.maxLength} limit` };
   const start = /^\s*(.)/.exec(text.slice(0, 64))?.[1];
   if (start !== '{') return { ok: false, problem: start === undefined ? 'an empty body' : 'not a JSON object' };
-  if (jsonDepth(text, bounds.maxDepth) > bounds.maxDepth) return { ok: false, problem: `JSON nested more than ${bounds.maxDepth} levels deep` };
+  if (jsonDepth(text, bounds.maxDepth) > bounds.maxDepth)
+    return { ok: false, problem: `JSON nested more than ${bounds.maxDepth} levels deep` };
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -36,15 +36,15 @@ function normaliseHost(host: string): string {
 export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
   return (hostname, options, callback) => {
     const all = pinned.get(normaliseHost(hostname)) ?? [];
-    const family = options.family === 4 || options.family === 'IPv4' ? 4
-      : options.family === 6 || options.family === 'IPv6' ? 6 : 0;
+    const family = options.family === 4 || options.family === 'IPv4' ? 4 : options.family === 6 || options.family === 'IPv6' ? 6 : 0;
     const list = all
       .map((address) => ({ address, family: isIP(address) }))
       .filter((a) => a.family !== 0 && (family === 0 || a.family === family));
     const first = list[0];
     if (!first) {
       const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (not resolved by the probe's DNS stage)`), {
-        code: 'ENOTFOUND', hostname,
+        code: 'ENOTFOUND',
+        hostname,
       });
       process.nextTick(() => callback(err, ''));
       return;
@@ -60,13 +60,17 @@ export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
-  const base = { lookup, timeout: opts.connectTimeoutMs, ...(opts.ca.length > 0 ? { secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca) } : {}) };
+  const base = {
+    lookup,
+    timeout: opts.connectTimeoutMs,
+    ...(opts.ca.length > 0 ? { secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca) } : {}),
+  };
   const verified = buildConnector({ ...base, rejectUnauthorized: true });
   const unverified = buildConnector({ ...base, rejectUnauthorized: false });
   const skip = opts.skipVerify;
   return new Agent({
     // servername (SNI) defaults to the URL's hostname in undici's connector.
-    connect: (o, cb) => ((skip && skip.has(normaliseHost(o.hostname))) ? unverified : verified)(o, cb),
+    connect: (o, cb) => (skip && skip.has(normaliseHost(o.hostname)) ? unverified : verified)(o, cb),
     headersTimeout: opts.headersTimeoutMs,
     bodyTimeout: opts.bodyTimeoutMs,
     // Node's default is 16 KiB; Go's net/http (containerd) accepts ~1 MB of

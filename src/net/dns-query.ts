@@ -128,7 +128,9 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
   let query: Buffer;
   try {
     query = packet.encode({
-      type: 'query', id, flags: packet.RECURSION_DESIRED,
+      type: 'query',
+      id,
+      flags: packet.RECURSION_DESIRED,
       questions: [{ type: opts.type, name: qname, class: 'IN' }],
     });
   } catch (err) {
@@ -144,19 +146,27 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
     const udp = await udpExchange(transport, opts, query, id, qname, budget.signal);
     const seconds = (): number => (clock.now() - started) / 1000;
     if (udp.kind === 'error') return { rcode: null, answers: [], truncated: false, transport: 'udp', ...udp.err, seconds: seconds() };
-    if (udp.kind === 'timeout') return { rcode: null, answers: [], truncated: false, transport: 'udp', error: 'timeout', seconds: seconds() };
+    if (udp.kind === 'timeout')
+      return { rcode: null, answers: [], truncated: false, transport: 'udp', error: 'timeout', seconds: seconds() };
     if (!udp.reply.flag_tc) {
       return {
-        rcode: rcodeOf(udp.reply), answers: addressesFromAnswer(udp.reply, qname, opts.type),
-        truncated: false, transport: 'udp', seconds: seconds(),
+        rcode: rcodeOf(udp.reply),
+        answers: addressesFromAnswer(udp.reply, qname, opts.type),
+        truncated: false,
+        transport: 'udp',
+        seconds: seconds(),
       };
     }
     const tcp = await tcpExchange(transport, opts, query, id, qname, budget.signal);
     if (tcp.kind === 'error') return { rcode: null, answers: [], truncated: true, transport: 'tcp', ...tcp.err, seconds: seconds() };
-    if (tcp.kind === 'timeout') return { rcode: null, answers: [], truncated: true, transport: 'tcp', error: 'timeout', seconds: seconds() };
+    if (tcp.kind === 'timeout')
+      return { rcode: null, answers: [], truncated: true, transport: 'tcp', error: 'timeout', seconds: seconds() };
     return {
-      rcode: rcodeOf(tcp.reply), answers: addressesFromAnswer(tcp.reply, qname, opts.type),
-      truncated: true, transport: 'tcp', seconds: seconds(),
+      rcode: rcodeOf(tcp.reply),
+      answers: addressesFromAnswer(tcp.reply, qname, opts.type),
+      truncated: true,
+      transport: 'tcp',
+      seconds: seconds(),
     };
   } finally {
     timers.clearTimeout(timer);
@@ -165,12 +175,15 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
 }
 
 type Exchange =
-  | { kind: 'reply'; reply: DecodedPacket }
-  | { kind: 'timeout' }
-  | { kind: 'error'; err: { error: DnsQueryError; errorCode?: string } };
+  { kind: 'reply'; reply: DecodedPacket } | { kind: 'timeout' } | { kind: 'error'; err: { error: DnsQueryError; errorCode?: string } };
 
 function udpExchange(
-  transport: DnsTransport, opts: DnsQueryOptions, query: Buffer, id: number, qname: string, signal: AbortSignal,
+  transport: DnsTransport,
+  opts: DnsQueryOptions,
+  query: Buffer,
+  id: number,
+  qname: string,
+  signal: AbortSignal,
 ): Promise<Exchange> {
   return new Promise((resolve) => {
     let done = false;
@@ -179,12 +192,19 @@ function udpExchange(
       if (done) return;
       done = true;
       signal.removeEventListener('abort', onAbort);
-      try { socket?.close(); } catch { /* already closed */ }
+      try {
+        socket?.close();
+      } catch {
+        /* already closed */
+      }
       resolve(r);
     };
     const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
     const onAbort = (): void => finish({ kind: 'timeout' });
-    if (signal.aborted) { finish({ kind: 'timeout' }); return; }
+    if (signal.aborted) {
+      finish({ kind: 'timeout' });
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const host = opts.server.split('%')[0] ?? opts.server;
@@ -194,16 +214,25 @@ function udpExchange(
       s.on('close', () => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } }));
       s.on('message', (msg) => {
         let reply: DecodedPacket;
-        try { reply = packet.decode(msg); } catch { return; }
+        try {
+          reply = packet.decode(msg);
+        } catch {
+          return;
+        }
         if (matches(reply, id, qname, opts.type)) finish({ kind: 'reply', reply });
       });
       // dgram hands a failed connect (ENETUNREACH, EADDRNOTAVAIL, …) to this
       // callback, not to 'error': sending anyway would throw ERR_SOCKET_BAD_PORT.
       s.connect(opts.port, opts.server, (err) => {
         if (done) return;
-        if (err) { fail(err); return; }
+        if (err) {
+          fail(err);
+          return;
+        }
         try {
-          s.send(query, (sendErr) => { if (sendErr) fail(sendErr); });
+          s.send(query, (sendErr) => {
+            if (sendErr) fail(sendErr);
+          });
         } catch (sendErr) {
           fail(sendErr);
         }
@@ -215,7 +244,12 @@ function udpExchange(
 }
 
 function tcpExchange(
-  transport: DnsTransport, opts: DnsQueryOptions, query: Buffer, id: number, qname: string, signal: AbortSignal,
+  transport: DnsTransport,
+  opts: DnsQueryOptions,
+  query: Buffer,
+  id: number,
+  qname: string,
+  signal: AbortSignal,
 ): Promise<Exchange> {
   return new Promise((resolve) => {
     let done = false;
@@ -225,13 +259,20 @@ function tcpExchange(
       if (done) return;
       done = true;
       signal.removeEventListener('abort', onAbort);
-      try { socket?.destroy(); } catch { /* already gone */ }
+      try {
+        socket?.destroy();
+      } catch {
+        /* already gone */
+      }
       resolve(r);
     };
     const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
     const closed = (): void => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } });
     const onAbort = (): void => finish({ kind: 'timeout' });
-    if (signal.aborted) { finish({ kind: 'timeout' }); return; }
+    if (signal.aborted) {
+      finish({ kind: 'timeout' });
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const s = transport.connectTcp(opts.port, opts.server);
@@ -240,7 +281,11 @@ function tcpExchange(
       s.on('connect', () => {
         const len = Buffer.alloc(2);
         len.writeUInt16BE(query.length);
-        try { s.write(Buffer.concat([len, query])); } catch (err) { fail(err); }
+        try {
+          s.write(Buffer.concat([len, query]));
+        } catch (err) {
+          fail(err);
+        }
       });
       s.on('data', (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
@@ -250,8 +295,15 @@ function tcpExchange(
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
           let reply: DecodedPacket;
-          try { reply = packet.decode(msg); } catch { continue; }
-          if (matches(reply, id, qname, opts.type)) { finish({ kind: 'reply', reply }); return; }
+          try {
+            reply = packet.decode(msg);
+          } catch {
+            continue;
+          }
+          if (matches(reply, id, qname, opts.type)) {
+            finish({ kind: 'reply', reply });
+            return;
+          }
         }
       });
       s.on('end', closed);

@@ -179,7 +179,9 @@ export function loadDockerConfig(path: string, readFile: ReadFile = readFileSync
     text = readFile(path, 'utf8');
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    throw new FileUnreadableError(path, `${path}: cannot read docker config${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+    throw new FileUnreadableError(path, `${path}: cannot read docker config${typeof code === 'string' ? ` (${code})` : ''}`, {
+      cause: err,
+    });
   }
   return parseDockerConfig(text, path);
 }

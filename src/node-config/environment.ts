@@ -20,7 +20,6 @@ import { FileUnreadableError } from '../shared/errors.js';
 import { hostPlatform } from '../model/platform.js';
 import type { Platform } from '../model/types.js';
 
-
 /** Files whose absence is a configuration error rather than a reported problem. */
 export type StrictFile = 'resolvConf' | 'hosts' | 'caFiles' | 'dockerConfig';
 
@@ -75,7 +74,8 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
 
   const resolvConfPath = opts.resolvConfPath ?? '/etc/resolv.conf';
   const rc = loadNodeResolvConf({ path: resolvConfPath, hostRoot, hostname: opts.hostname ?? osHostname(), fs: hfs });
-  if (rc.unreadable && strict.has('resolvConf')) throw new FileUnreadableError(resolvConfPath, `resolv.conf ${rc.problems[0] ?? resolvConfPath}`);
+  if (rc.unreadable && strict.has('resolvConf'))
+    throw new FileUnreadableError(resolvConfPath, `resolv.conf ${rc.problems[0] ?? resolvConfPath}`);
   problems.push(...rc.problems);
 
   const hostsPath = opts.hostsPath === undefined ? '/etc/hosts' : opts.hostsPath;
@@ -89,7 +89,10 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
 
   // TrustError (PULLPROBE_TRUST), DockerConfigError and FileUnreadableError name the file.
   const trust = loadNodeTrust({
-    caFiles: opts.caFiles ?? [], hostRoot, strict: strict.has('caFiles'), fs: hfs,
+    caFiles: opts.caFiles ?? [],
+    hostRoot,
+    strict: strict.has('caFiles'),
+    fs: hfs,
     ...(opts.extraCaCerts !== undefined ? { extraCaCerts: opts.extraCaCerts } : {}),
   });
   problems.push(...trust.problems);
@@ -99,7 +102,11 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
   if (dockerConfigPath !== null) {
     const r = readNodeFile(dockerConfigPath, hostRoot, hfs);
     try {
-      if (!r.ok) throw new FileUnreadableError(dockerConfigPath, cannotRead(dockerConfigPath, r).replace(': cannot read', ': cannot read docker config'));
+      if (!r.ok)
+        throw new FileUnreadableError(
+          dockerConfigPath,
+          cannotRead(dockerConfigPath, r).replace(': cannot read', ': cannot read docker config'),
+        );
       auths = parseDockerConfig(r.text, dockerConfigPath);
     } catch (err) {
       if (strict.has('dockerConfig')) throw err;
@@ -109,9 +116,15 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
 
   const resolvConf: ResolvConf = { ...rc.conf, file: rc.file ?? resolvConfPath, problems };
   return {
-    resolvConf, resolvConfPath: rc.file ?? resolvConfPath, hosts, ca: trust.ca, auths, dockerConfigPath,
+    resolvConf,
+    resolvConfPath: rc.file ?? resolvConfPath,
+    hosts,
+    ca: trust.ca,
+    auths,
+    dockerConfigPath,
     containerdConfigPath: opts.containerdConfigPath ?? [],
     platform: opts.platform ?? hostPlatform(),
-    hostRoot, problems,
+    hostRoot,
+    problems,
   };
 }

@@ -55,7 +55,10 @@ export function resolveInHostRoot(file: string, hostRoot: string | undefined, hf
   const root = normaliseRoot(hostRoot);
   const inside = insideRoot(file, root);
   if (inside === null) return { path: file };
-  const todo = inside.split('/').filter((c) => c !== '' && c !== '.').reverse();
+  const todo = inside
+    .split('/')
+    .filter((c) => c !== '' && c !== '.')
+    .reverse();
   const done: string[] = [];
   let links = 0;
   while (todo.length > 0) {
@@ -77,14 +80,17 @@ export function resolveInHostRoot(file: string, hostRoot: string | undefined, hf
     }
     if (++links > MAX_LINKS) return { path: here, error: 'ELOOP' };
     if (target.startsWith('/')) done.length = 0;
-    todo.push(...target.split('/').filter((x) => x !== '' && x !== '.').reverse());
+    todo.push(
+      ...target
+        .split('/')
+        .filter((x) => x !== '' && x !== '.')
+        .reverse(),
+    );
   }
   return { path: `${root}/${done.join('/')}` };
 }
 
-export type NodeFileRead =
-  | { ok: true; text: string; path: string }
-  | { ok: false; code: string; path: string };
+export type NodeFileRead = { ok: true; text: string; path: string } | { ok: false; code: string; path: string };
 
 /** Read one of the node's files; never throws. `path` is the file actually opened. */
 export function readNodeFile(file: string, hostRoot: string | undefined, hfs: HostFs = realHostFs): NodeFileRead {

@@ -111,13 +111,30 @@ export function parseHostsToml(text: string, file: string, opts: HostsOptions = 
     return { key, url: baseUrl(key, s.overridePath, file, name), ...s };
   });
   const serverUrl = server ? baseUrl(server, root.overridePath, file, 'server') : null;
-  return { file, server: serverUrl, serverCa: root.ca, serverSkipVerify: root.skipVerify, root, hosts, containerdRejects: rejectReason !== null, rejectReason, warnings };
+  return {
+    file,
+    server: serverUrl,
+    serverCa: root.ca,
+    serverSkipVerify: root.skipVerify,
+    root,
+    hosts,
+    containerdRejects: rejectReason !== null,
+    rejectReason,
+    warnings,
+  };
 }
 
-interface ReadContext { dir: string; file: string; warnings: string[]; defaults: Capability[] }
+interface ReadContext {
+  dir: string;
+  file: string;
+  warnings: string[];
+  defaults: Capability[];
+}
 
 function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file, warnings, defaults }: ReadContext): HostSettings {
-  const fail = (key: string, detail: string): never => { throw new HostsTomlError(file, prefix + key, detail); };
+  const fail = (key: string, detail: string): never => {
+    throw new HostsTomlError(file, prefix + key, detail);
+  };
   for (const k of Object.keys(t)) if (!known.has(k)) warnings.push(`${file}: ${prefix}${k}: unknown key, containerd ignores it`);
   const strings = (key: string, v: unknown): string[] => {
     if (typeof v === 'string') return [v];
@@ -125,7 +142,8 @@ function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file,
     return fail(key, 'must be a string or a list of strings');
   };
   const abs = (p: string): string => (posix.isAbsolute(p) ? p : posix.join(dir, p));
-  const bool = (key: string): boolean => (t[key] === undefined ? false : typeof t[key] === 'boolean' ? t[key] : fail(key, 'must be true or false'));
+  const bool = (key: string): boolean =>
+    t[key] === undefined ? false : typeof t[key] === 'boolean' ? t[key] : fail(key, 'must be true or false');
 
   const caps = t['capabilities'] ?? [];
   if (!Array.isArray(caps)) fail('capabilities', 'must be a list of strings');
@@ -137,7 +155,9 @@ function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file,
     if (!capabilities.includes(lc)) capabilities.push(lc);
   }
   if ((caps as unknown[]).some((c) => typeof c === 'string' && c.toLowerCase() === 'referrers')) {
-    warnings.push(`${file}: ${prefix}capabilities: "referrers" is known to containerd 2.2 and later only; containerd 1.x to 2.1 reject this whole file (failed to decode hosts.toml) and use only the *.crt/*.cert files next to it`);
+    warnings.push(
+      `${file}: ${prefix}capabilities: "referrers" is known to containerd 2.2 and later only; containerd 1.x to 2.1 reject this whole file (failed to decode hosts.toml) and use only the *.crt/*.cert files next to it`,
+    );
   }
   const ca = t['ca'] === undefined ? [] : strings('ca', t['ca']).map(abs);
   const client: Array<[string, string]> = [];
@@ -145,7 +165,8 @@ function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file,
   if (cv !== undefined) {
     for (const item of typeof cv === 'string' ? [cv] : Array.isArray(cv) ? cv : fail('client', 'must be a string or a list')) {
       if (typeof item === 'string') client.push([abs(item), '']);
-      else if (Array.isArray(item) && item.length === 2 && item.every((x) => typeof x === 'string')) client.push([abs(item[0] as string), abs(item[1] as string)]);
+      else if (Array.isArray(item) && item.length === 2 && item.every((x) => typeof x === 'string'))
+        client.push([abs(item[0] as string), abs(item[1] as string)]);
       else fail('client', 'entries must be a path or a [cert, key] pair');
     }
   }
@@ -202,13 +223,19 @@ const codeOf = (err: unknown): string | undefined => {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : undefined;
 };
-const orIfMissing = <T>(value: T, ...codes: string[]) => (err: unknown): T => {
-  if (codes.includes(codeOf(err) ?? '')) return value;
-  throw err;
-};
+const orIfMissing =
+  <T>(value: T, ...codes: string[]) =>
+  (err: unknown): T => {
+    if (codes.includes(codeOf(err) ?? '')) return value;
+    throw err;
+  };
 export const nodeHostsFs: HostsFs = {
   readFile: (p) => readFile(p, 'utf8'),
-  readdir: (p) => readdir(p, { withFileTypes: true }).then((ds) => ds.filter((d) => !d.isDirectory()).map((d) => d.name), orIfMissing<string[]>([], 'ENOENT')),
+  readdir: (p) =>
+    readdir(p, { withFileTypes: true }).then(
+      (ds) => ds.filter((d) => !d.isDirectory()).map((d) => d.name),
+      orIfMissing<string[]>([], 'ENOENT'),
+    ),
   exists: (p) => stat(p).then(() => true, orIfMissing(false, 'ENOENT', 'ENOTDIR')),
 };
 
@@ -249,12 +276,18 @@ export interface ResolveHostsOptions extends HostsOptions {
   rejectHostless?: boolean;
 }
 
-
 /** containerd docker.IsLocalhost: "localhost" or a loopback IP (127.0.0.0/8, ::1). */
 const isLocalhost = (host: string): boolean => host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
 
 type Raw = { url: string | null; settings: HostSettings; isServer: boolean };
-const NONE: HostSettings = { capabilities: [...DEFAULT_CAPABILITIES], ca: [], client: [], skipVerify: false, overridePath: false, headers: {} };
+const NONE: HostSettings = {
+  capabilities: [...DEFAULT_CAPABILITIES],
+  ca: [],
+  client: [],
+  skipVerify: false,
+  overridePath: false,
+  headers: {},
+};
 
 export async function resolveRegistryHosts(
   configPath: string[],
@@ -272,13 +305,16 @@ export async function resolveRegistryHosts(
     if (first < i) {
       e.duplicateOf = first;
       const tls = sameTls(endpoints[first], e) ? '' : ' with different TLS settings (ca/client/skip_verify)';
-      warnings.push(`${e.url} is tried twice${tls}: a failing pull waits for it twice; drop that [host] table, moving its settings to the top level, and keep an empty [host] table`);
+      warnings.push(
+        `${e.url} is tried twice${tls}: a failing pull waits for it twice; drop that [host] table, moving its settings to the top level, and keep an empty [host] table`,
+      );
     }
     for (const f of [...e.caFiles, ...e.clientCerts.flat().filter((x) => x !== '')]) {
       if (!(await fs.exists(f))) warnings.push(`${f} does not exist: containerd fails every pull of ${registryHost}`);
     }
   }
-  if (endpointsFor({ endpoints }, 'resolve').length === 0) warnings.push(`no endpoint has both pull and resolve: containerd cannot resolve tags of ${registryHost}`);
+  if (endpointsFor({ endpoints }, 'resolve').length === 0)
+    warnings.push(`no endpoint has both pull and resolve: containerd cannot resolve tags of ${registryHost}`);
   return { registry: registryHost, source: loaded?.source ?? null, hostDir, mode: loaded?.mode ?? 'default', endpoints, warnings };
 }
 
@@ -298,7 +334,8 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts:
   try {
     text = await fs.readFile(file);
   } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw new HostsTomlError(file, null, `cannot read (${codeOf(err) ?? 'error'}): containerd fails every pull of ${registryHost}`);
+    if (codeOf(err) !== 'ENOENT')
+      throw new HostsTomlError(file, null, `cannot read (${codeOf(err) ?? 'error'}): containerd fails every pull of ${registryHost}`);
   }
   let parsed: HostsConfig | null = null;
   if (text.length > 0) {
@@ -368,7 +405,11 @@ function toEndpoint(r: Raw, registryHost: string, opts: HostsOptions): RegistryE
 }
 
 function sameTls(a: RegistryEndpoint | undefined, b: RegistryEndpoint): boolean {
-  return a !== undefined && a.skipVerify === b.skipVerify && JSON.stringify([a.caFiles, a.clientCerts]) === JSON.stringify([b.caFiles, b.clientCerts]);
+  return (
+    a !== undefined &&
+    a.skipVerify === b.skipVerify &&
+    JSON.stringify([a.caFiles, a.clientCerts]) === JSON.stringify([b.caFiles, b.clientCerts])
+  );
 }
 
 /**

@@ -42,7 +42,10 @@ function compile(glob: string): Single[][] | null {
       if (negated) i++;
       const ranges: Array<[number, number]> = [];
       for (;;) {
-        if (cp[i] === 0x5d /* ] */ && ranges.length > 0) { i++; break; }
+        if (cp[i] === 0x5d /* ] */ && ranges.length > 0) {
+          i++;
+          break;
+        }
         const lo = classChar();
         if (lo === null) return null;
         let hi = lo;
@@ -64,8 +67,7 @@ function compile(glob: string): Single[][] | null {
   return pieces;
 }
 
-const matchOne = (m: Single, c: number): boolean =>
-  m.any || m.ranges.some(([lo, hi]) => lo <= c && c <= hi) !== m.negated;
+const matchOne = (m: Single, c: number): boolean => m.any || m.ranges.some(([lo, hi]) => lo <= c && c <= hi) !== m.negated;
 
 /** Does piece p match text at position at? */
 function pieceAt(p: Single[], text: number[], at: number): boolean {
@@ -90,7 +92,10 @@ export function labelMatch(glob: string, label: string): boolean {
   for (const p of pieces.slice(1, -1)) {
     let found = -1;
     for (let s = at; s + p.length <= end; s++) {
-      if (pieceAt(p, text, s)) { found = s; break; }
+      if (pieceAt(p, text, s)) {
+        found = s;
+        break;
+      }
     }
     if (found === -1) return false;
     at = found + p.length;

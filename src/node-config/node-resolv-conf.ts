@@ -38,8 +38,7 @@ function isStub(read: Extract<NodeFileRead, { ok: true }>, conf: ResolvConf): bo
 export function loadNodeResolvConf(opts: NodeResolvConfOptions): NodeResolvConf {
   const hfs = opts.fs ?? realHostFs;
   const root = normaliseRoot(opts.hostRoot);
-  const parse = (text: string): ResolvConf =>
-    parseResolvConf(text, opts.hostname === undefined ? {} : { hostname: opts.hostname });
+  const parse = (text: string): ResolvConf => parseResolvConf(text, opts.hostname === undefined ? {} : { hostname: opts.hostname });
   const first = readNodeFile(opts.path, root, hfs);
   const upstreamsPath = `${root}${SYSTEMD_UPSTREAMS}`;
   if (first.ok) {
@@ -48,7 +47,9 @@ export function loadNodeResolvConf(opts: NodeResolvConfOptions): NodeResolvConf 
     const up = readNodeFile(upstreamsPath, root, hfs);
     if (up.ok) return { conf: parse(up.text), file: up.path, unreadable: false, problems: [] };
     return {
-      conf, file: first.path, unreadable: false,
+      conf,
+      file: first.path,
+      unreadable: false,
       problems: [`${cannotRead(upstreamsPath, up)}: using systemd-resolved's stub ${first.path} (${STUB_ADDRESS})`],
     };
   }
@@ -58,7 +59,9 @@ export function loadNodeResolvConf(opts: NodeResolvConfOptions): NodeResolvConf 
     if (up.ok) return { conf: parse(up.text), file: up.path, unreadable: false, problems: [] };
   }
   return {
-    conf: parse(''), file: null, unreadable: true,
+    conf: parse(''),
+    file: null,
+    unreadable: true,
     problems: [`${cannotRead(opts.path, first)}; resolving as glibc does without it (nameserver 127.0.0.1)`],
   };
 }

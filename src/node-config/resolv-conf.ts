@@ -68,8 +68,20 @@ export const DEFAULT_RESOLV_CONF: Readonly<Omit<ResolvConf, 'nameservers' | 'sea
 
 /** Options glibc knows and that do not change which queries are sent. */
 const KNOWN_FLAGS = new Set([
-  'debug', 'inet6', 'ip6-bytestring', 'ip6-dotint', 'no-ip6-dotint', 'edns0', 'single-request',
-  'single-request-reopen', 'no-check-names', 'use-vc', 'trust-ad', 'no-reload', 'no-aaaa', 'rotate',
+  'debug',
+  'inet6',
+  'ip6-bytestring',
+  'ip6-dotint',
+  'no-ip6-dotint',
+  'edns0',
+  'single-request',
+  'single-request-reopen',
+  'no-check-names',
+  'use-vc',
+  'trust-ad',
+  'no-reload',
+  'no-aaaa',
+  'rotate',
   'no-tld-query',
 ]);
 
@@ -200,7 +212,7 @@ export function parseResolvConf(text: string, opts: ParseResolvConfOptions = {})
     warnings: [],
   };
   const warnings = new WarningList();
-    let search: { kind: 'domain' | 'search'; rest: string; n: number } | undefined;
+  let search: { kind: 'domain' | 'search'; rest: string; n: number } | undefined;
   let nameserverLines = 0;
   forEachLine(text, (raw, n) => {
     let line = raw;
@@ -219,7 +231,8 @@ export function parseResolvConf(text: string, opts: ParseResolvConfOptions = {})
     } else if ((rest = keyword(line, 'nameserver')) !== undefined) {
       const addr = words(rest, 1)[0];
       if (addr === undefined || ipFamily(addr) === 0) {
-        if (warnings.want()) warnings.add(`line ${n}: nameserver is not an IP address: ${addr === undefined ? '(empty)' : addr.slice(0, 60)}`);
+        if (warnings.want())
+          warnings.add(`line ${n}: nameserver is not an IP address: ${addr === undefined ? '(empty)' : addr.slice(0, 60)}`);
         return;
       }
       nameserverLines++;

@@ -120,7 +120,11 @@ export interface NodeTrust extends Trust {
   problems: string[];
 }
 
-interface CacheEntry { texts: string[]; ca: string[]; invalid: Array<{ index: number; count: number }> }
+interface CacheEntry {
+  texts: string[];
+  ca: string[];
+  invalid: Array<{ index: number; count: number }>;
+}
 const trustCache: CacheEntry[] = [];
 const MAX_TRUST_SETS = 4;
 

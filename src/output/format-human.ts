@@ -31,8 +31,10 @@ export function causeText(cause: Cause): string {
  */
 export function visible(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.replace(
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 function paint(opts: FormatOptions, code: number, s: string): string {
@@ -82,7 +84,14 @@ function summary(step: StepResult): string {
       const d = step.detail;
       if (d === undefined || !('nameservers' in d)) return host;
       const ns = d.nameservers.length;
-      const src = d.source === 'hosts' ? ' (hosts file)' : d.source === 'literal' ? ' (IP literal)' : ns ? ` (${ns} nameserver${ns === 1 ? '' : 's'})` : '';
+      const src =
+        d.source === 'hosts'
+          ? ' (hosts file)'
+          : d.source === 'literal'
+            ? ' (IP literal)'
+            : ns
+              ? ` (${ns} nameserver${ns === 1 ? '' : 's'})`
+              : '';
       return `${host}${d.addresses.length ? ' → ' + d.addresses.join(', ') : ''}${src}`;
     }
     case 'tcp': {
@@ -135,7 +144,10 @@ export function formatResult(r: ProbeResult, opts: FormatOptions): string {
     if (r.cause) lines.push(`  Cause:  ${causeText(r.cause)}`);
     lines.push(`  Fix:    ${visible(r.hint ?? '')}`);
   } else if (r.degraded) {
-    const bad = r.steps.filter((s) => s.degraded).map((s) => s.stage).join(', ');
+    const bad = r.steps
+      .filter((s) => s.degraded)
+      .map((s) => s.stage)
+      .join(', ');
     lines.push('');
     lines.push(`  Note:   pull path works, but part of it is broken (${bad}); see --json for the per-server/per-address detail.`);
   }

@@ -61,13 +61,26 @@ function baseResult(input: string, target: Target | null): ProbeResult {
     target: input,
     image: target?.kind === 'image' ? target.ref.normalized : null,
     registry: target ? (target.kind === 'image' ? target.ref.registry : target.registry) : null,
-    ok: true, stage: null, reason: null, cause: null, host: null, message: null, hint: null,
-    degraded: false, seconds: 0, steps: [],
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0,
+    steps: [],
   };
 }
 
 function fail(
-  result: ProbeResult, reason: Reason, message: string | undefined, hint: string | undefined, host: string | null, stage?: Stage,
+  result: ProbeResult,
+  reason: Reason,
+  message: string | undefined,
+  hint: string | undefined,
+  host: string | null,
+  stage?: Stage,
 ): void {
   const info = REASONS[reason];
   result.ok = false;
@@ -89,7 +102,10 @@ function urlHost(ep: RegistryEndpoint): string {
 async function endpointsOf(target: Target, env: ProbeEnvironment, log: Log): Promise<{ endpoints: Endpoint[]; notes: string[] }> {
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const fallback: Endpoint = {
-    endpoint: target.kind === 'image' ? target.ref.endpoint : target.endpoint, scheme: 'https', ca: env.ca, skipVerify: false,
+    endpoint: target.kind === 'image' ? target.ref.endpoint : target.endpoint,
+    scheme: 'https',
+    ca: env.ca,
+    skipVerify: false,
   };
   if (env.containerdConfigPath.length === 0) return { endpoints: [fallback], notes: [] };
   let hosts;
@@ -117,9 +133,14 @@ async function endpointsOf(target: Target, env: ProbeEnvironment, log: Log): Pro
       }
     }
     endpoints.push({
-      endpoint: urlHost(ep), scheme: ep.scheme === 'http' ? 'http' : 'https', ca, skipVerify: ep.skipVerify,
+      endpoint: urlHost(ep),
+      scheme: ep.scheme === 'http' ? 'http' : 'https',
+      ca,
+      skipVerify: ep.skipVerify,
       // hosts-toml.ts marks a localhost:PORT endpoint `httpFallback` (containerd 1.7.8+); read without depending on its version.
-      ...(ep.scheme !== 'http' && (ep as RegistryEndpoint & { httpFallback?: boolean }).httpFallback === true ? { httpFallback: true } : {}),
+      ...(ep.scheme !== 'http' && (ep as RegistryEndpoint & { httpFallback?: boolean }).httpFallback === true
+        ? { httpFallback: true }
+        : {}),
     });
   }
   if (notes.length) log.debug({ registry, notes }, 'containerd host configuration');
@@ -157,8 +178,14 @@ export async function probeTarget(target: string | Target, env: ProbeEnvironment
 }
 
 async function probeWithin(
-  input: string, given: Target | null, env: ProbeEnvironment, opts: ProbeOptions, ctx: ProbeContext, controller: AbortController,
-  t0: number, timeoutMs: number,
+  input: string,
+  given: Target | null,
+  env: ProbeEnvironment,
+  opts: ProbeOptions,
+  ctx: ProbeContext,
+  controller: AbortController,
+  t0: number,
+  timeoutMs: number,
 ): Promise<ProbeResult> {
   const clock = ctx.clock;
   const parsed = given !== null ? { ok: true as const, target: given } : parseTarget(input, opts.kind);
@@ -174,10 +201,12 @@ async function probeWithin(
   const result = baseResult(input, target);
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const { endpoints, notes } = await endpointsOf(target, env, ctx.log);
-  const refDetail: ReferenceDetail = target.kind === 'image'
-    ? { image: target.ref.normalized, endpoint: target.ref.endpoint }
-    : { registry: target.registry, endpoint: target.endpoint };
-  if (endpoints.length > 1 || endpoints[0]?.endpoint !== refDetail.endpoint) refDetail.endpoints = endpoints.map((e) => `${e.scheme}://${e.endpoint}`);
+  const refDetail: ReferenceDetail =
+    target.kind === 'image'
+      ? { image: target.ref.normalized, endpoint: target.ref.endpoint }
+      : { registry: target.registry, endpoint: target.endpoint };
+  if (endpoints.length > 1 || endpoints[0]?.endpoint !== refDetail.endpoint)
+    refDetail.endpoints = endpoints.map((e) => `${e.scheme}://${e.endpoint}`);
   if (notes.length) refDetail.notes = notes;
   result.steps.push({ stage: 'reference', ok: true, seconds: refSeconds, detail: refDetail });
 
@@ -188,10 +217,16 @@ async function probeWithin(
   const secrets = new Secrets().addCredential(credential);
   const caches = opts.caches ?? createProbeCaches();
   const w: Walk = {
-    ctx, env, steps: result.steps, current: { stage: 'dns' },
+    ctx,
+    env,
+    steps: result.steps,
+    current: { stage: 'dns' },
     opts: {
-      timeoutMs, checkPlatform: opts.checkPlatform ?? true, tokenCache: opts.tokenCache ?? caches.tokens,
-      indexCache: caches.indexes, secureContexts: caches.tlsContexts,
+      timeoutMs,
+      checkPlatform: opts.checkPlatform ?? true,
+      tokenCache: opts.tokenCache ?? caches.tokens,
+      indexCache: caches.indexes,
+      secureContexts: caches.tlsContexts,
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
       ...(credential ? { credential } : {}),
@@ -227,7 +262,15 @@ async function probeWithin(
   } catch (err) {
     // A bug, never a network fault: reported as internal_error in the stage where it happened.
     const message = err instanceof Error ? err.message : String(err);
-    ctx.log.error({ err: secrets.scrub(message), stack: err instanceof Error && err.stack ? secrets.scrub(err.stack) : undefined, target: input, stage: w.current.stage }, 'probe stage threw: internal error');
+    ctx.log.error(
+      {
+        err: secrets.scrub(message),
+        stack: err instanceof Error && err.stack ? secrets.scrub(err.stack) : undefined,
+        target: input,
+        stage: w.current.stage,
+      },
+      'probe stage threw: internal error',
+    );
     outcome = { bug: message.slice(0, 500) };
   } finally {
     timers.clearTimeout(timer);
@@ -237,14 +280,22 @@ async function probeWithin(
   if (typeof outcome === 'object' && 'bug' in outcome) {
     const message = `pullprobe internal error in the ${w.current.stage} stage: ${outcome.bug}`;
     result.steps.push({
-      stage: w.current.stage, ok: false, seconds: round((clock.now() - t0) / 1000), reason: 'internal_error', message,
+      stage: w.current.stage,
+      ok: false,
+      seconds: round((clock.now() - t0) / 1000),
+      reason: 'internal_error',
+      message,
       ...(w.current.host ? { host: w.current.host } : {}),
     });
     fail(result, 'internal_error', message, undefined, w.current.host ?? null, w.current.stage);
   } else if (outcome === 'deadline') {
     const reason = TIMEOUT_REASON[w.current.stage];
     result.steps.push({
-      stage: w.current.stage, ok: false, seconds: round((clock.now() - t0) / 1000), reason, message: REASONS[reason].message,
+      stage: w.current.stage,
+      ok: false,
+      seconds: round((clock.now() - t0) / 1000),
+      reason,
+      message: REASONS[reason].message,
       ...(w.current.host ? { host: w.current.host } : {}),
     });
     fail(result, reason, undefined, undefined, w.current.host ?? null);
@@ -253,7 +304,7 @@ async function probeWithin(
     fail(result, o.reason ?? TIMEOUT_REASON[outcome.first.stage], o.message, o.hint, o.host ?? null);
   }
   // ok, but a nameserver, an address or a mirror on the way is broken.
-  result.degraded = result.ok && (result.steps.some((s) => s.degraded === true || !s.ok));
+  result.degraded = result.ok && result.steps.some((s) => s.degraded === true || !s.ok);
   result.seconds = round((clock.now() - t0) / 1000);
   return finalPass(result, secrets);
 }
@@ -269,7 +320,12 @@ function finalPass(result: ProbeResult, secrets: Secrets): ProbeResult {
 }
 
 /** Probe several targets with bounded concurrency; results keep the input order. */
-export async function probeTargets(inputs: ReadonlyArray<string | Target>, env: ProbeEnvironment, opts: ProbeOptions = {}, concurrency = 4): Promise<ProbeResult[]> {
+export async function probeTargets(
+  inputs: ReadonlyArray<string | Target>,
+  env: ProbeEnvironment,
+  opts: ProbeOptions = {},
+  concurrency = 4,
+): Promise<ProbeResult[]> {
   const results = new Array<ProbeResult>(inputs.length);
   // One set of caches for the whole run (the CLI's one per process) unless the caller owns one.
   if (opts.caches === undefined) opts = { ...opts, caches: createProbeCaches() };

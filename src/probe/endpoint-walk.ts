@@ -126,40 +126,66 @@ export function splitHostPort(endpoint: string, defaultPort = 443): { host: stri
  * recorded as an ok tls step noting the fallback, and 'plain-http' is returned.
  */
 async function reachHost(
-  w: Walk, host: string, port: number, tls: { ca: string[]; skipVerify: boolean; httpFallback?: boolean } | null, pinned: Map<string, string[]>,
+  w: Walk,
+  host: string,
+  port: number,
+  tls: { ca: string[]; skipVerify: boolean; httpFallback?: boolean } | null,
+  pinned: Map<string, string[]>,
   vet?: (addresses: string[]) => Failure | null,
 ): Promise<Failure | null | 'plain-http'> {
   const { ctx, env, opts } = w;
   w.current = { stage: 'dns', host };
-  const dns = await dnsStage(ctx, { host }, {
-    resolvConf: env.resolvConf,
-    ...(env.hosts ? { hosts: env.hosts } : {}),
-    ...(opts.dnsPort ? { port: opts.dnsPort } : {}),
-  });
+  const dns = await dnsStage(
+    ctx,
+    { host },
+    {
+      resolvConf: env.resolvConf,
+      ...(env.hosts ? { hosts: env.hosts } : {}),
+      ...(opts.dnsPort ? { port: opts.dnsPort } : {}),
+    },
+  );
   w.steps.push(toStep('dns', dns));
   if (!dns.ok) return { outcome: dns, stage: 'dns' };
   const refused = vet?.(dns.detail.addresses);
   if (refused) return refused;
 
   w.current = { stage: 'tcp', host: `${host}:${port}` };
-  const tcp = await tcpStage(ctx, { host, addresses: dns.detail.addresses, port }, {
-    connectTimeoutMs: opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)),
-  });
+  const tcp = await tcpStage(
+    ctx,
+    { host, addresses: dns.detail.addresses, port },
+    {
+      connectTimeoutMs: opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)),
+    },
+  );
   w.steps.push(toStep('tcp', tcp));
   if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
 
   if (tls) {
     w.current = { stage: 'tls', host: `${host}:${port}` };
     const first = tcp.detail.connected[0] ?? '';
-    const out = await tlsStage(ctx, { host, address: first, port }, {
-      ca: tls.ca, handshakeTimeoutMs: remainingMs(ctx), skipVerify: tls.skipVerify,
-      ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
-    });
+    const out = await tlsStage(
+      ctx,
+      { host, address: first, port },
+      {
+        ca: tls.ca,
+        handshakeTimeoutMs: remainingMs(ctx),
+        skipVerify: tls.skipVerify,
+        ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
+      },
+    );
     const code = out.ok ? undefined : out.detail.error;
     if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
       w.steps.push({
-        stage: 'tls', ok: true, seconds: round(out.seconds), host: `${host}:${port}`,
-        detail: { plainHttp: true, error: code, fallback: 'http', note: 'the port answers in plain HTTP; containerd falls back to http for a localhost registry' },
+        stage: 'tls',
+        ok: true,
+        seconds: round(out.seconds),
+        host: `${host}:${port}`,
+        detail: {
+          plainHttp: true,
+          error: code,
+          fallback: 'http',
+          note: 'the port answers in plain HTTP; containerd falls back to http for a localhost registry',
+        },
       });
       pinned.set(host, tcp.detail.connected);
       return 'plain-http';
@@ -185,7 +211,12 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
   const { ctx, opts } = w;
   const budget = remainingMs(ctx);
   const dispatcher = createDispatcher({
-    pinned, ca: ep.ca, connectTimeoutMs: budget, headersTimeoutMs: budget, bodyTimeoutMs: budget, skipVerify: skip,
+    pinned,
+    ca: ep.ca,
+    connectTimeoutMs: budget,
+    headersTimeoutMs: budget,
+    bodyTimeoutMs: budget,
+    skipVerify: skip,
     ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
   });
   try {
@@ -206,7 +237,14 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         const bad = forbiddenRealmAddresses(addresses);
         if (bad.length === 0) return null;
         const r = refuseResolvedRealm(realm, ep.endpoint, bad);
-        const outcome = { ok: false, reason: r.reason, message: r.message, host: r.host, seconds: 0, detail: { scheme: 'bearer' as const, ...(r.display !== undefined ? { realm: r.display } : {}), realmHost: r.host } };
+        const outcome = {
+          ok: false,
+          reason: r.reason,
+          message: r.message,
+          host: r.host,
+          seconds: 0,
+          detail: { scheme: 'bearer' as const, ...(r.display !== undefined ? { realm: r.display } : {}), realmHost: r.host },
+        };
         w.steps.push(toStep('auth', outcome));
         return { outcome, stage: 'auth' };
       };
@@ -215,17 +253,24 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     }
 
     w.current = { stage: 'auth', host: realm?.host ?? ep.endpoint };
-    const auth = await authStage(ctx, {
-      endpoint: ep.endpoint,
-      scheme: ep.scheme,
-      repository: target.kind === 'image' ? target.ref.repository : null,
-      challenges: http.detail.challenges,
-      status: http.detail.status ?? 0,
-    }, {
-      dispatcher, timeoutMs: remainingMs(ctx), tokenCache: opts.tokenCache, pinned,
-      ...(opts.credential ? { credential: opts.credential } : {}),
-      ...(opts.secrets ? { secrets: opts.secrets } : {}),
-    });
+    const auth = await authStage(
+      ctx,
+      {
+        endpoint: ep.endpoint,
+        scheme: ep.scheme,
+        repository: target.kind === 'image' ? target.ref.repository : null,
+        challenges: http.detail.challenges,
+        status: http.detail.status ?? 0,
+      },
+      {
+        dispatcher,
+        timeoutMs: remainingMs(ctx),
+        tokenCache: opts.tokenCache,
+        pinned,
+        ...(opts.credential ? { credential: opts.credential } : {}),
+        ...(opts.secrets ? { secrets: opts.secrets } : {}),
+      },
+    );
     w.steps.push(toStep('auth', auth));
     if (!auth.ok) return { outcome: auth, stage: 'auth' };
     if (target.kind !== 'image') return null;
@@ -238,7 +283,11 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
       if (pinned.has(to)) return null;
       // Same policy as a token realm: a registry never sends the node to a link-local or metadata address.
       const refuse = (where: string): StageOutcome<object> => ({
-        ok: false, reason: 'http_status', host: to, seconds: 0, detail: { redirect: `${url.protocol}//${url.host}` },
+        ok: false,
+        reason: 'http_status',
+        host: to,
+        seconds: 0,
+        detail: { redirect: `${url.protocol}//${url.host}` },
         message: `manifest redirect to ${where}: refused (a link-local or cloud metadata address is never contacted)`,
       });
       if (isLinkLocalOrMetadata(to)) return refuse(to);
@@ -254,16 +303,25 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
       return hop.outcome;
     };
     w.current = { stage: 'manifest', host: ep.endpoint };
-    const manifest = await manifestStage(ctx, {
-      endpoint: ep.endpoint,
-      scheme: ep.scheme,
-      repository: target.ref.repository,
-      reference: target.ref.digest ?? target.ref.tag ?? 'latest',
-      ...(auth.authorization ? { authorization: auth.authorization } : {}),
-      hasCredential: auth.credentialsSent ?? opts.credential !== undefined,
-    }, { dispatcher, timeoutMs: remainingMs(ctx), platform: w.env.platform, checkPlatform: opts.checkPlatform, reach,
-      ...(opts.indexCache ? { indexCache: opts.indexCache } : {}),
-    });
+    const manifest = await manifestStage(
+      ctx,
+      {
+        endpoint: ep.endpoint,
+        scheme: ep.scheme,
+        repository: target.ref.repository,
+        reference: target.ref.digest ?? target.ref.tag ?? 'latest',
+        ...(auth.authorization ? { authorization: auth.authorization } : {}),
+        hasCredential: auth.credentialsSent ?? opts.credential !== undefined,
+      },
+      {
+        dispatcher,
+        timeoutMs: remainingMs(ctx),
+        platform: w.env.platform,
+        checkPlatform: opts.checkPlatform,
+        reach,
+        ...(opts.indexCache ? { indexCache: opts.indexCache } : {}),
+      },
+    );
     if (hopFailure !== null) return hopFailure; // its steps are recorded already
     w.steps.push(toStep('manifest', manifest));
     if (!manifest.ok) return { outcome: manifest, stage: 'manifest' };

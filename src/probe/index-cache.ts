@@ -18,7 +18,13 @@ export interface IndexCacheLimits {
 export function summaryBytes(key: string, s: IndexSummary): number {
   let n = 64 + key.length * 2;
   const entry = (e: IndexEntry): number =>
-    96 + 2 * (e.digest.length + (e.mediaType?.length ?? 0) + e.platform.os.length + e.platform.architecture.length + (e.platform.variant?.length ?? 0));
+    96 +
+    2 *
+      (e.digest.length +
+        (e.mediaType?.length ?? 0) +
+        e.platform.os.length +
+        e.platform.architecture.length +
+        (e.platform.variant?.length ?? 0));
   for (const e of s.entries) n += entry(e);
   for (const [k, e] of s.matched) n += 64 + 2 * k.length + (e ? entry(e) : 0);
   return n;

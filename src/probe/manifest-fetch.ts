@@ -56,9 +56,18 @@ export async function sendFollowing(url: string, o: FollowOptions): Promise<Foll
       return { kind: 'bad-redirect', problem: `${res.status} redirect to an invalid location`, redirects };
     }
     if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-      return { kind: 'bad-redirect', problem: `${res.status} redirect to a ${next.protocol.replace(/:$/, '').slice(0, 20)} URL, which is never followed (http and https only)`, redirects };
+      return {
+        kind: 'bad-redirect',
+        problem: `${res.status} redirect to a ${next.protocol.replace(/:$/, '').slice(0, 20)} URL, which is never followed (http and https only)`,
+        redirects,
+      };
     }
-    if (seen.has(next.href)) return { kind: 'bad-redirect', problem: `redirect loop: ${next.origin} sends the request back to a URL it already visited`, redirects };
+    if (seen.has(next.href))
+      return {
+        kind: 'bad-redirect',
+        problem: `redirect loop: ${next.origin} sends the request back to a URL it already visited`,
+        redirects,
+      };
     seen.add(next.href);
     redirects.push(next.origin);
     if (next.host !== current.host && o.reach) {

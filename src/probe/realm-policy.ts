@@ -64,7 +64,10 @@ function canonicalV6(groups: number[]): string {
  * without a trailing dot and without brackets.
  */
 export function isLinkLocalOrMetadata(hostOrAddress: string): boolean {
-  const h = hostOrAddress.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  const h = hostOrAddress
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
   if (METADATA_NAMES.has(h) || METADATA_ADDRESSES.has(h)) return true;
   const v4 = ipv4Octets(h);
   if (v4) return v4[0] === 169 && v4[1] === 254;
@@ -72,8 +75,11 @@ export function isLinkLocalOrMetadata(hostOrAddress: string): boolean {
   if (!g) return false;
   if (((g[0] ?? 0) & 0xffc0) === 0xfe80) return true;
   const mapped = g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff;
-  if (mapped && ((g[6] ?? 0) >> 8) === 169 && ((g[6] ?? 0) & 0xff) === 254) return true;
-  return [...METADATA_ADDRESSES].some((m) => { const mg = ipv6Groups(m); return mg !== null && canonicalV6(mg) === canonicalV6(g); });
+  if (mapped && (g[6] ?? 0) >> 8 === 169 && ((g[6] ?? 0) & 0xff) === 254) return true;
+  return [...METADATA_ADDRESSES].some((m) => {
+    const mg = ipv6Groups(m);
+    return mg !== null && canonicalV6(mg) === canonicalV6(g);
+  });
 }
 
 /** What may be shown of a realm: scheme://host/path, no userinfo, no query, no fragment. */
@@ -118,7 +124,7 @@ function shortScheme(url: URL): string {
  */
 export function checkRealm(realm: string | undefined, endpoint: string): RealmCheck {
   const refuse = (message: string, host = endpoint, display?: string): RealmRefused =>
-    (display ? { ok: false, reason: 'token_error', message, host, display } : { ok: false, reason: 'token_error', message, host });
+    display ? { ok: false, reason: 'token_error', message, host, display } : { ok: false, reason: 'token_error', message, host };
   if (!realm) return refuse('no realm specified for token auth challenge');
   let url: URL;
   try {
@@ -132,19 +138,31 @@ export function checkRealm(realm: string | undefined, endpoint: string): RealmCh
   const scheme = shortScheme(url);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     const where = url.host ? ` (host ${url.host.slice(0, 255)})` : '';
-    return refuse(`unsupported realm scheme ${scheme}${where} in the token auth challenge of ${endpoint}: only https and http token services are contacted`,
-      url.host || endpoint);
+    return refuse(
+      `unsupported realm scheme ${scheme}${where} in the token auth challenge of ${endpoint}: only https and http token services are contacted`,
+      url.host || endpoint,
+    );
   }
   const display = realmForDisplay(url);
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (hostname === '') return refuse(`invalid realm URL in the token auth challenge of ${endpoint}: no host`);
   if (isLinkLocalOrMetadata(hostname)) {
-    return refuse(`refused the token service ${url.host} named by ${endpoint}: a link-local or cloud metadata address is never contacted`, url.host, display);
+    return refuse(
+      `refused the token service ${url.host} named by ${endpoint}: a link-local or cloud metadata address is never contacted`,
+      url.host,
+      display,
+    );
   }
   const tls = url.protocol === 'https:';
   return {
-    ok: true, url, host: url.host, hostname, port: url.port ? Number(url.port) : tls ? 443 : 80, tls,
-    credentialsAllowed: tls, display,
+    ok: true,
+    url,
+    host: url.host,
+    hostname,
+    port: url.port ? Number(url.port) : tls ? 443 : 80,
+    tls,
+    credentialsAllowed: tls,
+    display,
   };
 }
 
@@ -156,7 +174,10 @@ export function forbiddenRealmAddresses(addresses: readonly string[]): string[] 
 /** The refusal for a realm host that resolved to forbidden addresses. */
 export function refuseResolvedRealm(realm: RealmAllowed, endpoint: string, bad: readonly string[]): RealmRefused {
   return {
-    ok: false, reason: 'token_error', host: realm.host, display: realm.display,
+    ok: false,
+    reason: 'token_error',
+    host: realm.host,
+    display: realm.display,
     message: `refused the token service ${realm.host} named by ${endpoint}: it resolves to a link-local or cloud metadata address (${bad.slice(0, 4).join(', ')}), which is never contacted`,
   };
 }

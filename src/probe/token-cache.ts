@@ -16,9 +16,7 @@ export interface TokenKeyParts {
 
 /** Stable cache key; the username enters only as a SHA-256 prefix. */
 export function tokenCacheKey(parts: TokenKeyParts): string {
-  const who = parts.username === undefined
-    ? 'anonymous'
-    : `user:${createHash('sha256').update(parts.username).digest('hex').slice(0, 16)}`;
+  const who = parts.username === undefined ? 'anonymous' : `user:${createHash('sha256').update(parts.username).digest('hex').slice(0, 16)}`;
   return [parts.realm, parts.service ?? '', parts.scope ?? '', who].join('\n');
 }
 

@@ -143,7 +143,10 @@ export function parseScope(scope: string): ResourceScope[] {
     if (first <= 0 || last === first) continue;
     const name = part.slice(first + 1, last);
     if (name === '') continue;
-    const actions = part.slice(last + 1).split(',').filter((a) => a !== '');
+    const actions = part
+      .slice(last + 1)
+      .split(',')
+      .filter((a) => a !== '');
     out.push({ type: part.slice(0, first), name, actions });
   }
   return out;

@@ -102,7 +102,8 @@ function parseNode(item: unknown, index: number, errors: string[]): ParseOutcome
     return fail('is not valid JSON');
   }
   if (!isPlainObject(value)) return fail('is not a JSON object');
-  if (value['v'] !== ANNOTATION_VERSION) return fail(`has unsupported version v=${value['v'] === undefined ? 'absent' : JSON.stringify(value['v'])}`);
+  if (value['v'] !== ANNOTATION_VERSION)
+    return fail(`has unsupported version v=${value['v'] === undefined ? 'absent' : JSON.stringify(value['v'])}`);
   const at = value['at'];
   const atMs = typeof at === 'string' ? Date.parse(at) : Number.NaN;
   if (!Number.isFinite(atMs)) return fail('has no valid "at" time');
@@ -120,7 +121,8 @@ function parseNode(item: unknown, index: number, errors: string[]): ParseOutcome
       ok: entry['ok'],
       stage: typeof stage === 'string' && (STAGES as readonly string[]).includes(stage) ? (stage as Stage) : null,
       reason: typeof reason === 'string' && isReason(reason) ? reason : null,
-      cause: typeof entry['cause'] === 'string' && (CAUSES as readonly string[]).includes(entry['cause']) ? (entry['cause'] as Cause) : null,
+      cause:
+        typeof entry['cause'] === 'string' && (CAUSES as readonly string[]).includes(entry['cause']) ? (entry['cause'] as Cause) : null,
       since: typeof entry['since'] === 'string' ? entry['since'] : '',
     };
   }
@@ -178,7 +180,16 @@ export function buildReport(nodesJson: unknown, nowMs: number, heartbeatMs: numb
   const rows: ReportRow[] = [];
   for (const g of groups.values()) {
     if (g.live.length === 0) {
-      rows.push({ subnet: g.subnet, registry: g.registry, nodes: g.staleCount, failing: 0, verdict: 'stale', stage: null, reason: null, failingNodes: [] });
+      rows.push({
+        subnet: g.subnet,
+        registry: g.registry,
+        nodes: g.staleCount,
+        failing: 0,
+        verdict: 'stale',
+        stage: null,
+        reason: null,
+        failingNodes: [],
+      });
       continue;
     }
     const failingLive = g.live.filter((n) => !n.state.ok);
@@ -206,7 +217,10 @@ export function buildReport(nodesJson: unknown, nowMs: number, heartbeatMs: numb
 }
 
 /** Most common (stage, reason) pair; ties alphabetical; null pairs lose ties. */
-export function mostCommonPair(states: ReadonlyArray<Pick<RegistryState, 'stage' | 'reason'>>): { stage: Stage | null; reason: Reason | null } {
+export function mostCommonPair(states: ReadonlyArray<Pick<RegistryState, 'stage' | 'reason'>>): {
+  stage: Stage | null;
+  reason: Reason | null;
+} {
   const counts = new Map<string, { stage: Stage | null; reason: Reason | null; n: number }>();
   for (const s of states) {
     const key = `${s.stage ?? ''}\u0000${s.reason ?? ''}`;
@@ -260,5 +274,3 @@ export function compareSubnets(a: string, b: string): number {
   if (mb) return 1;
   return compareStrings(a, b);
 }
-
-

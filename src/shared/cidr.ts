@@ -28,9 +28,10 @@ export function networkOf(cidr: string): string | null {
   const ip = parseAddress(m[1]);
   const prefix = Number(m[2]);
   if (!ip || prefix > (ip.kind() === 'ipv4' ? 32 : 128)) return null;
-  const net = ip.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${ip.toString()}/${prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${prefix}`);
+  const net =
+    ip.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${ip.toString()}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${prefix}`);
   return `${net.toString()}/${prefix}`;
 }
 

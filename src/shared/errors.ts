@@ -27,8 +27,12 @@ export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
 /** Codes of errors in what the user gave (flags, files, input): the CLI prints the message and exits 2. */
 export const USER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  ERROR_CODES.usage, ERROR_CODES.fileUnreadable, ERROR_CODES.trust, ERROR_CODES.hostsToml,
-  ERROR_CODES.dockerConfig, ERROR_CODES.reportInput,
+  ERROR_CODES.usage,
+  ERROR_CODES.fileUnreadable,
+  ERROR_CODES.trust,
+  ERROR_CODES.hostsToml,
+  ERROR_CODES.dockerConfig,
+  ERROR_CODES.reportInput,
 ]);
 
 /** Base of every pullprobe error: `code` is one of ERROR_CODES. */
@@ -52,7 +56,11 @@ export function isUserError(err: unknown): err is Error & { code: ErrorCode } {
 export class UsageError extends PullprobeError {
   override readonly name = 'UsageError';
   readonly code = ERROR_CODES.usage;
-  constructor(message: string, readonly showUsage = false, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly showUsage = false,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -61,7 +69,11 @@ export class UsageError extends PullprobeError {
 export class FileUnreadableError extends PullprobeError {
   override readonly name = 'FileUnreadableError';
   readonly code = ERROR_CODES.fileUnreadable;
-  constructor(readonly path: string, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -70,7 +82,11 @@ export class FileUnreadableError extends PullprobeError {
 export class TrustError extends PullprobeError {
   override readonly name = 'TrustError';
   readonly code = ERROR_CODES.trust;
-  constructor(readonly path: string, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(`${path}: ${message}`, options);
   }
 }
@@ -79,7 +95,12 @@ export class TrustError extends PullprobeError {
 export class HostsTomlError extends PullprobeError {
   override readonly name = 'HostsTomlError';
   readonly code = ERROR_CODES.hostsToml;
-  constructor(readonly file: string, readonly key: string | null, detail: string, options?: ErrorOptions) {
+  constructor(
+    readonly file: string,
+    readonly key: string | null,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
     super(`${file}: ${key === null ? '' : `${key}: `}${detail}`, options);
   }
 }

@@ -8,8 +8,8 @@
 const UNIT_NS: Readonly<Record<string, bigint>> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n, // U+00B5 micro sign
-  'μs': 1_000n, // U+03BC Greek mu
+  µs: 1_000n, // U+00B5 micro sign
+  μs: 1_000n, // U+03BC Greek mu
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -50,7 +50,10 @@ export function parseGoDuration(text: string): bigint | null {
       let overflow = false;
       for (; isDigit(s[i]); i++) {
         if (overflow) continue;
-        if (f > MAX / 10n) { overflow = true; continue; }
+        if (f > MAX / 10n) {
+          overflow = true;
+          continue;
+        }
         f = f * 10n + BigInt(Number(s[i]));
         scale *= 10n;
       }

@@ -64,7 +64,10 @@ export async function diagnosePod(input: WhyInput): Promise<WhyOutcome> {
   const { kubectl } = input;
   const nsArgs = input.namespace !== null ? ['-n', input.namespace] : [];
   const got = await json(kubectl, ['get', 'pod', input.pod, ...nsArgs]);
-  if (!got.ok) throw new WhyError(got.kind === 'not-found' ? `pod ${input.pod} not found${input.namespace ? ` in namespace ${input.namespace}` : ''}` : got.message);
+  if (!got.ok)
+    throw new WhyError(
+      got.kind === 'not-found' ? `pod ${input.pod} not found${input.namespace ? ` in namespace ${input.namespace}` : ''}` : got.message,
+    );
   const pod = podFacts(got.value);
   if (pod === null) throw new WhyError(`kubectl get pod ${input.pod}: the answer is not a Pod`);
   const ns = pod.namespace;
@@ -93,9 +96,22 @@ export async function diagnosePod(input: WhyInput): Promise<WhyOutcome> {
     }
     if (s.kind !== 'not-found') warnings.push(`could not read secret ${name}: ${s.message}`);
     // The classic mistake: the secret was created in another namespace (default). Only names are read.
-    const other = await kubectl(['get', 'secrets', '-A', '--field-selector', `metadata.name=${name}`, '-o', 'jsonpath={range .items[*]}{.metadata.namespace}{"\\n"}{end}']);
+    const other = await kubectl([
+      'get',
+      'secrets',
+      '-A',
+      '--field-selector',
+      `metadata.name=${name}`,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.namespace}{"\\n"}{end}',
+    ]);
     if (!other.ok) warnings.push(`could not look for secret ${name} in other namespaces: ${other.message}`);
-    const elsewhere = other.ok ? other.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '' && l !== ns) : null;
+    const elsewhere = other.ok
+      ? other.stdout
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '' && l !== ns)
+      : null;
     lookups.set(name, { secret: null, elsewhere });
   }
 
@@ -115,17 +131,33 @@ export async function diagnosePod(input: WhyInput): Promise<WhyOutcome> {
     const parsed = parseImageReference(c.image);
     const ref = parsed.ok ? parsed.ref : null;
     const kubelet = kubeletFinding(c, events);
-    const analyses: SecretAnalysis[] = names.map((name) => analyseSecret(name, ns, lookups.get(name) ?? { secret: null, elsewhere: null }, ref, input.nowMs));
+    const analyses: SecretAnalysis[] = names.map((name) =>
+      analyseSecret(name, ns, lookups.get(name) ?? { secret: null, elsewhere: null }, ref, input.nowMs),
+    );
     for (const a of analyses) secretValues.push(...a.values);
     const nf = ref !== null && node !== null ? nodeFinding(node, nodeList, ref.registry, input.nowMs) : null;
     const pullSecrets = analyses.map((a) => a.finding);
-    const conclusion = conclude({
-      state: c.state, failing: c.failing, parsed, explained: kubelet.explained, secrets: pullSecrets,
-      node: nf?.verdict ?? null, nodeNote: nf?.note ?? (pod.node === null ? 'the pod is not scheduled on a node' : null),
-    }, ref?.registry ?? '');
+    const conclusion = conclude(
+      {
+        state: c.state,
+        failing: c.failing,
+        parsed,
+        explained: kubelet.explained,
+        secrets: pullSecrets,
+        node: nf?.verdict ?? null,
+        nodeNote: nf?.note ?? (pod.node === null ? 'the pod is not scheduled on a node' : null),
+      },
+      ref?.registry ?? '',
+    );
     const d: ContainerDiagnosis = {
-      name: c.name, image: c.image, state: c.state, kubeletMessage: kubelet.message, explained: kubelet.explained,
-      pullSecrets, nodeVerdict: nf?.verdict ?? null, conclusion,
+      name: c.name,
+      image: c.image,
+      state: c.state,
+      kubeletMessage: kubelet.message,
+      explained: kubelet.explained,
+      pullSecrets,
+      nodeVerdict: nf?.verdict ?? null,
+      conclusion,
     };
     if (input.probe && ref !== null) d.probe = await input.probe(c.image, mergeAuths(analyses.map((a) => a.auths)));
     report.containers.push(d);

@@ -22,23 +22,36 @@ function age(iso: string | null, nowMs: number): string {
 function container(d: ContainerDiagnosis, n: ContainerNotes | undefined, nowMs: number): string {
   const out: string[] = [`Container ${visible(d.name)} (${visible(d.state)})`];
   const ref = n?.parsed ?? null;
-  out.push(ref !== null
-    ? `  ${OK} 1. Image: ${visible(d.image)} → ${ref.normalized} (registry ${ref.registry})`
-    : `  ${BAD} 1. Image: ${visible(d.image)} is not a valid reference: ${n?.parseError ?? 'invalid reference format'}`);
-  if (d.explained !== null) out.push(`  ${BAD} 2. Kubelet: ${d.explained.stage ?? '?'}/${d.explained.reason} (${causeText(d.explained.cause)}): ${visible(d.kubeletMessage ?? '')}`);
-  else out.push(`  ${d.kubeletMessage === null ? INFO : BAD} 2. Kubelet: ${d.kubeletMessage === null ? 'no message' : `${visible(d.kubeletMessage)} (names no cause)`}`);
+  out.push(
+    ref !== null
+      ? `  ${OK} 1. Image: ${visible(d.image)} → ${ref.normalized} (registry ${ref.registry})`
+      : `  ${BAD} 1. Image: ${visible(d.image)} is not a valid reference: ${n?.parseError ?? 'invalid reference format'}`,
+  );
+  if (d.explained !== null)
+    out.push(
+      `  ${BAD} 2. Kubelet: ${d.explained.stage ?? '?'}/${d.explained.reason} (${causeText(d.explained.cause)}): ${visible(d.kubeletMessage ?? '')}`,
+    );
+  else
+    out.push(
+      `  ${d.kubeletMessage === null ? INFO : BAD} 2. Kubelet: ${d.kubeletMessage === null ? 'no message' : `${visible(d.kubeletMessage)} (names no cause)`}`,
+    );
   if (d.pullSecrets.length === 0) out.push(`  ${INFO} 3. Pull secrets: none (pod spec and service account)`);
   for (const s of d.pullSecrets) {
-    const what = s.problem !== null ? s.problem
-      : `${s.type ?? ''}, covers ${s.registries.join(', ') || 'nothing'}${s.matchesImage ? ', matches the image' : ''}${s.expiresAt ? `, expires ${s.expiresAt}` : ''}`;
+    const what =
+      s.problem !== null
+        ? s.problem
+        : `${s.type ?? ''}, covers ${s.registries.join(', ') || 'nothing'}${s.matchesImage ? ', matches the image' : ''}${s.expiresAt ? `, expires ${s.expiresAt}` : ''}`;
     out.push(`  ${s.problem === null ? OK : BAD} 3. Pull secret ${visible(s.name)}: ${visible(what)}`);
   }
   const v = d.nodeVerdict;
   if (v === null) out.push(`  ${INFO} 4. Node: ${n?.node?.note ?? 'no verdict (pod not scheduled, node unreadable or image invalid)'}`);
   else {
-    const written = n?.node?.at != null ? `; annotation written ${formatDuration(Math.max(0, Math.floor((nowMs - n.node.at) / 1000)) * 1000)} ago` : '';
+    const written =
+      n?.node?.at != null ? `; annotation written ${formatDuration(Math.max(0, Math.floor((nowMs - n.node.at) / 1000)) * 1000)} ago` : '';
     const subnet = `subnet ${v.subnet ?? 'unknown'}: ${v.subnetVerdict ?? 'not known'}`;
-    out.push(`  ${v.ok ? OK : BAD} 4. Node: ${v.ok ? 'reaches the registry' : `${v.stage ?? '?'}/${v.reason ?? '?'}`}${age(v.since, nowMs)}${written}; ${subnet}`);
+    out.push(
+      `  ${v.ok ? OK : BAD} 4. Node: ${v.ok ? 'reaches the registry' : `${v.stage ?? '?'}/${v.reason ?? '?'}`}${age(v.since, nowMs)}${written}; ${subnet}`,
+    );
     if (n?.node?.note) out.push(`       ${n.node.note}`);
   }
   const c = d.conclusion;
@@ -46,8 +59,12 @@ function container(d: ContainerDiagnosis, n: ContainerNotes | undefined, nowMs: 
   if (c.fix !== null) out.push(`    Fix: ${c.fix}`);
   if (d.probe) {
     const p = d.probe;
-    out.push(`  ${p.ok ? OK : BAD} Probe from here (with the pod's pull secrets): ${p.ok ? 'pull path ok' : `${p.stage}/${p.reason}: ${visible(p.message ?? '')}`}`);
-    out.push("    (reachability from here is not the node's: network results apply to this machine only; names and credentials do carry over)");
+    out.push(
+      `  ${p.ok ? OK : BAD} Probe from here (with the pod's pull secrets): ${p.ok ? 'pull path ok' : `${p.stage}/${p.reason}: ${visible(p.message ?? '')}`}`,
+    );
+    out.push(
+      "    (reachability from here is not the node's: network results apply to this machine only; names and credentials do carry over)",
+    );
   }
   return out.join('\n') + '\n';
 }

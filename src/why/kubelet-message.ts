@@ -26,7 +26,9 @@ export function podEvents(list: unknown): PodEvent[] {
     if (!isObj(e) || typeof e['message'] !== 'string') continue;
     const inv = isObj(e['involvedObject']) ? e['involvedObject'] : {};
     const meta = isObj(e['metadata']) ? e['metadata'] : {};
-    const when = [e['lastTimestamp'], e['eventTime'], e['firstTimestamp'], meta['creationTimestamp']].find((t) => typeof t === 'string' && Number.isFinite(Date.parse(t)));
+    const when = [e['lastTimestamp'], e['eventTime'], e['firstTimestamp'], meta['creationTimestamp']].find(
+      (t) => typeof t === 'string' && Number.isFinite(Date.parse(t)),
+    );
     out.push({
       fieldPath: typeof inv['fieldPath'] === 'string' ? inv['fieldPath'] : null,
       reason: typeof e['reason'] === 'string' ? e['reason'] : '',
@@ -56,7 +58,9 @@ export function kubeletFinding(
 ): KubeletFinding {
   const mine = eventsFor(events, container);
   const warnings = mine.filter((e) => e.reason === 'Failed' || e.reason === 'InspectFailed' || e.reason === 'ErrImageNeverPull');
-  const candidates = [container.message, ...warnings.map((e) => e.message), ...mine.map((e) => e.message)].filter((m): m is string => m !== null && m.trim() !== '');
+  const candidates = [container.message, ...warnings.map((e) => e.message), ...mine.map((e) => e.message)].filter(
+    (m): m is string => m !== null && m.trim() !== '',
+  );
   for (const text of candidates) {
     const e = explainText(text);
     if (e.reason !== null && e.cause !== null) return { message: text, explained: { stage: e.stage, reason: e.reason, cause: e.cause } };

@@ -21,19 +21,27 @@ export interface NodeFinding {
   at: number | null;
 }
 
-export function nodeFinding(node: unknown, nodeList: unknown, registry: string, nowMs: number, heartbeatMs = DEFAULT_HEARTBEAT_MS): NodeFinding {
+export function nodeFinding(
+  node: unknown,
+  nodeList: unknown,
+  registry: string,
+  nowMs: number,
+  heartbeatMs = DEFAULT_HEARTBEAT_MS,
+): NodeFinding {
   const meta = isObj(node) && isObj(node['metadata']) ? node['metadata'] : {};
   const name = typeof meta['name'] === 'string' ? meta['name'] : '?';
   const annotations = isObj(meta['annotations']) ? meta['annotations'] : {};
   const raw = annotations[ANNOTATION_KEY];
-  if (typeof raw !== 'string') return { verdict: null, note: `no agent on this node (node ${name} has no ${ANNOTATION_KEY} annotation)`, at: null };
+  if (typeof raw !== 'string')
+    return { verdict: null, note: `no agent on this node (node ${name} has no ${ANNOTATION_KEY} annotation)`, at: null };
   let doc: unknown;
   try {
     doc = JSON.parse(raw);
   } catch {
     doc = null;
   }
-  if (!isObj(doc) || !isObj(doc['registries'])) return { verdict: null, note: `the ${ANNOTATION_KEY} annotation on node ${name} is not readable`, at: null };
+  if (!isObj(doc) || !isObj(doc['registries']))
+    return { verdict: null, note: `the ${ANNOTATION_KEY} annotation on node ${name} is not readable`, at: null };
   const atMs = typeof doc['at'] === 'string' ? Date.parse(doc['at']) : Number.NaN;
   const at = Number.isFinite(atMs) ? atMs : null;
   const entry = doc['registries'][registry];
@@ -54,7 +62,9 @@ export function nodeFinding(node: unknown, nodeList: unknown, registry: string, 
       subnet,
       subnetVerdict: nodeList === null && !stale ? null : (row?.verdict ?? null),
     },
-    note: stale ? `the annotation is stale (last written more than ${3 * heartbeatMs / 60_000} minutes ago): the agent may not be running` : null,
+    note: stale
+      ? `the annotation is stale (last written more than ${(3 * heartbeatMs) / 60_000} minutes ago): the agent may not be running`
+      : null,
     at,
   };
 }

@@ -56,14 +56,21 @@ export function podFacts(pod: unknown): PodFacts | null {
   const spec = isObj(pod['spec']) ? pod['spec'] : {};
   const status = isObj(pod['status']) ? pod['status'] : {};
   const containers: PodContainer[] = [];
-  for (const [specKey, statusKey, init] of [['initContainers', 'initContainerStatuses', true], ['containers', 'containerStatuses', false]] as const) {
+  for (const [specKey, statusKey, init] of [
+    ['initContainers', 'initContainerStatuses', true],
+    ['containers', 'containerStatuses', false],
+  ] as const) {
     const statuses = arr(status[statusKey]).filter(isObj);
     for (const c of arr(spec[specKey])) {
       if (!isObj(c)) continue;
       const name = str(c['name']) ?? '(unnamed)';
       const { state, message } = stateOf(statuses.find((s) => s['name'] === name));
       containers.push({
-        name, init, image: typeof c['image'] === 'string' ? c['image'] : '', state, message,
+        name,
+        init,
+        image: typeof c['image'] === 'string' ? c['image'] : '',
+        state,
+        message,
         failing: (PULL_FAILURE_STATES as readonly string[]).includes(state),
       });
     }

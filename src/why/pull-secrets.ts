@@ -58,16 +58,23 @@ function iso(ms: number): string {
 
 export function analyseSecret(name: string, namespace: string, lookup: SecretLookup, ref: ImageRef | null, nowMs: number): SecretAnalysis {
   const finding: PullSecretFinding = {
-    name, found: lookup.secret !== null, foundIn: lookup.elsewhere ?? [], type: null, registries: [],
-    matchesImage: false, expiresAt: null, problem: null,
+    name,
+    found: lookup.secret !== null,
+    foundIn: lookup.elsewhere ?? [],
+    type: null,
+    registries: [],
+    matchesImage: false,
+    expiresAt: null,
+    problem: null,
   };
   const values: string[] = [];
   if (lookup.secret === null) {
-    finding.problem = lookup.elsewhere === null
-      ? `not found in namespace ${namespace} (could not check the other namespaces: not allowed to list secrets across namespaces)`
-      : lookup.elsewhere.length > 0
-        ? `not found in namespace ${namespace}; a secret of that name exists in ${lookup.elsewhere.join(', ')} — secrets are namespace-scoped, the pod cannot use it`
-        : `not found in namespace ${namespace} or any other namespace`;
+    finding.problem =
+      lookup.elsewhere === null
+        ? `not found in namespace ${namespace} (could not check the other namespaces: not allowed to list secrets across namespaces)`
+        : lookup.elsewhere.length > 0
+          ? `not found in namespace ${namespace}; a secret of that name exists in ${lookup.elsewhere.join(', ')} — secrets are namespace-scoped, the pod cannot use it`
+          : `not found in namespace ${namespace} or any other namespace`;
     return { finding, auths: null, values };
   }
   const secret = isObj(lookup.secret) ? lookup.secret : {};
@@ -115,7 +122,8 @@ export function analyseSecret(name: string, namespace: string, lookup: SecretLoo
   const exp = ecrTokenExpiry(cred.password);
   if (exp !== null) {
     finding.expiresAt = iso(exp);
-    if (exp <= nowMs) finding.problem = `its credential for ${ref.registry} is an ECR token that expired at ${finding.expiresAt} (ECR tokens last 12 hours)`;
+    if (exp <= nowMs)
+      finding.problem = `its credential for ${ref.registry} is an ECR token that expired at ${finding.expiresAt} (ECR tokens last 12 hours)`;
   }
   return { finding, auths, values };
 }

@@ -24,7 +24,8 @@ const TIMEOUT_S = 1.5;
 const IMAGE = 'registry.lab.test/lab/probe:v1';
 const ZONES: Record<NodeName, string> = { nodeA: 'lab-zone-a', nodeB: 'lab-zone-b' };
 /** The kubelet projects the service-account volume here; tmpfs over /run exists only in the agent's mount namespace. */
-const SA_MOUNT = 'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
+const SA_MOUNT =
+  'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
 
 interface Running {
   child: ChildProcess | undefined;
@@ -32,7 +33,10 @@ interface Running {
 }
 
 interface ApiState {
-  node: { metadata: { annotations?: Record<string, string> }; status: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+  node: {
+    metadata: { annotations?: Record<string, string> };
+    status: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+  };
   events: Array<{ reason: string; type: string; message: string; involvedObject: { name: string } }>;
   requests: Array<{ method: string; path: string; status: number; body: unknown }>;
 }
@@ -44,7 +48,13 @@ const apiDir = (n: NodeName): string => join(lab.dir, 'apiserver', n);
 
 function start(node: NodeName, argv: string[], env: Record<string, string> = {}): Running {
   const r: Running = { child: undefined, done: Promise.resolve() as unknown as Promise<ExecResult> };
-  r.done = lab.exec(node, argv, { timeoutMs: 300_000, env, onSpawn: (c) => { r.child = c; } });
+  r.done = lab.exec(node, argv, {
+    timeoutMs: 300_000,
+    env,
+    onSpawn: (c) => {
+      r.child = c;
+    },
+  });
   return r;
 }
 
@@ -73,7 +83,11 @@ function api(node: NodeName): ApiState {
   return JSON.parse(readFileSync(join(apiDir(node), 'state.json'), 'utf8')) as ApiState;
 }
 
-interface StatusAnnotation { subnet: string; zone: string; registries: Record<string, { ok: boolean; reason?: string; stage?: string; cause?: string }> }
+interface StatusAnnotation {
+  subnet: string;
+  zone: string;
+  registries: Record<string, { ok: boolean; reason?: string; stage?: string; cause?: string }>;
+}
 
 function annotation(node: NodeName): StatusAnnotation | undefined {
   const v = api(node).node.metadata.annotations?.['pullprobe.dev/status'];
@@ -94,33 +108,50 @@ describe('agent in the network lab', labTestOptions(), () => {
     for (const node of ['nodeA', 'nodeB'] as const) {
       mkdirSync(apiDir(node), { recursive: true });
       apis[node] = start(node, ['node', '--import', 'tsx', APISERVER, apiDir(node), `lab-${node}`, NODES[node].address, ZONES[node]]);
-      const ready = await waitFor(`apiserver in ${node}`, () => existsSync(join(apiDir(node), 'ready.json')) ? JSON.parse(readFileSync(join(apiDir(node), 'ready.json'), 'utf8')) as { url: string } : undefined, 20_000);
+      const ready = await waitFor(
+        `apiserver in ${node}`,
+        () =>
+          existsSync(join(apiDir(node), 'ready.json'))
+            ? (JSON.parse(readFileSync(join(apiDir(node), 'ready.json'), 'utf8')) as { url: string })
+            : undefined,
+        20_000,
+      );
       const port = new URL(ready.url).port;
       const config = join(lab.dir, `agent-${node}.yaml`);
-      writeFileSync(config, [
-        'listen: "127.0.0.1:9808"',
-        `interval: ${INTERVAL_S}s`,
-        `timeout: ${TIMEOUT_S * 1000}ms`,
-        'jitter: 0.2',
-        'targets:',
-        `  - image: ${IMAGE}`,
-        '  - registry: basic.lab.test',
-        'dns:',
-        `  resolvConf: ${lab.paths.resolvConf[node]}`,
-        `  hosts: ${lab.paths.hosts[node]}`,
-        'tls:',
-        `  caFiles: [${lab.paths.caFile}]`,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        config,
+        [
+          'listen: "127.0.0.1:9808"',
+          `interval: ${INTERVAL_S}s`,
+          `timeout: ${TIMEOUT_S * 1000}ms`,
+          'jitter: 0.2',
+          'targets:',
+          `  - image: ${IMAGE}`,
+          '  - registry: basic.lab.test',
+          'dns:',
+          `  resolvConf: ${lab.paths.resolvConf[node]}`,
+          `  hosts: ${lab.paths.hosts[node]}`,
+          'tls:',
+          `  caFiles: [${lab.paths.caFile}]`,
+          '',
+        ].join('\n'),
+      );
       agents[node] = start(node, ['sh', '-c', SA_MOUNT, 'sh', join(apiDir(node), 'sa'), 'node', CLI, 'agent', '--config', config], {
-        KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port,
-        NODE_NAME: `lab-${node}`, HOST_IP: NODES[node].address, LOG_LEVEL: 'info',
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: port,
+        NODE_NAME: `lab-${node}`,
+        HOST_IP: NODES[node].address,
+        LOG_LEVEL: 'info',
       });
     }
     try {
       for (const node of ['nodeA', 'nodeB'] as const) {
         await waitFor(`${node} agent ready`, async () => ((await http(node, '/readyz')).code === 200 ? true : undefined), 20_000);
-        await waitFor(`${node} node status written`, () => (annotation(node) && condition(node)?.status === 'True' ? true : undefined), 10_000);
+        await waitFor(
+          `${node} node status written`,
+          () => (annotation(node) && condition(node)?.status === 'True' ? true : undefined),
+          10_000,
+        );
       }
     } catch (err) {
       // Say why: the agents' own logs and the API server's view.
@@ -170,18 +201,36 @@ describe('agent in the network lab', labTestOptions(), () => {
     lab.fault('reject-443', { subnet: 'A', host: 'registry.lab.test' });
     const t0 = Date.now();
     try {
-      const metrics = await waitFor('failure_info on nodeA', async () => {
-        const m = (await http('nodeA', '/metrics')).body;
-        return /pullprobe_failure_info\{[^}]*reason="tcp_refused"/.test(m) ? m : undefined;
-      }, 15_000);
+      const metrics = await waitFor(
+        'failure_info on nodeA',
+        async () => {
+          const m = (await http('nodeA', '/metrics')).body;
+          return /pullprobe_failure_info\{[^}]*reason="tcp_refused"/.test(m) ? m : undefined;
+        },
+        15_000,
+      );
       const seen = (Date.now() - t0) / 1000;
       // Polling adds up to a few hundred ms on top of interval + timeout.
       assert.ok(seen <= INTERVAL_S + TIMEOUT_S + 1.5, `failure visible after ${seen}s`);
-      assert.match(metrics, new RegExp(`pullprobe_failure_info\\{registry="registry.lab.test",target="${IMAGE}",stage="tcp",reason="tcp_refused",cause="network"\\} 1`));
+      assert.match(
+        metrics,
+        new RegExp(
+          `pullprobe_failure_info\\{registry="registry.lab.test",target="${IMAGE}",stage="tcp",reason="tcp_refused",cause="network"\\} 1`,
+        ),
+      );
       assert.match(metrics, new RegExp(`pullprobe_registry_up\\{registry="registry.lab.test",target="${IMAGE}"\\} 0`));
-      assert.match(metrics, /pullprobe_registry_up\{registry="basic.lab.test",target="basic.lab.test"\} 1/, 'the fault hit only registry.lab.test');
+      assert.match(
+        metrics,
+        /pullprobe_registry_up\{registry="basic.lab.test",target="basic.lab.test"\} 1/,
+        'the fault hit only registry.lab.test',
+      );
 
-      await waitFor('annotation and condition on nodeA', () => (annotation('nodeA')?.registries['registry.lab.test']?.ok === false && condition('nodeA')?.status === 'False' ? true : undefined), 5_000);
+      await waitFor(
+        'annotation and condition on nodeA',
+        () =>
+          annotation('nodeA')?.registries['registry.lab.test']?.ok === false && condition('nodeA')?.status === 'False' ? true : undefined,
+        5_000,
+      );
       const ann = annotation('nodeA');
       assert.deepEqual(
         { ...ann?.registries['registry.lab.test'], since: undefined },
@@ -189,16 +238,31 @@ describe('agent in the network lab', labTestOptions(), () => {
       );
       assert.equal(condition('nodeA')?.reason, 'TcpRefused');
       assert.match(condition('nodeA')?.message ?? '', /registry\.lab\.test/);
-      await waitFor('RegistryUnreachable event', () => api('nodeA').events.find((e) => e.reason === 'RegistryUnreachable' && /registry\.lab\.test/.test(e.message)), 5_000);
+      await waitFor(
+        'RegistryUnreachable event',
+        () => api('nodeA').events.find((e) => e.reason === 'RegistryUnreachable' && /registry\.lab\.test/.test(e.message)),
+        5_000,
+      );
 
       // The per-subnet report over the annotations both agents wrote (kubectl get nodes -o json).
       const nodeList = JSON.stringify({ kind: 'NodeList', items: [api('nodeA').node, api('nodeB').node] });
       const rep = spawnSync(process.execPath, [CLI, 'report', '--json'], { input: nodeList, encoding: 'utf8' });
       assert.equal(rep.status, 1, rep.stderr);
-      const rows = (JSON.parse(rep.stdout) as Array<{ subnet: string; registry: string; verdict: string; reason: string | null; failingNodes: string[] }>)
+      const rows = (
+        JSON.parse(rep.stdout) as Array<{
+          subnet: string;
+          registry: string;
+          verdict: string;
+          reason: string | null;
+          failingNodes: string[];
+        }>
+      )
         .filter((r) => r.registry === 'registry.lab.test')
         .map((r) => [r.subnet, r.verdict, r.reason, r.failingNodes]);
-      assert.deepEqual(rows, [['10.231.1.0/24', 'subnet-wide', 'tcp_refused', ['lab-nodeA']], ['10.231.2.0/24', 'ok', null, []]]);
+      assert.deepEqual(rows, [
+        ['10.231.1.0/24', 'subnet-wide', 'tcp_refused', ['lab-nodeA']],
+        ['10.231.2.0/24', 'ok', null, []],
+      ]);
 
       // On-demand probe in the node's context agrees, fresh.
       const fresh = await http('nodeA', '/probe?registry=registry.lab.test&format=json');
@@ -222,10 +286,18 @@ describe('agent in the network lab', labTestOptions(), () => {
       lab.clear();
     }
 
-    await waitFor('nodeA recovers', async () => {
-      const m = (await http('nodeA', '/metrics')).body;
-      return !/pullprobe_failure_info\{/.test(m) && annotation('nodeA')?.registries['registry.lab.test']?.ok === true && condition('nodeA')?.status === 'True' ? true : undefined;
-    }, 15_000);
+    await waitFor(
+      'nodeA recovers',
+      async () => {
+        const m = (await http('nodeA', '/metrics')).body;
+        return !/pullprobe_failure_info\{/.test(m) &&
+          annotation('nodeA')?.registries['registry.lab.test']?.ok === true &&
+          condition('nodeA')?.status === 'True'
+          ? true
+          : undefined;
+      },
+      15_000,
+    );
     await waitFor('RegistryReachable event', () => api('nodeA').events.find((e) => e.reason === 'RegistryReachable'), 5_000);
     assert.equal(annotationPatches('nodeB'), patchesBefore.nodeB, 'node B untouched throughout');
   });
@@ -243,16 +315,28 @@ describe('agent in the network lab', labTestOptions(), () => {
     writeFileSync(config, `${good}colour: blue\n`);
     try {
       agents.nodeA?.child?.kill('SIGHUP');
-      const m = await waitFor('reload failure metric', async () => {
-        const body = (await http('nodeA', '/metrics')).body;
-        return /pullprobe_config_reload_success 0/.test(body) ? body : undefined;
-      }, 10_000);
-      assert.match(m, new RegExp(`pullprobe_registry_up\\{registry="registry.lab.test",target="${IMAGE}"\\} 1`), 'still probing the old targets');
+      const m = await waitFor(
+        'reload failure metric',
+        async () => {
+          const body = (await http('nodeA', '/metrics')).body;
+          return /pullprobe_config_reload_success 0/.test(body) ? body : undefined;
+        },
+        10_000,
+      );
+      assert.match(
+        m,
+        new RegExp(`pullprobe_registry_up\\{registry="registry.lab.test",target="${IMAGE}"\\} 1`),
+        'still probing the old targets',
+      );
     } finally {
       writeFileSync(config, good);
     }
     agents.nodeA?.child?.kill('SIGHUP');
-    await waitFor('reload success metric', async () => (/pullprobe_config_reload_success 1/.test((await http('nodeA', '/metrics')).body) ? true : undefined), 10_000);
+    await waitFor(
+      'reload success metric',
+      async () => (/pullprobe_config_reload_success 1/.test((await http('nodeA', '/metrics')).body) ? true : undefined),
+      10_000,
+    );
   });
 
   test('SIGTERM: agents stop cleanly with exit 0', async () => {

@@ -36,8 +36,10 @@ describe('network lab', labTestOptions(), () => {
     return { nodeA: a, nodeB: b };
   };
   const token = async (node: NodeName, user?: string, password?: string): Promise<string> => {
-    const r = await curl(node, [...(user ? ['-u', `${user}:${password}`] : []),
-      'https://auth.lab.test/token?service=token.lab.test&scope=repository:lab/probe:pull']);
+    const r = await curl(node, [
+      ...(user ? ['-u', `${user}:${password}`] : []),
+      'https://auth.lab.test/token?service=token.lab.test&scope=repository:lab/probe:pull',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const body = JSON.parse(r.stdout) as { token: string; access_token: string; expires_in: number };
     assert.equal(body.token, body.access_token);
@@ -61,7 +63,9 @@ describe('network lab', labTestOptions(), () => {
 
   test('every registry answers /v2/ from both subnets', async () => {
     const want: Array<[string, string]> = [
-      ['registry.lab.test', '200'], ['basic.lab.test', '401'], ['token.lab.test', '401'],
+      ['registry.lab.test', '200'],
+      ['basic.lab.test', '401'],
+      ['token.lab.test', '401'],
     ];
     for (const [host, http] of want) {
       const r = await both(`https://${host}/v2/`);
@@ -78,8 +82,17 @@ describe('network lab', labTestOptions(), () => {
       assert.equal((await status('nodeA', `https://${host}/v2/`)).rc, 60, host);
     }
     // The untrusted host is fine once its own CA is trusted: only the CA is wrong.
-    const r = await lab.exec('nodeA', ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', lab.paths.untrustedCaFile,
-      'https://untrusted.lab.test/v2/']);
+    const r = await lab.exec('nodeA', [
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--cacert',
+      lab.paths.untrustedCaFile,
+      'https://untrusted.lab.test/v2/',
+    ]);
     assert.equal(r.stdout, '200');
   });
 
@@ -92,17 +105,23 @@ describe('network lab', labTestOptions(), () => {
     assert.ok(head.stdout.toLowerCase().includes(`docker-content-digest: ${lab.images[0]?.digest}`));
 
     const challenge = await curl('nodeA', ['-I', url]);
-    assert.match(challenge.stdout, /www-authenticate: Bearer realm="https:\/\/auth\.lab\.test\/token",service="token\.lab\.test",scope="repository:lab\/probe:pull"/i);
+    assert.match(
+      challenge.stdout,
+      /www-authenticate: Bearer realm="https:\/\/auth\.lab\.test\/token",service="token\.lab\.test",scope="repository:lab\/probe:pull"/i,
+    );
 
     for (const t of [await token('nodeB'), await token('nodeB', lab.credentials.nopullUser, lab.credentials.nopullPassword)]) {
       const denied = await curl('nodeB', ['-I', '-H', `Authorization: Bearer ${t}`, '-H', `Accept: ${INDEX}`, url]);
       assert.match(denied.stdout, /^HTTP\/\S+ 401/);
       assert.match(denied.stdout, /error="insufficient_scope"/);
     }
-    const wrong = await status('nodeA', 'https://auth.lab.test/token?service=token.lab.test&scope=repository:lab/probe:pull',
-      ['-u', `${lab.credentials.user}:wrong`]);
+    const wrong = await status('nodeA', 'https://auth.lab.test/token?service=token.lab.test&scope=repository:lab/probe:pull', [
+      '-u',
+      `${lab.credentials.user}:wrong`,
+    ]);
     assert.deepEqual(wrong, { rc: 0, http: '401' });
-    const form = `grant_type=password&username=${lab.credentials.user}&password=${lab.credentials.password}` +
+    const form =
+      `grant_type=password&username=${lab.credentials.user}&password=${lab.credentials.password}` +
       '&service=token.lab.test&scope=repository:lab/probe:pull&client_id=containerd-client';
     assert.deepEqual(await status('nodeB', 'https://auth.lab.test/token', ['-d', form]), { rc: 0, http: '200' });
   });
@@ -111,19 +130,35 @@ describe('network lab', labTestOptions(), () => {
     const idx = await curl('nodeB', ['-H', `Accept: ${INDEX}`, 'https://registry.lab.test/v2/lab/probe/manifests/v1']);
     const doc = JSON.parse(idx.stdout) as { mediaType: string; manifests: Array<{ platform: { os: string; architecture: string } }> };
     assert.equal(doc.mediaType, INDEX);
-    assert.deepEqual(doc.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`), ['linux/amd64', 'linux/arm64']);
-    const only = await curl('nodeB', ['-H', `Accept: ${INDEX}`, 'https://basic.lab.test/v2/lab/amd64only/manifests/v1',
-      '-u', `${lab.credentials.user}:${lab.credentials.password}`]);
-    assert.deepEqual((JSON.parse(only.stdout) as typeof doc).manifests.map((m) => m.platform.architecture), ['s390x']);
+    assert.deepEqual(
+      doc.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`),
+      ['linux/amd64', 'linux/arm64'],
+    );
+    const only = await curl('nodeB', [
+      '-H',
+      `Accept: ${INDEX}`,
+      'https://basic.lab.test/v2/lab/amd64only/manifests/v1',
+      '-u',
+      `${lab.credentials.user}:${lab.credentials.password}`,
+    ]);
+    assert.deepEqual(
+      (JSON.parse(only.stdout) as typeof doc).manifests.map((m) => m.platform.architecture),
+      ['s390x'],
+    );
     assert.deepEqual(await status('nodeB', 'https://registry.lab.test/v2/lab/probe/manifests/v1', ['-I']), { rc: 0, http: '404' });
-    assert.deepEqual(await status('nodeB', 'https://registry.lab.test/v2/lab/nope/manifests/v1', ['-I', '-H', `Accept: ${INDEX}`]),
-      { rc: 0, http: '404' });
+    assert.deepEqual(await status('nodeB', 'https://registry.lab.test/v2/lab/nope/manifests/v1', ['-I', '-H', `Accept: ${INDEX}`]), {
+      rc: 0,
+      http: '404',
+    });
   });
 
   test('DNS names give each answer code', async () => {
     assert.equal((await status('nodeA', 'https://nxdomain.lab.test/v2/')).rc, 6);
-    const codes = await Promise.all(['registry.lab.test', 'nxdomain.lab.test', 'servfail.lab.test', 'refused.lab.test', 'timeout.lab.test']
-      .map((n) => resolve4('nodeA', ADDR.dnsGood, n)));
+    const codes = await Promise.all(
+      ['registry.lab.test', 'nxdomain.lab.test', 'servfail.lab.test', 'refused.lab.test', 'timeout.lab.test'].map((n) =>
+        resolve4('nodeA', ADDR.dnsGood, n),
+      ),
+    );
     assert.deepEqual(codes, [ADDR.registry, 'ENOTFOUND', 'ESERVFAIL', 'EREFUSED', 'ETIMEOUT']);
     assert.equal(await resolve4('nodeB', ADDR.dnsGood2, 'token.lab.test'), ADDR.token);
     assert.equal(await resolve4('nodeB', ADDR.dnsServfail, 'registry.lab.test'), 'ESERVFAIL');
@@ -132,7 +167,11 @@ describe('network lab', labTestOptions(), () => {
 
   test('registry faults hit subnet A only', async () => {
     const url = 'https://registry.lab.test/v2/';
-    const cases: Array<[Parameters<Lab['fault']>[0], number]> = [['reject-443', 7], ['drop-443', 28], ['unreach-443', 7]];
+    const cases: Array<[Parameters<Lab['fault']>[0], number]> = [
+      ['reject-443', 7],
+      ['drop-443', 28],
+      ['unreach-443', 7],
+    ];
     for (const [fault, rc] of cases) {
       lab.fault(fault);
       try {
@@ -156,7 +195,11 @@ describe('network lab', labTestOptions(), () => {
 
   test('token-service faults hit the token service only', async () => {
     const url = 'https://auth.lab.test/token';
-    for (const [fault, rc] of [['token-reject-443', 7], ['token-drop-443', 28], ['token-unreach-443', 7]] as const) {
+    for (const [fault, rc] of [
+      ['token-reject-443', 7],
+      ['token-drop-443', 28],
+      ['token-unreach-443', 7],
+    ] as const) {
       lab.fault(fault);
       try {
         const r = await both(url);
@@ -190,7 +233,10 @@ describe('network lab', labTestOptions(), () => {
       assert.equal(await resolve4('nodeA', ADDR.dnsGood, 'registry.lab.test'), 'ETIMEOUT');
       assert.equal(await resolve4('nodeA', ADDR.dnsGood2, 'registry.lab.test'), ADDR.registry);
       assert.equal(await resolve4('nodeB', ADDR.dnsGood, 'registry.lab.test'), ADDR.registry);
-      assert.deepEqual(await status('nodeA', 'https://registry.lab.test/v2/', ['--connect-timeout', '5', '--max-time', '6']), { rc: 0, http: '200' });
+      assert.deepEqual(await status('nodeA', 'https://registry.lab.test/v2/', ['--connect-timeout', '5', '--max-time', '6']), {
+        rc: 0,
+        http: '200',
+      });
     } finally {
       lab.clear();
     }
@@ -214,14 +260,18 @@ describe('network lab', labTestOptions(), () => {
     const pull = (node: NodeName, ref: string): Promise<ExecResult> => {
       const c = lab.paths.containerd?.[node];
       assert.ok(c, 'containerd paths');
-      return lab.exec(node, ['ctr', '--address', c.socket, 'images', 'pull', '--snapshotter', 'native', '--hosts-dir', c.configPath, ref],
-        { timeoutMs: 20_000 });
+      return lab.exec(node, ['ctr', '--address', c.socket, 'images', 'pull', '--snapshotter', 'native', '--hosts-dir', c.configPath, ref], {
+        timeoutMs: 20_000,
+      });
     };
     const ok = await pull('nodeA', 'registry.lab.test/lab/probe:v1');
     assert.equal(ok.code, 0, ok.stderr);
     lab.fault('reject-443');
     try {
-      const [a, b] = await Promise.all([pull('nodeA', 'registry.lab.test/lab/single:v1'), pull('nodeB', 'registry.lab.test/lab/single:v1')]);
+      const [a, b] = await Promise.all([
+        pull('nodeA', 'registry.lab.test/lab/single:v1'),
+        pull('nodeB', 'registry.lab.test/lab/single:v1'),
+      ]);
       assert.notEqual(a.code, 0);
       assert.match(a.stderr, /connection refused/);
       assert.equal(b.code, 0, b.stderr);
@@ -243,7 +293,10 @@ describe('network lab', labTestOptions(), () => {
     const pids = lab.pids();
     assert.ok(pids.length >= 10);
     await lab.down();
-    assert.deepEqual(listLabNamespaces().filter((n) => n.includes(lab.run)), []);
+    assert.deepEqual(
+      listLabNamespaces().filter((n) => n.includes(lab.run)),
+      [],
+    );
     assert.deepEqual(pids.filter(isAlive), []);
     assert.equal(existsSync(lab.dir), false);
   });

@@ -27,10 +27,14 @@ const APISERVER = join(REPO_ROOT, 'test', 'lab', 'support', 'apiserver-main.ts')
 const IMAGE = 'registry.lab.test/lab/probe:v1';
 const SUBNET = { nodeA: '10.231.1.0/24', nodeB: '10.231.2.0/24' } as const;
 const ZONES: Record<NodeName, string> = { nodeA: 'lab-zone-a', nodeB: 'lab-zone-b' };
-const SA_MOUNT = 'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
+const SA_MOUNT =
+  'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
 /** Dashboard variables as Grafana would substitute them (regex matchers); $datasource is not part of a query. */
 const VARIABLES: Record<string, string> = {
-  $__rate_interval: '15s', $cluster: 'lab', $subnet: '.*', $registry: 'registry.lab.test|basic.lab.test',
+  $__rate_interval: '15s',
+  $cluster: 'lab',
+  $subnet: '.*',
+  $registry: 'registry.lab.test|basic.lab.test',
 };
 /**
  * Metrics the lab agents do not emit: their panels and alerts may be empty,
@@ -39,13 +43,16 @@ const VARIABLES: Record<string, string> = {
  * contract metric (design.md) the agent does not emit yet; the rate-limit
  * gauges come from RateLimit headers, which the lab's docker-registry never sends.
  */
-const NOT_EMITTED_IN_LAB = [
-  'pullprobe_credential_expiry_timestamp_seconds',
-  'pullprobe_ratelimit_remaining', 'pullprobe_ratelimit_limit',
-];
+const NOT_EMITTED_IN_LAB = ['pullprobe_credential_expiry_timestamp_seconds', 'pullprobe_ratelimit_remaining', 'pullprobe_ratelimit_limit'];
 
-interface Running { child: ChildProcess | undefined; done: Promise<ExecResult> }
-interface Series { metric: Record<string, string>; value: [number, string] }
+interface Running {
+  child: ChildProcess | undefined;
+  done: Promise<ExecResult>;
+}
+interface Series {
+  metric: Record<string, string>;
+  value: [number, string];
+}
 
 let lab: Lab;
 let prometheus: ChildProcess | undefined;
@@ -53,7 +60,13 @@ const procs: Running[] = [];
 
 function start(node: NodeName, argv: string[], env: Record<string, string> = {}): Running {
   const r: Running = { child: undefined, done: Promise.resolve() as unknown as Promise<ExecResult> };
-  r.done = lab.exec(node, argv, { timeoutMs: 300_000, env, onSpawn: (c) => { r.child = c; } });
+  r.done = lab.exec(node, argv, {
+    timeoutMs: 300_000,
+    env,
+    onSpawn: (c) => {
+      r.child = c;
+    },
+  });
   procs.push(r);
   return r;
 }
@@ -82,7 +95,7 @@ async function promGet(path: string, params: Record<string, string> = {}): Promi
 }
 
 async function query(expr: string): Promise<Series[]> {
-  const r = await promGet('/api/v1/query', { query: expr }) as { status: string; data: { resultType: string; result: Series[] } };
+  const r = (await promGet('/api/v1/query', { query: expr })) as { status: string; data: { resultType: string; result: Series[] } };
   assert.equal(r.status, 'success', expr);
   assert.equal(r.data.resultType, 'vector', expr);
   return r.data.result;
@@ -93,7 +106,16 @@ function substitute(expr: string): string {
 }
 
 async function agentMetrics(node: NodeName): Promise<string> {
-  const { stdout } = await run('ip', ['netns', 'exec', lab.ns.router, 'curl', '-sf', '--max-time', '10', `http://${NODES[node].address}:9808/metrics`]);
+  const { stdout } = await run('ip', [
+    'netns',
+    'exec',
+    lab.ns.router,
+    'curl',
+    '-sf',
+    '--max-time',
+    '10',
+    `http://${NODES[node].address}:9808/metrics`,
+  ]);
   return stdout;
 }
 
@@ -104,45 +126,109 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
       const dir = join(lab.dir, 'apiserver', node);
       mkdirSync(dir, { recursive: true });
       start(node, ['node', '--import', 'tsx', APISERVER, dir, `lab-${node}`, NODES[node].address, ZONES[node]]);
-      const ready = await waitFor(`apiserver in ${node}`, () => existsSync(join(dir, 'ready.json')) ? JSON.parse(readFileSync(join(dir, 'ready.json'), 'utf8')) as { url: string } : undefined, 20_000);
+      const ready = await waitFor(
+        `apiserver in ${node}`,
+        () =>
+          existsSync(join(dir, 'ready.json')) ? (JSON.parse(readFileSync(join(dir, 'ready.json'), 'utf8')) as { url: string }) : undefined,
+        20_000,
+      );
       const config = join(lab.dir, `agent-${node}.yaml`);
-      writeFileSync(config, [
-        `listen: "${NODES[node].address}:9808"`, 'interval: 2s', 'timeout: 1500ms', 'jitter: 0.2',
-        'targets:', `  - image: ${IMAGE}`, '  - registry: basic.lab.test',
-        'dns:', `  resolvConf: ${lab.paths.resolvConf[node]}`, `  hosts: ${lab.paths.hosts[node]}`,
-        'tls:', `  caFiles: [${lab.paths.caFile}]`, '',
-      ].join('\n'));
+      writeFileSync(
+        config,
+        [
+          `listen: "${NODES[node].address}:9808"`,
+          'interval: 2s',
+          'timeout: 1500ms',
+          'jitter: 0.2',
+          'targets:',
+          `  - image: ${IMAGE}`,
+          '  - registry: basic.lab.test',
+          'dns:',
+          `  resolvConf: ${lab.paths.resolvConf[node]}`,
+          `  hosts: ${lab.paths.hosts[node]}`,
+          'tls:',
+          `  caFiles: [${lab.paths.caFile}]`,
+          '',
+        ].join('\n'),
+      );
       start(node, ['sh', '-c', SA_MOUNT, 'sh', join(dir, 'sa'), 'node', CLI, 'agent', '--config', config], {
-        KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(ready.url).port,
-        NODE_NAME: `lab-${node}`, HOST_IP: NODES[node].address, LOG_LEVEL: 'warn',
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: new URL(ready.url).port,
+        NODE_NAME: `lab-${node}`,
+        HOST_IP: NODES[node].address,
+        LOG_LEVEL: 'warn',
       });
     }
     const promDir = join(lab.dir, 'prometheus');
     mkdirSync(join(promDir, 'data'), { recursive: true });
-    writeFileSync(join(promDir, 'prometheus.yml'), JSON.stringify({
-      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
-      rule_files: [RULES_FILE],
-      scrape_configs: [{
-        job_name: 'pullprobe',
-        static_configs: [{ targets: [`${NODES.nodeA.address}:9808`, `${NODES.nodeB.address}:9808`], labels: { cluster: 'lab' } }],
-      }],
-    }, null, 2));
-    prometheus = spawn('ip', ['netns', 'exec', lab.ns.router, 'prometheus',
-      `--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`,
-      '--web.listen-address=127.0.0.1:9090', '--storage.tsdb.retention.time=1h', '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      join(promDir, 'prometheus.yml'),
+      JSON.stringify(
+        {
+          global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+          rule_files: [RULES_FILE],
+          scrape_configs: [
+            {
+              job_name: 'pullprobe',
+              static_configs: [{ targets: [`${NODES.nodeA.address}:9808`, `${NODES.nodeB.address}:9808`], labels: { cluster: 'lab' } }],
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
+    prometheus = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        lab.ns.router,
+        'prometheus',
+        `--config.file=${join(promDir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(promDir, 'data')}`,
+        '--web.listen-address=127.0.0.1:9090',
+        '--storage.tsdb.retention.time=1h',
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let promLog = '';
-    prometheus.stderr?.on('data', (b: Buffer) => { promLog = (promLog + b.toString()).slice(-4000); });
-    await waitFor('Prometheus ready', async () => ((await run('ip', ['netns', 'exec', lab.ns.router, 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'])).stdout ? true : undefined), 30_000)
-      .catch((err: unknown) => { throw new Error(`${err instanceof Error ? err.message : inspect(err)}\nprometheus: ${promLog}`); });
-    await waitFor('both agents scraped with results', async () => ((await query('count(node_registry:pullprobe_registry_up:min == 1)'))[0]?.value[1] === '4' ? true : undefined), 30_000);
+    prometheus.stderr?.on('data', (b: Buffer) => {
+      promLog = (promLog + b.toString()).slice(-4000);
+    });
+    await waitFor(
+      'Prometheus ready',
+      async () =>
+        (await run('ip', ['netns', 'exec', lab.ns.router, 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'])).stdout ? true : undefined,
+      30_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : inspect(err)}\nprometheus: ${promLog}`);
+    });
+    await waitFor(
+      'both agents scraped with results',
+      async () => ((await query('count(node_registry:pullprobe_registry_up:min == 1)'))[0]?.value[1] === '4' ? true : undefined),
+      30_000,
+    );
   });
 
   after(async () => {
     const p = prometheus;
     if (p && p.exitCode === null) {
-      const exited = new Promise<boolean>((r) => p.once('exit', () => { r(true); }));
+      const exited = new Promise<boolean>((r) =>
+        p.once('exit', () => {
+          r(true);
+        }),
+      );
       p.kill('SIGTERM');
-      const gone = await Promise.race([exited, new Promise<boolean>((r) => setTimeout(() => { r(false); }, 5000))]);
+      const gone = await Promise.race([
+        exited,
+        new Promise<boolean>((r) =>
+          setTimeout(() => {
+            r(false);
+          }, 5000),
+        ),
+      ]);
       if (!gone) p.kill('SIGKILL');
     }
     for (const r of procs) if (r.child?.exitCode === null) r.child.kill('SIGKILL');
@@ -155,7 +241,7 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
       const def = d.templating.list.find((v) => v.name === name)?.definition ?? '';
       const m = /^label_values\((.+), (\w+)\)$/.exec(def);
       assert.ok(m, `${name}: ${def}`);
-      const r = await promGet(`/api/v1/label/${m[2]}/values`, { 'match[]': substitute(m[1] ?? '') }) as { data: string[] };
+      const r = (await promGet(`/api/v1/label/${m[2]}/values`, { 'match[]': substitute(m[1] ?? '') })) as { data: string[] };
       return r.data.sort();
     };
     assert.deepEqual(await values('cluster'), ['lab']);
@@ -166,13 +252,23 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
   test('fault on subnet A: every panel query returns series, the subnet panel shows A failing and B ok, only the subnet-wide alert is non-empty', async () => {
     lab.fault('reject-443', { subnet: 'A', host: 'registry.lab.test' });
     try {
-      await waitFor('subnet A verdict subnet-wide', async () => (await query(`subnet_registry:pullprobe_verdict:code{subnet="${SUBNET.nodeA}",registry="registry.lab.test"} == 2`)).length ? true : undefined, 30_000);
+      await waitFor(
+        'subnet A verdict subnet-wide',
+        async () =>
+          (await query(`subnet_registry:pullprobe_verdict:code{subnet="${SUBNET.nodeA}",registry="registry.lab.test"} == 2`)).length
+            ? true
+            : undefined,
+        30_000,
+      );
       await new Promise((r) => setTimeout(r, 3000)); // a few failed probes inside the $__rate_interval window
 
       const emitted = `${await agentMetrics('nodeA')}\n${await agentMetrics('nodeB')}`;
-      for (const name of NOT_EMITTED_IN_LAB) assert.ok(!emitted.includes(`${name}{`), `${name} is emitted now: drop it from NOT_EMITTED_IN_LAB`);
+      for (const name of NOT_EMITTED_IN_LAB)
+        assert.ok(!emitted.includes(`${name}{`), `${name} is emitted now: drop it from NOT_EMITTED_IN_LAB`);
 
-      const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: Array<{ title: string; targets: Array<{ refId: string; expr: string }> }> };
+      const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as {
+        panels: Array<{ title: string; targets: Array<{ refId: string; expr: string }> }>;
+      };
       const empty: string[] = [];
       for (const panel of dash.panels) {
         for (const t of panel.targets) {
@@ -187,30 +283,55 @@ describe('dashboard and alerts on a real Prometheus in the network lab', labTest
       const verdictPanel = dash.panels.find((p) => p.title === 'Verdict per subnet');
       assert.ok(verdictPanel);
       const verdicts = (await query(substitute(verdictPanel.targets[0]?.expr ?? '')))
-        .map((s) => [s.metric['subnet'], s.metric['registry'], s.value[1]]).sort();
+        .map((s) => [s.metric['subnet'], s.metric['registry'], s.value[1]])
+        .sort();
       assert.deepEqual(verdicts, [
-        [SUBNET.nodeA, 'basic.lab.test', '0'], [SUBNET.nodeA, 'registry.lab.test', '2'],
-        [SUBNET.nodeB, 'basic.lab.test', '0'], [SUBNET.nodeB, 'registry.lab.test', '0'],
+        [SUBNET.nodeA, 'basic.lab.test', '0'],
+        [SUBNET.nodeA, 'registry.lab.test', '2'],
+        [SUBNET.nodeB, 'basic.lab.test', '0'],
+        [SUBNET.nodeB, 'registry.lab.test', '0'],
       ]);
       const reasons = dash.panels.find((p) => p.title === 'Why subnets fail');
-      const why = (await query(substitute(reasons?.targets[0]?.expr ?? ''))).map((s) => [s.metric['subnet'], s.metric['registry'], s.metric['stage'], s.metric['reason']]);
+      const why = (await query(substitute(reasons?.targets[0]?.expr ?? ''))).map((s) => [
+        s.metric['subnet'],
+        s.metric['registry'],
+        s.metric['stage'],
+        s.metric['reason'],
+      ]);
       assert.deepEqual(why, [[SUBNET.nodeA, 'registry.lab.test', 'tcp', 'tcp_refused']]);
 
-      const rules = (parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> }).groups.flatMap((g) => g.rules);
+      const rules = (
+        parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> }
+      ).groups.flatMap((g) => g.rules);
       const nonEmpty: Record<string, Series[]> = {};
       for (const rule of rules.filter((r) => r.alert)) {
         const result = await query(rule.expr);
         if (result.length) nonEmpty[rule.alert ?? ''] = result;
       }
       assert.deepEqual(Object.keys(nonEmpty), ['PullprobeRegistryUnreachableFromSubnet'], 'alert expressions with series');
-      assert.deepEqual(nonEmpty['PullprobeRegistryUnreachableFromSubnet']?.map((s) => [s.metric['subnet'], s.metric['registry'], s.metric['stage'], s.metric['reason'], s.value[1]]),
-        [[SUBNET.nodeA, 'registry.lab.test', 'tcp', 'tcp_refused', '1']]);
+      assert.deepEqual(
+        nonEmpty['PullprobeRegistryUnreachableFromSubnet']?.map((s) => [
+          s.metric['subnet'],
+          s.metric['registry'],
+          s.metric['stage'],
+          s.metric['reason'],
+          s.value[1],
+        ]),
+        [[SUBNET.nodeA, 'registry.lab.test', 'tcp', 'tcp_refused', '1']],
+      );
     } finally {
       lab.clear();
     }
     // And it clears: the same expression empties once subnet A reaches the registry again.
-    const subnetAlert = (parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> })
-      .groups.flatMap((g) => g.rules).find((r) => r.alert === 'PullprobeRegistryUnreachableFromSubnet');
-    await waitFor('subnet alert expression empty after the fault', async () => ((await query(subnetAlert?.expr ?? '')).length === 0 ? true : undefined), 30_000);
+    const subnetAlert = (
+      parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> }
+    ).groups
+      .flatMap((g) => g.rules)
+      .find((r) => r.alert === 'PullprobeRegistryUnreachableFromSubnet');
+    await waitFor(
+      'subnet alert expression empty after the fault',
+      async () => ((await query(subnetAlert?.expr ?? '')).length === 0 ? true : undefined),
+      30_000,
+    );
   });
 });

@@ -25,9 +25,24 @@ interface Run {
 }
 
 async function probe(node: NodeName, targets: string[], extra: string[] = []): Promise<Run> {
-  const argv = ['node', CLI, 'probe', '--json', '--timeout', TIMEOUT,
-    '--resolv-conf', lab.paths.resolvConf[node], '--hosts', lab.paths.hosts[node],
-    '--ca-file', lab.paths.caFile, '--platform', 'linux/amd64', ...extra, ...targets];
+  const argv = [
+    'node',
+    CLI,
+    'probe',
+    '--json',
+    '--timeout',
+    TIMEOUT,
+    '--resolv-conf',
+    lab.paths.resolvConf[node],
+    '--hosts',
+    lab.paths.hosts[node],
+    '--ca-file',
+    lab.paths.caFile,
+    '--platform',
+    'linux/amd64',
+    ...extra,
+    ...targets,
+  ];
   const r = await lab.exec(node, argv, { timeoutMs: 60_000 });
   assert.equal(r.timedOut, false, `probe on ${node} did not finish: ${r.stderr}`);
   let results: ProbeResult[];
@@ -96,11 +111,17 @@ describe('probe chain in the network lab', labTestOptions(), () => {
       });
     }
     const first = a.results[0] as ProbeResult;
-    assert.deepEqual(first.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
+    assert.deepEqual(
+      first.steps.map((s) => s.stage),
+      ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest'],
+    );
     assert.equal(first.registry, 'registry.lab.test');
     assert.equal(first.image, 'registry.lab.test/lab/probe:v1');
     const tokenRun = a.results[5] as ProbeResult;
-    assert.ok(tokenRun.steps.some((s) => s.stage === 'dns' && s.host === 'auth.lab.test'), 'the token service is reached as its own hop');
+    assert.ok(
+      tokenRun.steps.some((s) => s.stage === 'dns' && s.host === 'auth.lab.test'),
+      'the token service is reached as its own hop',
+    );
   });
 
   describe('network faults on subnet A; subnet B is the control', () => {
@@ -182,13 +203,22 @@ describe('probe chain in the network lab', labTestOptions(), () => {
         expectOk(r, true);
         const dns = r.steps.find((s) => s.stage === 'dns');
         const servers = dns?.stage === 'dns' && dns.detail !== undefined && 'nameservers' in dns.detail ? dns.detail.nameservers : [];
-        assert.deepEqual(servers.map((s) => [s.server, s.error ?? s.rcode]), [[lab.addresses.dnsGood, 'timeout'], [lab.addresses.dnsGood2, 'NOERROR']]);
+        assert.deepEqual(
+          servers.map((s) => [s.server, s.error ?? s.rcode]),
+          [
+            [lab.addresses.dnsGood, 'timeout'],
+            [lab.addresses.dnsGood2, 'NOERROR'],
+          ],
+        );
         expectOk(only(b), false);
       } finally {
         lab.clear();
       }
     });
-    for (const [preset, reason] of [['nxdomain', 'dns_nxdomain'], ['refused', 'dns_refused']] as const) {
+    for (const [preset, reason] of [
+      ['nxdomain', 'dns_nxdomain'],
+      ['refused', 'dns_refused'],
+    ] as const) {
       test(`resolver answers ${preset.toUpperCase()} → dns/${reason}`, async () => {
         lab.writeResolvConf('nodeA', preset);
         try {
@@ -277,8 +307,19 @@ describe('probe chain in the network lab', labTestOptions(), () => {
     test('token registry: none → auth_required, wrong → auth_rejected, no pull grant → access_denied', async () => {
       const t = [image('token.lab.test')];
       expectFailure(only(await probe('nodeA', t)), 'auth', 'auth_required', 'credentials');
-      expectFailure(only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.wrong])), 'auth', 'auth_rejected', 'credentials', 'auth.lab.test');
-      expectFailure(only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.nopull])), 'auth', 'access_denied', 'credentials');
+      expectFailure(
+        only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.wrong])),
+        'auth',
+        'auth_rejected',
+        'credentials',
+        'auth.lab.test',
+      );
+      expectFailure(
+        only(await probe('nodeA', t, ['--docker-config', lab.paths.dockerConfig.nopull])),
+        'auth',
+        'access_denied',
+        'credentials',
+      );
     });
     for (const mode of ['token-error', 'token-garbage', 'token-hang'] as const) {
       test(`${mode} for subnet A → auth/token_error within the deadline; B gets tokens`, async () => {
@@ -324,7 +365,9 @@ describe('probe chain in the network lab', labTestOptions(), () => {
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /--timeout/);
-    const missing = await lab.exec('nodeA', ['node', CLI, 'probe', '--ca-file', '/nonexistent/ca.pem', 'registry.lab.test'], { timeoutMs: 20_000 });
+    const missing = await lab.exec('nodeA', ['node', CLI, 'probe', '--ca-file', '/nonexistent/ca.pem', 'registry.lab.test'], {
+      timeoutMs: 20_000,
+    });
     assert.equal(missing.code, 2);
     assert.equal(missing.stdout, '');
     assert.match(missing.stderr, /\/nonexistent\/ca\.pem/);

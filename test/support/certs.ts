@@ -37,7 +37,11 @@ function openssl(args: string[], cwd: string): void {
 }
 
 export function opensslDate(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z').slice(0, 15);
+  return d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+    .slice(0, 15);
 }
 
 /** Create a CA in a fresh temp dir (or `dir`). */
@@ -48,33 +52,73 @@ export function createCA(cn = 'pullprobe test CA', dir?: string): TestCA {
   writeFileSync(join(root, 'serial'), '1000\n');
   const keyPath = join(root, 'ca.key');
   const certPath = join(root, 'ca.crt');
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath,
-    '-days', '3650', '-subj', `/CN=${cn}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], root);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    root,
+  );
   const conf = join(root, 'ca.cnf');
-  writeFileSync(conf, [
-    '[ ca ]', 'default_ca = testca', '[ testca ]',
-    `dir = ${root}`, 'database = $dir/index.txt', 'new_certs_dir = $dir/newcerts',
-    'serial = $dir/serial', `certificate = ${certPath}`, `private_key = ${keyPath}`,
-    'default_md = sha256', 'policy = anything', 'unique_subject = no', 'copy_extensions = none',
-    'email_in_dn = no',
-    '[ anything ]', 'commonName = supplied',
-  ].join('\n') + '\n');
+  writeFileSync(
+    conf,
+    [
+      '[ ca ]',
+      'default_ca = testca',
+      '[ testca ]',
+      `dir = ${root}`,
+      'database = $dir/index.txt',
+      'new_certs_dir = $dir/newcerts',
+      'serial = $dir/serial',
+      `certificate = ${certPath}`,
+      `private_key = ${keyPath}`,
+      'default_md = sha256',
+      'policy = anything',
+      'unique_subject = no',
+      'copy_extensions = none',
+      'email_in_dn = no',
+      '[ anything ]',
+      'commonName = supplied',
+    ].join('\n') + '\n',
+  );
   const ca: TestCA = {
-    dir: root, keyPath, certPath,
-    cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8'),
+    dir: root,
+    keyPath,
+    certPath,
+    cert: readFileSync(certPath, 'utf8'),
+    key: readFileSync(keyPath, 'utf8'),
     issue(name, opts) {
       const k = join(root, `${name}.key`);
       const csr = join(root, `${name}.csr`);
       const crt = join(root, `${name}.crt`);
       const ext = join(root, `${name}.ext`);
       const san = opts.sans.map((s) => (/^[\d.]+$|:/.test(s) ? `IP:${s}` : `DNS:${s}`)).join(',');
-      writeFileSync(ext, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
+      writeFileSync(
+        ext,
+        `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`,
+      );
       openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', k, '-out', csr, '-subj', `/CN=${opts.cn ?? opts.sans[0] ?? name}`], root);
       const start = opts.startDate ?? opensslDate(new Date(Date.now() - 86400_000));
       const end = opts.endDate ?? opensslDate(new Date(Date.now() + 365 * 86400_000));
-      openssl(['ca', '-batch', '-config', conf, '-in', csr, '-out', crt, '-startdate', start, '-enddate', end,
-        '-extfile', ext, '-notext'], root);
+      openssl(
+        ['ca', '-batch', '-config', conf, '-in', csr, '-out', crt, '-startdate', start, '-enddate', end, '-extfile', ext, '-notext'],
+        root,
+      );
       return { certPath: crt, keyPath: k, cert: readFileSync(crt, 'utf8'), key: readFileSync(k, 'utf8') };
     },
     cleanup() {

@@ -90,14 +90,21 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
   const udp = dgram.createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
     let q: DecodedPacket;
-    try { q = packet.decode(msg); } catch { return; }
+    try {
+      q = packet.decode(msg);
+    } catch {
+      return;
+    }
     record(q, 'udp');
     const out = reply(q, opts, 'udp');
     if (out) udp.send(out, rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(opts.port ?? 0, address, () => { udp.off('error', reject); resolve(); });
+    udp.bind(opts.port ?? 0, address, () => {
+      udp.off('error', reject);
+      resolve();
+    });
   });
   const port = udp.address().port;
 
@@ -114,7 +121,11 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
         let q: DecodedPacket;
-        try { q = packet.decode(msg); } catch { continue; }
+        try {
+          q = packet.decode(msg);
+        } catch {
+          continue;
+        }
         record(q, 'tcp');
         const out = reply(q, opts, 'tcp');
         if (!out) continue;
@@ -127,7 +138,10 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, address, () => { tcp.off('error', reject); resolve(); });
+      tcp.listen(port, address, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
     });
   } catch (err) {
     udp.close();
@@ -135,7 +149,9 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
   }
 
   return {
-    address, port, queries,
+    address,
+    port,
+    queries,
     close: async () => {
       for (const s of sockets) s.destroy();
       await Promise.all([

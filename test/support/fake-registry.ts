@@ -162,8 +162,12 @@ export class FakeRegistry {
     if (req.headers.authorization) entry.authorization = req.headers.authorization;
     this.requests.push(entry);
     req.resume();
-    const fault = this.#faults.find((f) => (!f.method || f.method === method)
-      && (typeof f.path === 'string' ? f.path === url.pathname : f.path.test(url.pathname)) && (f.times ?? 1) > 0);
+    const fault = this.#faults.find(
+      (f) =>
+        (!f.method || f.method === method) &&
+        (typeof f.path === 'string' ? f.path === url.pathname : f.path.test(url.pathname)) &&
+        (f.times ?? 1) > 0,
+    );
     if (fault) {
       if (fault.times !== undefined) fault.times--;
       if (fault.hang) return;
@@ -173,13 +177,23 @@ export class FakeRegistry {
       res.end(method === 'HEAD' ? undefined : fill(fault.body ?? ''));
       return;
     }
-    if (url.pathname === '/token') { this.#token(req, url, res); return; }
-    if (!url.pathname.startsWith('/v2/')) { this.#send(res, method, 404, {}, '404 page not found'); return; }
+    if (url.pathname === '/token') {
+      this.#token(req, url, res);
+      return;
+    }
+    if (!url.pathname.startsWith('/v2/')) {
+      this.#send(res, method, 404, {}, '404 page not found');
+      return;
+    }
     this.#registry(req, url, res, method);
   }
 
   #send(res: ServerResponse, method: string, status: number, headers: Record<string, string>, body: string | Buffer): void {
-    res.writeHead(status, { 'docker-distribution-api-version': 'registry/2.0', 'content-length': String(Buffer.byteLength(body)), ...headers });
+    res.writeHead(status, {
+      'docker-distribution-api-version': 'registry/2.0',
+      'content-length': String(Buffer.byteLength(body)),
+      ...headers,
+    });
     res.end(method === 'HEAD' ? undefined : body);
   }
 
@@ -193,9 +207,13 @@ export class FakeRegistry {
 
   #token(req: IncomingMessage, url: URL, res: ServerResponse): void {
     const user = this.#basicUser(req);
-    if (user === null) { this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'invalid credentials')); return; }
+    if (user === null) {
+      this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'invalid credentials'));
+      return;
+    }
     if (user === undefined && this.#opts.anonymousTokenRefused) {
-      this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'authentication required')); return;
+      this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'authentication required'));
+      return;
     }
     const grant: Grant = { repos: new Set() };
     if (user) grant.user = user;
@@ -203,9 +221,7 @@ export class FakeRegistry {
       const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
       if (!m?.[1] || !m[2]?.split(',').includes('pull')) continue;
       const repo = this.#repos.get(m[1]);
-      const allowed = repo
-        ? repo.public || (user !== undefined && (!repo.users || repo.users.includes(user)))
-        : user !== undefined; // unknown repo: authenticated users may look (→ 404)
+      const allowed = repo ? repo.public || (user !== undefined && (!repo.users || repo.users.includes(user))) : user !== undefined; // unknown repo: authenticated users may look (→ 404)
       if (allowed) grant.repos.add(m[1]);
     }
     const token = randomBytes(16).toString('hex');
@@ -230,8 +246,13 @@ export class FakeRegistry {
     if (auth === 'none') return true;
     const scope = repoName ? `repository:${repoName}:pull` : undefined;
     const unauthorized = (error?: string): boolean => {
-      this.#send(res, method, 401, { 'content-type': 'application/json', ...this.#challenge(scope, error) },
-        errBody('UNAUTHORIZED', 'authentication required'));
+      this.#send(
+        res,
+        method,
+        401,
+        { 'content-type': 'application/json', ...this.#challenge(scope, error) },
+        errBody('UNAUTHORIZED', 'authentication required'),
+      );
       return false;
     };
     if (auth === 'basic') {
@@ -239,7 +260,13 @@ export class FakeRegistry {
       if (!user) return unauthorized();
       const repo = repoName ? this.#repos.get(repoName) : undefined;
       if (repo?.users && !repo.users.includes(user)) {
-        this.#send(res, method, 403, { 'content-type': 'application/json' }, errBody('DENIED', 'requested access to the resource is denied'));
+        this.#send(
+          res,
+          method,
+          403,
+          { 'content-type': 'application/json' },
+          errBody('DENIED', 'requested access to the resource is denied'),
+        );
         return false;
       }
       return true;
@@ -255,27 +282,51 @@ export class FakeRegistry {
     const p = url.pathname;
     if (p === '/v2/' || p === '/v2') {
       if (!this.#authorize(req, res, method, undefined)) return;
-      this.#send(res, method, 200, { 'content-type': 'application/json' }, '{}'); return;
+      this.#send(res, method, 200, { 'content-type': 'application/json' }, '{}');
+      return;
     }
     const mm = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(p);
     const tm = /^\/v2\/(.+)\/tags\/list$/.exec(p);
     const name = mm?.[1] ?? tm?.[1];
-    if (!name) { this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('UNSUPPORTED', 'not supported')); return; }
+    if (!name) {
+      this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('UNSUPPORTED', 'not supported'));
+      return;
+    }
     if (!this.#authorize(req, res, method, name)) return;
     const repo = this.#repos.get(name);
     if (tm) {
-      if (!repo) { this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('NAME_UNKNOWN', 'repository name not known to registry')); return; }
-      this.#send(res, method, 200, { 'content-type': 'application/json' }, json({ name, tags: [...repo.tags.keys()].sort() })); return;
+      if (!repo) {
+        this.#send(
+          res,
+          method,
+          404,
+          { 'content-type': 'application/json' },
+          errBody('NAME_UNKNOWN', 'repository name not known to registry'),
+        );
+        return;
+      }
+      this.#send(res, method, 200, { 'content-type': 'application/json' }, json({ name, tags: [...repo.tags.keys()].sort() }));
+      return;
     }
     const ref = mm?.[2] as string;
-    const notFound = (msg: string): void => this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('MANIFEST_UNKNOWN', msg));
+    const notFound = (msg: string): void =>
+      this.#send(res, method, 404, { 'content-type': 'application/json' }, errBody('MANIFEST_UNKNOWN', msg));
     // registry 2.8: an unknown repository is MANIFEST_UNKNOWN here too (lab-notes gotcha 1)
     const digest = ref.includes(':') ? ref : repo?.tags.get(ref);
     const m = digest ? repo?.manifests.get(digest) : undefined;
-    if (!m || !digest) { notFound('manifest unknown'); return; }
+    if (!m || !digest) {
+      notFound('manifest unknown');
+      return;
+    }
     const accept = (req.headers.accept ?? '').split(',').map((s) => s.split(';')[0]?.trim());
-    if (m.mediaType === OCI_INDEX && !accept.includes(OCI_INDEX)) { notFound('OCI index found, but accept header does not support OCI indexes'); return; }
-    if (m.mediaType === OCI_MANIFEST && !accept.includes(OCI_MANIFEST)) { notFound('OCI manifest found, but accept header does not support OCI manifests'); return; }
+    if (m.mediaType === OCI_INDEX && !accept.includes(OCI_INDEX)) {
+      notFound('OCI index found, but accept header does not support OCI indexes');
+      return;
+    }
+    if (m.mediaType === OCI_MANIFEST && !accept.includes(OCI_MANIFEST)) {
+      notFound('OCI manifest found, but accept header does not support OCI manifests');
+      return;
+    }
     this.#send(res, method, 200, { 'content-type': m.mediaType, 'docker-content-digest': digest, ...this.#opts.manifestHeaders }, m.body);
   }
 }

@@ -8,7 +8,11 @@
 import type { Clock } from '../../src/model/types.js';
 import type { Timers } from '../../src/shared/timers.js';
 
-interface Pending { at: number; seq: number; fn: () => void }
+interface Pending {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
 
 export class FakeTime implements Clock, Timers {
   #now: number;
@@ -62,7 +66,9 @@ export class FakeTime implements Clock, Timers {
  */
 export async function settle<T>(time: FakeTime, p: Promise<T>, what: string, ms = 5000): Promise<T> {
   const done = new AbortController();
-  const tracked = p.finally(() => { done.abort(); });
+  const tracked = p.finally(() => {
+    done.abort();
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const bound = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
@@ -86,6 +92,13 @@ export async function settle<T>(time: FakeTime, p: Promise<T>, what: string, ms 
 /** Tracks whether a promise has settled, so a test can assert it is still waiting. */
 export function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
   let done = false;
-  void p.then(() => { done = true; }, () => { done = true; });
+  void p.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
   return { p, settled: () => done };
 }

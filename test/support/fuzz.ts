@@ -32,10 +32,63 @@ export const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[int(rng, xs.length)
 
 /** Tokens that trip parsers of any kind. */
 export const COMMON_TOKENS: readonly string[] = [
-  '\0', '\x1b[31m', '\x1b]0;x\x07', '\r', '\n', '\r\n', '\t', '\u2028', '\ufeff', '\ud800', '\udfff', '\u00e9', '\u{1F600}',
-  '"', "'", '\\', '\\"', '`', '=', ',', ';', ':', '::', '/', '//', '@', '#', '%', '%00', '*', '?', '[', ']', '{', '}', '(', ')',
-  '1e308', '-1e308', '9'.repeat(40), '-0', 'NaN', 'Infinity', '0x10', '1_000', '4294967296', '18446744073709551616',
-  '.', '..', '-', '_', '__proto__', 'constructor', 'toString', 'hasOwnProperty', ' ', '  ',
+  '\0',
+  '\x1b[31m',
+  '\x1b]0;x\x07',
+  '\r',
+  '\n',
+  '\r\n',
+  '\t',
+  '\u2028',
+  '\ufeff',
+  '\ud800',
+  '\udfff',
+  '\u00e9',
+  '\u{1F600}',
+  '"',
+  "'",
+  '\\',
+  '\\"',
+  '`',
+  '=',
+  ',',
+  ';',
+  ':',
+  '::',
+  '/',
+  '//',
+  '@',
+  '#',
+  '%',
+  '%00',
+  '*',
+  '?',
+  '[',
+  ']',
+  '{',
+  '}',
+  '(',
+  ')',
+  '1e308',
+  '-1e308',
+  '9'.repeat(40),
+  '-0',
+  'NaN',
+  'Infinity',
+  '0x10',
+  '1_000',
+  '4294967296',
+  '18446744073709551616',
+  '.',
+  '..',
+  '-',
+  '_',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  ' ',
+  '  ',
 ];
 
 /** Every string value anywhere in a JSON document (conformance tables hold inputs as strings). */
@@ -79,7 +132,12 @@ function randomBytes(rng: Rng, n: number): string {
   for (let i = 0; i < n; i++) {
     const r = rng();
     // mostly ASCII, some control chars, some wider code points
-    s += r < 0.7 ? String.fromCharCode(32 + int(rng, 95)) : r < 0.85 ? String.fromCharCode(int(rng, 32)) : String.fromCharCode(int(rng, 0x3000));
+    s +=
+      r < 0.7
+        ? String.fromCharCode(32 + int(rng, 95))
+        : r < 0.85
+          ? String.fromCharCode(int(rng, 32))
+          : String.fromCharCode(int(rng, 0x3000));
   }
   return s;
 }
@@ -88,26 +146,36 @@ function mutateOnce(rng: Rng, s: string, c: Corpus): string {
   const at = int(rng, s.length + 1);
   const end = Math.min(s.length, at + int(rng, 16));
   switch (int(rng, 10)) {
-    case 0: return s.slice(0, at) + String.fromCharCode(int(rng, 256)) + s.slice(at + 1); // replace a char
-    case 1: return s.slice(0, at) + s.slice(end); // delete a range
-    case 2: return s.slice(0, at) + pick(rng, c.tokens) + s.slice(at); // parser token
-    case 3: return s.slice(0, at) + pick(rng, COMMON_TOKENS) + s.slice(at); // hostile token
-    case 4: return s.slice(0, at) + s.slice(at, end).repeat(2 + int(rng, 20)) + s.slice(end); // repeat a range
-    case 5: { // splice from another seed
+    case 0:
+      return s.slice(0, at) + String.fromCharCode(int(rng, 256)) + s.slice(at + 1); // replace a char
+    case 1:
+      return s.slice(0, at) + s.slice(end); // delete a range
+    case 2:
+      return s.slice(0, at) + pick(rng, c.tokens) + s.slice(at); // parser token
+    case 3:
+      return s.slice(0, at) + pick(rng, COMMON_TOKENS) + s.slice(at); // hostile token
+    case 4:
+      return s.slice(0, at) + s.slice(at, end).repeat(2 + int(rng, 20)) + s.slice(end); // repeat a range
+    case 5: {
+      // splice from another seed
       const o = pick(rng, c.seeds);
       const oa = int(rng, o.length + 1);
       return s.slice(0, at) + o.slice(oa, oa + int(rng, 64)) + s.slice(at);
     }
-    case 6: return s.slice(0, at) + randomBytes(rng, 1 + int(rng, 8)) + s.slice(at);
-    case 7: return s.slice(0, at) + s.slice(at, end).toUpperCase() + s.slice(end);
-    case 8: { // swap two lines
+    case 6:
+      return s.slice(0, at) + randomBytes(rng, 1 + int(rng, 8)) + s.slice(at);
+    case 7:
+      return s.slice(0, at) + s.slice(at, end).toUpperCase() + s.slice(end);
+    case 8: {
+      // swap two lines
       const lines = s.split('\n');
       const i = int(rng, lines.length);
       const j = int(rng, lines.length);
       [lines[i], lines[j]] = [lines[j] as string, lines[i] as string];
       return lines.join('\n');
     }
-    default: return s.slice(0, at) + pick(rng, ['0', '9', '-1', '1e308', '99999999999999999999', '0.0000001', '1.5']) + s.slice(end);
+    default:
+      return s.slice(0, at) + pick(rng, ['0', '9', '-1', '1e308', '99999999999999999999', '0.0000001', '1.5']) + s.slice(end);
   }
 }
 
@@ -116,7 +184,8 @@ export function nextInput(rng: Rng, c: Corpus): string {
   const r = rng();
   if (c.tricks?.length && r < 0.01) return pick(rng, c.tricks)(rng);
   if (r < 0.04) return randomBytes(rng, int(rng, c.maxLen));
-  if (r < 0.045) { // long repetition of a token or a slice of a seed
+  if (r < 0.045) {
+    // long repetition of a token or a slice of a seed
     const seed = pick(rng, c.seeds);
     const a = int(rng, seed.length);
     const unit = rng() < 0.5 ? pick(rng, c.tokens) : seed.slice(a, a + 1 + int(rng, 24));
@@ -147,8 +216,7 @@ export interface FuzzReport {
   outOfTime: boolean;
 }
 
-export const excerpt = (s: string, n = 160): string =>
-  JSON.stringify(s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
+export const excerpt = (s: string, n = 160): string => JSON.stringify(s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
 
 export interface FuzzOptions {
   seed: number;
@@ -193,14 +261,19 @@ export function fuzz(o: FuzzOptions): FuzzReport {
     } catch (err) {
       if (!o.allowed(err) && failures.length < 20) {
         const e = err as { name?: unknown; message?: unknown; stack?: unknown };
-        failures.push({ index: i, error: `${String(e.name)}: ${String(e.message).slice(0, 200)} @ ${String(e.stack).split('\n')[1]?.trim() ?? ''}`, excerpt: excerpt(input) });
+        failures.push({
+          index: i,
+          error: `${String(e.name)}: ${String(e.message).slice(0, 200)} @ ${String(e.stack).split('\n')[1]?.trim() ?? ''}`,
+          excerpt: excerpt(input),
+        });
       }
     }
     const ms = cpuMs(process.cpuUsage(before));
     if (ms > slowest.ms) slowest = { index: i, ms, length: input.length, excerpt: excerpt(input, 80) };
     if (ms > o.limitMs) {
       slow.push({ index: i, ms, length: input.length, excerpt: excerpt(input, 1000) });
-      if (slow.length >= 5) { // enough to show the problem; the rest would only burn time
+      if (slow.length >= 5) {
+        // enough to show the problem; the rest would only burn time
         i++;
         break;
       }
@@ -212,7 +285,17 @@ export function fuzz(o: FuzzOptions): FuzzReport {
 /** The project's named errors: a class name ending in "Error" that is not a JS built-in, with a PULLPROBE_ code. */
 export function isNamedError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const builtins = ['Error', 'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError', 'InternalError'];
+  const builtins = [
+    'Error',
+    'TypeError',
+    'RangeError',
+    'SyntaxError',
+    'ReferenceError',
+    'EvalError',
+    'URIError',
+    'AggregateError',
+    'InternalError',
+  ];
   const code = (err as { code?: unknown }).code;
   return !builtins.includes(err.name) && typeof code === 'string' && code.startsWith('PULLPROBE_');
 }

@@ -52,8 +52,16 @@ export function respondJson(sock: Socket, req: RawRequest, status: number, value
 export const errorBody = (code: string, message: string): unknown => ({ errors: [{ code, message, detail: null }] });
 
 const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 301: 'Moved Permanently', 302: 'Found', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
-  401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  200: 'OK',
+  301: 'Moved Permanently',
+  302: 'Found',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
 };
 
 const MAX_HEAD = 64 * 1024;
@@ -74,7 +82,9 @@ export class HostileServer {
     if (opts.tls) {
       const s = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, onSocket);
       s.on('connection', (raw: Socket) => this.#track(raw));
-      s.on('tlsClientError', () => { /* clients that give up mid-handshake */ });
+      s.on('tlsClientError', () => {
+        /* clients that give up mid-handshake */
+      });
       this.server = s;
     } else {
       this.server = createNetServer((sock) => {
@@ -115,13 +125,17 @@ export class HostileServer {
     this.accepts++;
     this.#sockets.add(sock);
     sock.on('close', () => this.#sockets.delete(sock));
-    sock.on('error', () => { /* peers that hang up */ });
+    sock.on('error', () => {
+      /* peers that hang up */
+    });
   }
 
   #serve(sock: Socket): void {
     this.#sockets.add(sock);
     sock.on('close', () => this.#sockets.delete(sock));
-    sock.on('error', () => { /* peers that hang up */ });
+    sock.on('error', () => {
+      /* peers that hang up */
+    });
     this.#opts.onConnection?.(sock);
     let buf = Buffer.alloc(0);
     let stalled = false;

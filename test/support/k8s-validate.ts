@@ -71,13 +71,18 @@ export function unknownFieldErrors(objects: readonly K8sObject[]): string[] {
   const file = `${ROOT}test/support/rendered-objects.virtual.ts`;
   const text = lines.join('\n');
   const options: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    strict: true, noEmit: true, skipLibCheck: true, types: [], lib: ['lib.es2022.d.ts'],
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+    lib: ['lib.es2022.d.ts'],
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (f, lang, ...rest) =>
-    f === file ? ts.createSourceFile(f, text, lang) : getSourceFile(f, lang, ...rest);
+  host.getSourceFile = (f, lang, ...rest) => (f === file ? ts.createSourceFile(f, text, lang) : getSourceFile(f, lang, ...rest));
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (f) => f === file || fileExists(f);
   const program = ts.createProgram([file], options, host);

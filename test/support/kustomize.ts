@@ -61,7 +61,12 @@ export function namespaceTransformer(namespace: string): string {
 }
 
 /** Renders a throw-away overlay: the given kustomizations and components (absolute paths), with a namespace or extra text. */
-export function renderOverlay(components: string[], namespace: string | null = 'pullprobe', resources = [join(MANIFESTS, 'base')], extra = ''): Obj[] {
+export function renderOverlay(
+  components: string[],
+  namespace: string | null = 'pullprobe',
+  resources = [join(MANIFESTS, 'base')],
+  extra = '',
+): Obj[] {
   const dir = mkdtempSync(join(tmpdir(), 'pullprobe-kustomize-'));
   try {
     const text = [

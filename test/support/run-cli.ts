@@ -40,11 +40,14 @@ export function prepareCli(): string[] {
   }
   writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
   const preload = join(out, 'peak-rss.mjs');
-  writeFileSync(preload, [
-    "import { writeFileSync } from 'node:fs';",
-    "const file = process.env.PULLPROBE_TEST_RSS_FILE;",
-    "if (file) process.on('exit', () => writeFileSync(file, String(process.resourceUsage().maxRSS)));",
-    '',
-  ].join('\n'));
+  writeFileSync(
+    preload,
+    [
+      "import { writeFileSync } from 'node:fs';",
+      'const file = process.env.PULLPROBE_TEST_RSS_FILE;',
+      "if (file) process.on('exit', () => writeFileSync(file, String(process.resourceUsage().maxRSS)));",
+      '',
+    ].join('\n'),
+  );
   return ['--import', preload, join(out, 'src/cli.js')];
 }

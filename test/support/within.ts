@@ -29,6 +29,17 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
 }
 
 /** A one-shot event of `emitter` as a promise, bounded by `ms`. */
-export function once(emitter: { once(event: string, fn: (...args: unknown[]) => void): unknown }, event: string, ms: number, what: string): Promise<unknown[]> {
-  return within(new Promise<unknown[]>((resolve) => { emitter.once(event, (...args) => resolve(args)); }), ms, what);
+export function once(
+  emitter: { once(event: string, fn: (...args: unknown[]) => void): unknown },
+  event: string,
+  ms: number,
+  what: string,
+): Promise<unknown[]> {
+  return within(
+    new Promise<unknown[]>((resolve) => {
+      emitter.once(event, (...args) => resolve(args));
+    }),
+    ms,
+    what,
+  );
 }

@@ -53,18 +53,32 @@ after(() => {
 
 function config(port: number, discover: boolean): string {
   return [
-    `listen: "127.0.0.1:${port}"`, 'interval: 1s', 'timeout: 900ms', 'jitter: 0', 'node: node-a', 'subnet: 10.0.1.0/24',
-    'targets:', `  - registry: "127.0.0.1:${closedA}"`,
-    'dns:', `  resolvConf: ${join(dir, 'resolv.conf')}`, `  hosts: ${join(dir, 'hosts')}`,
-    'containerd:', '  configPath: ""',
-    'outputs:', '  annotation: false', '  condition: false', '  events: false',
-    ...(discover ? ['discover:', '  pods: true'] : []), '',
+    `listen: "127.0.0.1:${port}"`,
+    'interval: 1s',
+    'timeout: 900ms',
+    'jitter: 0',
+    'node: node-a',
+    'subnet: 10.0.1.0/24',
+    'targets:',
+    `  - registry: "127.0.0.1:${closedA}"`,
+    'dns:',
+    `  resolvConf: ${join(dir, 'resolv.conf')}`,
+    `  hosts: ${join(dir, 'hosts')}`,
+    'containerd:',
+    '  configPath: ""',
+    'outputs:',
+    '  annotation: false',
+    '  condition: false',
+    '  events: false',
+    ...(discover ? ['discover:', '  pods: true'] : []),
+    '',
   ].join('\n');
 }
 
 function pod(name: string, node: string, image: string, waiting?: { reason: string; message: string }): Record<string, unknown> {
   return {
-    kind: 'Pod', metadata: { name, namespace: 'shop', uid: `uid-${name}` },
+    kind: 'Pod',
+    metadata: { name, namespace: 'shop', uid: `uid-${name}` },
     spec: { nodeName: node, containers: [{ name: 'app', image }] },
     status: { containerStatuses: [{ name: 'app', image, state: waiting ? { waiting } : { running: {} } }] },
   };
@@ -76,10 +90,21 @@ async function startAgent(fake: FakeApiServer, discover: boolean, lines: string[
   writeFileSync(path, config(port, discover));
   const u = new URL(fake.url);
   const r = await Agent.start({
-    configPath: path, env: { hostname: 'node-a' }, processEnv: {},
+    configPath: path,
+    env: { hostname: 'node-a' },
+    processEnv: {},
     inCluster: { env: { KUBERNETES_SERVICE_HOST: u.hostname, KUBERNETES_SERVICE_PORT: u.port }, saDir: join(dir, 'sa') },
-    log: pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } })),
-    reloadCheckMs: 0, stopGraceMs: 2000,
+    log: pino(
+      { level: 'debug' },
+      new Writable({
+        write(c, _e, cb) {
+          lines.push(String(c));
+          cb();
+        },
+      }),
+    ),
+    reloadCheckMs: 0,
+    stopGraceMs: 2000,
   });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   return { agent: r.agent, port };
@@ -89,7 +114,9 @@ const get = async (port: number, path: string): Promise<string> => (await fetch(
 
 async function apiServer(): Promise<FakeApiServer> {
   return FakeApiServer.start({
-    ca, leaf, tokenFile: join(dir, 'sa', 'token'),
+    ca,
+    leaf,
+    tokenFile: join(dir, 'sa', 'token'),
     nodes: [{ metadata: { name: 'node-a', uid: 'uid-node-a' }, status: { addresses: [{ type: 'InternalIP', address: '10.0.1.5' }] } }],
   });
 }
@@ -104,7 +131,7 @@ test('discovered registries are probed, shown apart, counted in /metrics, and le
   try {
     const reg = `127.0.0.1:${closedB}`;
     await until(() => agent.discovered.includes(reg), 8000, 'the registry discovered');
-    assert.deepEqual(agent.discovered, [reg], 'the other node\'s pod is not discovered');
+    assert.deepEqual(agent.discovered, [reg], "the other node's pod is not discovered");
     await until(() => agent.store.get(reg)?.result != null, 8000, 'the discovered registry probed');
     const metrics = await get(port, '/metrics');
     assert.match(metrics, new RegExp(`pullprobe_discovered_images\\{registry="127\\.0\\.0\\.1:${closedB}"\\} 1`));

@@ -21,8 +21,12 @@ import type { Log, ProbeResult } from '../../src/model/types.js';
 /** Fails the test if anything escapes to the process while it runs. */
 function watchProcess(t: TestContext): { escaped: unknown[] } {
   const escaped: unknown[] = [];
-  const onRejection = (err: unknown): void => { escaped.push(err); };
-  const onException = (err: unknown): void => { escaped.push(err); };
+  const onRejection = (err: unknown): void => {
+    escaped.push(err);
+  };
+  const onException = (err: unknown): void => {
+    escaped.push(err);
+  };
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
   t.after(() => {
@@ -39,16 +43,27 @@ async function settle(): Promise<void> {
 
 function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string | undefined }[] } {
   const lines: { level: string; obj: object; msg?: string | undefined }[] = [];
-  const mk = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }); };
+  const mk =
+    (level: string) =>
+    (obj: object, msg?: string): void => {
+      lines.push({ level, obj, msg });
+    };
   return { log: { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error') }, lines };
 }
 
 /** An error whose every property throws when read: the worst a client library could hand back. */
 function hostileError(): unknown {
-  return new Proxy({}, {
-    get() { throw new Error('do not touch'); },
-    getPrototypeOf() { throw new Error('do not touch'); },
-  });
+  return new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('do not touch');
+      },
+      getPrototypeOf() {
+        throw new Error('do not touch');
+      },
+    },
+  );
 }
 
 /** A promise rejected with that hostile value. */
@@ -61,7 +76,12 @@ test('SIGHUP: a reload that rejects or throws is logged, never an unhandled reje
   const { escaped } = watchProcess(t);
   const { log, lines } = captureLog();
   reloadOnSignal({ log, reload: () => Promise.reject(new Error('disk on fire')) })();
-  reloadOnSignal({ log, reload: () => { throw new Error('sync failure'); } })();
+  reloadOnSignal({
+    log,
+    reload: () => {
+      throw new Error('sync failure');
+    },
+  })();
   reloadOnSignal({ log, reload: rejectHostile })();
   await settle();
   assert.deepEqual(escaped, []);
@@ -74,10 +94,18 @@ test('SIGHUP: a reload that rejects or throws is logged, never an unhandled reje
 class RejectingKube implements KubeClient {
   failWith: (() => unknown) | null = null;
   writes = 0;
-  getNode(): Promise<KubeNode> { return Promise.reject(new Error('unused')); }
-  async patchNode(): Promise<KubeNode> { return this.answer(); }
-  async patchNodeStatus(): Promise<KubeNode> { return this.answer(); }
-  async createEvent(): Promise<void> { await this.answer(); }
+  getNode(): Promise<KubeNode> {
+    return Promise.reject(new Error('unused'));
+  }
+  async patchNode(): Promise<KubeNode> {
+    return this.answer();
+  }
+  async patchNodeStatus(): Promise<KubeNode> {
+    return this.answer();
+  }
+  async createEvent(): Promise<void> {
+    await this.answer();
+  }
   async close(): Promise<void> {}
   private answer(): Promise<KubeNode> {
     return new Promise((resolve) => {
@@ -90,8 +118,19 @@ class RejectingKube implements KubeClient {
 
 function okResult(target: string): ProbeResult {
   return {
-    target, image: null, registry: target, ok: true, stage: null, reason: null, cause: null,
-    host: null, message: null, hint: null, degraded: false, seconds: 0.01, steps: [],
+    target,
+    image: null,
+    registry: target,
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.01,
+    steps: [],
   };
 }
 
@@ -100,14 +139,23 @@ test('node writer: a client that rejects with an unreadable error during the dra
   const { log, lines } = captureLog();
   const kube = new RejectingKube();
   const pending: (() => void)[] = [];
-  const timers: Timers = { setTimeout: (fn) => { pending.push(fn); return pending.length; }, clearTimeout: () => undefined };
+  const timers: Timers = {
+    setTimeout: (fn) => {
+      pending.push(fn);
+      return pending.length;
+    },
+    clearTimeout: () => undefined,
+  };
   const w = new NodeWriter({ client: kube, node: 'n', log, timers, random: () => 0.5, outputs: { events: false } });
   kube.failWith = hostileError;
   w.update([okResult('ghcr.io')]);
   await assert.doesNotReject(w.whenIdle());
   await settle();
   assert.deepEqual(escaped, []);
-  assert.ok(lines.some((l) => l.level === 'error' && l.msg === 'node writer internal error'), JSON.stringify(lines));
+  assert.ok(
+    lines.some((l) => l.level === 'error' && l.msg === 'node writer internal error'),
+    JSON.stringify(lines),
+  );
   // The write is retried once the backoff timer fires, and then succeeds.
   kube.failWith = null;
   pending.shift()?.();
@@ -120,8 +168,23 @@ test('node writer: a logger that throws inside the drain does not escape either'
   const { escaped } = watchProcess(t);
   const kube = new RejectingKube();
   kube.failWith = () => new Error('apiserver down');
-  const throwing: Log = { debug() {}, info() {}, warn() { throw new Error('log sink broken'); }, error() { throw new Error('log sink broken'); } };
-  const w = new NodeWriter({ client: kube, node: 'n', log: throwing, timers: { setTimeout: () => 0, clearTimeout: () => undefined }, outputs: { events: false } });
+  const throwing: Log = {
+    debug() {},
+    info() {},
+    warn() {
+      throw new Error('log sink broken');
+    },
+    error() {
+      throw new Error('log sink broken');
+    },
+  };
+  const w = new NodeWriter({
+    client: kube,
+    node: 'n',
+    log: throwing,
+    timers: { setTimeout: () => 0, clearTimeout: () => undefined },
+    outputs: { events: false },
+  });
   w.update([okResult('ghcr.io')]);
   await assert.doesNotReject(w.whenIdle());
   await settle();
@@ -132,8 +195,13 @@ test('node writer: a logger that throws inside the drain does not escape either'
 async function startServer(t: TestContext, over: { store?: StatusStore; metrics?: AgentMetrics } = {}) {
   const { log, lines } = captureLog();
   const server = createServer({
-    metrics: over.metrics ?? new AgentMetrics({ defaultMetrics: false }), store: over.store ?? new StatusStore(), log,
-    probeNow: (target) => Promise.resolve(okResult(target)), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
+    metrics: over.metrics ?? new AgentMetrics({ defaultMetrics: false }),
+    store: over.store ?? new StatusStore(),
+    log,
+    probeNow: (target) => Promise.resolve(okResult(target)),
+    allowed: () => [],
+    effectiveConfig: () => ({}),
+    ready: () => true,
   });
   const { port } = await server.listen('127.0.0.1', 0);
   t.after(() => server.close());
@@ -147,7 +215,10 @@ test('http server: an error after listen (EMFILE on accept) is logged and the se
   assert.doesNotThrow(() => server.http.emit('error', emfile));
   await settle();
   assert.deepEqual(escaped, []);
-  assert.ok(lines.some((l) => l.level === 'error' && (l.obj as { code?: string }).code === 'EMFILE'), JSON.stringify(lines));
+  assert.ok(
+    lines.some((l) => l.level === 'error' && (l.obj as { code?: string }).code === 'EMFILE'),
+    JSON.stringify(lines),
+  );
   const res = await fetch(`http://127.0.0.1:${port}/healthz`);
   assert.equal(res.status, 200);
   assert.equal(await res.text(), 'ok\n');
@@ -157,8 +228,13 @@ test('http server: a listen error still rejects listen() (and is not only logged
   const first = await startServer(t);
   const { log } = captureLog();
   const second = createServer({
-    metrics: new AgentMetrics({ defaultMetrics: false }), store: new StatusStore(), log,
-    probeNow: (target) => Promise.resolve(okResult(target)), allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
+    metrics: new AgentMetrics({ defaultMetrics: false }),
+    store: new StatusStore(),
+    log,
+    probeNow: (target) => Promise.resolve(okResult(target)),
+    allowed: () => [],
+    effectiveConfig: () => ({}),
+    ready: () => true,
   });
   await assert.rejects(second.listen('127.0.0.1', first.port), { code: 'EADDRINUSE' });
 });
@@ -166,7 +242,9 @@ test('http server: a listen error still rejects listen() (and is not only logged
 test('http server: a handler that throws answers 500, logs, and keeps serving', async (t) => {
   const { escaped } = watchProcess(t);
   const store = new StatusStore();
-  store.snapshot = () => { throw new Error('store broken'); };
+  store.snapshot = () => {
+    throw new Error('store broken');
+  };
   const metrics = new AgentMetrics({ defaultMetrics: false });
   metrics.text = () => Promise.reject(new Error('registry broken'));
   const { port, lines } = await startServer(t, { store, metrics });
@@ -178,18 +256,37 @@ test('http server: a handler that throws answers 500, logs, and keeps serving', 
   assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
   await settle();
   assert.deepEqual(escaped, []);
-  assert.deepEqual(lines.filter((l) => l.msg === 'request failed').map((l) => (l.obj as { err: string }).err), ['store broken', 'registry broken']);
+  assert.deepEqual(
+    lines.filter((l) => l.msg === 'request failed').map((l) => (l.obj as { err: string }).err),
+    ['store broken', 'registry broken'],
+  );
 });
 
 test('agent logs write their level as a word', () => {
   const out: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { out.push(String(chunk)); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out.push(String(chunk));
+      cb();
+    },
+  });
   const log = createLogger('debug', sink);
   log.info({ target: 'ghcr.io' }, 'target reachable');
   log.warn({ password: 'hunter2' }, 'target failing');
   log.debug({}, 'details');
-  const lines = out.join('').trim().split('\n').map((l) => JSON.parse(l) as { level: unknown; msg: string; password?: string });
-  assert.deepEqual(lines.map((l) => [l.level, l.msg]), [['info', 'target reachable'], ['warn', 'target failing'], ['debug', 'details']]);
+  const lines = out
+    .join('')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: unknown; msg: string; password?: string });
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg]),
+    [
+      ['info', 'target reachable'],
+      ['warn', 'target failing'],
+      ['debug', 'details'],
+    ],
+  );
   assert.equal(lines[1]?.password, '[redacted]');
 });
 
@@ -199,8 +296,13 @@ test('scheduler: a failing run with a logger that throws still frees its slot; n
   const pending = new Map<number, { at: number; fn: () => void }>();
   let seq = 0;
   const timers: Timers = {
-    setTimeout: (fn, ms) => { pending.set(++seq, { at: now + ms, fn }); return seq; },
-    clearTimeout: (h) => { pending.delete(h as number); },
+    setTimeout: (fn, ms) => {
+      pending.set(++seq, { at: now + ms, fn });
+      return seq;
+    },
+    clearTimeout: (h) => {
+      pending.delete(h as number);
+    },
   };
   const fire = async (until: number): Promise<void> => {
     for (;;) {
@@ -213,12 +315,26 @@ test('scheduler: a failing run with a logger that throws still frees its slot; n
     }
     now = until;
   };
-  const throwing: Log = { debug() {}, info() {}, warn() {}, error() { throw new Error('log sink broken'); } };
+  const throwing: Log = {
+    debug() {},
+    info() {},
+    warn() {},
+    error() {
+      throw new Error('log sink broken');
+    },
+  };
   let runs = 0;
   const s = new Scheduler({
     targets: [{ target: 'ghcr.io', kind: 'registry', intervalMs: 1000, timeoutMs: 500, jitter: 0 }],
-    concurrency: 1, node: 'n', clock: { now: () => now }, timers, log: throwing,
-    run: () => { runs++; return rejectHostile(); },
+    concurrency: 1,
+    node: 'n',
+    clock: { now: () => now },
+    timers,
+    log: throwing,
+    run: () => {
+      runs++;
+      return rejectHostile();
+    },
   });
   s.start();
   await fire(3500);

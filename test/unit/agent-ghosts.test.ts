@@ -16,9 +16,18 @@ import type { ProbeResult } from '../../src/model/types.js';
 
 function result(target: string, registry: string, reason: Reason | null): ProbeResult {
   return {
-    target, image: null, registry, ok: reason === null,
-    stage: reason ? stageOf(reason) : null, reason, cause: reason ? causeOf(reason) : null,
-    host: null, message: null, hint: null, degraded: false, seconds: 0.01,
+    target,
+    image: null,
+    registry,
+    ok: reason === null,
+    stage: reason ? stageOf(reason) : null,
+    reason,
+    cause: reason ? causeOf(reason) : null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.01,
     steps: reason ? [{ stage: stageOf(reason) ?? 'tcp', ok: false, seconds: 0.01, reason }] : [],
   };
 }
@@ -58,7 +67,12 @@ class MemoryKube implements KubeClient {
     return this.conditions.find((c) => c.type === CONDITION_TYPE);
   }
   private node(): KubeNode {
-    return { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n', annotations: { ...this.annotations } }, status: { conditions: this.conditions } };
+    return {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'n', annotations: { ...this.annotations } },
+      status: { conditions: this.conditions },
+    };
   }
 }
 
@@ -93,8 +107,14 @@ test('status store: a late result for a removed target is dropped', () => {
   const late = store.update('ghcr.io', result('ghcr.io', 'ghcr.io', 'tcp_refused'));
   assert.deepEqual(late, { changed: false, recorded: false });
   const snap = store.snapshot();
-  assert.deepEqual(snap.targets.map((t) => t.target), ['quay.io']);
-  assert.ok(snap.recentFailures.every((f) => f.clearedAt !== null), 'the removed target has no open failure');
+  assert.deepEqual(
+    snap.targets.map((t) => t.target),
+    ['quay.io'],
+  );
+  assert.ok(
+    snap.recentFailures.every((f) => f.clearedAt !== null),
+    'the removed target has no open failure',
+  );
   assert.equal(store.get('ghcr.io'), undefined);
 });
 
@@ -102,8 +122,13 @@ test('node writer: a reload that removes a registry removes it from the annotati
   const kube = new MemoryKube();
   let now = Date.UTC(2025, 4, 1);
   const w = new NodeWriter({
-    client: kube, node: 'n', wallNow: () => now, timers: noTimers, random: () => 0.5,
-    outputs: { events: false }, expectedTargets: ['ghcr.io/a/b:1', 'quay.io/c/d:1'],
+    client: kube,
+    node: 'n',
+    wallNow: () => now,
+    timers: noTimers,
+    random: () => 0.5,
+    outputs: { events: false },
+    expectedTargets: ['ghcr.io/a/b:1', 'quay.io/c/d:1'],
   });
   w.update([result('ghcr.io/a/b:1', 'ghcr.io', null), result('quay.io/c/d:1', 'quay.io', 'tcp_refused')]);
   await w.whenIdle();
@@ -130,8 +155,13 @@ test('node writer: a target added by reload does not hold back later writes', as
   const kube = new MemoryKube();
   let now = Date.UTC(2025, 4, 1);
   const w = new NodeWriter({
-    client: kube, node: 'n', wallNow: () => now, timers: noTimers, random: () => 0.5,
-    outputs: { events: false }, expectedTargets: ['ghcr.io/a/b:1'],
+    client: kube,
+    node: 'n',
+    wallNow: () => now,
+    timers: noTimers,
+    random: () => 0.5,
+    outputs: { events: false },
+    expectedTargets: ['ghcr.io/a/b:1'],
   });
   w.update([result('ghcr.io/a/b:1', 'ghcr.io', null)]);
   await w.whenIdle();
@@ -150,8 +180,13 @@ test('node writer: a target added by reload does not hold back later writes', as
 test('node writer: removing the target still awaited before the first write lets the first write go out', async () => {
   const kube = new MemoryKube();
   const w = new NodeWriter({
-    client: kube, node: 'n', wallNow: () => Date.UTC(2025, 4, 1), timers: noTimers, random: () => 0.5,
-    outputs: { events: false }, expectedTargets: ['ghcr.io/a/b:1', 'quay.io/c/d:1'],
+    client: kube,
+    node: 'n',
+    wallNow: () => Date.UTC(2025, 4, 1),
+    timers: noTimers,
+    random: () => 0.5,
+    outputs: { events: false },
+    expectedTargets: ['ghcr.io/a/b:1', 'quay.io/c/d:1'],
   });
   w.update([result('ghcr.io/a/b:1', 'ghcr.io', null)]);
   await w.whenIdle();

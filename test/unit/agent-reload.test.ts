@@ -28,7 +28,11 @@ before(async () => {
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
   writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
   // Accepts and never answers: a probe of it stays in flight until its timeout.
-  hang = createServer((s) => { accepted++; held.push(s); s.on('error', () => undefined); });
+  hang = createServer((s) => {
+    accepted++;
+    held.push(s);
+    s.on('error', () => undefined);
+  });
   await within(new Promise<void>((r) => hang.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
   hangPort = (hang.address() as { port: number }).port;
   closedPort = await freePort();
@@ -49,15 +53,31 @@ async function freePort(): Promise<number> {
 
 function config(port: number, targets: string[], timeout = '900ms'): string {
   return [
-    `listen: "127.0.0.1:${port}"`, 'interval: 1s', `timeout: ${timeout}`, 'jitter: 0',
-    'targets:', ...targets.map((t) => `  - registry: "${t}"`),
-    'dns:', `  resolvConf: ${join(dir, 'resolv.conf')}`, `  hosts: ${join(dir, 'hosts')}`,
-    'containerd:', '  configPath: ""', '',
+    `listen: "127.0.0.1:${port}"`,
+    'interval: 1s',
+    `timeout: ${timeout}`,
+    'jitter: 0',
+    'targets:',
+    ...targets.map((t) => `  - registry: "${t}"`),
+    'dns:',
+    `  resolvConf: ${join(dir, 'resolv.conf')}`,
+    `  hosts: ${join(dir, 'hosts')}`,
+    'containerd:',
+    '  configPath: ""',
+    '',
   ].join('\n');
 }
 
 function logTo(lines: string[]) {
-  return pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+  return pino(
+    { level: 'debug' },
+    new Writable({
+      write(c, _e, cb) {
+        lines.push(String(c));
+        cb();
+      },
+    }),
+  );
 }
 
 async function get(port: number, path: string): Promise<string> {
@@ -74,7 +94,9 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60
 
 function watchProcess(t: TestContext): unknown[] {
   const escaped: unknown[] = [];
-  const on = (err: unknown): void => { escaped.push(err); };
+  const on = (err: unknown): void => {
+    escaped.push(err);
+  };
   process.on('unhandledRejection', on);
   process.on('uncaughtException', on);
   t.after(() => {
@@ -94,7 +116,15 @@ test('a target removed by reload while its probe is in flight does not come back
   writeFileSync(path, config(port, [ghost, stays]));
   const lines: string[] = [];
   const acceptedBefore = accepted;
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-g' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 0, stopGraceMs: 2000 });
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-g' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log: logTo(lines),
+    reloadCheckMs: 0,
+    stopGraceMs: 2000,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   const agent = r.agent;
   try {
@@ -108,7 +138,10 @@ test('a target removed by reload while its probe is in flight does not come back
     const metrics = await get(port, '/metrics');
     assert.doesNotMatch(metrics, new RegExp(`target="${ghost}"`), 'no ghost series (pullprobe_failure_info would alert forever)');
     assert.match(metrics, new RegExp(`pullprobe_registry_up\\{registry="${stays}",target="${stays}"\\} 0`));
-    assert.deepEqual(agent.store.snapshot().targets.map((t) => t.target), [stays]);
+    assert.deepEqual(
+      agent.store.snapshot().targets.map((t) => t.target),
+      [stays],
+    );
     assert.ok(!(await get(port, '/')).includes(ghost), 'not on the status page');
     assert.ok(lines.some((l) => l.includes('result dropped: target no longer configured')));
   } finally {
@@ -123,18 +156,33 @@ test('an alias bomb written to the watched file: the poll keeps the old config, 
   const stays = `127.0.0.1:${closedPort}`;
   writeFileSync(path, config(port, [stays]));
   const lines: string[] = [];
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-b' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 50 });
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-b' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log: logTo(lines),
+    reloadCheckMs: 50,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   try {
     await new Promise((res) => setTimeout(res, 150)); // the poll records the current text
     let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-    for (let i = 1; i <= 8; i++) bomb += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+    for (let i = 1; i <= 8; i++)
+      bomb += `a${i}: &a${i} [${Array(10)
+        .fill(`*a${i - 1}`)
+        .join(', ')}]\n`;
     writeFileSync(path, bomb + config(port, [stays]));
     await until('the failed reload is reported', async () => /pullprobe_config_reload_success 0/.test(await get(port, '/metrics')), 3000);
     assert.deepEqual(escaped, []);
-    const failed = lines.map((l) => JSON.parse(l) as { msg: string; errors?: string[] }).find((l) => l.msg === 'config reload failed; keeping the previous config');
+    const failed = lines
+      .map((l) => JSON.parse(l) as { msg: string; errors?: string[] })
+      .find((l) => l.msg === 'config reload failed; keeping the previous config');
     assert.match(failed?.errors?.[0] ?? '', new RegExp(`^${path.replace(/[.]/g, '\\.')}:2:\\d+: aliases expand to too many values`));
-    assert.deepEqual(r.agent.config.targets.map((x) => x.target), [stays]);
+    assert.deepEqual(
+      r.agent.config.targets.map((x) => x.target),
+      [stays],
+    );
   } finally {
     await r.agent.stop();
   }
@@ -153,7 +201,15 @@ test('a reload whose reader throws keeps the previous config and says so', async
     return readFile(p, 'utf8');
   };
   const lines: string[] = [];
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-r' }, processEnv: {}, inCluster: inClusterOff, log: logTo(lines), reloadCheckMs: 0, readConfig });
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-r' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log: logTo(lines),
+    reloadCheckMs: 0,
+    readConfig,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   try {
     const res = await r.agent.reload();
@@ -162,7 +218,10 @@ test('a reload whose reader throws keeps the previous config and says so', async
     assert.ok(calls > 1, 'the injected reader was used');
     assert.match(await get(port, '/metrics'), /pullprobe_config_reload_success 0/);
     assert.ok(lines.some((l) => l.includes('config reload failed; keeping the previous config')));
-    assert.deepEqual(r.agent.config.targets.map((x) => x.target), [stays]);
+    assert.deepEqual(
+      r.agent.config.targets.map((x) => x.target),
+      [stays],
+    );
     await new Promise((res2) => setTimeout(res2, 20));
     assert.deepEqual(escaped, []);
   } finally {
@@ -177,16 +236,31 @@ test('anything thrown while applying a reload is logged; reload() resolves, neve
   const stays = `127.0.0.1:${closedPort}`;
   writeFileSync(path, config(port, [stays]));
   const lines: string[] = [];
-  const log = pino({
-    level: 'info',
-    hooks: {
-      logMethod(args, method) {
-        if (args.includes('config reloaded')) throw new Error('log sink broken');
-        method.apply(this, args);
+  const log = pino(
+    {
+      level: 'info',
+      hooks: {
+        logMethod(args, method) {
+          if (args.includes('config reloaded')) throw new Error('log sink broken');
+          method.apply(this, args);
+        },
       },
     },
-  }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-x' }, processEnv: {}, inCluster: inClusterOff, log, reloadCheckMs: 0 });
+    new Writable({
+      write(c, _e, cb) {
+        lines.push(String(c));
+        cb();
+      },
+    }),
+  );
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-x' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log,
+    reloadCheckMs: 0,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   try {
     writeFileSync(path, config(port, [stays], '800ms'));

@@ -23,7 +23,12 @@ let leaf: CertPair;
 let dir: string;
 let reg: FakeRegistry;
 const logLines: string[] = [];
-const sink = new Writable({ write(chunk, _enc, cb) { logLines.push(String(chunk)); cb(); } });
+const sink = new Writable({
+  write(chunk, _enc, cb) {
+    logLines.push(String(chunk));
+    cb();
+  },
+});
 const log = pino({ level: 'debug' }, sink);
 
 before(async () => {
@@ -35,7 +40,12 @@ before(async () => {
   writeFileSync(join(dir, 'ca.crt'), ca.cert);
   reg = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key }, auth: 'basic', users: { alice: CANARY } });
   reg.addRepo('team/app', { users: ['alice'] });
-  reg.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'c'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST, 'v1');
+  reg.putManifest(
+    'team/app',
+    { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'c'.repeat(64)}` }, layers: [] },
+    DOCKER_MANIFEST,
+    'v1',
+  );
   const auth = Buffer.from(`alice:${CANARY}`).toString('base64');
   writeFileSync(join(dir, 'docker.json'), JSON.stringify({ auths: { [`127.0.0.1:${reg.port}`]: { auth } } }));
 });
@@ -55,13 +65,23 @@ async function freePort(): Promise<number> {
 
 function config(port: number, targets: string[], extra = ''): string {
   return [
-    `listen: "127.0.0.1:${port}"`, 'interval: 1s', 'timeout: 900ms', 'jitter: 0',
-    'targets:', ...targets,
-    'dns:', `  resolvConf: ${join(dir, 'resolv.conf')}`, `  hosts: ${join(dir, 'hosts')}`,
-    'tls:', `  caFiles: [${join(dir, 'ca.crt')}]`,
-    'credentials:', `  dockerConfig: ${join(dir, 'docker.json')}`,
-    'containerd:', '  configPath: ""',
-    extra, '',
+    `listen: "127.0.0.1:${port}"`,
+    'interval: 1s',
+    'timeout: 900ms',
+    'jitter: 0',
+    'targets:',
+    ...targets,
+    'dns:',
+    `  resolvConf: ${join(dir, 'resolv.conf')}`,
+    `  hosts: ${join(dir, 'hosts')}`,
+    'tls:',
+    `  caFiles: [${join(dir, 'ca.crt')}]`,
+    'credentials:',
+    `  dockerConfig: ${join(dir, 'docker.json')}`,
+    'containerd:',
+    '  configPath: ""',
+    extra,
+    '',
   ].join('\n');
 }
 
@@ -82,13 +102,25 @@ const inClusterOff = { env: {} as Record<string, string | undefined> };
 
 test('a config with errors: every error named by its path, nothing probed', async () => {
   const path = join(dir, 'bad.yaml');
-  writeFileSync(path, config(await freePort(), ['  - image: 127.0.0.1:1/Team/App:v1', '  - registry: ghcr.io', '    interval: 5x'], 'colour: blue'));
+  writeFileSync(
+    path,
+    config(await freePort(), ['  - image: 127.0.0.1:1/Team/App:v1', '  - registry: ghcr.io', '    interval: 5x'], 'colour: blue'),
+  );
   const before = reg.requests.length;
   const r = await Agent.start({ configPath: path, env: { hostname: 'n1' }, processEnv: {}, inCluster: inClusterOff, log });
   assert.equal(r.ok, false);
-  assert.ok(r.errors.some((e) => e.startsWith('targets[0].image:')), r.errors.join('\n'));
-  assert.ok(r.errors.some((e) => e.startsWith('targets[1].interval:')), r.errors.join('\n'));
-  assert.ok(r.errors.some((e) => e.startsWith('colour:')), r.errors.join('\n'));
+  assert.ok(
+    r.errors.some((e) => e.startsWith('targets[0].image:')),
+    r.errors.join('\n'),
+  );
+  assert.ok(
+    r.errors.some((e) => e.startsWith('targets[1].interval:')),
+    r.errors.join('\n'),
+  );
+  assert.ok(
+    r.errors.some((e) => e.startsWith('colour:')),
+    r.errors.join('\n'),
+  );
   assert.equal(reg.requests.length, before, 'nothing was probed');
 });
 
@@ -97,7 +129,15 @@ test('probes, reloads (keeping the old config when the new one is invalid), neve
   const path = join(dir, 'agent.yaml');
   const image = `127.0.0.1:${reg.port}/team/app:v1`;
   writeFileSync(path, config(port, [`  - image: ${image}`]));
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-1' }, processEnv: {}, inCluster: inClusterOff, log, reloadCheckMs: 0, stopGraceMs: 2000 });
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-1' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log,
+    reloadCheckMs: 0,
+    stopGraceMs: 2000,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   const agent = r.agent;
   try {
@@ -112,18 +152,26 @@ test('probes, reloads (keeping the old config when the new one is invalid), neve
     const heads = reg.count('HEAD', /manifests\/v1/);
     const bad = await agent.reload();
     assert.equal(bad.ok, false);
-    assert.ok(bad.errors?.some((e) => e.startsWith('targets[1].registry:')), bad.errors?.join('\n'));
+    assert.ok(
+      bad.errors?.some((e) => e.startsWith('targets[1].registry:')),
+      bad.errors?.join('\n'),
+    );
     m = (await get(port, '/metrics')).body;
     assert.match(m, /pullprobe_config_reload_success 0/);
     assert.ok(logLines.some((l) => /config reload failed; keeping the previous config/.test(l)));
-    assert.deepEqual(agent.config.targets.map((t) => t.target), [image]);
+    assert.deepEqual(
+      agent.config.targets.map((t) => t.target),
+      [image],
+    );
     await until('probing continues on the old config', () => reg.count('HEAD', /manifests\/v1/) > heads);
 
     // Valid new config: a registry target added; applied without a restart.
     writeFileSync(path, config(port, [`  - image: ${image}`, `  - registry: 127.0.0.1:${reg.port}`]));
     const good = await agent.reload();
     assert.equal(good.ok, true);
-    await until('new target probed', async () => /pullprobe_registry_up\{registry="127\.0\.0\.1:\d+",target="127\.0\.0\.1:\d+"\} 1/.test((await get(port, '/metrics')).body));
+    await until('new target probed', async () =>
+      /pullprobe_registry_up\{registry="127\.0\.0\.1:\d+",target="127\.0\.0\.1:\d+"\} 1/.test((await get(port, '/metrics')).body),
+    );
     assert.match((await get(port, '/metrics')).body, /pullprobe_config_reload_success 1/);
 
     // /probe for a configured image, fresh, as JSON.
@@ -145,8 +193,23 @@ test('a changed config file is picked up without SIGHUP (ConfigMap updates), onc
   const image = `127.0.0.1:${reg.port}/team/app:v1`;
   writeFileSync(path, config(port, [`  - image: ${image}`]));
   const lines: string[] = [];
-  const own = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
-  const r = await Agent.start({ configPath: path, env: { hostname: 'node-2' }, processEnv: {}, inCluster: inClusterOff, log: own, reloadCheckMs: 100 });
+  const own = pino(
+    { level: 'info' },
+    new Writable({
+      write(c, _e, cb) {
+        lines.push(String(c));
+        cb();
+      },
+    }),
+  );
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-2' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log: own,
+    reloadCheckMs: 100,
+  });
   assert.ok(r.ok);
   try {
     await until('ready', async () => (await get(port, '/readyz')).status === 200);

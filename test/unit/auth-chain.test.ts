@@ -59,8 +59,12 @@ function env(port: number | null): ProbeEnvironment {
     writeFileSync(dockerConfigPath, JSON.stringify({ auths: { [`127.0.0.1:${port}`]: { auth } } }));
   }
   return loadEnvironment({
-    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: null, caFiles: [join(dir, 'ca.crt')], containerdConfigPath: [],
-    dockerConfigPath, platform: { os: 'linux', architecture: 'amd64' },
+    resolvConfPath: join(dir, 'resolv.conf'),
+    hostsPath: null,
+    caFiles: [join(dir, 'ca.crt')],
+    containerdConfigPath: [],
+    dockerConfigPath,
+    platform: { os: 'linux', architecture: 'amd64' },
   });
 }
 
@@ -74,7 +78,13 @@ function leaks(r: ProbeResult, f: FakeRegistry): string[] {
 describe('credentials echoed by the registry never reach the result', () => {
   test('a 429 whose headers echo the Bearer token (docker-ratelimit-source)', async () => {
     const f = await registry();
-    f.fault({ method: 'HEAD', path: /manifests/, status: 429, echoAuthorization: true, headers: { 'docker-ratelimit-source': '{authorization}', 'ratelimit-limit': '100;w=21600' } });
+    f.fault({
+      method: 'HEAD',
+      path: /manifests/,
+      status: 429,
+      echoAuthorization: true,
+      headers: { 'docker-ratelimit-source': '{authorization}', 'ratelimit-limit': '100;w=21600' },
+    });
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.reason, 'rate_limited');
     assert.ok(f.issuedTokens.length > 0);
@@ -85,7 +95,11 @@ describe('credentials echoed by the registry never reach the result', () => {
     const f = await registry();
     f.fault({ method: 'HEAD', path: /manifests/, status: 405 });
     f.fault({
-      method: 'GET', path: /manifests/, status: 429, echoAuthorization: true, headers: { 'content-type': 'application/json' },
+      method: 'GET',
+      path: /manifests/,
+      status: 429,
+      echoAuthorization: true,
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'limit reached for {authorization}\u001b[2J' }] }),
     });
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
@@ -96,7 +110,13 @@ describe('credentials echoed by the registry never reach the result', () => {
 
   test('a Basic registry echoing the Basic credentials', async () => {
     const f = await registry({ auth: 'basic' });
-    f.fault({ method: 'HEAD', path: /manifests/, status: 429, echoAuthorization: true, headers: { 'docker-ratelimit-source': '{authorization}' } });
+    f.fault({
+      method: 'HEAD',
+      path: /manifests/,
+      status: 429,
+      echoAuthorization: true,
+      headers: { 'docker-ratelimit-source': '{authorization}' },
+    });
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.reason, 'rate_limited');
     assert.deepEqual(leaks(r, f), []);
@@ -148,10 +168,17 @@ describe('the realm is checked before any connection for it', () => {
     open.push(dns);
     const f = await registry({ realm: 'https://metadata.google.internal/computeMetadata/v1/token' });
     const before = f.count('GET', /token/);
-    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache(), dnsPort: dns.port });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), {
+      timeoutMs: 5000,
+      tokenCache: new TokenCache(),
+      dnsPort: dns.port,
+    });
     assert.equal(r.reason, 'token_error');
     assert.equal(r.host, 'metadata.google.internal');
-    assert.deepEqual(dns.queries.filter((q) => q.name.startsWith('metadata')), []);
+    assert.deepEqual(
+      dns.queries.filter((q) => q.name.startsWith('metadata')),
+      [],
+    );
     assert.equal(f.count('GET', /token/), before);
   });
   // A name resolving to a link-local address is refused after DNS, before TCP: tested in

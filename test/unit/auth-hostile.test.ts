@@ -48,7 +48,11 @@ async function fake(opts: FakeRegistryOptions = {}, tls = true): Promise<FakeReg
 
 function dispatcher(): Agent {
   const d = createDispatcher({
-    pinned: new Map([['registry.test', ['127.0.0.1']]]), ca: [ca.cert], connectTimeoutMs: 2000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
+    pinned: new Map([['registry.test', ['127.0.0.1']]]),
+    ca: [ca.cert],
+    connectTimeoutMs: 2000,
+    headersTimeoutMs: 5000,
+    bodyTimeoutMs: 5000,
   });
   open.push(d);
   return d;
@@ -77,29 +81,76 @@ async function countingListener(): Promise<{ port: number; count: () => number }
     sock.destroy();
   });
   await within(new Promise<void>((r) => s.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
-  open.push({ close: () => new Promise<void>((r) => { for (const x of sockets) x.destroy(); s.close(() => r()); }) });
+  open.push({
+    close: () =>
+      new Promise<void>((r) => {
+        for (const x of sockets) x.destroy();
+        s.close(() => r());
+      }),
+  });
   return { port: (s.address() as { port: number }).port, count: () => n };
 }
 
 async function auth(
   challengeHeader: string,
-  o: { d?: Agent; credential?: Credential; cache?: TokenCache; repo?: string | null; pinned?: Map<string, string[]>; secrets?: Secrets; endpoint?: string } = {},
+  o: {
+    d?: Agent;
+    credential?: Credential;
+    cache?: TokenCache;
+    repo?: string | null;
+    pinned?: Map<string, string[]>;
+    secrets?: Secrets;
+    endpoint?: string;
+  } = {},
 ): Promise<AuthOutcome> {
-  return authStage(ctxFor(), {
-    endpoint: o.endpoint ?? 'registry.test:443', repository: o.repo === undefined ? 'team/app' : o.repo, challenges: parseWwwAuthenticate([challengeHeader]), status: 401,
-  }, {
-    dispatcher: o.d ?? recordingDispatcher().d, timeoutMs: 3000, tokenCache: o.cache ?? new TokenCache(),
-    ...(o.credential ? { credential: o.credential } : {}), ...(o.pinned ? { pinned: o.pinned } : {}), ...(o.secrets ? { secrets: o.secrets } : {}),
-  });
+  return authStage(
+    ctxFor(),
+    {
+      endpoint: o.endpoint ?? 'registry.test:443',
+      repository: o.repo === undefined ? 'team/app' : o.repo,
+      challenges: parseWwwAuthenticate([challengeHeader]),
+      status: 401,
+    },
+    {
+      dispatcher: o.d ?? recordingDispatcher().d,
+      timeoutMs: 3000,
+      tokenCache: o.cache ?? new TokenCache(),
+      ...(o.credential ? { credential: o.credential } : {}),
+      ...(o.pinned ? { pinned: o.pinned } : {}),
+      ...(o.secrets ? { secrets: o.secrets } : {}),
+    },
+  );
 }
 
 describe('realm policy (pure)', () => {
   test('link-local and metadata addresses and names, in every spelling', () => {
-    for (const h of ['169.254.169.254', '169.254.0.1', 'fe80::1', '[fe80::1]', 'FEBF::1', '::ffff:169.254.169.254', '[::ffff:a9fe:a9fe]',
-      'metadata.google.internal', 'Metadata.Google.Internal.', 'metadata', 'instance-data', 'fd00:ec2::254', '100.100.100.200']) {
+    for (const h of [
+      '169.254.169.254',
+      '169.254.0.1',
+      'fe80::1',
+      '[fe80::1]',
+      'FEBF::1',
+      '::ffff:169.254.169.254',
+      '[::ffff:a9fe:a9fe]',
+      'metadata.google.internal',
+      'Metadata.Google.Internal.',
+      'metadata',
+      'instance-data',
+      'fd00:ec2::254',
+      '100.100.100.200',
+    ]) {
       assert.equal(isLinkLocalOrMetadata(h), true, h);
     }
-    for (const h of ['127.0.0.1', '10.0.0.1', '169.253.1.1', '::1', 'fec0::1', 'registry.example.com', 'metadata.example.com', '2001:db8::1']) {
+    for (const h of [
+      '127.0.0.1',
+      '10.0.0.1',
+      '169.253.1.1',
+      '::1',
+      'fec0::1',
+      'registry.example.com',
+      'metadata.example.com',
+      '2001:db8::1',
+    ]) {
       assert.equal(isLinkLocalOrMetadata(h), false, h);
     }
     assert.deepEqual(forbiddenRealmAddresses(['10.0.0.5', '169.254.169.254']), ['169.254.169.254']);
@@ -160,7 +211,9 @@ describe('the realm is checked before any connection', () => {
   test('a realm name that resolved to a link-local address → token_error, no connection attempt', async () => {
     const { d, attempts } = recordingDispatcher();
     const out = await auth('Bearer realm="https://token.test/token",service="s"', {
-      d, credential: cred, pinned: new Map([['token.test', ['169.254.169.254']]]),
+      d,
+      credential: cred,
+      pinned: new Map([['token.test', ['169.254.169.254']]]),
     });
     assert.equal(out.reason, 'token_error');
     assert.equal(out.host, 'token.test');
@@ -179,7 +232,10 @@ describe('what is sent to the token service', () => {
   test('http:// realm with credentials → anonymous token request, credentials withheld and reported', async () => {
     const tokens = await fake({}, false);
     tokens.addRepo('team/app', { public: true });
-    const out = await auth(`Bearer realm="http://127.0.0.1:${tokens.port}/token?account=x",service="s"`, { d: dispatcher(), credential: cred });
+    const out = await auth(`Bearer realm="http://127.0.0.1:${tokens.port}/token?account=x",service="s"`, {
+      d: dispatcher(),
+      credential: cred,
+    });
     assert.equal(out.ok, true);
     assert.equal(out.credentialsSent, false);
     assert.equal(tokens.count('GET', '/token'), 1);
@@ -194,13 +250,19 @@ describe('what is sent to the token service', () => {
     const out = await auth(`Bearer realm="http://127.0.0.1:${tokens.port}/token",service="s"`, { d: dispatcher(), credential: cred });
     assert.equal(out.reason, 'token_error');
     assert.equal(out.host, `127.0.0.1:${tokens.port}`);
-    assert.equal(tokens.requests.some((r) => r.authorization !== undefined), false);
+    assert.equal(
+      tokens.requests.some((r) => r.authorization !== undefined),
+      false,
+    );
   });
 
   test('https realm: credentials sent, realm host reported, query string never shown', async () => {
     const f = await fake({ users: { alice: cred.password } });
     f.addRepo('team/app', { users: ['alice'] });
-    const out = await auth(`Bearer realm="https://registry.test:${f.port}/token?sig=topsecret",service="s"`, { d: dispatcher(), credential: cred });
+    const out = await auth(`Bearer realm="https://registry.test:${f.port}/token?sig=topsecret",service="s"`, {
+      d: dispatcher(),
+      credential: cred,
+    });
     assert.equal(out.ok, true);
     assert.equal(out.credentialsSent, true);
     assert.match(f.requests.find((r) => r.path === '/token')?.authorization ?? '', /^Basic /);
@@ -212,13 +274,23 @@ describe('what is sent to the token service', () => {
 describe('odd but legal answers', () => {
   test('response headers over 16 KiB (Go accepts ~1 MB) are read, not a timeout', async () => {
     const f = await fake({ auth: 'none' });
-    f.fault({ path: '/v2/', status: 200, headers: { 'x-big': 'b'.repeat(64 * 1024), 'docker-distribution-api-version': 'registry/2.0' }, body: '{}' });
+    f.fault({
+      path: '/v2/',
+      status: 200,
+      headers: { 'x-big': 'b'.repeat(64 * 1024), 'docker-distribution-api-version': 'registry/2.0' },
+      body: '{}',
+    });
     const out = await httpStage(ctxFor(), { endpoint: `registry.test:${f.port}` }, { dispatcher: dispatcher(), timeoutMs: 3000 });
     assert.equal(out.reason, undefined);
     assert.equal(out.ok, true);
   });
 
-  for (const [name, bad] of [['line break', 'abc\r\ndef'], ['NUL', 'abc\u0000def'], ['space', 'abc def'], ['non-ASCII', 'abc\u00e9']] as const) {
+  for (const [name, bad] of [
+    ['line break', 'abc\r\ndef'],
+    ['NUL', 'abc\u0000def'],
+    ['space', 'abc def'],
+    ['non-ASCII', 'abc\u00e9'],
+  ] as const) {
     test(`a token with a ${name} → token_error, and it is not cached`, async () => {
       const f = await fake({ tokenBody: () => JSON.stringify({ token: bad, expires_in: 300 }) });
       f.addRepo('team/app', { public: true });
@@ -254,7 +326,10 @@ describe('odd but legal answers', () => {
   test('bare registry: a token the registry refuses (invalid_token) with credentials → auth_rejected', async () => {
     const f = await fake({ rejectIssuedTokens: true, users: { alice: cred.password } });
     const out = await auth(`Bearer realm="${f.realm.replace('127.0.0.1', 'registry.test')}",service="s"`, {
-      d: dispatcher(), credential: cred, repo: null, endpoint: `registry.test:${f.port}`,
+      d: dispatcher(),
+      credential: cred,
+      repo: null,
+      endpoint: `registry.test:${f.port}`,
     });
     assert.equal(out.reason, 'auth_rejected');
     assert.equal(out.detail.status, 401);
@@ -267,7 +342,10 @@ describe('odd but legal answers', () => {
     assert.equal(refusedTokenVerdict(h, { ...o, bearer: true, credentialsSent: false })?.reason, 'token_error');
     assert.equal(refusedTokenVerdict(h, { ...o, bearer: true, credentialsSent: true })?.reason, 'auth_rejected');
     assert.equal(refusedTokenVerdict(h, { ...o, bearer: false, credentialsSent: true }), undefined);
-    assert.equal(refusedTokenVerdict(['Bearer realm="https://a/token",error="insufficient_scope"'], { ...o, bearer: true, credentialsSent: false }), undefined);
+    assert.equal(
+      refusedTokenVerdict(['Bearer realm="https://a/token",error="insufficient_scope"'], { ...o, bearer: true, credentialsSent: false }),
+      undefined,
+    );
     assert.equal(refusedTokenVerdict([], { ...o, bearer: true, credentialsSent: false }), undefined);
   });
 });

@@ -43,7 +43,12 @@ after(async () => {
 async function registry(): Promise<FakeRegistry> {
   const f = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
   open.push(f);
-  f.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'a'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST, 'v1');
+  f.putManifest(
+    'team/app',
+    { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'a'.repeat(64)}` }, layers: [] },
+    DOCKER_MANIFEST,
+    'v1',
+  );
   return f;
 }
 
@@ -58,7 +63,8 @@ async function closedPort(): Promise<number> {
 
 function env(opts: { ca?: boolean; certsD?: string } = {}): ProbeEnvironment {
   return loadEnvironment({
-    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: null,
+    resolvConfPath: join(dir, 'resolv.conf'),
+    hostsPath: null,
     caFiles: opts.ca === false ? [] : [join(dir, 'ca.crt')],
     containerdConfigPath: opts.certsD ? [opts.certsD] : [],
     platform: { os: 'linux', architecture: 'amd64' },
@@ -86,14 +92,20 @@ describe('probe chain', () => {
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
     assert.equal(r.target, 'Team App (configured)');
     assert.equal(r.image, `127.0.0.1:${f.port}/team/app:v1`);
-    assert.deepEqual(r.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
+    assert.deepEqual(
+      r.steps.map((s) => s.stage),
+      ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest'],
+    );
   });
 
   test('every stage in order against an anonymous registry; IP literal needs no DNS query', async () => {
     const f = await registry();
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
-    assert.deepEqual(r.steps.map((s) => s.stage), ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest']);
+    assert.deepEqual(
+      r.steps.map((s) => s.stage),
+      ['reference', 'dns', 'tcp', 'tls', 'http', 'auth', 'manifest'],
+    );
     const dns = r.steps[1];
     assert.equal(dns?.stage === 'dns' && dns.detail !== undefined && 'source' in dns.detail ? dns.detail.source : undefined, 'literal');
     assert.equal(r.registry, `127.0.0.1:${f.port}`);
@@ -116,20 +128,29 @@ describe('probe chain', () => {
   test('hosts.toml mirror is tried first; a healthy mirror serves the probe', async () => {
     const upstream = await registry();
     const mirror = await registry();
-    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const root = certsD(
+      upstream.port,
+      `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
     const r = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
     assert.equal(r.degraded, false);
     assert.equal(mirror.count('HEAD', /manifests\/v1/), 1);
     assert.equal(upstream.count('HEAD', /manifests\/v1/), 0, 'the server is only the fallback');
     const ref = r.steps[0];
-    assert.deepEqual(ref?.stage === 'reference' ? ref.detail?.endpoints : undefined, [`https://127.0.0.1:${mirror.port}`, `https://127.0.0.1:${upstream.port}`]);
+    assert.deepEqual(ref?.stage === 'reference' ? ref.detail?.endpoints : undefined, [
+      `https://127.0.0.1:${mirror.port}`,
+      `https://127.0.0.1:${upstream.port}`,
+    ]);
   });
 
   test('mirror down, server up: ok but degraded, the mirror failure kept in the steps', async () => {
     const upstream = await registry();
     const dead = await closedPort();
-    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${dead}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const root = certsD(
+      upstream.port,
+      `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${dead}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
     const r = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
     assert.equal(r.degraded, true);
@@ -143,7 +164,10 @@ describe('probe chain', () => {
   test('mirror and server both down: the first error (the mirror) is the verdict, as containerd reports it', async () => {
     const deadServer = await closedPort();
     const deadMirror = await closedPort();
-    const root = certsD(deadServer, `server = "https://127.0.0.1:${deadServer}"\n\n[host."https://127.0.0.1:${deadMirror}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const root = certsD(
+      deadServer,
+      `server = "https://127.0.0.1:${deadServer}"\n\n[host."https://127.0.0.1:${deadMirror}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
     const r = await probeTarget(`127.0.0.1:${deadServer}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
     assert.equal(r.ok, false);
     assert.equal(r.reason, 'tcp_refused');
@@ -154,9 +178,20 @@ describe('probe chain', () => {
   test('a pull-only mirror is skipped for a tag but used for a digest', async () => {
     const upstream = await registry();
     const mirror = await registry();
-    const digest = mirror.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST);
-    upstream.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST);
-    const root = certsD(upstream.port, `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull"]\n`);
+    const digest = mirror.putManifest(
+      'team/app',
+      { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] },
+      DOCKER_MANIFEST,
+    );
+    upstream.putManifest(
+      'team/app',
+      { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'b'.repeat(64)}` }, layers: [] },
+      DOCKER_MANIFEST,
+    );
+    const root = certsD(
+      upstream.port,
+      `server = "https://127.0.0.1:${upstream.port}"\n\n[host."https://127.0.0.1:${mirror.port}"]\n  capabilities = ["pull"]\n`,
+    );
     const byTag = await probeTarget(`127.0.0.1:${upstream.port}/team/app:v1`, env({ certsD: root }), { timeoutMs: 5000 });
     assert.equal(byTag.ok, true);
     assert.equal(mirror.count('HEAD', /manifests/), 0, 'a public mirror is never trusted to resolve a tag');
@@ -204,7 +239,14 @@ describe('probe chain', () => {
       throw new TypeError('cache exploded');
     };
     const errors: object[] = [];
-    const log: Log = { debug() {}, info() {}, warn() {}, error(o) { errors.push(o); } };
+    const log: Log = {
+      debug() {},
+      info() {},
+      warn() {},
+      error(o) {
+        errors.push(o);
+      },
+    };
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 5000, tokenCache: broken, log });
     assert.equal(r.ok, false);
     assert.equal(r.reason, 'internal_error');
@@ -225,18 +267,50 @@ describe('probe chain', () => {
     f.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
     const parsed = parseTarget(`127.0.0.1:${f.port}/team/app:v1`);
     assert.ok(parsed.ok);
-    const ctx: ProbeContext = { signal: new AbortController().signal, deadlineAt: realClock.now() + 5000, clock: realClock, log: { debug() {}, info() {}, warn() {}, error() {} }, wallNow: Date.now };
+    const ctx: ProbeContext = {
+      signal: new AbortController().signal,
+      deadlineAt: realClock.now() + 5000,
+      clock: realClock,
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+      wallNow: Date.now,
+    };
     const walkWith = async (httpFallback: boolean): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> => {
-      const w: Walk = { ctx, env: env(), steps: [], current: { stage: 'dns' }, opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() } };
-      const failure = await walkEndpoint(w, parsed.target, { endpoint: `127.0.0.1:${f.port}`, scheme: 'https', ca: [], skipVerify: true, ...(httpFallback ? { httpFallback } : {}) });
+      const w: Walk = {
+        ctx,
+        env: env(),
+        steps: [],
+        current: { stage: 'dns' },
+        opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() },
+      };
+      const failure = await walkEndpoint(w, parsed.target, {
+        endpoint: `127.0.0.1:${f.port}`,
+        scheme: 'https',
+        ca: [],
+        skipVerify: true,
+        ...(httpFallback ? { httpFallback } : {}),
+      });
       return { failure, w };
     };
     const fell = await walkWith(true);
     assert.equal(fell.failure, null, `${fell.failure?.outcome.reason}: ${fell.failure?.outcome.message}`);
-    assert.deepEqual(fell.w.steps.map((s) => [s.stage, s.ok]), [['dns', true], ['tcp', true], ['tls', true], ['http', true], ['auth', true], ['manifest', true]]);
+    assert.deepEqual(
+      fell.w.steps.map((s) => [s.stage, s.ok]),
+      [
+        ['dns', true],
+        ['tcp', true],
+        ['tls', true],
+        ['http', true],
+        ['auth', true],
+        ['manifest', true],
+      ],
+    );
     const tls = fell.w.steps[2];
     assert.equal(tls?.stage === 'tls' && tls.detail !== undefined && 'plainHttp' in tls.detail ? tls.detail.plainHttp : undefined, true);
-    assert.equal(fell.w.steps.some((s) => s.degraded === true || !s.ok), false, 'containerd\'s normal path: nothing degraded');
+    assert.equal(
+      fell.w.steps.some((s) => s.degraded === true || !s.ok),
+      false,
+      "containerd's normal path: nothing degraded",
+    );
     assert.equal(f.count('HEAD', '/v2/team/app/manifests/v1'), 1);
     // Without the flag (not localhost), the same port is a TLS failure, as before.
     const strict = await walkWith(false);
@@ -248,19 +322,36 @@ describe('probe chain', () => {
     open.push(blobs);
     blobs.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
     const f = await registry();
-    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: `http://blobs.test:${blobs.port}/v2/team/app/manifests/v1` } });
+    f.fault({
+      method: 'HEAD',
+      path: '/v2/team/app/manifests/v1',
+      status: 307,
+      headers: { location: `http://blobs.test:${blobs.port}/v2/team/app/manifests/v1` },
+    });
     writeFileSync(join(dir, 'hosts'), '127.0.0.1 blobs.test\n');
     const e = loadEnvironment({
-      resolvConfPath: join(dir, 'resolv.conf'), hostsPath: join(dir, 'hosts'), caFiles: [join(dir, 'ca.crt')], containerdConfigPath: [],
+      resolvConfPath: join(dir, 'resolv.conf'),
+      hostsPath: join(dir, 'hosts'),
+      caFiles: [join(dir, 'ca.crt')],
+      containerdConfigPath: [],
       platform: { os: 'linux', architecture: 'amd64' },
     });
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
-    assert.deepEqual(r.steps.map((s) => `${s.stage}:${s.host ?? ''}`).slice(-3), ['dns:blobs.test', `tcp:blobs.test:${blobs.port}`, `manifest:127.0.0.1:${f.port}`]);
+    assert.deepEqual(r.steps.map((s) => `${s.stage}:${s.host ?? ''}`).slice(-3), [
+      'dns:blobs.test',
+      `tcp:blobs.test:${blobs.port}`,
+      `manifest:127.0.0.1:${f.port}`,
+    ]);
     assert.equal(blobs.count('HEAD', '/v2/team/app/manifests/v1'), 1);
 
     f.clearFaults();
-    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: `http://nowhere.test:${blobs.port}/v2/team/app/manifests/v1` } });
+    f.fault({
+      method: 'HEAD',
+      path: '/v2/team/app/manifests/v1',
+      status: 307,
+      headers: { location: `http://nowhere.test:${blobs.port}/v2/team/app/manifests/v1` },
+    });
     const failed = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 1500, tokenCache: new TokenCache() });
     assert.equal(failed.ok, false);
     assert.equal(failed.stage, 'dns');
@@ -269,12 +360,21 @@ describe('probe chain', () => {
 
     // A redirect to a cloud metadata name is refused before any lookup or connection.
     f.clearFaults();
-    f.fault({ method: 'HEAD', path: '/v2/team/app/manifests/v1', status: 307, headers: { location: 'http://metadata.google.internal/computeMetadata/v1/' } });
+    f.fault({
+      method: 'HEAD',
+      path: '/v2/team/app/manifests/v1',
+      status: 307,
+      headers: { location: 'http://metadata.google.internal/computeMetadata/v1/' },
+    });
     const meta = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 1500, tokenCache: new TokenCache() });
     assert.equal(meta.ok, false);
     assert.equal(meta.stage, 'http');
     assert.equal(meta.reason, 'http_status');
     assert.match(meta.message ?? '', /metadata\.google\.internal.*refused/);
-    assert.equal(meta.steps.some((s) => s.host?.startsWith('metadata.google.internal') === true && s.stage !== 'manifest' && s.stage !== 'http'), false, 'no dns/tcp hop to it');
+    assert.equal(
+      meta.steps.some((s) => s.host?.startsWith('metadata.google.internal') === true && s.stage !== 'manifest' && s.stage !== 'http'),
+      false,
+      'no dns/tcp hop to it',
+    );
   });
 });

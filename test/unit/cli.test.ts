@@ -32,7 +32,12 @@ before(async () => {
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
   writeFileSync(join(dir, 'ca.crt'), ca.cert);
   reg = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
-  reg.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'d'.repeat(64)}` }, layers: [] }, DOCKER_MANIFEST, 'v1');
+  reg.putManifest(
+    'team/app',
+    { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: `sha256:${'d'.repeat(64)}` }, layers: [] },
+    DOCKER_MANIFEST,
+    'v1',
+  );
 });
 after(async () => {
   await reg.close();
@@ -40,15 +45,38 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(argv: string[], opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; err: string }> {
+async function run(
+  argv: string[],
+  opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: Io = { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, isTTY: opts.tty ?? false, env: opts.env ?? {} };
+  const io: Io = {
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    isTTY: opts.tty ?? false,
+    env: opts.env ?? {},
+  };
   const code = await main(argv, io);
   return { code, out, err };
 }
 
-const common = (): string[] => ['--resolv-conf', join(dir, 'resolv.conf'), '--hosts', '/dev/null', '--ca-file', join(dir, 'ca.crt'), '--containerd-config-path', '', '--timeout', '3s'];
+const common = (): string[] => [
+  '--resolv-conf',
+  join(dir, 'resolv.conf'),
+  '--hosts',
+  '/dev/null',
+  '--ca-file',
+  join(dir, 'ca.crt'),
+  '--containerd-config-path',
+  '',
+  '--timeout',
+  '3s',
+];
 const ESC = '\u001b[';
 
 test('probe: exit 0 when every target is ok, 1 when one fails; JSON keeps input order', async () => {
@@ -59,7 +87,13 @@ test('probe: exit 0 when every target is ok, 1 when one fails; JSON keeps input 
   const both = await run(['probe', '--json', ...common(), bad, good]);
   assert.equal(both.code, 1);
   const results = JSON.parse(both.out) as Array<{ target: string; reason: string | null }>;
-  assert.deepEqual(results.map((r) => [r.target, r.reason]), [[bad, 'manifest_unknown'], [good, null]]);
+  assert.deepEqual(
+    results.map((r) => [r.target, r.reason]),
+    [
+      [bad, 'manifest_unknown'],
+      [good, null],
+    ],
+  );
 });
 
 test('usage and configuration errors: exit 2, message names the problem, nothing on stdout', async () => {
@@ -112,24 +146,29 @@ test('the compiled CLI runs through a symlink, as npm installs `bin` (compiled l
   const cli = prepareCli().at(-1) ?? assert.fail('prepareCli gave no entry');
   const link = join(dir, 'pullprobe');
   symlinkSync(cli, link);
-  const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [link, 'explain', '--json', 'dial tcp 10.0.0.5:443: connect: connection refused'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(explained(r.stdout).reason, 'tcp_refused');
 });
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-test('version: `pullprobe version` and `--version` print package.json\'s version on stdout, exit 0', async () => {
+test("version: `pullprobe version` and `--version` print package.json's version on stdout, exit 0", async () => {
   for (const argv of [['version'], ['--version']]) {
     const r = await run(argv);
     assert.equal(r.code, 0, argv.join(' '));
     assert.equal(r.out, `${PACKAGE_VERSION}\n`);
     assert.equal(r.err, '');
   }
-  assert.equal(packageVersion(() => '{"version":"9.8.7"}'), '9.8.7');
+  assert.equal(
+    packageVersion(() => '{"version":"9.8.7"}'),
+    '9.8.7',
+  );
 });
 
-test('COMMAND --help: that command\'s help on stdout, exit 0, nothing on stderr', async () => {
+test("COMMAND --help: that command's help on stdout, exit 0, nothing on stderr", async () => {
   const expect: Array<[string, RegExp[]]> = [
     ['probe', [/pullprobe probe \[flags\] TARGET/, /--host-root DIR/, /--resolv-conf FILE/, /--timeout DURATION/]],
     ['explain', [/pullprobe explain \[--json\]/, /--json/]],
@@ -182,7 +221,7 @@ test('pullprobe alone: usage on stderr, exit 2; --help: usage on stdout, exit 0;
   assert.equal(unknownTopic.out, '');
 });
 
-test('a usage error that asks for usage prints that command\'s help (on stderr), not the whole usage', async () => {
+test("a usage error that asks for usage prints that command's help (on stderr), not the whole usage", async () => {
   const r = await run(['probe']);
   assert.equal(r.code, 2);
   assert.match(r.err, /no TARGET/);
@@ -192,12 +231,18 @@ test('a usage error that asks for usage prints that command\'s help (on stderr),
 
 test('help, version and explain do not load the network stack; probe does', () => {
   const preload = join(dir, 'report-builtins.cjs');
-  writeFileSync(preload, "process.on('exit', () => { require('fs').writeSync(2, '\\nBUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'); });\n");
+  writeFileSync(
+    preload,
+    "process.on('exit', () => { require('fs').writeSync(2, '\\nBUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'); });\n",
+  );
   const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
   // tsx itself loads net and dgram; tls, http and dns are ours (undici, the stages).
   const network = ['NativeModule tls', 'NativeModule http', 'NativeModule dns'];
   const loaded = (argv: string[]): string[] => {
-    const r = spawnSync(process.execPath, ['--require', preload, '--import', 'tsx', cli, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync(process.execPath, ['--require', preload, '--import', 'tsx', cli, ...argv], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const line = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
     assert.ok(line, r.stderr);
     return (JSON.parse(line.slice('BUILTINS '.length)) as string[]).filter((m) => network.includes(m));

@@ -30,7 +30,10 @@ function cpuMs<T>(fn: () => T): { value: T; ms: number } {
 /** A billion-laughs document: each level aliases the previous one ten times. */
 function aliasBomb(levels: number): string {
   let text = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-  for (let i = 1; i <= levels; i++) text += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i <= levels; i++)
+    text += `a${i}: &a${i} [${Array(10)
+      .fill(`*a${i - 1}`)
+      .join(', ')}]\n`;
   return `${text}targets:\n  - registry: ghcr.io\n`;
 }
 
@@ -89,7 +92,10 @@ test('a config over 1 MiB is refused before parsing, naming the file and the lim
   const { value, ms } = cpuMs(() => parseConfig(huge, 'huge.yaml', ENV));
   const errors = errorsOf(value);
   assert.equal(errors.length, 1);
-  assert.match(errors[0] ?? '', new RegExp(`^huge\\.yaml: the file is ${Buffer.byteLength(huge)} bytes, over the ${MAX_CONFIG_BYTES} byte \\(1 MiB\\) limit`));
+  assert.match(
+    errors[0] ?? '',
+    new RegExp(`^huge\\.yaml: the file is ${Buffer.byteLength(huge)} bytes, over the ${MAX_CONFIG_BYTES} byte \\(1 MiB\\) limit`),
+  );
   assert.ok(ms < 500, `took ${ms} ms of CPU`);
 
   const dir = await mkdtemp(join(tmpdir(), 'pullprobe-cfg-'));
@@ -190,7 +196,9 @@ test('deep nesting and nested explicit keys are one named error, fast (the yaml 
 
 test('a key that is a list or mapping is a named error, not a process warning', () => {
   const warnings: unknown[] = [];
-  const onWarning = (w: unknown): void => { warnings.push(w); };
+  const onWarning = (w: unknown): void => {
+    warnings.push(w);
+  };
   process.on('warning', onWarning);
   try {
     const errors = errorsOf(parseConfig('? [a, b]\n: 1\n{x: 1}: 2\ntargets:\n  - registry: ghcr.io\n', 'k.yaml', ENV));
@@ -218,7 +226,7 @@ test('thousands of unknown keys: no edit distance for errors that are not shown'
   assert.ok(ms < 1500, `took ${ms} ms of CPU`);
 });
 
-test('a file of syntax errors stops at the first 20: `]` × 50,000 is one short error, not 50,000 of the yaml library\'s 20 µs each', () => {
+test("a file of syntax errors stops at the first 20: `]` × 50,000 is one short error, not 50,000 of the yaml library's 20 µs each", () => {
   const { value, ms } = cpuMs(() => parseConfig(']'.repeat(50_000), 'junk.yaml', ENV));
   const errors = errorsOf(value);
   assert.equal(errors.length, 1);

@@ -7,10 +7,26 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { posix } from 'node:path';
-import { parseHostsToml, resolveRegistryHosts, type HostSettings, type HostsFs, type HostsOptions } from '../../src/node-config/hosts-toml.js';
+import {
+  parseHostsToml,
+  resolveRegistryHosts,
+  type HostSettings,
+  type HostsFs,
+  type HostsOptions,
+} from '../../src/node-config/hosts-toml.js';
 import { differ, disagreementsAsync, loadTable, type ConformanceCase } from '../support/conformance.js';
 
-interface HostRow { scheme: string; host: string; path: string; capabilities: string[]; ca: string[]; client: Array<[string, string]>; skipVerify: boolean | null; header: Record<string, string[]>; dialTimeout?: string }
+interface HostRow {
+  scheme: string;
+  host: string;
+  path: string;
+  capabilities: string[];
+  ca: string[];
+  client: Array<[string, string]>;
+  skipVerify: boolean | null;
+  header: Record<string, string[]>;
+  dialTimeout?: string;
+}
 interface HostsCase extends ConformanceCase {
   kind: 'parseHostsFileCount' | 'parseHostsFile' | 'loadCertFiles' | 'configureHosts' | 'hostsDir';
   fixture?: string;
@@ -91,7 +107,11 @@ async function check(row: HostsCase, fixtures: Record<string, string>, opts: Hos
       return [
         ...differ('endpoints', r.endpoints.length, 1),
         ...differ('ca', ep?.caFiles.map(rel), e.ca),
-        ...differ('client', ep?.clientCerts.map(([c, k]) => [rel(c), k === '' ? '' : rel(k)]), e.client),
+        ...differ(
+          'client',
+          ep?.clientCerts.map(([c, k]) => [rel(c), k === '' ? '' : rel(k)]),
+          e.client,
+        ),
       ];
     }
     case 'configureHosts': {
@@ -101,7 +121,11 @@ async function check(row: HostsCase, fixtures: Record<string, string>, opts: Hos
           const u = split(ep.url);
           return { scheme: u.scheme, host: u.host, path: u.path, capabilities: sorted(ep.capabilities) };
         });
-        return differ('hosts', got, e.hosts.map((h) => ({ ...h, capabilities: sorted(h.capabilities) })));
+        return differ(
+          'hosts',
+          got,
+          e.hosts.map((h) => ({ ...h, capabilities: sorted(h.capabilities) })),
+        );
       }
       const ep = r.endpoints[0];
       return [...differ('scheme', ep?.scheme, e.scheme), ...differ('usesFallback', ep?.httpFallback ?? false, e.usesFallback)];
@@ -110,7 +134,11 @@ async function check(row: HostsCase, fixtures: Record<string, string>, opts: Hos
       const r = await resolveRegistryHosts(row.configPath ?? [], row.registry ?? '', memFs(row.files as Record<string, string>), opts);
       return [
         ...differ('hostDir', r.hostDir, e.hostDir),
-        ...differ('endpoints', r.endpoints.map((ep) => ({ url: ep.url, headerNames: ep.headerNames })), e.endpoints),
+        ...differ(
+          'endpoints',
+          r.endpoints.map((ep) => ({ url: ep.url, headerNames: ep.headerNames })),
+          e.endpoints,
+        ),
       ];
     }
   }

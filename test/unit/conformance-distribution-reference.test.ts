@@ -12,7 +12,17 @@ interface RefCase extends ConformanceCase {
   fn?: 'ParseNormalizedNamed' | 'ParseDockerRef';
   input: string;
   upstreamTable?: { err?: string };
-  expect: { ok: boolean; err?: string; domain?: string; path?: string; tag?: string; digest?: string; name?: string; string?: string; canonical?: boolean };
+  expect: {
+    ok: boolean;
+    err?: string;
+    domain?: string;
+    path?: string;
+    tag?: string;
+    digest?: string;
+    name?: string;
+    string?: string;
+    canonical?: boolean;
+  };
 }
 
 /** Upstream error kinds → pullprobe ReferenceProblem (adapter note 5). */

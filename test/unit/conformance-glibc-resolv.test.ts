@@ -21,7 +21,8 @@ interface Row {
 }
 
 const table = JSON.parse(readFileSync(new URL('../fixtures/conformance/glibc-resolv.json', import.meta.url), 'utf8')) as {
-  comment: string; cases: Row[];
+  comment: string;
+  cases: Row[];
 };
 
 interface Modelled {

@@ -10,7 +10,10 @@ import { ConfigError, credentialFor, parseDockerConfig } from '../../src/node-co
 import { parseImageReference } from '../../src/model/reference.js';
 import { differ, disagreements, loadTable, type ConformanceCase } from '../support/conformance.js';
 
-interface Cred { username: string; password: string }
+interface Cred {
+  username: string;
+  password: string;
+}
 interface KeyringCase extends ConformanceCase {
   kind: 'urlsMatch' | 'lookup' | 'isDefaultRegistry';
   glob?: string;

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import * as packet from 'dns-packet';
 import { dnsStage, type DnsOptions } from '../../src/probe/stages/dns.js';
-import { queryDns, realTransport, type DnsQueryOptions, type DnsQueryResult, type DnsTransport, type DnsUdpSocket } from '../../src/net/dns-query.js';
+import {
+  queryDns,
+  realTransport,
+  type DnsQueryOptions,
+  type DnsQueryResult,
+  type DnsTransport,
+  type DnsUdpSocket,
+} from '../../src/net/dns-query.js';
 import { EventEmitter } from 'node:events';
 import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
 import { parseHosts } from '../../src/node-config/hosts-file.js';
@@ -27,8 +34,11 @@ function makeCtx(deadlineMs = 5000): ProbeContext {
   const timer = setTimeout(() => controller.abort(), deadlineMs);
   contexts.push(() => clearTimeout(timer));
   return {
-    signal: controller.signal, deadlineAt: realClock.now() + deadlineMs, clock: realClock,
-    log: silentLog, wallNow: Date.now,
+    signal: controller.signal,
+    deadlineAt: realClock.now() + deadlineMs,
+    clock: realClock,
+    log: silentLog,
+    wallNow: Date.now,
   };
 }
 
@@ -70,23 +80,35 @@ test('ok: A and AAAA from one nameserver, IPv4 first, detail per nameserver', as
     assert.equal(ns.rcode, 'NOERROR');
     assert.equal(out.seconds, 0, 'answered with no time passing on the stage clock');
     assert.deepEqual(seen(l.servers[0]).sort(), [`${REG}/A/udp`, `${REG}/AAAA/udp`]);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('CNAME chain inside the answer is followed', async () => {
-  const l = await lab([{ answers: { [REG]: { CNAME: 'edge.cdn.test' }, 'edge.cdn.test': { A: ['10.9.9.9'] } } }], 'options timeout:1 attempts:1');
+  const l = await lab(
+    [{ answers: { [REG]: { CNAME: 'edge.cdn.test' }, 'edge.cdn.test': { A: ['10.9.9.9'] } } }],
+    'options timeout:1 attempts:1',
+  );
   try {
     const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
     assert.equal(out.ok, true);
     assert.deepEqual(out.detail.addresses, ['10.9.9.9']);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('failures map to reasons: nxdomain, no answer, CNAME to nowhere, servfail, refused', async () => {
-  const l = await lab([{
-    answers: { 'empty.lab.test': {}, 'dangling.lab.test': { CNAME: 'gone.lab.test' } },
-    behaviour: { 'bad.lab.test': 'servfail', 'closed.lab.test': 'refused' },
-  }], 'options timeout:1 attempts:1');
+  const l = await lab(
+    [
+      {
+        answers: { 'empty.lab.test': {}, 'dangling.lab.test': { CNAME: 'gone.lab.test' } },
+        behaviour: { 'bad.lab.test': 'servfail', 'closed.lab.test': 'refused' },
+      },
+    ],
+    'options timeout:1 attempts:1',
+  );
   try {
     const cases: Array<[string, string, string]> = [
       ['missing.lab.test', 'dns_nxdomain', 'NXDOMAIN'],
@@ -104,7 +126,9 @@ test('failures map to reasons: nxdomain, no answer, CNAME to nowhere, servfail, 
       assert.equal(ns.rcode, rcode, host);
       assert.equal(ns.error, undefined, host);
     }
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('timeout: a dropping nameserver gives dns_timeout after timeout × attempts', async () => {
@@ -124,7 +148,9 @@ test('timeout: a dropping nameserver gives dns_timeout after timeout × attempts
     assert.equal(ns.error, 'timeout');
     assert.equal(ns.rcode, null);
     assert.equal(out.seconds, 1);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('unreachable: ICMP port unreachable from a silent loopback address', async () => {
@@ -139,7 +165,9 @@ test('unreachable: ICMP port unreachable from a silent loopback address', async 
     assert.equal(ns.error, 'unreachable');
     assert.equal(ns.code, 'ECONNREFUSED');
     assert.equal(out.seconds, 0, 'unreachable is reported without waiting for the timeout');
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('first nameserver dead, second answers: ok and degraded (both kept in detail)', async () => {
@@ -149,8 +177,13 @@ test('first nameserver dead, second answers: ok and degraded (both kept in detai
     assert.equal(out.ok, true);
     assert.equal(out.degraded, true);
     assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4', 'fd00::3']);
-    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['unreachable', 'NOERROR']);
-  } finally { await l.close(); }
+    assert.deepEqual(
+      out.detail.nameservers.map((n) => n.error ?? n.rcode),
+      ['unreachable', 'NOERROR'],
+    );
+  } finally {
+    await l.close();
+  }
 });
 
 test('first nameserver SERVFAIL, second answers: ok and degraded', async () => {
@@ -159,8 +192,13 @@ test('first nameserver SERVFAIL, second answers: ok and degraded', async () => {
     const out = await dnsStage(makeCtx(), { host: REG }, l.opt({ families: ['A'] }));
     assert.equal(out.ok, true);
     assert.equal(out.degraded, true);
-    assert.deepEqual(out.detail.nameservers.map((n) => n.rcode), ['SERVFAIL', 'NOERROR']);
-  } finally { await l.close(); }
+    assert.deepEqual(
+      out.detail.nameservers.map((n) => n.rcode),
+      ['SERVFAIL', 'NOERROR'],
+    );
+  } finally {
+    await l.close();
+  }
 });
 
 test('split answers: the first server that answers decides, the disagreement degrades', async () => {
@@ -171,24 +209,37 @@ test('split answers: the first server that answers decides, the disagreement deg
     const out = await dnsStage(makeCtx(), { host: REG }, a.opt());
     assert.equal(out.ok, true);
     assert.equal(out.degraded, true);
-  } finally { await a.close(); }
+  } finally {
+    await a.close();
+  }
   const b = await lab([nx, good], 'options timeout:1 attempts:1');
   try {
     const out = await dnsStage(makeCtx(), { host: REG }, b.opt());
     assert.equal(out.ok, false);
     assert.equal(out.reason, 'dns_nxdomain');
-    assert.deepEqual(out.detail.nameservers.map((n) => n.rcode), ['NXDOMAIN', 'NOERROR']);
-  } finally { await b.close(); }
+    assert.deepEqual(
+      out.detail.nameservers.map((n) => n.rcode),
+      ['NXDOMAIN', 'NOERROR'],
+    );
+  } finally {
+    await b.close();
+  }
 });
 
 test('all nameservers fail differently: the first one names the reason, all are in detail', async () => {
-  const l = await lab([{ defaultBehaviour: 'refused' }, { defaultBehaviour: 'servfail' }], 'options timeout:1 attempts:1',
-    { nameservers: ['127.0.0.60', '127.0.0.61', '127.0.0.97'] });
+  const l = await lab([{ defaultBehaviour: 'refused' }, { defaultBehaviour: 'servfail' }], 'options timeout:1 attempts:1', {
+    nameservers: ['127.0.0.60', '127.0.0.61', '127.0.0.97'],
+  });
   try {
     const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
     assert.equal(out.reason, 'dns_refused');
-    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['REFUSED', 'SERVFAIL', 'unreachable']);
-  } finally { await l.close(); }
+    assert.deepEqual(
+      out.detail.nameservers.map((n) => n.error ?? n.rcode),
+      ['REFUSED', 'SERVFAIL', 'unreachable'],
+    );
+  } finally {
+    await l.close();
+  }
 });
 
 test('search list and ndots: dotless name tries search domains first, then as-is', async () => {
@@ -198,8 +249,13 @@ test('search list and ndots: dotless name tries search domains first, then as-is
     assert.equal(out.ok, true);
     assert.equal(out.detail.name, 'registry.b.test');
     assert.deepEqual(seen(l.servers[0]), ['registry.a.test/A/udp', 'registry.b.test/A/udp']);
-    assert.deepEqual(out.detail.tried?.map((t) => t.outcome), ['nxdomain', 'ok']);
-  } finally { await l.close(); }
+    assert.deepEqual(
+      out.detail.tried?.map((t) => t.outcome),
+      ['nxdomain', 'ok'],
+    );
+  } finally {
+    await l.close();
+  }
 });
 
 test('search list and ndots: enough dots tries as-is first; ndots:5 searches first; trailing dot is absolute', async () => {
@@ -214,7 +270,10 @@ test('search list and ndots: enough dots tries as-is first; ndots:5 searches fir
     assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`]);
     await dnsStage(makeCtx(), { host: REG }, l5.opt({ families: ['A'] }));
     assert.deepEqual(seen(l5.servers[0]), [`${REG}.a.test/A/udp`, `${REG}/A/udp`]);
-  } finally { await l.close(); await l5.close(); }
+  } finally {
+    await l.close();
+    await l5.close();
+  }
 });
 
 test('a name that exists without addresses in a search domain gives dns_no_answer over a later NXDOMAIN', async () => {
@@ -224,7 +283,9 @@ test('a name that exists without addresses in a search domain gives dns_no_answe
     assert.equal(out.reason, 'dns_no_answer');
     assert.equal(out.detail.name, 'registry.a.test');
     assert.equal(l.servers[0]?.queries.length, 2);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('every nameserver unreachable: the search stops at the first candidate as glibc does', async () => {
@@ -234,7 +295,9 @@ test('every nameserver unreachable: the search stops at the first candidate as g
     assert.equal(out.reason, 'dns_unreachable');
     assert.equal(out.detail.name, 'registry.a.test');
     assert.equal(out.detail.tried, undefined);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('truncated UDP reply is retried over TCP', async () => {
@@ -244,7 +307,9 @@ test('truncated UDP reply is retried over TCP', async () => {
     assert.equal(out.ok, true);
     assert.deepEqual(out.detail.addresses, ['10.1.2.3', '10.1.2.4']);
     assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`, `${REG}/A/tcp`]);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('hosts file and IP literals answer without any query', async () => {
@@ -263,7 +328,9 @@ test('hosts file and IP literals answer without any query', async () => {
     const v6only = await dnsStage(makeCtx(), { host: REG }, l.opt({ hosts: parseHosts('fd00::7 registry.lab.test\n'), families: ['A'] }));
     assert.equal(v6only.detail.source, 'dns');
     assert.deepEqual(seen(l.servers[0]), [`${REG}/A/udp`]);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('the probe deadline caps the stage when nameservers drop', async () => {
@@ -279,7 +346,9 @@ test('the probe deadline caps the stage when nameservers drop', async () => {
     const out = await within(run.p, 5000, 'the DNS stage at the probe deadline');
     assert.equal(out.reason, 'dns_timeout');
     assert.equal(out.seconds, 0.4, 'ended at the probe deadline, not after timeout:5 × attempts:3');
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('retries follow attempts; a reply in round 2 from the first server beats nothing', async () => {
@@ -306,10 +375,14 @@ test('queryDns ignores replies whose id or question do not match', async () => {
   await within(new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve)), 5000, 'the UDP socket to bind');
   sock.on('message', (msg, rinfo) => {
     const q = packet.decode(msg);
-    const reply = (id: number, name: string, data: string): Buffer => packet.encode({
-      type: 'response', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }],
-      answers: [{ type: 'A', name, data }],
-    });
+    const reply = (id: number, name: string, data: string): Buffer =>
+      packet.encode({
+        type: 'response',
+        id,
+        flags: packet.RECURSION_DESIRED,
+        questions: [{ type: 'A', name }],
+        answers: [{ type: 'A', name, data }],
+      });
     sock.send(reply(((q.id ?? 0) + 1) & 0xffff, REG, '10.6.6.6'), rinfo.port, rinfo.address);
     sock.send(reply(q.id ?? 0, 'other.lab.test', '10.6.6.7'), rinfo.port, rinfo.address);
     setTimeout(() => sock.send(reply(q.id ?? 0, REG, '10.1.2.3'), rinfo.port, rinfo.address), 20);
@@ -332,10 +405,15 @@ test('a silent first nameserver is not retried once the second has decided the v
     const out = await dnsStage(makeCtx(), { host: REG }, l.opt());
     assert.equal(out.ok, true);
     assert.equal(out.degraded, true);
-    assert.deepEqual(out.detail.nameservers.map((n) => n.error ?? n.rcode), ['timeout', 'NOERROR']);
+    assert.deepEqual(
+      out.detail.nameservers.map((n) => n.error ?? n.rcode),
+      ['timeout', 'NOERROR'],
+    );
     // One round only: one A and one AAAA query reached the dead server.
     assert.equal(l.servers[0]?.queries.length, 2);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 // ---- socket errors settle the query (issue 6: an unroutable nameserver crashed the process) ----
@@ -384,7 +462,9 @@ test('an unroutable IPv6 nameserver behind a working one: ok, degraded, dns_unre
     const ns = out.detail.nameservers[0];
     assert.ok(ns, 'a nameserver line');
     assert.equal(ns.rcode, 'NOERROR');
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });
 
 test('the only nameserver unroutable: dns_unreachable naming it, no crash', async () => {
@@ -400,7 +480,9 @@ test('the only nameserver unroutable: dns_unreachable naming it, no crash', asyn
 /** A UDP socket that connects, then fails or hangs as told; nothing goes on the wire. */
 class FakeUdp extends EventEmitter implements DnsUdpSocket {
   closed = false;
-  constructor(private readonly mode: 'send-throws' | 'send-fails' | 'silent' | 'connect-hangs') { super(); }
+  constructor(private readonly mode: 'send-throws' | 'send-fails' | 'silent' | 'connect-hangs') {
+    super();
+  }
   connect(_port: number, _address: string, cb: (err?: Error | null) => void): void {
     if (this.mode !== 'connect-hangs') process.nextTick(() => cb(null));
   }
@@ -408,7 +490,9 @@ class FakeUdp extends EventEmitter implements DnsUdpSocket {
     if (this.mode === 'send-throws') throw Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
     if (this.mode === 'send-fails') process.nextTick(() => cb(Object.assign(new Error('send EPERM'), { code: 'EPERM' })));
   }
-  close(): void { this.closed = true; }
+  close(): void {
+    this.closed = true;
+  }
 }
 
 test('queryDns: send errors (thrown or called back) settle the query and close the socket', async () => {
@@ -423,19 +507,29 @@ test('queryDns: send errors (thrown or called back) settle the query and close t
 
 test('queryDns: a socket factory that throws settles the query', async () => {
   const transport: DnsTransport = {
-    createUdpSocket: () => { throw Object.assign(new Error('socket EMFILE'), { code: 'EMFILE' }); },
+    createUdpSocket: () => {
+      throw Object.assign(new Error('socket EMFILE'), { code: 'EMFILE' });
+    },
     connectTcp: realTcp,
   };
   const res = await queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 5000, transport });
   assert.deepEqual([res.error, res.errorCode], ['network', 'EMFILE']);
 });
 
-test('queryDns: a connect that never calls back is bounded by the timeout and by the caller\'s signal', async () => {
+test("queryDns: a connect that never calls back is bounded by the timeout and by the caller's signal", async () => {
   const transport: DnsTransport = { createUdpSocket: () => new FakeUdp('connect-hangs'), connectTcp: realTcp };
   const res = await queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 20, transport });
   assert.equal(res.error, 'timeout');
   const controller = new AbortController();
-  const pending = queryDns({ server: '127.0.0.1', port: 53, name: REG, type: 'A', timeoutMs: 60_000, transport, signal: controller.signal });
+  const pending = queryDns({
+    server: '127.0.0.1',
+    port: 53,
+    name: REG,
+    type: 'A',
+    timeoutMs: 60_000,
+    transport,
+    signal: controller.signal,
+  });
   controller.abort();
   assert.equal((await pending).error, 'timeout');
 });
@@ -445,7 +539,9 @@ test('TCP retry: a connect that throws or fails settles the query (truncated rep
   try {
     const throwing: DnsTransport = {
       createUdpSocket: realUdp,
-      connectTcp: () => { throw Object.assign(new Error('connect EADDRNOTAVAIL'), { code: 'EADDRNOTAVAIL' }); },
+      connectTcp: () => {
+        throw Object.assign(new Error('connect EADDRNOTAVAIL'), { code: 'EADDRNOTAVAIL' });
+      },
     };
     const a = await queryDns({ server: '127.0.0.60', port: l.port, name: REG, type: 'A', timeoutMs: 5000, transport: throwing });
     assert.deepEqual([a.transport, a.truncated, a.errorCode], ['tcp', true, 'EADDRNOTAVAIL']);
@@ -461,5 +557,7 @@ test('TCP retry: a connect that throws or fails settles the query (truncated rep
     };
     const b = await queryDns({ server: '127.0.0.60', port: l.port, name: REG, type: 'A', timeoutMs: 5000, transport: closing });
     assert.deepEqual([b.transport, b.error], ['tcp', 'network']);
-  } finally { await l.close(); }
+  } finally {
+    await l.close();
+  }
 });

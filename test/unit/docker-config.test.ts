@@ -29,7 +29,10 @@ test('auth is base64 user:password; source names file and key', () => {
 });
 
 test('username/password fields, and auth wins over them (kubelet DockerConfigEntry)', () => {
-  const a = parseDockerConfig(cfg({ 'a.io': { username: 'u', password: 'p' }, 'b.io': { username: 'u', password: 'p', auth: b64('bob:pw') } }), SRC);
+  const a = parseDockerConfig(
+    cfg({ 'a.io': { username: 'u', password: 'p' }, 'b.io': { username: 'u', password: 'p', auth: b64('bob:pw') } }),
+    SRC,
+  );
   assert.deepEqual(credentialFor(a, 'a.io'), { username: 'u', password: 'p', source: `${SRC}: auths["a.io"]` });
   const b = credentialFor(a, 'b.io');
   assert.ok(b, 'a credential for b.io');
@@ -168,9 +171,18 @@ test('loadDockerConfig reads through the injected reader and the real fs', () =>
 test('auth is decoded as the kubelet does: padded or not, line breaks skipped', () => {
   const padded = b64('user:pass1'); // "dXNlcjpwYXNzMQ=="
   assert.ok(padded.endsWith('=='));
-  for (const auth of [padded, padded.replace(/=+$/, ''), `${padded.slice(0, 5)}\n${padded.slice(5)}\n`, `${padded.slice(0, 7)}\r\n${padded.slice(7).replace(/=+$/, '')}`]) {
+  for (const auth of [
+    padded,
+    padded.replace(/=+$/, ''),
+    `${padded.slice(0, 5)}\n${padded.slice(5)}\n`,
+    `${padded.slice(0, 7)}\r\n${padded.slice(7).replace(/=+$/, '')}`,
+  ]) {
     const a = parseDockerConfig(cfg({ 'reg.io': { auth } }), SRC);
-    assert.deepEqual({ u: credentialFor(a, 'reg.io')?.username, p: credentialFor(a, 'reg.io')?.password }, { u: 'user', p: 'pass1' }, JSON.stringify(auth));
+    assert.deepEqual(
+      { u: credentialFor(a, 'reg.io')?.username, p: credentialFor(a, 'reg.io')?.password },
+      { u: 'user', p: 'pass1' },
+      JSON.stringify(auth),
+    );
   }
 });
 

@@ -17,12 +17,18 @@ export function namedPaths(text: string): string[] {
 }
 
 function docFiles(): string[] {
-  const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f));
+  const docs = readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f));
   return [...docs, 'CONTRIBUTING.md', 'README.md'];
 }
 
 test('namedPaths finds file and folder paths and ignores look-alikes', () => {
-  assert.deepEqual(namedPaths('see `src/probe/chain.ts`, test/lab/ and src/shared/cidr.ts.'), ['src/probe/chain.ts', 'test/lab/', 'src/shared/cidr.ts']);
+  assert.deepEqual(namedPaths('see `src/probe/chain.ts`, test/lab/ and src/shared/cidr.ts.'), [
+    'src/probe/chain.ts',
+    'test/lab/',
+    'src/shared/cidr.ts',
+  ]);
   assert.deepEqual(namedPaths('a/src/x.ts and upsrc/y'), []);
 });
 

@@ -40,12 +40,18 @@ const UPSTREAMS = '/run/systemd/resolve/resolv.conf';
 const base = { hostsPath: null, hostname: 'node-1', extraCaCerts: '' } as const;
 
 test('systemd-resolved node: /etc/resolv.conf links (absolutely) to the stub; the upstream list under the host root is used', () => {
-  const root = hostRoot({
-    [STUB]: 'nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lab.test\n',
-    [UPSTREAMS]: 'nameserver 10.0.0.2\nnameserver 10.0.0.3\nsearch lab.test\n',
-  }, { '/etc/resolv.conf': STUB });
+  const root = hostRoot(
+    {
+      [STUB]: 'nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lab.test\n',
+      [UPSTREAMS]: 'nameserver 10.0.0.2\nnameserver 10.0.0.3\nsearch lab.test\n',
+    },
+    { '/etc/resolv.conf': STUB },
+  );
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
-  assert.deepEqual(env.resolvConf.nameservers.map((n) => n.address), ['10.0.0.2', '10.0.0.3']);
+  assert.deepEqual(
+    env.resolvConf.nameservers.map((n) => n.address),
+    ['10.0.0.2', '10.0.0.3'],
+  );
   assert.equal(env.resolvConfPath, `${root}${UPSTREAMS}`);
   assert.equal(env.resolvConf.file, `${root}${UPSTREAMS}`);
   assert.deepEqual(env.problems, []);
@@ -54,18 +60,27 @@ test('systemd-resolved node: /etc/resolv.conf links (absolutely) to the stub; th
 test('a resolv.conf whose only nameserver is 127.0.0.53 is the stub too; without the upstream list the stub is kept and said', () => {
   const root = hostRoot({ '/etc/resolv.conf': 'nameserver 127.0.0.53\n', [UPSTREAMS]: 'nameserver 10.0.0.9\n' });
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
-  assert.deepEqual(env.resolvConf.nameservers.map((n) => n.address), ['10.0.0.9']);
+  assert.deepEqual(
+    env.resolvConf.nameservers.map((n) => n.address),
+    ['10.0.0.9'],
+  );
   const bare = hostRoot({ '/etc/resolv.conf': 'nameserver 127.0.0.53\n' });
   const kept = loadEnvironment({ ...base, resolvConfPath: `${bare}/etc/resolv.conf`, hostRoot: bare });
-  assert.deepEqual(kept.resolvConf.nameservers.map((n) => n.address), ['127.0.0.53']);
+  assert.deepEqual(
+    kept.resolvConf.nameservers.map((n) => n.address),
+    ['127.0.0.53'],
+  );
   assert.equal(kept.problems.length, 1);
   assert.ok(kept.problems[0]?.startsWith(`${bare}${UPSTREAMS}: cannot read (ENOENT)`), kept.problems[0]);
 });
 
-test('only /etc mounted: the dangling link is a reported problem, glibc\'s fallback is used, nothing throws', async () => {
+test("only /etc mounted: the dangling link is a reported problem, glibc's fallback is used, nothing throws", async () => {
   const root = hostRoot({}, { '/etc/resolv.conf': STUB });
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
-  assert.deepEqual(env.resolvConf.nameservers.map((n) => n.address), ['127.0.0.1']);
+  assert.deepEqual(
+    env.resolvConf.nameservers.map((n) => n.address),
+    ['127.0.0.1'],
+  );
   assert.equal(env.problems.length, 1);
   assert.ok(env.problems[0]?.startsWith(`${root}/etc/resolv.conf: cannot read (ENOENT)`), env.problems[0]);
 
@@ -79,22 +94,33 @@ test('only /etc mounted: the dangling link is a reported problem, glibc\'s fallb
 });
 
 test('links: chains and relative targets followed inside the host root, loops bounded', () => {
-  const root = hostRoot({ '/real/resolv.conf': 'nameserver 10.0.0.4\n' }, {
-    '/etc/resolv.conf': '/var/run/resolv.conf', '/var/run': '../run', '/run/resolv.conf': '/real/resolv.conf',
-    '/etc/loop': '/etc/loop2', '/etc/loop2': '/etc/loop',
-  });
+  const root = hostRoot(
+    { '/real/resolv.conf': 'nameserver 10.0.0.4\n' },
+    {
+      '/etc/resolv.conf': '/var/run/resolv.conf',
+      '/var/run': '../run',
+      '/run/resolv.conf': '/real/resolv.conf',
+      '/etc/loop': '/etc/loop2',
+      '/etc/loop2': '/etc/loop',
+    },
+  );
   assert.equal(resolveInHostRoot(`${root}/etc/resolv.conf`, root).path, `${root}/real/resolv.conf`);
-  assert.equal(resolveInHostRoot(`${root}/etc/../../../etc/resolv.conf`, `${root}/`).path, `${root}/real/resolv.conf`, '.. stops at the root');
+  assert.equal(
+    resolveInHostRoot(`${root}/etc/../../../etc/resolv.conf`, `${root}/`).path,
+    `${root}/real/resolv.conf`,
+    '.. stops at the root',
+  );
   assert.equal(resolveInHostRoot(`${root}/etc/loop`, root).error, 'ELOOP');
   assert.equal(resolveInHostRoot('/etc/resolv.conf', '').path, '/etc/resolv.conf', 'no host root: read as it is');
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/loop`, hostRoot: root });
   assert.match(env.problems[0] ?? '', /cannot read \(ELOOP\)/);
 });
 
-test('a failing DNS step\'s fix names the resolv.conf actually used', async () => {
+test("a failing DNS step's fix names the resolv.conf actually used", async () => {
   const root = hostRoot({ [UPSTREAMS]: 'nameserver 10.0.0.2\n' }, { '/etc/resolv.conf': STUB });
   const env = loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
-  const query = (): Promise<DnsQueryResult> => Promise.resolve({ rcode: 'NXDOMAIN', answers: [], truncated: false, transport: 'udp', seconds: 0 });
+  const query = (): Promise<DnsQueryResult> =>
+    Promise.resolve({ rcode: 'NXDOMAIN', answers: [], truncated: false, transport: 'udp', seconds: 0 });
   const out = await dnsStage(ctx(), { host: 'registry.lab.test' }, { resolvConf: env.resolvConf, query });
   assert.equal(out.reason, 'dns_nxdomain');
   assert.equal(out.detail.resolvConf, `${root}${UPSTREAMS}`);
@@ -107,7 +133,11 @@ test('unreadable files: reported problems by default (the agent), configuration 
   const missing = { caFiles: [`${root}/corp-ca.pem`], dockerConfigPath: `${root}/config.json`, hostsPath: `${root}/etc/hosts` };
   const env = loadEnvironment({ ...base, ...missing, resolvConfPath: `${root}/etc/resolv.conf`, hostRoot: root });
   assert.equal(env.problems.length, 3, env.problems.join('\n'));
-  for (const p of Object.values(missing).flat()) assert.ok(env.problems.some((x) => x.includes(p)), p);
+  for (const p of Object.values(missing).flat())
+    assert.ok(
+      env.problems.some((x) => x.includes(p)),
+      p,
+    );
   assert.equal(env.auths, undefined);
   assert.deepEqual(env.resolvConf.problems, env.problems, 'shown with the DNS step');
 
@@ -117,8 +147,10 @@ test('unreadable files: reported problems by default (the agent), configuration 
     [{ resolvConfPath: `${root}/nope.conf`, strict: ['resolvConf'] }, /nope\.conf/],
   ];
   for (const [opts, re] of strictCases) {
-    assert.throws(() => loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, ...opts }),
-      (err: Error & { code?: string }) => ['PULLPROBE_TRUST', 'PULLPROBE_FILE_UNREADABLE'].includes(err.code ?? '') && re.test(err.message));
+    assert.throws(
+      () => loadEnvironment({ ...base, resolvConfPath: `${root}/etc/resolv.conf`, ...opts }),
+      (err: Error & { code?: string }) => ['PULLPROBE_TRUST', 'PULLPROBE_FILE_UNREADABLE'].includes(err.code ?? '') && re.test(err.message),
+    );
   }
 });
 
@@ -131,17 +163,37 @@ test('the host name gives the search domain when resolv.conf has none', () => {
 test('status page: a visible line lists the node-file problems of the latest results', () => {
   const problem = '/host/etc/resolv.conf: cannot read (ENOENT) <x>';
   const result = {
-    target: 'registry.lab.test', image: null, registry: 'registry.lab.test', ok: true, stage: null, reason: null, cause: null,
-    host: null, message: null, hint: null, degraded: true, seconds: 0.01,
+    target: 'registry.lab.test',
+    image: null,
+    registry: 'registry.lab.test',
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: true,
+    seconds: 0.01,
     steps: [{ stage: 'dns', ok: true, seconds: 0.01, degraded: true, detail: { addresses: ['10.0.0.1'], problems: [problem] } }],
   } as unknown as ProbeResult;
   const html = renderStatusPage({
-    generatedAt: 0, node: null, recentFailures: [],
-    targets: [{ target: 'a', result, since: 0, lastProbeAt: 0 }, { target: 'b', result, since: 0, lastProbeAt: 0 }],
+    generatedAt: 0,
+    node: null,
+    recentFailures: [],
+    targets: [
+      { target: 'a', result, since: 0, lastProbeAt: 0 },
+      { target: 'b', result, since: 0, lastProbeAt: 0 },
+    ],
   });
   assert.match(html, /Problems reading this node's files/);
   assert.equal(html.split('/host/etc/resolv.conf: cannot read (ENOENT) &lt;x&gt;').length, 2, 'listed once, escaped');
-  const clean = renderStatusPage({ generatedAt: 0, node: null, recentFailures: [], targets: [{ target: 'a', result: null, since: null, lastProbeAt: null }] });
+  const clean = renderStatusPage({
+    generatedAt: 0,
+    node: null,
+    recentFailures: [],
+    targets: [{ target: 'a', result: null, since: null, lastProbeAt: null }],
+  });
   assert.doesNotMatch(clean, /Problems reading/);
 });
 

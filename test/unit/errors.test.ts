@@ -45,8 +45,18 @@ test('one class per code: every code used once, each a named error with a PULLPR
 });
 
 test('user errors (exit 2 in the CLI) are the usage, file and input kinds only', () => {
-  const user = samples.filter((e) => errors.isUserError(e)).map((e) => e.code).sort();
-  assert.deepEqual(user, ['PULLPROBE_DOCKER_CONFIG', 'PULLPROBE_FILE_UNREADABLE', 'PULLPROBE_HOSTS_TOML', 'PULLPROBE_REPORT_INPUT', 'PULLPROBE_TRUST', 'PULLPROBE_USAGE']);
+  const user = samples
+    .filter((e) => errors.isUserError(e))
+    .map((e) => e.code)
+    .sort();
+  assert.deepEqual(user, [
+    'PULLPROBE_DOCKER_CONFIG',
+    'PULLPROBE_FILE_UNREADABLE',
+    'PULLPROBE_HOSTS_TOML',
+    'PULLPROBE_REPORT_INPUT',
+    'PULLPROBE_TRUST',
+    'PULLPROBE_USAGE',
+  ]);
 });
 
 test('the throwing modules export the same classes', () => {

@@ -28,21 +28,36 @@ const NXDOMAIN = lab('dial tcp: lookup registry.lab.test on 10.0.0.2:53: no such
 
 class FakeStdin implements StdinSource {
   reads: number[] = [];
-  constructor(private readonly k: StdinKind, private readonly text: string | Error = '') {}
+  constructor(
+    private readonly k: StdinKind,
+    private readonly text: string | Error = '',
+  ) {}
   kind(): StdinKind {
     return this.k;
   }
   read(maxBytes: number): Promise<StdinText> {
     this.reads.push(maxBytes);
     if (this.text instanceof Error) return Promise.reject(this.text);
-    return Promise.resolve(this.text.length > maxBytes ? { text: this.text.slice(0, maxBytes), truncated: true } : { text: this.text, truncated: false });
+    return Promise.resolve(
+      this.text.length > maxBytes ? { text: this.text.slice(0, maxBytes), truncated: true } : { text: this.text, truncated: false },
+    );
   }
 }
 
 async function run(argv: string[], stdin: StdinSource = new FakeStdin('other')): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: ExplainIo = { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, isTTY: false, env: {}, stdinSource: stdin };
+  const io: ExplainIo = {
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    isTTY: false,
+    env: {},
+    stdinSource: stdin,
+  };
   const code = await main(['explain', ...argv], io);
   return { code, out, err };
 }
@@ -56,7 +71,7 @@ test('explain -: reads stdin (any kind), classifies it; --json has the contract 
     const j = JSON.parse(r.out) as Record<string, unknown>;
     assert.deepEqual(Object.keys(j), ['stage', 'reason', 'cause', 'message', 'hint']);
     assert.deepEqual([j['stage'], j['reason'], j['cause'], j['hint']], ['dns', 'dns_nxdomain', 'network', REASONS.dns_nxdomain.hint]);
-    assert.equal(j['message'], NXDOMAIN, 'message is the user\'s matched line');
+    assert.equal(j['message'], NXDOMAIN, "message is the user's matched line");
   }
 });
 
@@ -81,7 +96,11 @@ test('empty stdin, unreadable stdin, MESSAGE plus -: exit 2 with a clear message
   const cases: Array<[string[], StdinSource, RegExp]> = [
     [['-'], new FakeStdin('pipe', '  \n\n'), /stdin is empty/],
     [[], new FakeStdin('file', ''), /stdin is empty/],
-    [['-'], new FakeStdin('other', Object.assign(new Error('EISDIR: illegal operation on a directory, read'), { code: 'EISDIR' })), /cannot read stdin: EISDIR/],
+    [
+      ['-'],
+      new FakeStdin('other', Object.assign(new Error('EISDIR: illegal operation on a directory, read'), { code: 'EISDIR' })),
+      /cannot read stdin: EISDIR/,
+    ],
     [['oops', '-'], new FakeStdin('pipe', NXDOMAIN), /not both/],
     [['  '], new FakeStdin('other'), /MESSAGE is empty/],
   ];
@@ -105,7 +124,7 @@ test('input over 1 MiB: only the first 1 MiB is read, and stderr says so', async
   assert.match(viaArg.err, /longer than 1 MiB/);
 });
 
-test('human output: the Error line is the user\'s own line (not only the catalog message), control characters escaped', async () => {
+test("human output: the Error line is the user's own line (not only the catalog message), control characters escaped", async () => {
   const r = await run([NXDOMAIN]);
   assert.equal(r.code, 0);
   assert.ok(r.out.includes(`Error:  ${NXDOMAIN}\n`), r.out);
@@ -145,7 +164,10 @@ after(() => {
 
 test('real process: `kubectl get events -o json | pullprobe explain --json` (a pipe, no argument)', () => {
   const events = join(FIXTURES, 'events-not-found.json');
-  const r = spawnSync('sh', ['-c', `cat "$1" | "$2" --import tsx "$3" explain --json`, 'sh', events, process.execPath, CLI], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('sh', ['-c', `cat "$1" | "$2" --import tsx "$3" explain --json`, 'sh', events, process.execPath, CLI], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(explained(r.stdout).reason, 'manifest_unknown');
 });
@@ -155,7 +177,11 @@ test('real process: a 3 MiB file on stdin is read up to 1 MiB, with a note on st
   writeFileSync(file, `${NXDOMAIN}\n${'y'.repeat(3 * MAX_INPUT_BYTES)}\n`);
   const fd = openSync(file, 'r');
   try {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'explain', '--json'], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'explain', '--json'], {
+      stdio: [fd, 'pipe', 'pipe'],
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /longer than 1 MiB/);
     assert.equal(explained(r.stdout).reason, 'dns_nxdomain');

@@ -24,14 +24,39 @@ function cpuMs(f: () => void): number {
 const repeatTo = (unit: string, bytes: number): string => unit.repeat(Math.ceil(bytes / unit.length));
 
 const PIECE_OPENINGS = [
-  'lookup a ', 'lookup a: read udp ', 'lookup registry.lab.test on 10.0.0.2:53: ', 'lookup x: Try ',
-  'failed to fetch anonymous token: unexpected status ', 'failed to fetch oauth token:', 'unexpected status: ',
-  'x509: certificate is valid for a, ', 'x509: certificate is valid for ',
-  'unexpected status code x ', 'unexpected HTTP status ', 'unexpected status code ',
-  'dial tcp ', 'dial tcp a:', 'dial unix ', 'dial unix a', 'read tcp ', 'read tcp a:',
-  'failed to resolve reference "', 'failed to resolve reference "a": ', 'failed to resolve image: a:',
-  'failed to do request: Head "', 'failed to do request: Head ', 'failed to do request: Head "a": Forbidden ',
-  '\\"', 'Basic ', 'Bearer a', '//a:b', '//a', '  Warning  ', 'Back-off ', 'i/o ', 'context deadline ',
+  'lookup a ',
+  'lookup a: read udp ',
+  'lookup registry.lab.test on 10.0.0.2:53: ',
+  'lookup x: Try ',
+  'failed to fetch anonymous token: unexpected status ',
+  'failed to fetch oauth token:',
+  'unexpected status: ',
+  'x509: certificate is valid for a, ',
+  'x509: certificate is valid for ',
+  'unexpected status code x ',
+  'unexpected HTTP status ',
+  'unexpected status code ',
+  'dial tcp ',
+  'dial tcp a:',
+  'dial unix ',
+  'dial unix a',
+  'read tcp ',
+  'read tcp a:',
+  'failed to resolve reference "',
+  'failed to resolve reference "a": ',
+  'failed to resolve image: a:',
+  'failed to do request: Head "',
+  'failed to do request: Head ',
+  'failed to do request: Head "a": Forbidden ',
+  '\\"',
+  'Basic ',
+  'Bearer a',
+  '//a:b',
+  '//a',
+  '  Warning  ',
+  'Back-off ',
+  'i/o ',
+  'context deadline ',
 ];
 
 test('explain: repeated openings of every pattern piece, 256 KiB on one line, each under the bound', () => {
@@ -57,8 +82,17 @@ test('explain: repeated prefixes of every real message (one line and many lines)
 test('explain: 1 MiB inputs (the CLI limit) each under the bound', () => {
   const lookups = repeatTo('lookup registry.lab.test on 10.0.0.2:53: read udp 10.0.0.5:41234->10.0.0.2:53: ', 1024 * 1024);
   const token = repeatTo('failed to fetch anonymous token: unexpected status from GET request to https://a/token: ', 1024 * 1024);
-  const json = JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ message: `lookup r${i}.lab.test on 10.0.0.2:53: read udp \\"x\\" ${'a'.repeat(400)}` })) });
-  for (const [name, text] of [['lookups', lookups], ['token', token], ['events json', json], ['one long word', 'a'.repeat(1024 * 1024)]] as const) {
+  const json = JSON.stringify({
+    items: Array.from({ length: 2000 }, (_, i) => ({
+      message: `lookup r${i}.lab.test on 10.0.0.2:53: read udp \\"x\\" ${'a'.repeat(400)}`,
+    })),
+  });
+  for (const [name, text] of [
+    ['lookups', lookups],
+    ['token', token],
+    ['events json', json],
+    ['one long word', 'a'.repeat(1024 * 1024)],
+  ] as const) {
     const ms = cpuMs(() => explainText(text));
     assert.ok(ms < BOUND_MS, `${name}: ${ms.toFixed(0)} ms`);
   }

@@ -53,7 +53,10 @@ test('kubectl get events -o json: pull policy Never is the node, not the registr
 test('order of events does not matter: the most specific failure decides', () => {
   const deadline = `Failed to pull image "${REF}": rpc error: code = DeadlineExceeded desc = context deadline exceeded`;
   const nx = `Failed to pull image "${REF}": rpc error: code = Unknown desc = failed to pull and unpack image "${REF}": failed to resolve reference "${REF}": failed to do request: Head "https://registry.lab.test/v2/team/app/manifests/v1": dial tcp: lookup registry.lab.test on 10.96.0.10:53: no such host`;
-  for (const msgs of [[deadline, nx], [nx, deadline]]) {
+  for (const msgs of [
+    [deadline, nx],
+    [nx, deadline],
+  ]) {
     const e = explainText(JSON.stringify({ kind: 'List', items: msgs.map((message) => ({ kind: 'Event', reason: 'Failed', message })) }));
     assert.equal(e.reason, 'dns_nxdomain');
     assert.equal(e.excerpt, nx);
@@ -91,7 +94,8 @@ test('excerpt: long lines are cut around the part that decided', () => {
 });
 
 test('excerpt: control characters and bidi overrides escaped, credentials masked', () => {
-  const line = 'dial tcp 10.0.0.10:443: connect: connection refused \u001b[31mred\u001b[0m\u202e\u0007 Authorization: Basic dXNlcjpwYXNzd29yZA== https://bob:hunter22@proxy.lab.test:3128/';
+  const line =
+    'dial tcp 10.0.0.10:443: connect: connection refused \u001b[31mred\u001b[0m\u202e\u0007 Authorization: Basic dXNlcjpwYXNzd29yZA== https://bob:hunter22@proxy.lab.test:3128/';
   const shown = explainText(line).excerpt ?? '';
   assert.ok(!/[\p{Cc}\u202e]/u.test(shown), 'no raw control characters');
   assert.ok(shown.includes('\\u001b[31m') && shown.includes('\\u202e') && shown.includes('\\u0007'), shown);

@@ -42,19 +42,28 @@ test('kubelet back-off alone: no reason, but the hint points to the earlier "Fai
 });
 
 test('back-off together with the failed pull: the failed pull decides', () => {
-  const text = [`Back-off pulling image "${REF}"`, lab('dial tcp 10.0.0.10:443: connect: connection refused'), 'Error: ErrImagePull'].join('\n');
+  const text = [`Back-off pulling image "${REF}"`, lab('dial tcp 10.0.0.10:443: connect: connection refused'), 'Error: ErrImagePull'].join(
+    '\n',
+  );
   const e = explainText(text);
   assert.equal(e.reason, 'tcp_refused');
   assert.equal(e.excerpt, lab('dial tcp 10.0.0.10:443: connect: connection refused'));
 });
 
 test('a 403 from the registry itself is still access_denied, not the proxy', () => {
-  assert.equal(explainMessage(pull(REF, REF, `failed to resolve reference "${REF}": unexpected status from HEAD request to ${MANIFEST_URL}: 403 Forbidden`)).reason, 'access_denied');
+  assert.equal(
+    explainMessage(
+      pull(REF, REF, `failed to resolve reference "${REF}": unexpected status from HEAD request to ${MANIFEST_URL}: 403 Forbidden`),
+    ).reason,
+    'access_denied',
+  );
   assert.equal(explainMessage(lab('Forbidden: something else')).reason, null);
 });
 
 test('the gRPC code does not decide: i/o timeout under DeadlineExceeded is still DNS when it is a lookup', () => {
-  const dns = explainMessage(lab('dial tcp: lookup registry.lab.test on 10.0.0.2:53: read udp 10.0.0.5:1->10.0.0.2:53: i/o timeout', 'DeadlineExceeded'));
+  const dns = explainMessage(
+    lab('dial tcp: lookup registry.lab.test on 10.0.0.2:53: read udp 10.0.0.5:1->10.0.0.2:53: i/o timeout', 'DeadlineExceeded'),
+  );
   const tcp = explainMessage(lab('dial tcp 10.0.0.10:443: i/o timeout', 'DeadlineExceeded'));
   assert.equal(dns.reason, 'dns_timeout');
   assert.equal(tcp.reason, 'tcp_timeout');

@@ -38,7 +38,10 @@ async function probe(setup: (f: FakeRegistry) => void, image: string): Promise<P
   open.push(f);
   setup(f);
   const env = loadEnvironment({
-    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: null, caFiles: [join(dir, 'ca.crt')], containerdConfigPath: [],
+    resolvConfPath: join(dir, 'resolv.conf'),
+    hostsPath: null,
+    caFiles: [join(dir, 'ca.crt')],
+    containerdConfigPath: [],
     platform: { os: 'linux', architecture: 'amd64' },
   });
   return probeTarget(`127.0.0.1:${f.port}/${image}`, env, { timeoutMs: 5000, tokenCache: new TokenCache() });
@@ -63,20 +66,40 @@ describe('human output', () => {
   test('control characters from the registry (platforms, messages, hosts) are escaped, not printed', async () => {
     const evil = `${ESC}]0;pwned${ESC}\\${ESC}[2J`;
     const r = await probe((f) => {
-      f.putManifest('team/app', { schemaVersion: 2, manifests: [{ digest: 'sha256:a', platform: { os: 'linux', architecture: `s390x${evil}` } }] }, DOCKER_LIST, 'v1');
+      f.putManifest(
+        'team/app',
+        { schemaVersion: 2, manifests: [{ digest: 'sha256:a', platform: { os: 'linux', architecture: `s390x${evil}` } }] },
+        DOCKER_LIST,
+        'v1',
+      );
     }, 'team/app:v1');
     assert.equal(r.reason, 'platform_missing');
-    assert.ok(r.message?.includes(ESC), 'the JSON keeps the registry\'s text as it came');
+    assert.ok(r.message?.includes(ESC), "the JSON keeps the registry's text as it came");
     const plain = formatResult(r, { color: false });
     assert.equal(plain.includes(ESC), false, JSON.stringify(plain));
     assert.match(plain, /s390x\\u001b\]0;pwned\\u001b\\\\u001b\[2J/);
     const coloured = formatResult(r, { color: true });
-    assert.ok(coloured.split(ESC).slice(1).every((after) => /^\[\d+m/.test(after)), 'only our own colour codes remain');
+    assert.ok(
+      coloured
+        .split(ESC)
+        .slice(1)
+        .every((after) => /^\[\d+m/.test(after)),
+      'only our own colour codes remain',
+    );
 
     const crafted: ProbeResult = {
-      target: 'x', image: 'reg/app:v1', registry: 'reg', ok: false, stage: 'manifest', reason: 'manifest_unknown', cause: 'missing',
-      host: `reg${ESC}[31m`, message: `manifest unknown\r\n${ESC}[1Afake ok\u202e`, hint: `Nearest existing tags: v1\u0007.`,
-      degraded: false, seconds: 0.1,
+      target: 'x',
+      image: 'reg/app:v1',
+      registry: 'reg',
+      ok: false,
+      stage: 'manifest',
+      reason: 'manifest_unknown',
+      cause: 'missing',
+      host: `reg${ESC}[31m`,
+      message: `manifest unknown\r\n${ESC}[1Afake ok\u202e`,
+      hint: `Nearest existing tags: v1\u0007.`,
+      degraded: false,
+      seconds: 0.1,
       steps: [{ stage: 'manifest', ok: false, seconds: 0.1, host: `reg\u009b31m`, reason: 'manifest_unknown', message: `tag ${ESC}[8m` }],
     };
     const out = formatResult(crafted, { color: false });
@@ -90,8 +113,18 @@ describe('human output', () => {
 describe('human output from typed step details', () => {
   const R = 'registry.lab.test';
   const base = {
-    target: `${R}/app:v1`, image: `${R}/app:v1`, registry: R, ok: true, stage: null, reason: null, cause: null,
-    host: null, message: null, hint: null, degraded: false, seconds: 0.5,
+    target: `${R}/app:v1`,
+    image: `${R}/app:v1`,
+    registry: R,
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.5,
   } as const;
 
   test('each stage summarises its own detail: addresses, nameservers, connects, protocol and expiry, status, scheme, digest', () => {
@@ -99,15 +132,56 @@ describe('human output from typed step details', () => {
       ...base,
       steps: [
         { stage: 'reference', ok: true, seconds: 0, detail: { image: `${R}/app:v1`, endpoint: R } },
-        { stage: 'dns', ok: true, seconds: 0.001, host: R, detail: { addresses: ['10.0.0.10'], source: 'dns', name: R, nameservers: [{ server: '10.0.0.53', rcode: 'NOERROR', seconds: 0.001 }, { server: '10.0.0.54', rcode: 'NOERROR', seconds: 0.001 }] } },
-        { stage: 'tcp', ok: true, seconds: 0.001, host: `${R}:443`, degraded: true, detail: { addresses: [{ address: '10.0.0.10', ok: true, seconds: 0 }, { address: '10.0.0.11', ok: false, error: 'ECONNREFUSED', seconds: 0 }], connected: ['10.0.0.10'] } },
-        { stage: 'tls', ok: true, seconds: 0.001, host: `${R}:443`, detail: { address: '10.0.0.10', protocol: 'TLSv1.3', earliestExpiry: '2031-01-02T00:00:00Z' } },
+        {
+          stage: 'dns',
+          ok: true,
+          seconds: 0.001,
+          host: R,
+          detail: {
+            addresses: ['10.0.0.10'],
+            source: 'dns',
+            name: R,
+            nameservers: [
+              { server: '10.0.0.53', rcode: 'NOERROR', seconds: 0.001 },
+              { server: '10.0.0.54', rcode: 'NOERROR', seconds: 0.001 },
+            ],
+          },
+        },
+        {
+          stage: 'tcp',
+          ok: true,
+          seconds: 0.001,
+          host: `${R}:443`,
+          degraded: true,
+          detail: {
+            addresses: [
+              { address: '10.0.0.10', ok: true, seconds: 0 },
+              { address: '10.0.0.11', ok: false, error: 'ECONNREFUSED', seconds: 0 },
+            ],
+            connected: ['10.0.0.10'],
+          },
+        },
+        {
+          stage: 'tls',
+          ok: true,
+          seconds: 0.001,
+          host: `${R}:443`,
+          detail: { address: '10.0.0.10', protocol: 'TLSv1.3', earliestExpiry: '2031-01-02T00:00:00Z' },
+        },
         { stage: 'http', ok: true, seconds: 0.001, host: R, detail: { status: 401, challenges: [] } },
         { stage: 'auth', ok: true, seconds: 0.001, host: R, detail: { scheme: 'bearer', tokenCached: true } },
-        { stage: 'manifest', ok: true, seconds: 0.001, host: R, detail: { digest: `sha256:${'a'.repeat(64)}`, mediaType: 'application/vnd.oci.image.index.v1+json' } },
+        {
+          stage: 'manifest',
+          ok: true,
+          seconds: 0.001,
+          host: R,
+          detail: { digest: `sha256:${'a'.repeat(64)}`, mediaType: 'application/vnd.oci.image.index.v1+json' },
+        },
       ],
     };
-    const lines = formatResult(r, { color: false }).split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+    const lines = formatResult(r, { color: false })
+      .split('\n')
+      .map((l) => l.replace(/\s+/g, ' ').trim());
     assert.deepEqual(lines.slice(1, 8), [
       `✓ reference 0.000s ${R}/app:v1`,
       `✓ dns 0.001s ${R} → 10.0.0.10 (2 nameservers)`,
@@ -121,14 +195,45 @@ describe('human output from typed step details', () => {
 
   test('a request filed under another stage keeps its own summary: plain HTTP on a TLS port is said so; a token request refused at connect is a bare tcp line, one that timed out an http line', () => {
     const r: ProbeResult = {
-      ...base, ok: false, stage: 'http', reason: 'http_timeout', cause: 'network', host: R, message: 'x', hint: 'y',
+      ...base,
+      ok: false,
+      stage: 'http',
+      reason: 'http_timeout',
+      cause: 'network',
+      host: R,
+      message: 'x',
+      hint: 'y',
       steps: [
-        { stage: 'tls', ok: true, seconds: 0, host: 'localhost:5000', detail: { plainHttp: true, error: 'ERR_SSL_WRONG_VERSION_NUMBER', fallback: 'http', note: 'n' } },
-        { stage: 'tcp', ok: false, seconds: 0, host: R, reason: 'tcp_refused', message: 'connection refused', detail: { scheme: 'bearer', status: 503 } },
-        { stage: 'http', ok: false, seconds: 0, host: R, reason: 'http_timeout', message: 'deadline', detail: { scheme: 'bearer', status: 502 } },
+        {
+          stage: 'tls',
+          ok: true,
+          seconds: 0,
+          host: 'localhost:5000',
+          detail: { plainHttp: true, error: 'ERR_SSL_WRONG_VERSION_NUMBER', fallback: 'http', note: 'n' },
+        },
+        {
+          stage: 'tcp',
+          ok: false,
+          seconds: 0,
+          host: R,
+          reason: 'tcp_refused',
+          message: 'connection refused',
+          detail: { scheme: 'bearer', status: 503 },
+        },
+        {
+          stage: 'http',
+          ok: false,
+          seconds: 0,
+          host: R,
+          reason: 'http_timeout',
+          message: 'deadline',
+          detail: { scheme: 'bearer', status: 502 },
+        },
       ],
     };
-    const lines = formatResult(r, { color: false }).split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+    const lines = formatResult(r, { color: false })
+      .split('\n')
+      .map((l) => l.replace(/\s+/g, ' ').trim());
     assert.deepEqual(lines.slice(1, 4), [
       '✓ tls 0.000s localhost:5000 plain HTTP (containerd falls back from HTTPS to HTTP for localhost)',
       `✗ tcp 0.000s ${R} connection refused`,
@@ -139,14 +244,24 @@ describe('human output from typed step details', () => {
   test('the detail type follows the stage: a dns step has no tls fields (checked by tsc)', () => {
     // Typed as any step (not narrowed by its initialiser), so the check on `stage` below is what narrows it.
     const anyStep = (s: StepResult): StepResult => s;
-    const step = anyStep({ stage: 'dns', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } });
+    const step = anyStep({
+      stage: 'dns',
+      ok: true,
+      seconds: 0,
+      detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] },
+    });
     if (step.stage === 'dns' && step.detail !== undefined && 'nameservers' in step.detail) {
       // @ts-expect-error earliestExpirySeconds belongs to a tls step's detail
       assert.equal(step.detail.earliestExpirySeconds, undefined);
       assert.deepEqual(step.detail.nameservers, []);
     }
-    // @ts-expect-error a tcp step cannot carry a dns detail
-    const wrong: StepResult = { stage: 'tcp', ok: true, seconds: 0, detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] } };
+    const wrong: StepResult = {
+      stage: 'tcp',
+      ok: true,
+      seconds: 0,
+      // @ts-expect-error a tcp step cannot carry a dns detail
+      detail: { addresses: [], source: 'literal', name: '::1', nameservers: [] },
+    };
     assert.equal(wrong.stage, 'tcp');
   });
 });

@@ -18,7 +18,15 @@ import type { Socket } from 'node:net';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { prepareCli } from '../support/run-cli.js';
 import {
-  DOCKER_MANIFEST, HostileServer, OCI_INDEX, REGISTRY_HEADERS, errorBody, respond, respondJson, type Handler, type RawRequest,
+  DOCKER_MANIFEST,
+  HostileServer,
+  OCI_INDEX,
+  REGISTRY_HEADERS,
+  errorBody,
+  respond,
+  respondJson,
+  type Handler,
+  type RawRequest,
 } from '../support/hostile-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
 import { loadEnvironment, type ProbeEnvironment } from '../../src/node-config/environment.js';
@@ -68,7 +76,12 @@ async function server(handler: Handler | undefined, o: { tls?: boolean; onConnec
   return s;
 }
 
-const MANIFEST = JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: 2, digest: `sha256:${'a'.repeat(64)}` }, layers: [] });
+const MANIFEST = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: DOCKER_MANIFEST,
+  config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: 2, digest: `sha256:${'a'.repeat(64)}` },
+  layers: [],
+});
 
 function sendManifest(sock: Socket, req: RawRequest, body: string | Buffer, mediaType: string): void {
   respond(sock, req, 200, { 'content-type': mediaType, 'docker-content-digest': sha256(body), ...REGISTRY_HEADERS }, body);
@@ -76,9 +89,21 @@ function sendManifest(sock: Socket, req: RawRequest, body: string | Buffer, medi
 
 /** A registry: /v2/ 200, manifests and tags/list by the given handlers (a plain manifest by default). */
 function registry(h: { v2?: Handler; manifest?: Handler; tags?: Handler; token?: Handler } = {}): Handler {
-  const v2 = h.v2 ?? ((req, sock) => { respondJson(sock, req, 200, {}); });
-  const tags = h.tags ?? ((req, sock) => { respondJson(sock, req, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry')); });
-  const manifest = h.manifest ?? ((req, sock) => { sendManifest(sock, req, MANIFEST, DOCKER_MANIFEST); });
+  const v2 =
+    h.v2 ??
+    ((req, sock) => {
+      respondJson(sock, req, 200, {});
+    });
+  const tags =
+    h.tags ??
+    ((req, sock) => {
+      respondJson(sock, req, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry'));
+    });
+  const manifest =
+    h.manifest ??
+    ((req, sock) => {
+      sendManifest(sock, req, MANIFEST, DOCKER_MANIFEST);
+    });
   return (req, sock, srv) => {
     if (req.path === '/v2/' || req.path === '/v2') v2(req, sock, srv);
     else if (req.path === '/token' && h.token) h.token(req, sock, srv);
@@ -107,8 +132,12 @@ function dockerConfig(port: number, host = REG): string {
 
 function env(o: { dockerConfig?: string } = {}): ProbeEnvironment {
   return loadEnvironment({
-    resolvConfPath: join(dir, 'resolv.conf'), hostsPath: join(dir, 'hosts'), caFiles: [join(dir, 'ca.crt')],
-    dockerConfigPath: o.dockerConfig ?? null, containerdConfigPath: [], platform: { os: 'linux', architecture: 'amd64' },
+    resolvConfPath: join(dir, 'resolv.conf'),
+    hostsPath: join(dir, 'hosts'),
+    caFiles: [join(dir, 'ca.crt')],
+    dockerConfigPath: o.dockerConfig ?? null,
+    containerdConfigPath: [],
+    platform: { os: 'linux', architecture: 'amd64' },
   });
 }
 
@@ -144,38 +173,80 @@ async function probe(target: string, o: { dockerConfig?: string; cache?: TokenCa
 
 const target = (s: HostileServer, host = REG): string => `${host}:${s.port}/team/app:v1`;
 const expectReason = (r: ProbeResult, reasons: Reason[], label: string): void =>
-  assert.ok(!r.ok && reasons.includes(r.reason as Reason), `${label}: want ${reasons.join(' or ')}, got ${r.ok ? 'ok' : `${r.reason} (${r.message})`}`);
+  assert.ok(
+    !r.ok && reasons.includes(r.reason as Reason),
+    `${label}: want ${reasons.join(' or ')}, got ${r.ok ? 'ok' : `${r.reason} (${r.message})`}`,
+  );
 
-interface CliRun { code: number | null; stdout: string; stderr: string; rssKiB: number; wallMs: number }
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  rssKiB: number;
+  wallMs: number;
+}
 
 /** The real CLI (compiled like dist/) in a child process: `probe --timeout 2s` with the test hosts file, CA and resolv.conf. */
 async function cli(args: string[], o: { dockerConfig?: string } = {}): Promise<CliRun> {
   const rssFile = join(dir, `rss-${Math.random().toString(36).slice(2)}`);
-  const argv = [...cliArgv, 'probe', '--timeout', `${TIMEOUT_MS}ms`,
-    '--resolv-conf', join(dir, 'resolv.conf'), '--hosts', join(dir, 'hosts'), '--ca-file', join(dir, 'ca.crt'),
-    '--containerd-config-path=', '--platform', 'linux/amd64', '--concurrency', '1',
-    ...(o.dockerConfig ? ['--docker-config', o.dockerConfig] : []), ...args];
+  const argv = [
+    ...cliArgv,
+    'probe',
+    '--timeout',
+    `${TIMEOUT_MS}ms`,
+    '--resolv-conf',
+    join(dir, 'resolv.conf'),
+    '--hosts',
+    join(dir, 'hosts'),
+    '--ca-file',
+    join(dir, 'ca.crt'),
+    '--containerd-config-path=',
+    '--platform',
+    'linux/amd64',
+    '--concurrency',
+    '1',
+    ...(o.dockerConfig ? ['--docker-config', o.dockerConfig] : []),
+    ...args,
+  ];
   const t0 = performance.now();
-  const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', PULLPROBE_TEST_RSS_FILE: rssFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, argv, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: '1', PULLPROBE_TEST_RSS_FILE: rssFile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
   const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   clearTimeout(kill);
   let rssKiB = Number.NaN;
   try {
     rssKiB = Number(readFileSync(rssFile, 'utf8'));
-  } catch { /* the child died before its exit handler */ }
+  } catch {
+    /* the child died before its exit handler */
+  }
   return { code, stdout, stderr, rssKiB, wallMs: performance.now() - t0 };
 }
 
 /** CLI --json: exits 0/1 with a parseable array, no stack trace, RSS bounded; returns the results. */
-async function cliJson(targets: string[], label: string, o: { dockerConfig?: string } = {}): Promise<{ run: CliRun; results: ProbeResult[] }> {
+async function cliJson(
+  targets: string[],
+  label: string,
+  o: { dockerConfig?: string } = {},
+): Promise<{ run: CliRun; results: ProbeResult[] }> {
   const run = await cli(['--json', ...targets], o);
   assert.ok(run.code === 0 || run.code === 1, `${label}: CLI exit ${run.code}\n${run.stderr.slice(0, 2000)}`);
-  assert.doesNotMatch(run.stderr, /\n\s+at |internal error/, `${label}: stack trace or internal error on stderr:\n${run.stderr.slice(0, 2000)}`);
+  assert.doesNotMatch(
+    run.stderr,
+    /\n\s+at |internal error/,
+    `${label}: stack trace or internal error on stderr:\n${run.stderr.slice(0, 2000)}`,
+  );
   assert.ok(run.rssKiB > 0 && run.rssKiB < RSS_LIMIT_KIB, `${label}: CLI peak RSS ${(run.rssKiB / 1024).toFixed(1)} MiB (limit 150 MiB)`);
   let results: ProbeResult[];
   try {
@@ -190,23 +261,31 @@ async function cliJson(targets: string[], label: string, o: { dockerConfig?: str
 /** An OCI index of `n` entries, none for linux/amd64 unless `amd64Last`; `bare` entries hold only a platform (75k fit in 4 MB). */
 function bigIndex(n: number, amd64Last: boolean, bare = false): string {
   const d = `sha256:${'b'.repeat(64)}`;
-  const entry = (platform: object): object => bare ? { platform } : { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500, digest: d, platform };
+  const entry = (platform: object): object =>
+    bare ? { platform } : { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500, digest: d, platform };
   const manifests = Array.from({ length: n }, (_, i) => entry({ os: 'plan9', architecture: `x${i}` }));
   if (amd64Last) manifests.push(entry({ os: 'linux', architecture: 'amd64' }));
   return JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests });
 }
 
 /** HEAD answers the index's digest and type; GET by tag or digest sends it. */
-const serveIndex = (body: string): Handler => (req, sock) => sendManifest(sock, req, body, OCI_INDEX);
+const serveIndex =
+  (body: string): Handler =>
+  (req, sock) =>
+    sendManifest(sock, req, body, OCI_INDEX);
 
 describe('hostile registries: slow, huge and malformed answers', () => {
   test('headers that never finish (slow-loris): http_timeout within the deadline, in-process and through the CLI', async () => {
-    const s = await server(registry({
-      v2: (_req, sock, srv) => {
-        sock.write('HTTP/1.1 200 OK\r\ndocker-distribution-api-version: registry/2.0\r\n');
-        srv.every(100, () => { if (!sock.destroyed) sock.write('x-slow: 1\r\n'); });
-      },
-    }));
+    const s = await server(
+      registry({
+        v2: (_req, sock, srv) => {
+          sock.write('HTTP/1.1 200 OK\r\ndocker-distribution-api-version: registry/2.0\r\n');
+          srv.every(100, () => {
+            if (!sock.destroyed) sock.write('x-slow: 1\r\n');
+          });
+        },
+      }),
+    );
     expectReason(await probe(target(s)), ['http_timeout'], 'slow-loris');
     const { results } = await cliJson([target(s)], 'slow-loris');
     expectReason(results[0] as ProbeResult, ['http_timeout'], 'slow-loris CLI');
@@ -214,15 +293,19 @@ describe('hostile registries: slow, huge and malformed answers', () => {
 
   test('a manifest body that never finishes: http_timeout within the deadline', async () => {
     const index = bigIndex(3, true);
-    const s = await server(registry({
-      manifest: (req, sock) => {
-        if (req.method === 'HEAD') {
-          sendManifest(sock, req, index, OCI_INDEX);
-          return;
-        }
-        sock.write(`HTTP/1.1 200 OK\r\ncontent-type: ${OCI_INDEX}\r\ncontent-length: 100000\r\ndocker-content-digest: ${sha256(index)}\r\n\r\n{"schemaVersion":2,`);
-      },
-    }));
+    const s = await server(
+      registry({
+        manifest: (req, sock) => {
+          if (req.method === 'HEAD') {
+            sendManifest(sock, req, index, OCI_INDEX);
+            return;
+          }
+          sock.write(
+            `HTTP/1.1 200 OK\r\ncontent-type: ${OCI_INDEX}\r\ncontent-length: 100000\r\ndocker-content-digest: ${sha256(index)}\r\n\r\n{"schemaVersion":2,`,
+          );
+        },
+      }),
+    );
     expectReason(await probe(target(s)), ['http_timeout'], 'endless body');
   });
 
@@ -254,13 +337,23 @@ describe('hostile registries: slow, huge and malformed answers', () => {
 
   test('a new 4 MB index on every probe: 12 probes in one CLI run stay under 150 MiB (no index kept per digest)', async () => {
     let n = 0;
-    const s = await server(registry({
-      manifest: (req, sock) => {
-        if (req.method === 'HEAD') n++;
-        sendManifest(sock, req, bigIndex(19_500, true).replace('"schemaVersion":2', `"schemaVersion":2,"annotations":{"n":"${n}"}`), OCI_INDEX);
-      },
-    }));
-    const { results } = await cliJson(Array.from({ length: 12 }, (_, i) => `${REG}:${s.port}/team/app${i}:v1`), 'fresh index per probe');
+    const s = await server(
+      registry({
+        manifest: (req, sock) => {
+          if (req.method === 'HEAD') n++;
+          sendManifest(
+            sock,
+            req,
+            bigIndex(19_500, true).replace('"schemaVersion":2', `"schemaVersion":2,"annotations":{"n":"${n}"}`),
+            OCI_INDEX,
+          );
+        },
+      }),
+    );
+    const { results } = await cliJson(
+      Array.from({ length: 12 }, (_, i) => `${REG}:${s.port}/team/app${i}:v1`),
+      'fresh index per probe',
+    );
     assert.equal(results.length, 12);
   });
 
@@ -287,10 +380,12 @@ describe('hostile registries: slow, huge and malformed answers', () => {
 
   test('33k long tags on tags/list and a 404 manifest: manifest_unknown within the deadline', async () => {
     const tags = Array.from({ length: 33_000 }, (_, i) => `v1-${String(i).padStart(6, '0')}-${'x'.repeat(90)}`);
-    const s = await server(registry({
-      manifest: (req, sock) => respondJson(sock, req, 404, errorBody('MANIFEST_UNKNOWN', 'manifest unknown')),
-      tags: (req, sock) => respondJson(sock, req, 200, { name: 'team/app', tags }),
-    }));
+    const s = await server(
+      registry({
+        manifest: (req, sock) => respondJson(sock, req, 404, errorBody('MANIFEST_UNKNOWN', 'manifest unknown')),
+        tags: (req, sock) => respondJson(sock, req, 200, { name: 'team/app', tags }),
+      }),
+    );
     expectReason(await probe(target(s)), ['manifest_unknown'], '33k tags');
     const { results } = await cliJson([target(s)], '33k tags');
     expectReason(results[0] as ProbeResult, ['manifest_unknown'], '33k tags CLI');
@@ -299,9 +394,11 @@ describe('hostile registries: slow, huge and malformed answers', () => {
 
 describe('hostile registries: redirects and protocols', () => {
   test('a manifest redirect loop ends with the registry at fault', async () => {
-    const s = await server(registry({
-      manifest: (req, sock) => respond(sock, req, 307, { location: req.target, ...REGISTRY_HEADERS }),
-    }));
+    const s = await server(
+      registry({
+        manifest: (req, sock) => respond(sock, req, 307, { location: req.target, ...REGISTRY_HEADERS }),
+      }),
+    );
     expectReason(await probe(target(s)), ['http_status', 'not_a_registry'], 'redirect loop');
   });
 
@@ -309,13 +406,21 @@ describe('hostile registries: redirects and protocols', () => {
     test(`a manifest 307 to another loopback ${to} is followed, without the credentials`, async () => {
       const other = await server(registry());
       const otherHost = to === 'host name' ? `${OTHER}:${other.port}` : `127.0.0.1:${other.port}`;
-      const s = await server(basicAuth(registry({
-        manifest: (req, sock) => respond(sock, req, 307, { location: `https://${otherHost}${req.target}`, ...REGISTRY_HEADERS }),
-      })));
+      const s = await server(
+        basicAuth(
+          registry({
+            manifest: (req, sock) => respond(sock, req, 307, { location: `https://${otherHost}${req.target}`, ...REGISTRY_HEADERS }),
+          }),
+        ),
+      );
       const r = await probe(target(s), { dockerConfig: dockerConfig(s.port) });
       assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
       assert.ok(other.count('HEAD', /\/manifests\/v1$/) >= 1, 'the redirect target was asked');
-      assert.deepEqual(other.requests.filter((q) => q.authorization !== undefined), [], 'credentials never follow a redirect to another host');
+      assert.deepEqual(
+        other.requests.filter((q) => q.authorization !== undefined),
+        [],
+        'credentials never follow a redirect to another host',
+      );
     });
   }
 
@@ -340,7 +445,9 @@ describe('hostile registries: secrets and terminal safety', () => {
   const echo: Handler = (req, sock) => {
     const auth = req.headers['authorization'] ?? '';
     const decoded = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString('utf8') : '';
-    respondJson(sock, req, 429, errorBody('TOOMANYREQUESTS', `too many requests for ${auth} (${decoded}); retry later`), { 'x-echo': auth });
+    respondJson(sock, req, 429, errorBody('TOOMANYREQUESTS', `too many requests for ${auth} (${decoded}); retry later`), {
+      'x-echo': auth,
+    });
   };
 
   function assertNoSecret(text: string, secrets: string[], label: string): void {
@@ -367,7 +474,9 @@ describe('hostile registries: secrets and terminal safety', () => {
       const realm = `https://${REG}:${srv.port}/token`;
       if (req.path === '/token') respondJson(sock, req, 200, { token, expires_in: 300 });
       else if (req.headers['authorization'] !== `Bearer ${token}`) {
-        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), { 'www-authenticate': `Bearer realm="${realm}",service="hostile"` });
+        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), {
+          'www-authenticate': `Bearer realm="${realm}",service="hostile"`,
+        });
       } else registry({ manifest: echo })(req, sock, srv);
     });
     const r = await probe(target(s));
@@ -378,16 +487,22 @@ describe('hostile registries: secrets and terminal safety', () => {
   });
 
   test('ANSI escapes in registry messages and tags never reach the terminal raw', async () => {
-    const s = await server(registry({
-      manifest: (req, sock) => respondJson(sock, req, 404, errorBody('MANIFEST_UNKNOWN', '\x1b[2J\x1b[31mmanifest unknown\x1b]0;pwned\x07')),
-      tags: (req, sock) => respondJson(sock, req, 200, { name: 'team/app', tags: ['v1\x1b[2J', 'v\x1b[31m1', 'v1\x07', 'v1\r\n'] }),
-    }));
+    const s = await server(
+      registry({
+        manifest: (req, sock) =>
+          respondJson(sock, req, 404, errorBody('MANIFEST_UNKNOWN', '\x1b[2J\x1b[31mmanifest unknown\x1b]0;pwned\x07')),
+        tags: (req, sock) => respondJson(sock, req, 200, { name: 'team/app', tags: ['v1\x1b[2J', 'v\x1b[31m1', 'v1\x07', 'v1\r\n'] }),
+      }),
+    );
     const r = await probe(target(s));
     expectReason(r, ['manifest_unknown'], 'ANSI');
     const human = await cli([target(s)]);
     assert.equal(human.code, 1, human.stderr);
     assert.ok(human.rssKiB < RSS_LIMIT_KIB, `RSS ${human.rssKiB} KiB`);
-    assert.ok(!['\x1b', '\x07'].some((c) => (human.stdout + human.stderr).includes(c)), `raw control characters in human output: ${JSON.stringify(human.stdout.slice(0, 600))}`);
+    assert.ok(
+      !['\x1b', '\x07'].some((c) => (human.stdout + human.stderr).includes(c)),
+      `raw control characters in human output: ${JSON.stringify(human.stdout.slice(0, 600))}`,
+    );
   });
 });
 
@@ -407,8 +522,9 @@ describe('hostile token services and challenges', () => {
       const presented = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
       if (presented === undefined || o.rejectIssued || !issued.has(presented)) {
         const error = presented === undefined ? '' : ',error="invalid_token"';
-        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'),
-          { 'www-authenticate': `Bearer realm="${realm}",service="hostile",scope="repository:team/app:pull"${error}` });
+        respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'), {
+          'www-authenticate': `Bearer realm="${realm}",service="hostile",scope="repository:team/app:pull"${error}`,
+        });
         return;
       }
       registry()(req, sock, srv);
@@ -437,9 +553,16 @@ describe('hostile token services and challenges', () => {
 
   test('an unterminated quoted realm is rejected as containerd does: no token request', async () => {
     const listener = await server(undefined);
-    const s = await server((req, sock) => respondJson(sock, req, 401, errorBody('UNAUTHORIZED', 'authentication required'),
-      // The realm's quote never closes (service comes first, so no later quote closes it).
-      { 'www-authenticate': `Bearer service="hostile",realm="https://127.0.0.1:${listener.port}/token` }));
+    const s = await server((req, sock) =>
+      respondJson(
+        sock,
+        req,
+        401,
+        errorBody('UNAUTHORIZED', 'authentication required'),
+        // The realm's quote never closes (service comes first, so no later quote closes it).
+        { 'www-authenticate': `Bearer service="hostile",realm="https://127.0.0.1:${listener.port}/token` },
+      ),
+    );
     const r = await probe(target(s));
     expectReason(r, ['auth_required', 'token_error'], 'unterminated realm');
     assert.equal(listener.accepts, 0, 'the realm of a malformed challenge was contacted');

@@ -60,7 +60,9 @@ test('10 MB hosts files parse in well under a second, warnings capped', () => {
   };
   for (const [name, text] of Object.entries(inputs)) {
     let table = parseHosts('');
-    const ms = cpuMs(() => { table = parseHosts(text); });
+    const ms = cpuMs(() => {
+      table = parseHosts(text);
+    });
     assert.ok(ms < 1000, `${name}: ${ms.toFixed(0)} ms of CPU`);
     assert.ok(table.warnings.length <= 51, `${name}: ${table.warnings.length} warnings`);
   }

@@ -32,11 +32,21 @@ function configError(fn: () => unknown): HostsTomlError {
 describe('parseHostsToml', () => {
   it('adds https:// and /v2, keeps host tables in file order (header subtables do not reorder)', () => {
     const c = parseHostsToml(
-      ['server = "reg.io"', '[host."http://b.test"]', '[host."a.test/v2/"]', '[host."http://b.test".header]', 'x = "1"', '[host."c.test/"]'].join('\n'),
+      [
+        'server = "reg.io"',
+        '[host."http://b.test"]',
+        '[host."a.test/v2/"]',
+        '[host."http://b.test".header]',
+        'x = "1"',
+        '[host."c.test/"]',
+      ].join('\n'),
       F,
     );
     assert.equal(c.server, 'https://reg.io/v2');
-    assert.deepEqual(c.hosts.map((h) => h.url), ['http://b.test/v2', 'https://a.test/v2', 'https://c.test/v2']);
+    assert.deepEqual(
+      c.hosts.map((h) => h.url),
+      ['http://b.test/v2', 'https://a.test/v2', 'https://c.test/v2'],
+    );
     assert.deepEqual(c.hosts[0]?.headers, { x: ['1'] });
     assert.equal(c.containerdRejects, false);
   });
@@ -94,7 +104,11 @@ describe('parseHostsToml', () => {
     assert.equal(configError(() => parseHostsToml('[host."m".header]\nx = 1\n', F)).key, 'host."m".header.x');
     assert.equal(configError(() => parseHostsToml('[host."m"]\ndial_timeout = "30"\n', F)).key, 'host."m".dial_timeout');
     for (const bad of ['', '-', '.s', '1', '1x', '1.5', 's', '0x', '9223372036854775808ns', '2562048h', '1s ']) {
-      assert.equal(configError(() => parseHostsToml(`[host."m"]\ndial_timeout = ${JSON.stringify(bad)}\n`, F)).key, 'host."m".dial_timeout', bad);
+      assert.equal(
+        configError(() => parseHostsToml(`[host."m"]\ndial_timeout = ${JSON.stringify(bad)}\n`, F)).key,
+        'host."m".dial_timeout',
+        bad,
+      );
     }
     assert.equal(configError(() => parseHostsToml('host = "m"\n', F)).key, 'host');
   });
@@ -139,9 +153,15 @@ describe('resolveRegistryHosts', () => {
     const r = await resolveRegistryHosts([join(FIX, 'does-not-exist')], 'docker.io');
     assert.equal(r.mode, 'default');
     assert.equal(r.source, null);
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.host, e.isMirror]), [['https://registry-1.docker.io/v2', 'registry-1.docker.io:443', false]]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.host, e.isMirror]),
+      [['https://registry-1.docker.io/v2', 'registry-1.docker.io:443', false]],
+    );
     const other = await resolveRegistryHosts([], 'quay.io');
-    assert.deepEqual(other.endpoints.map((e) => e.url), ['https://quay.io/v2']);
+    assert.deepEqual(
+      other.endpoints.map((e) => e.url),
+      ['https://quay.io/v2'],
+    );
   });
 
   it('localhost without config (containerd 1.7.8+): https first with HTTP fallback on other ports, http on 80, https on 443 or no port', async () => {
@@ -161,9 +181,18 @@ describe('resolveRegistryHosts', () => {
   it('a hosts.toml listing the referrers capability (containerd 2.2+) is used, with a warning for older containerd; referrers alone is not a pull endpoint', async () => {
     const r = await resolveRegistryHosts([MAIN], 'referrers.lab.test');
     assert.equal(r.mode, 'hosts-toml');
-    assert.deepEqual(r.endpoints.map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://refs-only.referrers.test/v2', 'https://referrers.lab.test/v2']);
-    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2']);
-    assert.deepEqual(endpointsFor(r, 'pull').map((e) => e.url), ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2']);
+    assert.deepEqual(
+      r.endpoints.map((e) => e.url),
+      ['https://mirror.referrers.test/v2', 'https://refs-only.referrers.test/v2', 'https://referrers.lab.test/v2'],
+    );
+    assert.deepEqual(
+      endpointsFor(r, 'resolve').map((e) => e.url),
+      ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2'],
+    );
+    assert.deepEqual(
+      endpointsFor(r, 'pull').map((e) => e.url),
+      ['https://mirror.referrers.test/v2', 'https://referrers.lab.test/v2'],
+    );
     assert.equal(r.warnings.filter((w) => w.includes('"referrers" is known to containerd 2.2')).length, 2);
     // Default capabilities: containerd 2.2+ adds referrers; pulls are the same either way.
     assert.deepEqual(r.endpoints[2]?.capabilities, ['pull', 'resolve', 'push']);
@@ -174,21 +203,23 @@ describe('resolveRegistryHosts', () => {
   it('docker.io hosts.toml without server: mirror first, registry-1.docker.io last (not a mirror)', async () => {
     const r = await resolveRegistryHosts([MAIN], 'docker.io');
     assert.equal(r.source, join(MAIN, 'docker.io', 'hosts.toml'));
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.isMirror, e.isServer]), [
-      ['https://hub-mirror.test/v2', true, false],
-      ['https://registry-1.docker.io/v2', false, true],
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.isMirror, e.isServer]),
+      [
+        ['https://hub-mirror.test/v2', true, false],
+        ['https://registry-1.docker.io/v2', false, true],
+      ],
+    );
   });
 
   it('server + mirrors: file order then server; capabilities filter resolve vs pull; relative ca; skip_verify; override_path', async () => {
     const r = await resolveRegistryHosts([MAIN], 'reg.lab.test');
     assert.equal(r.mode, 'hosts-toml');
     const dir = join(MAIN, 'reg.lab.test');
-    assert.deepEqual(r.endpoints.map((e) => e.url), [
-      'https://pull-only.mirror.test/v2',
-      'https://mirror.test:8443/custom/api',
-      'https://reg.lab.test/v2',
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => e.url),
+      ['https://pull-only.mirror.test/v2', 'https://mirror.test:8443/custom/api', 'https://reg.lab.test/v2'],
+    );
     const [pullOnly, custom, server] = r.endpoints;
     assert.ok(pullOnly && custom && server, 'three endpoints');
     assert.deepEqual(custom.caFiles, [join(dir, 'certs', 'mirror-ca.pem')]);
@@ -200,7 +231,10 @@ describe('resolveRegistryHosts', () => {
     assert.deepEqual(server.caFiles, [join(dir, 'ca.crt')]);
     assert.equal(server.isMirror, false);
     assert.equal(pullOnly.isMirror, true);
-    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://mirror.test:8443/custom/api', 'https://reg.lab.test/v2']);
+    assert.deepEqual(
+      endpointsFor(r, 'resolve').map((e) => e.url),
+      ['https://mirror.test:8443/custom/api', 'https://reg.lab.test/v2'],
+    );
     assert.equal(endpointsFor(r, 'pull').length, 3);
     assert.deepEqual(r.warnings, []);
   });
@@ -208,10 +242,13 @@ describe('resolveRegistryHosts', () => {
   it('port directory naming: reg.io_5000_ is used', async () => {
     const r = await resolveRegistryHosts([MAIN], 'reg.io:5000');
     assert.equal(r.hostDir, join(MAIN, 'reg.io_5000_'));
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.host, e.isMirror]), [
-      ['https://port-mirror.test/v2', 'port-mirror.test:443', true],
-      ['https://reg.io:5000/v2', 'reg.io:5000', false],
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.host, e.isMirror]),
+      [
+        ['https://port-mirror.test/v2', 'port-mirror.test:443', true],
+        ['https://reg.io:5000/v2', 'reg.io:5000', false],
+      ],
+    );
   });
 
   it('port directory naming: host:port dir is used when host_port_ is absent, and loses to it when both exist', async () => {
@@ -231,8 +268,14 @@ describe('resolveRegistryHosts', () => {
   it('_default: used when no host dir matches; the first root holding any candidate wins (its _default beats a later root)', async () => {
     let r = await resolveRegistryHosts([MAIN, DEFAULT_ONLY], 'other.test');
     assert.equal(r.hostDir, join(DEFAULT_ONLY, '_default'));
-    assert.deepEqual(r.endpoints.map((e) => e.url), ['https://catch-all.mirror.test/v2', 'https://other.test/v2']);
-    assert.deepEqual(endpointsFor(r, 'resolve').map((e) => e.url), ['https://other.test/v2']);
+    assert.deepEqual(
+      r.endpoints.map((e) => e.url),
+      ['https://catch-all.mirror.test/v2', 'https://other.test/v2'],
+    );
+    assert.deepEqual(
+      endpointsFor(r, 'resolve').map((e) => e.url),
+      ['https://other.test/v2'],
+    );
     r = await resolveRegistryHosts([MAIN, DEFAULT_ONLY], 'reg.lab.test');
     assert.equal(r.hostDir, join(MAIN, 'reg.lab.test'));
     r = await resolveRegistryHosts([DEFAULT_ONLY, MAIN], 'reg.lab.test');
@@ -241,10 +284,13 @@ describe('resolveRegistryHosts', () => {
 
   it('server also listed as [host]: kept twice like containerd, flagged, second try without the CA', async () => {
     const r = await resolveRegistryHosts([MAIN], 'dup.lab.test');
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.duplicateOf]), [
-      ['https://dup.lab.test/v2', null],
-      ['https://dup.lab.test/v2', 0],
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.duplicateOf]),
+      [
+        ['https://dup.lab.test/v2', null],
+        ['https://dup.lab.test/v2', 0],
+      ],
+    );
     assert.equal(r.endpoints[0]?.caFiles.length, 1);
     assert.deepEqual(r.endpoints[1]?.caFiles, []);
     assert.equal(r.warnings.length, 1);
@@ -253,7 +299,10 @@ describe('resolveRegistryHosts', () => {
   it('top-level-only hosts.toml: containerd 1.6 falls back to *.crt (none here), so the CA is lost; opt-out follows 2.x', async () => {
     const r = await resolveRegistryHosts([MAIN], 'hostless.lab.test');
     assert.equal(r.mode, 'cert-files');
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://hostless.lab.test/v2', []]]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.caFiles]),
+      [['https://hostless.lab.test/v2', []]],
+    );
     assert.equal(r.warnings.length, 1);
     const v2 = await resolveRegistryHosts([MAIN], 'hostless.lab.test', undefined, { rejectHostless: false });
     assert.equal(v2.mode, 'hosts-toml');
@@ -264,7 +313,10 @@ describe('resolveRegistryHosts', () => {
   it('invalid hosts.toml (unknown capability): warning + *.crt fallback, as containerd does', async () => {
     const r = await resolveRegistryHosts([MAIN], 'badcap.lab.test');
     assert.equal(r.mode, 'cert-files');
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://badcap.lab.test/v2', [join(MAIN, 'badcap.lab.test', 'fallback.crt')]]]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.caFiles]),
+      [['https://badcap.lab.test/v2', [join(MAIN, 'badcap.lab.test', 'fallback.crt')]]],
+    );
     assert.equal(r.warnings.length, 1);
   });
 
@@ -292,7 +344,10 @@ describe('resolveRegistryHosts', () => {
       exists: (p) => Promise.resolve(p === '/c/r.test' || p === '/denied/r.test'),
     };
     const r = await resolveRegistryHosts(['/c'], 'r.test', fs);
-    assert.deepEqual(r.endpoints.map((e) => [e.url, e.caFiles]), [['https://r.test/v2', ['/c/r.test/gone.pem']]]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.caFiles]),
+      [['https://r.test/v2', ['/c/r.test/gone.pem']]],
+    );
     assert.equal(r.warnings.length, 1);
     await assert.rejects(resolveRegistryHosts(['/denied'], 'r.test', fs), (err: unknown) => {
       assert.ok(err instanceof HostsTomlError);
@@ -303,7 +358,10 @@ describe('resolveRegistryHosts', () => {
 
   it('resolve needs pull+resolve, pull needs pull; nothing able to resolve is warned about', async () => {
     const fs: HostsFs = {
-      readFile: () => Promise.resolve('server = "https://r.test"\ncapabilities = ["pull"]\n[host."https://resolve-only.test"]\ncapabilities = ["resolve"]\n'),
+      readFile: () =>
+        Promise.resolve(
+          'server = "https://r.test"\ncapabilities = ["pull"]\n[host."https://resolve-only.test"]\ncapabilities = ["resolve"]\n',
+        ),
       readdir: () => Promise.resolve([]),
       exists: (p) => Promise.resolve(p === '/c/r.test'),
     };
@@ -316,7 +374,25 @@ describe('resolveRegistryHosts', () => {
 
 describe('dial_timeout (Go time.ParseDuration)', () => {
   it('accepts what Go accepts', () => {
-    for (const ok of ['0', '-0', '+5s', '3s', '1m30s', '1.5h', '.5s', '5.s', '300ms', '10us', '10µs', '10μs', '7ns', '2562047h', '9223372036854775807ns', '1h1m1s1ms1us1ns', '0000s']) {
+    for (const ok of [
+      '0',
+      '-0',
+      '+5s',
+      '3s',
+      '1m30s',
+      '1.5h',
+      '.5s',
+      '5.s',
+      '300ms',
+      '10us',
+      '10µs',
+      '10μs',
+      '7ns',
+      '2562047h',
+      '9223372036854775807ns',
+      '1h1m1s1ms1us1ns',
+      '0000s',
+    ]) {
       assert.equal(parseHostsToml(`[host."m"]\ndial_timeout = ${JSON.stringify(ok)}\n`, F).hosts[0]?.dialTimeout, ok);
     }
   });

@@ -22,16 +22,29 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
-  version: string; dependencies: Record<string, string>; devDependencies: Record<string, string>;
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
 };
 
-interface Instruction { op: string; args: string }
-interface Stage { from: string; name: string | null; steps: Instruction[] }
+interface Instruction {
+  op: string;
+  args: string;
+}
+interface Stage {
+  from: string;
+  name: string | null;
+  steps: Instruction[];
+}
 
 /** The Dockerfile's stages and instructions (comments dropped, `\` continuations joined). */
 function parseDockerfile(text: string): Stage[] {
   const stages: Stage[] = [];
-  const logical = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const logical = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   for (const line of logical) {
     const m = /^(\w+)\s+(.*)$/.exec(line);
     if (!m) continue;
@@ -70,33 +83,40 @@ test('Dockerfile: Node 24 build stage, distroless Node 24 runtime as uid 65532, 
     assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l}=`), l);
   }
   assert.match(dockerfileText, /imagetools inspect node:24/, 'how to look a digest up');
-  assert.deepEqual(steps(runtime, 'COPY'), [
-    '--from=build /prod/node_modules ./node_modules', '--from=build /src/dist ./dist', '--from=build /src/package.json ./',
-  ], 'the runtime gets production node_modules, dist and package.json, nothing else');
+  assert.deepEqual(
+    steps(runtime, 'COPY'),
+    ['--from=build /prod/node_modules ./node_modules', '--from=build /src/dist ./dist', '--from=build /src/package.json ./'],
+    'the runtime gets production node_modules, dist and package.json, nothing else',
+  );
   assert.deepEqual(steps(runtime, 'ENTRYPOINT'), ['["/nodejs/bin/node", "/app/dist/cli.js"]']);
   assert.deepEqual(steps(runtime, 'CMD'), ['["agent", "--config", "/etc/pullprobe/config.yaml"]']);
   const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8');
   for (const c of steps(build, 'COPY')) {
-    for (const src of c.split(/\s+/).slice(0, -1)) assert.match(ignore, new RegExp(`^!${src.replace('.', '\\.')}`, 'm'), `${src} is let through .dockerignore`);
+    for (const src of c.split(/\s+/).slice(0, -1))
+      assert.match(ignore, new RegExp(`^!${src.replace('.', '\\.')}`, 'm'), `${src} is let through .dockerignore`);
   }
 });
 
 /** Build-stage paths (/src, /prod) mapped into the work directory. */
 const inWork = (s: string): string => s.replace(/(^|[\s=])\/(src|prod)\b/g, `$1${work}/$2`);
 
-test('the build stage\'s production install, run as shell: every dependency, no dev dependency', () => {
+test("the build stage's production install, run as shell: every dependency, no dev dependency", () => {
   assert.equal(steps(build, 'WORKDIR')[0], '/src');
   mkdirSync(join(work, 'src'));
   for (const f of ['package.json', 'package-lock.json']) cpSync(join(REPO, f), join(work, 'src', f));
   const run = steps(build, 'RUN').find((r) => r.includes('--omit=dev'));
   assert.ok(run, 'a RUN line installs production dependencies');
   const r = spawnSync('sh', ['-c', inWork(run)], {
-    cwd: join(work, 'src'), encoding: 'utf8',
+    cwd: join(work, 'src'),
+    encoding: 'utf8',
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/root', npm_config_offline: 'true' },
   });
   assert.equal(r.status, 0, `${run}\n${r.stderr}`);
-  const installed = new Set(readdirSync(join(work, 'prod', 'node_modules')).flatMap((n) =>
-    n.startsWith('@') ? readdirSync(join(work, 'prod', 'node_modules', n)).map((s) => `${n}/${s}`) : [n]));
+  const installed = new Set(
+    readdirSync(join(work, 'prod', 'node_modules')).flatMap((n) =>
+      n.startsWith('@') ? readdirSync(join(work, 'prod', 'node_modules', n)).map((s) => `${n}/${s}`) : [n],
+    ),
+  );
   for (const d of Object.keys(pkg.dependencies)) assert.ok(installed.has(d), `dependency ${d} installed`);
   for (const d of Object.keys(pkg.devDependencies)) assert.ok(!installed.has(d), `dev dependency ${d} left out`);
 });
@@ -120,7 +140,9 @@ test('the runtime layout starts as uid 65532 with only the image ENV and a read-
       `mount -o remount,bind,ro "${work}"`,
       `exec env -i ${env.join(' ')} setpriv --reuid 65532 --regid 65532 --clear-groups --no-new-privs "$@"`,
     ].join(' && ');
-    return spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inner, 'sh', process.execPath, ...args], { encoding: 'utf8' });
+    return spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inner, 'sh', process.execPath, ...args], {
+      encoding: 'utf8',
+    });
   };
   const probe = [
     'const fs = require("node:fs");',

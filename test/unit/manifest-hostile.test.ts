@@ -48,13 +48,24 @@ const amd64 = { os: 'linux', architecture: 'amd64' };
 const indexCache = new IndexCache();
 
 async function probe(
-  endpoint: string, repo: string, ref: string, o: Partial<ManifestOptions> & { authorization?: string; d?: Agent } = {},
+  endpoint: string,
+  repo: string,
+  ref: string,
+  o: Partial<ManifestOptions> & { authorization?: string; d?: Agent } = {},
 ): Promise<StageOutcome<ManifestDetail>> {
   const { authorization, d, ...manifest } = o;
-  return manifestStage(ctxFor(), {
-    endpoint, repository: repo, reference: ref, hasCredential: authorization !== undefined, scheme: 'http',
-    ...(authorization ? { authorization } : {}),
-  }, { dispatcher: d ?? dispatcher(), timeoutMs: 5000, platform: amd64, indexCache, ...manifest });
+  return manifestStage(
+    ctxFor(),
+    {
+      endpoint,
+      repository: repo,
+      reference: ref,
+      hasCredential: authorization !== undefined,
+      scheme: 'http',
+      ...(authorization ? { authorization } : {}),
+    },
+    { dispatcher: d ?? dispatcher(), timeoutMs: 5000, platform: amd64, indexCache, ...manifest },
+  );
 }
 
 /** Store `body` as the index behind tag `tag` (its digest is the sha256 of the bytes). */
@@ -138,10 +149,14 @@ describe('hostile registries: the index', () => {
     }
   });
 
-  test('an index over containerd\'s MaxManifestSize is refused with that limit named', async () => {
+  test("an index over containerd's MaxManifestSize is refused with that limit named", async () => {
     const f = await plain();
     const pad = 'x'.repeat(MAX_MANIFEST);
-    putIndex(f, 'big/img', `{"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"amd64"}}],"annotations":{"pad":"${pad}"}}`);
+    putIndex(
+      f,
+      'big/img',
+      `{"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"amd64"}}],"annotations":{"pad":"${pad}"}}`,
+    );
     const out = await probe(`127.0.0.1:${f.port}`, 'big/img', 'latest');
     assert.equal(out.reason, 'http_status');
     assert.match(out.message ?? '', /larger than 4393216 bytes/);
@@ -227,7 +242,12 @@ describe('hostile registries: tags and platforms', () => {
     const huge = { os: 'linux', architecture: 'amd64', variant: 'v999999999' };
     assert.equal(platformRank(huge, { os: 'linux', architecture: 'amd64', variant: 'v3' }), 999999996);
     assert.equal(platformRank(huge, { os: 'linux', architecture: 'amd64' }), 999999998);
-    const index = { manifests: [{ digest: 'sha256:a', platform: { os: 'linux', architecture: 'amd64', variant: 'v2' } }, { digest: 'sha256:b', platform: { os: 'linux', architecture: 'amd64', variant: 'v3' } }] };
+    const index = {
+      manifests: [
+        { digest: 'sha256:a', platform: { os: 'linux', architecture: 'amd64', variant: 'v2' } },
+        { digest: 'sha256:b', platform: { os: 'linux', architecture: 'amd64', variant: 'v3' } },
+      ],
+    };
     assert.equal(matchPlatform(index, huge).match?.digest, 'sha256:b');
     assert.ok(used() < 100);
   });
@@ -243,7 +263,9 @@ describe('hostile registries: tags and platforms', () => {
 });
 
 /** A loopback server answering every request with `answer(url, headers)`; records what it saw. */
-async function redirector(answer: (url: string) => { status: number; location?: string }): Promise<{ port: number; seen: { url: string; authorization?: string }[] }> {
+async function redirector(
+  answer: (url: string) => { status: number; location?: string },
+): Promise<{ port: number; seen: { url: string; authorization?: string }[] }> {
   const seen: { url: string; authorization?: string }[] = [];
   const server: Server = createServer((req, res) => {
     seen.push({ url: req.url ?? '', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
@@ -252,7 +274,13 @@ async function redirector(answer: (url: string) => { status: number; location?: 
     res.end();
   });
   await within(new Promise<void>((r) => server.listen(0, '127.0.0.1', r)), 5000, 'the server to listen');
-  open.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
+  open.push({
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  });
   return { port: (server.address() as AddressInfo).port, seen };
 }
 
@@ -265,11 +293,15 @@ describe('hostile registries: redirects', () => {
     assert.equal(out.ok, true, `${out.reason}: ${out.message}`);
     assert.equal(front.seen[0]?.authorization, 'Bearer front-secret');
     assert.equal(target.count('HEAD', '/v2/app/api/manifests/v1'), 1);
-    assert.equal(target.requests.some((r) => r.authorization !== undefined), false, 'no credential sent to the other host');
+    assert.equal(
+      target.requests.some((r) => r.authorization !== undefined),
+      false,
+      'no credential sent to the other host',
+    );
     assert.deepEqual(out.detail.redirects, [`http://127.0.0.1:${target.port}`]);
   });
 
-  test('a redirect to a new host name is reached first through the chain\'s hop (reach), then followed', async () => {
+  test("a redirect to a new host name is reached first through the chain's hop (reach), then followed", async () => {
     const target = await plain();
     target.putManifest('app/api', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
     const front = await redirector((url) => ({ status: 302, location: `http://blobs.test:${target.port}${url}` }));
@@ -292,7 +324,10 @@ describe('hostile registries: redirects', () => {
   });
 
   test('a redirect loop, too many redirects and a non-http scheme are registry faults with a clear message', async () => {
-    const loop = await redirector((url) => ({ status: 301, location: url.endsWith('/a') ? url.replace(/a$/, 'b') : url.replace(/[^/]+$/, 'a') }));
+    const loop = await redirector((url) => ({
+      status: 301,
+      location: url.endsWith('/a') ? url.replace(/a$/, 'b') : url.replace(/[^/]+$/, 'a'),
+    }));
     const l = await probe(`127.0.0.1:${loop.port}`, 'app/api', 'a');
     assert.equal(l.reason, 'http_status');
     assert.match(l.message ?? '', /redirect loop/);

@@ -58,7 +58,9 @@ const isCustom = (o: Obj): boolean => o.apiVersion.startsWith('monitoring.coreos
 test('every kustomization lists exactly the manifest files in its directory', () => {
   for (const dir of ['base', ...OURS.map((c) => `components/${c}`)]) {
     const k = parse(readFileSync(join(MANIFESTS, dir, 'kustomization.yaml'), 'utf8')) as Obj;
-    const files = readdirSync(join(MANIFESTS, dir)).filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml').sort();
+    const files = readdirSync(join(MANIFESTS, dir))
+      .filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml')
+      .sort();
     assert.deepEqual([...((k['resources'] ?? []) as string[])].sort(), files, dir);
   }
 });
@@ -78,7 +80,7 @@ test('the validator is strict: a misspelt field, a wrong type or an unknown kind
   const broken = structuredClone(base);
   // Object.assign: wrong on purpose, so not through the typed interfaces.
   Object.assign(must(container(broken).securityContext, 'securityContext'), { readOnlyRootFilesytem: true });
-  Object.assign(must(pod(broken).volumes?.[1]?.hostPath, 'the second volume\'s hostPath'), { typ: 'File' });
+  Object.assign(must(pod(broken).volumes?.[1]?.hostPath, "the second volume's hostPath"), { typ: 'File' });
   Object.assign(must(container(broken).securityContext, 'securityContext'), { runAsUser: 'root' });
   assert.equal(unknownFieldErrors(broken).length, 2, 'two unknown fields');
   assert.equal(schemaErrors(broken).length, 1, 'runAsUser must be an integer');
@@ -136,7 +138,12 @@ test('resources: requests = limits, above the benchmark peak (153 MiB, 2026-11-2
   assert.match(comment, /npm run bench.*2026-11-29/, 'the figure and its date are written next to the resources');
 });
 
-interface Mount { name: string; mountPath: string; readOnly: boolean; hostPath?: { path: string; type?: string } }
+interface Mount {
+  name: string;
+  mountPath: string;
+  readOnly: boolean;
+  hostPath?: { path: string; type?: string };
+}
 
 function mounts(objs: Obj[]): Mount[] {
   const vols = new Map(must(pod(objs).volumes, 'volumes').map((v) => [v.name, v]));
@@ -151,7 +158,13 @@ test('base mounts: only the node files the config reads, each read-only at its n
   for (const m of ms) assert.equal(m.readOnly, true, `${m.name} read-only`);
   const host = ms.filter((m) => m.hostPath);
   assert.deepEqual(host.map((m) => m.hostPath?.path).sort(), [
-    '/etc/containerd', '/etc/docker/certs.d', '/etc/hosts', '/etc/pki', '/etc/resolv.conf', '/etc/ssl/certs', '/run/systemd/resolve',
+    '/etc/containerd',
+    '/etc/docker/certs.d',
+    '/etc/hosts',
+    '/etc/pki',
+    '/etc/resolv.conf',
+    '/etc/ssl/certs',
+    '/run/systemd/resolve',
   ]);
   for (const m of host) {
     const { path, type = '' } = m.hostPath ?? { path: '' };
@@ -176,23 +189,38 @@ test('the shipped config is accepted by the agent, listens on HOST_IP, and every
   const read = [r.config.dns.resolvConf, r.config.dns.hosts, ...r.config.containerd.configPath, '/host/run/systemd/resolve/resolv.conf'];
   for (const p of read) assert.ok(covered(p), `${p} is mounted`);
   const bundles = SYSTEM_BUNDLES.map((b) => posix.join('/host', b));
-  assert.deepEqual(bundles.filter((b) => !covered(b)), ['/host/etc/ssl/ca-bundle.pem', '/host/etc/ssl/cert.pem'],
-    'system CA bundles: Debian and RHEL families mounted; SUSE/Alpine ones are documented as a patch');
+  assert.deepEqual(
+    bundles.filter((b) => !covered(b)),
+    ['/host/etc/ssl/ca-bundle.pem', '/host/etc/ssl/cert.pem'],
+    'system CA bundles: Debian and RHEL families mounted; SUSE/Alpine ones are documented as a patch',
+  );
 });
 
 function grants(objs: Obj[]): string[] {
-  return objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')
-    .flatMap((role) => rules(role).flatMap((r) => must(r.resources, `${role.kind} rule resources`).map((res) => `${res}:${[...r.verbs].sort().join(',')}`)))
+  return objs
+    .filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')
+    .flatMap((role) =>
+      rules(role).flatMap((r) => must(r.resources, `${role.kind} rule resources`).map((res) => `${res}:${[...r.verbs].sort().join(',')}`)),
+    )
     .sort();
 }
 
 test('RBAC: nodes get/patch, nodes/status patch, events create; pods get/list/watch only with pod-discovery; never secrets or wildcards', () => {
   assert.deepEqual(grants(base), ['events:create', 'nodes/status:patch', 'nodes:get,patch']);
-  assert.deepEqual(grants(got('base + components/pod-discovery')), ['events:create', 'nodes/status:patch', 'nodes:get,patch', 'pods:get,list,watch']);
+  assert.deepEqual(grants(got('base + components/pod-discovery')), [
+    'events:create',
+    'nodes/status:patch',
+    'nodes:get,patch',
+    'pods:get,list,watch',
+  ]);
   for (const [name, objs] of renders) {
     for (const g of grants(objs)) assert.doesNotMatch(g, /secret|\*/, `${name}: ${g}`);
     for (const b of objs.filter((o) => o.kind === 'ClusterRoleBinding')) {
-      assert.deepEqual(b['subjects'], [{ kind: 'ServiceAccount', name: 'pullprobe', namespace: 'pullprobe' }], `${name}: ${b.metadata?.name ?? '(no name)'}`);
+      assert.deepEqual(
+        b['subjects'],
+        [{ kind: 'ServiceAccount', name: 'pullprobe', namespace: 'pullprobe' }],
+        `${name}: ${b.metadata?.name ?? '(no name)'}`,
+      );
     }
   }
 });
@@ -202,23 +230,31 @@ test('priority-class: system-node-critical with the ResourceQuota that admits it
   assert.equal(pod(objs).priorityClassName, 'system-node-critical');
   const q = one(objs, 'ResourceQuota') as unknown as IResourceQuota;
   assert.equal(q.metadata?.namespace, 'pullprobe');
-  assert.deepEqual(q.spec?.scopeSelector?.matchExpressions, [{ operator: 'In', scopeName: 'PriorityClass', values: ['system-node-critical'] }]);
+  assert.deepEqual(q.spec?.scopeSelector?.matchExpressions, [
+    { operator: 'In', scopeName: 'PriorityClass', values: ['system-node-critical'] },
+  ]);
 });
 
 test('cri-runtime-check: the CRI socket (type Socket) is the one read-write mount; the user stays 65532 with the root group', () => {
   const objs = got('base + components/cri-runtime-check');
   const rw = mounts(objs).filter((m) => !m.readOnly);
-  assert.deepEqual(rw.map((m) => [m.mountPath, m.hostPath]), [['/host/run/containerd/containerd.sock', { path: '/run/containerd/containerd.sock', type: 'Socket' }]]);
+  assert.deepEqual(
+    rw.map((m) => [m.mountPath, m.hostPath]),
+    [['/host/run/containerd/containerd.sock', { path: '/run/containerd/containerd.sock', type: 'Socket' }]],
+  );
   assert.deepEqual(pod(objs).securityContext?.supplementalGroups, [0]);
   assert.equal(container(objs).securityContext?.runAsUser, 65532);
 });
 
 test('credential-providers: the kubelet provider config file and bin dir, read-only at their node paths', () => {
   const added = mounts(got('base + components/credential-providers')).filter((m) => !mounts(base).some((b) => b.name === m.name));
-  assert.deepEqual(added.map((m) => [m.mountPath, m.readOnly, m.hostPath?.type]), [
-    ['/host/var/lib/kubelet/credential-provider-config.yaml', true, 'File'],
-    ['/host/var/lib/kubelet/credential-provider', true, 'Directory'],
-  ]);
+  assert.deepEqual(
+    added.map((m) => [m.mountPath, m.readOnly, m.hostPath?.type]),
+    [
+      ['/host/var/lib/kubelet/credential-provider-config.yaml', true, 'File'],
+      ['/host/var/lib/kubelet/credential-provider', true, 'Directory'],
+    ],
+  );
 });
 
 test('overlays/example: every component on, the namespace set on every namespaced object and binding', () => {
@@ -226,11 +262,16 @@ test('overlays/example: every component on, the namespace set on every namespace
   assert.equal(mounts(example).filter((m) => !m.readOnly).length, 1);
   assert.ok(grants(example).includes('pods:get,list,watch'));
   const k = parse(readFileSync(join(MANIFESTS, 'overlays', 'example', 'kustomization.yaml'), 'utf8')) as Obj;
-  assert.deepEqual([...(k['components'] as string[])].map((c) => c.replace('../../components/', '')).sort(),
-    [...OURS, 'grafana-dashboard', 'prometheus-operator'].sort());
+  assert.deepEqual(
+    [...(k['components'] as string[])].map((c) => c.replace('../../components/', '')).sort(),
+    [...OURS, 'grafana-dashboard', 'prometheus-operator'].sort(),
+  );
   const plain = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')]);
-  assert.deepEqual(plain.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => firstSubject(b).namespace), ['pullprobe', 'pullprobe'],
-    'kustomize\'s namespace: field leaves the bindings behind (why the README says to use the transformer)');
+  assert.deepEqual(
+    plain.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => firstSubject(b).namespace),
+    ['pullprobe', 'pullprobe'],
+    "kustomize's namespace: field leaves the bindings behind (why the README says to use the transformer)",
+  );
   const moved = renderOverlay([], 'probes', [join(MANIFESTS, 'overlays', 'example')], namespaceTransformer('probes'));
   for (const o of moved) {
     if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind)) continue;

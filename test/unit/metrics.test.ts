@@ -14,7 +14,8 @@ const EXPIRY = 1_900_000_000;
 
 function dnsStep(rcodes: Record<string, string | null> = { '10.0.0.53': 'NOERROR' }): StepResult {
   const nameservers = Object.entries(rcodes).map(([server, rcode]) =>
-    rcode ? { server, rcode, seconds: 0.001 } : { server, rcode: null, error: 'timeout' as const, seconds: 1 });
+    rcode ? { server, rcode, seconds: 0.001 } : { server, rcode: null, error: 'timeout' as const, seconds: 1 },
+  );
   return { stage: 'dns', ok: true, seconds: 0.002, host: R, detail: { addresses: ['10.0.0.10'], source: 'dns', name: R, nameservers } };
 }
 
@@ -30,8 +31,19 @@ const OK_STEPS: StepResult[] = [
 
 function okResult(target = T, steps = OK_STEPS): ProbeResult {
   return {
-    target, image: target, registry: R, ok: true, stage: null, reason: null, cause: null,
-    host: null, message: null, hint: null, degraded: false, seconds: 0.03, steps,
+    target,
+    image: target,
+    registry: R,
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.03,
+    steps,
   };
 }
 
@@ -42,8 +54,19 @@ function failResult(reason: Reason, target = T, message?: string): ProbeResult {
   const steps: StepResult[] = OK_STEPS.filter((s) => order.indexOf(s.stage) < order.indexOf(stage));
   steps.push({ stage, ok: false, seconds: 0.0012, host: `${R}:443`, reason });
   return {
-    target, image: target, registry: R, ok: false, stage, reason, cause: causeOf(reason),
-    host: `${R}:443`, message: message ?? info.message, hint: info.hint, degraded: false, seconds: 0.01, steps,
+    target,
+    image: target,
+    registry: R,
+    ok: false,
+    stage,
+    reason,
+    cause: causeOf(reason),
+    host: `${R}:443`,
+    message: message ?? info.message,
+    hint: info.hint,
+    degraded: false,
+    seconds: 0.01,
+    steps,
   };
 }
 
@@ -91,8 +114,7 @@ test('a failing result sets failure_info and the failure counter; stages not rea
   m.record(T, failResult('tcp_refused'), 200);
   const text = await m.text();
   assert.equal(sample(text, `pullprobe_registry_up{${rt}}`), 0);
-  assert.equal(
-    sample(text, `pullprobe_failure_info{${rt},stage="tcp",reason="tcp_refused",cause="network"}`), 1);
+  assert.equal(sample(text, `pullprobe_failure_info{${rt},stage="tcp",reason="tcp_refused",cause="network"}`), 1);
   assert.equal(sample(text, `pullprobe_probe_failures_total{${rt},reason="tcp_refused"}`), 1);
   assert.equal(sample(text, `pullprobe_probes_total{${rt}}`), 2);
   assert.equal(sample(text, `pullprobe_stage_duration_seconds{${rt},stage="tcp"}`), 0.0012);
@@ -173,8 +195,10 @@ test('node info and config reload gauges', async () => {
   m.setConfigReload(true, 50);
   m.setConfigReload(false, 60);
   const text = await m.text();
-  assert.deepEqual(text.split('\n').filter((l) => l.startsWith('pullprobe_node_info{')),
-    ['pullprobe_node_info{node="n1",subnet="10.0.2.0/24",zone="z1"} 1']);
+  assert.deepEqual(
+    text.split('\n').filter((l) => l.startsWith('pullprobe_node_info{')),
+    ['pullprobe_node_info{node="n1",subnet="10.0.2.0/24",zone="z1"} 1'],
+  );
   assert.equal(sample(text, 'pullprobe_config_reload_success'), 0);
   assert.equal(sample(text, 'pullprobe_config_last_reload_timestamp_seconds'), 50);
 });

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import {
-  detectNodeAddress, networkOf, nodeName, resolveNodeIdentity, subnetFor, zoneOf,
-} from '../../src/agent/node-identity.js';
+import { detectNodeAddress, networkOf, nodeName, resolveNodeIdentity, subnetFor, zoneOf } from '../../src/agent/node-identity.js';
 import type { KubeClient, KubeNode } from '../../src/kube/client.js';
 
 function v4(address: string, netmask: string, cidr: string | null): NetworkInterfaceInfo {
@@ -22,14 +20,31 @@ const IFACES = {
 
 const NODE: KubeNode = {
   metadata: { name: 'node-a', uid: 'uid-a', labels: { 'topology.kubernetes.io/zone': 'eu-west-1b' } },
-  status: { addresses: [{ type: 'Hostname', address: 'node-a' }, { type: 'InternalIP', address: '10.231.1.10' }] },
+  status: {
+    addresses: [
+      { type: 'Hostname', address: 'node-a' },
+      { type: 'InternalIP', address: '10.231.1.10' },
+    ],
+  },
 };
 
 test('nodeName: configured, then NODE_NAME, then lowercased hostname', () => {
-  assert.equal(nodeName({ NODE_NAME: 'from-env' }, () => 'Host', 'from-config'), 'from-config');
-  assert.equal(nodeName({ NODE_NAME: 'from-env' }, () => 'Host'), 'from-env');
-  assert.equal(nodeName({}, () => 'My-Host.Example '), 'my-host.example');
-  assert.equal(nodeName({ NODE_NAME: '  ' }, () => 'h'), 'h');
+  assert.equal(
+    nodeName({ NODE_NAME: 'from-env' }, () => 'Host', 'from-config'),
+    'from-config',
+  );
+  assert.equal(
+    nodeName({ NODE_NAME: 'from-env' }, () => 'Host'),
+    'from-env',
+  );
+  assert.equal(
+    nodeName({}, () => 'My-Host.Example '),
+    'my-host.example',
+  );
+  assert.equal(
+    nodeName({ NODE_NAME: '  ' }, () => 'h'),
+    'h',
+  );
 });
 
 test('networkOf masks host bits, IPv4 and IPv6 (RFC 5952 output)', () => {
@@ -80,7 +95,9 @@ function fakeClient(node: KubeNode | Error): KubeClient & { asked: string[] } {
       asked.push(name);
       return node instanceof Error ? Promise.reject(node) : Promise.resolve(node);
     },
-    patchNode: unused, patchNodeStatus: unused, createEvent: unused,
+    patchNode: unused,
+    patchNodeStatus: unused,
+    createEvent: unused,
     async close() {},
   };
 }
@@ -89,17 +106,35 @@ test('resolveNodeIdentity: reads the node for zone, uid and address; subnet from
   const client = fakeClient(NODE);
   const id = await resolveNodeIdentity({ env: { NODE_NAME: 'node-a' }, client, interfaces: IFACES, hostname: () => 'x' });
   assert.deepEqual(client.asked, ['node-a']);
-  assert.deepEqual({ ...id, node: null }, {
-    name: 'node-a', address: '10.231.1.10', subnet: '10.231.1.0/24', zone: 'eu-west-1b', uid: 'uid-a', node: null,
-  });
+  assert.deepEqual(
+    { ...id, node: null },
+    {
+      name: 'node-a',
+      address: '10.231.1.10',
+      subnet: '10.231.1.0/24',
+      zone: 'eu-west-1b',
+      uid: 'uid-a',
+      node: null,
+    },
+  );
 });
 
 test('resolveNodeIdentity: override subnet wins; a failed node read leaves zone null and does not throw', async () => {
   const warnings: object[] = [];
-  const log = { debug() {}, info() {}, error() {}, warn(o: object) { warnings.push(o); } };
+  const log = {
+    debug() {},
+    info() {},
+    error() {},
+    warn(o: object) {
+      warnings.push(o);
+    },
+  };
   const id = await resolveNodeIdentity({
-    env: { NODE_NAME: 'node-a', HOST_IP: '10.231.1.10' }, client: fakeClient(Object.assign(new Error('x'), { code: 'PULLPROBE_KUBE_API', status: 403 })),
-    configuredSubnet: '10.9.0.0/16', interfaces: IFACES, log,
+    env: { NODE_NAME: 'node-a', HOST_IP: '10.231.1.10' },
+    client: fakeClient(Object.assign(new Error('x'), { code: 'PULLPROBE_KUBE_API', status: 403 })),
+    configuredSubnet: '10.9.0.0/16',
+    interfaces: IFACES,
+    log,
   });
   assert.equal(id.subnet, '10.9.0.0/16');
   assert.equal(id.zone, null);

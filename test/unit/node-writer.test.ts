@@ -38,7 +38,9 @@ class FakeTimers implements Timers {
     this.list.push({ id, at: this.now + ms, fn });
     return id;
   }
-  clearTimeout(h: unknown): void { this.list = this.list.filter((t) => t.id !== h); }
+  clearTimeout(h: unknown): void {
+    this.list = this.list.filter((t) => t.id !== h);
+  }
   advance(ms: number): void {
     const end = this.now + ms;
     for (;;) {
@@ -50,47 +52,97 @@ class FakeTimers implements Timers {
     }
     this.now = end;
   }
-  get pending(): number { return this.list.length; }
+  get pending(): number {
+    return this.list.length;
+  }
 }
 
 function captureLog(): { log: Log; lines: { level: string; obj: object; msg?: string | undefined }[] } {
   const lines: { level: string; obj: object; msg?: string | undefined }[] = [];
-  const mk = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, msg }); };
+  const mk =
+    (level: string) =>
+    (obj: object, msg?: string): void => {
+      lines.push({ level, obj, msg });
+    };
   return { log: { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error') }, lines };
 }
 
 function result(target: string, registry: string, reason: Reason | null): ProbeResult {
   return {
-    target, image: null, registry, ok: reason === null,
-    stage: reason ? stageOf(reason) : null, reason, cause: reason ? causeOf(reason) : null,
-    host: null, message: null, hint: null, degraded: false, seconds: 0.01, steps: [],
+    target,
+    image: null,
+    registry,
+    ok: reason === null,
+    stage: reason ? stageOf(reason) : null,
+    reason,
+    cause: reason ? causeOf(reason) : null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.01,
+    steps: [],
   };
 }
 
 function baseNode(): KubeNode {
   return {
-    apiVersion: 'v1', kind: 'Node',
-    metadata: { name: 'node-a', uid: 'uid-node-a', labels: { 'topology.kubernetes.io/zone': 'zone-a' },
-      annotations: { 'other.io/keep': 'yes' } },
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: 'node-a',
+      uid: 'uid-node-a',
+      labels: { 'topology.kubernetes.io/zone': 'zone-a' },
+      annotations: { 'other.io/keep': 'yes' },
+    },
     spec: { podCIDR: '10.244.1.0/24' },
-    status: { conditions: [
-      { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status',
-        lastHeartbeatTime: '2025-05-01T11:00:00Z', lastTransitionTime: '2025-04-01T00:00:00Z' },
-      { type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', message: 'ok',
-        lastHeartbeatTime: '2025-05-01T11:00:00Z', lastTransitionTime: '2025-04-01T00:00:00Z' },
-    ] },
+    status: {
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'KubeletReady',
+          message: 'kubelet is posting ready status',
+          lastHeartbeatTime: '2025-05-01T11:00:00Z',
+          lastTransitionTime: '2025-04-01T00:00:00Z',
+        },
+        {
+          type: 'MemoryPressure',
+          status: 'False',
+          reason: 'KubeletHasSufficientMemory',
+          message: 'ok',
+          lastHeartbeatTime: '2025-05-01T11:00:00Z',
+          lastTransitionTime: '2025-04-01T00:00:00Z',
+        },
+      ],
+    },
   };
 }
 
-interface Env { fake: FakeApiServer; client: KubeClient; tokenFile: string; dir: string; tokens: TokenSource }
+interface Env {
+  fake: FakeApiServer;
+  client: KubeClient;
+  tokenFile: string;
+  dir: string;
+  tokens: TokenSource;
+}
 
-async function setup(t: TestContext, opts: { node?: KubeNode; timeoutMs?: number; serverTokenFile?: string; timers?: Timers } = {}): Promise<Env> {
+async function setup(
+  t: TestContext,
+  opts: { node?: KubeNode; timeoutMs?: number; serverTokenFile?: string; timers?: Timers } = {},
+): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'pullprobe-kube-'));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
   const fake = await FakeApiServer.start({ ca, tokenFile: opts.serverTokenFile ?? tokenFile, nodes: [opts.node ?? baseNode()], leaf });
   const tokens = new TokenSource(tokenFile, { clock: { now: () => 0 } });
-  const client = createKubeClient({ server: fake.url, caPem: ca.cert, tokens, timeoutMs: opts.timeoutMs ?? 2000, ...(opts.timers ? { timers: opts.timers } : {}) });
+  const client = createKubeClient({
+    server: fake.url,
+    caPem: ca.cert,
+    tokens,
+    timeoutMs: opts.timeoutMs ?? 2000,
+    ...(opts.timers ? { timers: opts.timers } : {}),
+  });
   t.after(async () => {
     await client.close();
     await fake.close();
@@ -101,14 +153,24 @@ async function setup(t: TestContext, opts: { node?: KubeNode; timeoutMs?: number
 
 function writer(env: Env, timers: FakeTimers, extra: Partial<NodeWriterOptions> = {}): NodeWriter {
   const w = new NodeWriter({
-    client: env.client, node: 'node-a', subnet: '10.231.1.0/24', zone: 'zone-a',
-    outputs: { heartbeatMs: HB }, wallNow: () => timers.now, timers, random: () => 0.5,
-    backoff: { initialMs: 1000, maxMs: 60_000 }, ...extra,
+    client: env.client,
+    node: 'node-a',
+    subnet: '10.231.1.0/24',
+    zone: 'zone-a',
+    outputs: { heartbeatMs: HB },
+    wallNow: () => timers.now,
+    timers,
+    random: () => 0.5,
+    backoff: { initialMs: 1000, maxMs: 60_000 },
+    ...extra,
   });
   return w;
 }
 
-interface StatusAnnotation { at: string; registries: Record<string, { ok: boolean; reason?: string; since: string }> }
+interface StatusAnnotation {
+  at: string;
+  registries: Record<string, { ok: boolean; reason?: string; since: string }>;
+}
 
 function annotation(fake: FakeApiServer): StatusAnnotation | null {
   const raw = fake.node('node-a')?.metadata.annotations?.[ANNOTATION_KEY];
@@ -127,13 +189,19 @@ test('in-cluster config reads env, CA and token; outside a cluster says so', () 
     mkdirSync(join(dir, 'sa'));
     writeFileSync(join(dir, 'sa', 'ca.crt'), ca.cert);
     writeFileSync(join(dir, 'sa', 'token'), TOKEN);
-    const ok = loadInClusterConfig({ env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, saDir: join(dir, 'sa') });
+    const ok = loadInClusterConfig({
+      env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' },
+      saDir: join(dir, 'sa'),
+    });
     assert.ok(ok.ok);
     assert.equal(ok.config.server, 'https://10.96.0.1:443');
     assert.equal(ok.config.caPem, ca.cert);
     assert.equal(ok.config.tokenFile, join(dir, 'sa', 'token'));
     assert.ok(!JSON.stringify(ok).includes(TOKEN), 'config does not carry the token');
-    const v6 = loadInClusterConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' }, saDir: join(dir, 'sa') });
+    const v6 = loadInClusterConfig({
+      env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' },
+      saDir: join(dir, 'sa'),
+    });
     assert.ok(v6.ok && v6.config.server === 'https://[fd00::1]:6443');
     const out = loadInClusterConfig({ env: {}, saDir: join(dir, 'sa') });
     assert.ok(!out.ok && out.code === 'not_in_cluster');
@@ -147,8 +215,14 @@ test('in-cluster config reads env, CA and token; outside a cluster says so', () 
 test('token source re-reads after its period and after invalidate, keeps the old token if a re-read fails', () => {
   let now = 0;
   let content: string | Error = 'one';
-  const ts = new TokenSource('/x/token', { clock: { now: () => now }, periodMs: 60_000,
-    readFile: () => { if (content instanceof Error) throw content; return `${content}\n`; } });
+  const ts = new TokenSource('/x/token', {
+    clock: { now: () => now },
+    periodMs: 60_000,
+    readFile: () => {
+      if (content instanceof Error) throw content;
+      return `${content}\n`;
+    },
+  });
   assert.equal(ts.token(), 'one');
   content = 'two';
   now = 59_000;
@@ -161,7 +235,11 @@ test('token source re-reads after its period and after invalidate, keeps the old
   content = Object.assign(new Error('gone'), { code: 'ENOENT' });
   ts.invalidate();
   assert.equal(ts.token(), 'three');
-  const fresh = new TokenSource('/x/token', { readFile: () => { throw Object.assign(new Error('x'), { code: 'EACCES' }); } });
+  const fresh = new TokenSource('/x/token', {
+    readFile: () => {
+      throw Object.assign(new Error('x'), { code: 'EACCES' });
+    },
+  });
   assert.throws(() => fresh.token(), { code: 'PULLPROBE_KUBE_TOKEN' });
 });
 
@@ -174,19 +252,31 @@ test('client: rotated token → 401 → re-read → success', async (t) => {
   const node = await env.client.getNode('node-a');
   assert.equal(node.metadata.uid, 'uid-node-a');
   const gets = env.fake.requests.filter((r) => r.method === 'GET');
-  assert.deepEqual(gets.map((r) => [r.token, r.status]), [[TOKEN, 200], [TOKEN, 401], ['rotated-token-2', 200]]);
+  assert.deepEqual(
+    gets.map((r) => [r.token, r.status]),
+    [
+      [TOKEN, 200],
+      [TOKEN, 401],
+      ['rotated-token-2', 200],
+    ],
+  );
 });
 
 test('client: patch content types; the fake answers 415 for the wrong one', async (t) => {
   const env = await setup(t);
   await env.client.patchNode('node-a', { metadata: { labels: { x: 'y' } } });
   await env.client.patchNodeStatus('node-a', { status: { conditions: [] } });
-  assert.deepEqual(env.fake.requests.map((r) => [r.path, r.contentType, r.status]), [
-    ['/api/v1/nodes/node-a', 'application/merge-patch+json', 200],
-    ['/api/v1/nodes/node-a/status', 'application/strategic-merge-patch+json', 200],
-  ]);
+  assert.deepEqual(
+    env.fake.requests.map((r) => [r.path, r.contentType, r.status]),
+    [
+      ['/api/v1/nodes/node-a', 'application/merge-patch+json', 200],
+      ['/api/v1/nodes/node-a/status', 'application/strategic-merge-patch+json', 200],
+    ],
+  );
   const res = await request(`${env.fake.url}/api/v1/nodes/node-a/status`, {
-    method: 'PATCH', body: '{}', headers: { 'content-type': 'application/merge-patch+json', authorization: `Bearer ${TOKEN}` },
+    method: 'PATCH',
+    body: '{}',
+    headers: { 'content-type': 'application/merge-patch+json', authorization: `Bearer ${TOKEN}` },
     dispatcher: new (await import('undici')).Agent({ connect: { ca: ca.cert } }),
   });
   await res.body.text();
@@ -214,7 +304,11 @@ test('client: API errors carry status and code; a hang times out', async (t) => 
   await new Promise((r) => setImmediate(r));
   assert.equal(call.settled(), false, 'still waiting 1 ms before the call timeout');
   time.advance(1);
-  await within(assert.rejects(call.p, { code: 'PULLPROBE_KUBE_TIMEOUT', message: 'GET /api/v1/nodes/node-a: no answer within 300ms' }), 5000, 'the call to time out');
+  await within(
+    assert.rejects(call.p, { code: 'PULLPROBE_KUBE_TIMEOUT', message: 'GET /api/v1/nodes/node-a: no answer within 300ms' }),
+    5000,
+    'the call to time out',
+  );
 });
 
 // ---- writer ----
@@ -303,7 +397,10 @@ test('writer: during an outage the latest state wins, written once after recover
   timers.advance(3000);
   await w.whenIdle();
   assert.deepEqual(timers.delays.slice(0, 3), [750, 1500, 3000]);
-  assert.deepEqual(env.fake.requests.map((r) => r.status), [500, 500, 500, 200]);
+  assert.deepEqual(
+    env.fake.requests.map((r) => r.status),
+    [500, 500, 500, 200],
+  );
   const ok = env.fake.succeeded('PATCH', '/nodes/node-a');
   assert.equal(ok.length, 1);
   assert.equal(annotation(env.fake)?.registries['ghcr.io']?.ok, true);
@@ -338,8 +435,11 @@ test('writer: 403 and 429 never throw; Retry-After is honoured; a hang times out
 test('writer: events per transition, rate-limited per registry, on the Node', async (t) => {
   const env = await setup(t);
   const timers = new FakeTimers();
-  const w = writer(env, timers, { outputs: { annotation: false, condition: false, heartbeatMs: HB },
-    events: { burst: 2, refillMs: 30_000 }, uid: 'uid-node-a' });
+  const w = writer(env, timers, {
+    outputs: { annotation: false, condition: false, heartbeatMs: HB },
+    events: { burst: 2, refillMs: 30_000 },
+    uid: 'uid-node-a',
+  });
   t.after(() => w.stop());
   w.update([result('docker.io/x/y:1', 'docker.io', null)]);
   await w.whenIdle();
@@ -349,7 +449,13 @@ test('writer: events per transition, rate-limited per registry, on the Node', as
     w.update([result('docker.io/x/y:1', 'docker.io', reason)]);
     await w.whenIdle();
   }
-  assert.deepEqual(env.fake.events.map((e) => [e.type, e.reason]), [['Warning', 'RegistryUnreachable'], ['Normal', 'RegistryReachable']]);
+  assert.deepEqual(
+    env.fake.events.map((e) => [e.type, e.reason]),
+    [
+      ['Warning', 'RegistryUnreachable'],
+      ['Normal', 'RegistryReachable'],
+    ],
+  );
   assert.equal(w.stats().eventsDropped, 2);
   const e = env.fake.events[0] as { involvedObject: object; source: object; metadata: { namespace: string } };
   assert.deepEqual(e.involvedObject, { apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: 'uid-node-a' });
@@ -366,8 +472,15 @@ test('writer: events per transition, rate-limited per registry, on the Node', as
 
 test('writer: a restart keeps since and does not re-announce an unchanged failure', async (t) => {
   const node = baseNode();
-  node.metadata.annotations = { [ANNOTATION_KEY]: JSON.stringify({ v: 1, at: '2025-05-01T11:50:00Z', subnet: null, zone: null,
-    registries: { 'ghcr.io': { ok: false, stage: 'tcp', reason: 'tcp_refused', cause: 'network', since: '2025-05-01T09:00:00Z' } } }) };
+  node.metadata.annotations = {
+    [ANNOTATION_KEY]: JSON.stringify({
+      v: 1,
+      at: '2025-05-01T11:50:00Z',
+      subnet: null,
+      zone: null,
+      registries: { 'ghcr.io': { ok: false, stage: 'tcp', reason: 'tcp_refused', cause: 'network', since: '2025-05-01T09:00:00Z' } },
+    }),
+  };
   const env = await setup(t, { node });
   const timers = new FakeTimers();
   const w = writer(env, timers, { initialNode: node });

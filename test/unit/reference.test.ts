@@ -6,23 +6,70 @@ const D64 = 'a'.repeat(64);
 const D64B = '0123456789abcdef'.repeat(4);
 
 type Ok = { in: string; want: Omit<ImageRef, 'endpoint'> & { endpoint?: string } };
-const ok = (input: string, registry: string, repository: string, tag: string | undefined, digest: string | undefined, normalized: string, endpoint?: string): Ok => ({
+const ok = (
+  input: string,
+  registry: string,
+  repository: string,
+  tag: string | undefined,
+  digest: string | undefined,
+  normalized: string,
+  endpoint?: string,
+): Ok => ({
   in: input,
-  want: { registry, repository, normalized, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}), ...(endpoint ? { endpoint } : {}) },
+  want: {
+    registry,
+    repository,
+    normalized,
+    ...(tag !== undefined ? { tag } : {}),
+    ...(digest !== undefined ? { digest } : {}),
+    ...(endpoint ? { endpoint } : {}),
+  },
 });
 
 const VALID: Ok[] = [
   ok('nginx', 'docker.io', 'library/nginx', 'latest', undefined, 'docker.io/library/nginx:latest', 'registry-1.docker.io'),
-  ok('nginx:1.25-alpine', 'docker.io', 'library/nginx', '1.25-alpine', undefined, 'docker.io/library/nginx:1.25-alpine', 'registry-1.docker.io'),
+  ok(
+    'nginx:1.25-alpine',
+    'docker.io',
+    'library/nginx',
+    '1.25-alpine',
+    undefined,
+    'docker.io/library/nginx:1.25-alpine',
+    'registry-1.docker.io',
+  ),
   ok('bitnami/redis', 'docker.io', 'bitnami/redis', 'latest', undefined, 'docker.io/bitnami/redis:latest'),
   ok('docker.io/nginx', 'docker.io', 'library/nginx', 'latest', undefined, 'docker.io/library/nginx:latest'),
   ok('docker.io/library/nginx:1', 'docker.io', 'library/nginx', '1', undefined, 'docker.io/library/nginx:1'),
   ok('index.docker.io/nginx', 'docker.io', 'library/nginx', 'latest', undefined, 'docker.io/library/nginx:latest', 'registry-1.docker.io'),
   ok('index.docker.io/foo/bar:v1', 'docker.io', 'foo/bar', 'v1', undefined, 'docker.io/foo/bar:v1'),
   // registry-1.docker.io is a plain domain: no library/ prefix (only docker.io gets one)
-  ok('registry-1.docker.io/nginx', 'registry-1.docker.io', 'nginx', 'latest', undefined, 'registry-1.docker.io/nginx:latest', 'registry-1.docker.io'),
-  ok('registry.razorpay.in/api:v2.5', 'registry.razorpay.in', 'api', 'v2.5', undefined, 'registry.razorpay.in/api:v2.5', 'registry.razorpay.in'),
-  ok('registry.lab.test:5000/team/app:1.0', 'registry.lab.test:5000', 'team/app', '1.0', undefined, 'registry.lab.test:5000/team/app:1.0', 'registry.lab.test:5000'),
+  ok(
+    'registry-1.docker.io/nginx',
+    'registry-1.docker.io',
+    'nginx',
+    'latest',
+    undefined,
+    'registry-1.docker.io/nginx:latest',
+    'registry-1.docker.io',
+  ),
+  ok(
+    'registry.razorpay.in/api:v2.5',
+    'registry.razorpay.in',
+    'api',
+    'v2.5',
+    undefined,
+    'registry.razorpay.in/api:v2.5',
+    'registry.razorpay.in',
+  ),
+  ok(
+    'registry.lab.test:5000/team/app:1.0',
+    'registry.lab.test:5000',
+    'team/app',
+    '1.0',
+    undefined,
+    'registry.lab.test:5000/team/app:1.0',
+    'registry.lab.test:5000',
+  ),
   ok('localhost/app', 'localhost', 'app', 'latest', undefined, 'localhost/app:latest', 'localhost'),
   ok('localhost:5000/app', 'localhost:5000', 'app', 'latest', undefined, 'localhost:5000/app:latest'),
   ok('myhost:5000/app', 'myhost:5000', 'app', 'latest', undefined, 'myhost:5000/app:latest'),
@@ -35,7 +82,14 @@ const VALID: Ok[] = [
   ok('my_org/my__app/x-y--z.w', 'docker.io', 'my_org/my__app/x-y--z.w', 'latest', undefined, 'docker.io/my_org/my__app/x-y--z.w:latest'),
   ok(`nginx@sha256:${D64}`, 'docker.io', 'library/nginx', undefined, `sha256:${D64}`, `docker.io/library/nginx@sha256:${D64}`),
   ok(`nginx:1.25@sha256:${D64B}`, 'docker.io', 'library/nginx', '1.25', `sha256:${D64B}`, `docker.io/library/nginx:1.25@sha256:${D64B}`),
-  ok(`reg.io:443/x@sha512:${'b'.repeat(128)}`, 'reg.io:443', 'x', undefined, `sha512:${'b'.repeat(128)}`, `reg.io:443/x@sha512:${'b'.repeat(128)}`),
+  ok(
+    `reg.io:443/x@sha512:${'b'.repeat(128)}`,
+    'reg.io:443',
+    'x',
+    undefined,
+    `sha512:${'b'.repeat(128)}`,
+    `reg.io:443/x@sha512:${'b'.repeat(128)}`,
+  ),
   ok('nginx:_Tag.with-Mixed_9', 'docker.io', 'library/nginx', '_Tag.with-Mixed_9', undefined, 'docker.io/library/nginx:_Tag.with-Mixed_9'),
   ok(`nginx:${'t'.repeat(128)}`, 'docker.io', 'library/nginx', 't'.repeat(128), undefined, `docker.io/library/nginx:${'t'.repeat(128)}`),
   // a 64-hex name with a namespace is a fine repository name

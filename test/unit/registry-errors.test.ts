@@ -1,25 +1,50 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { headerValues, MAX_REGISTRY_ERRORS, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds } from '../../src/net/registry-errors.js';
+import {
+  headerValues,
+  MAX_REGISTRY_ERRORS,
+  parseRegistryErrors,
+  ratelimitFromHeaders,
+  retryAfterSeconds,
+} from '../../src/net/registry-errors.js';
 
 test('parseRegistryErrors: distribution bodies', () => {
-  assert.deepEqual(parseRegistryErrors('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v9"}}]}'),
-    [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }]);
-  assert.deepEqual(parseRegistryErrors(
-    '{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."},{"code":"denied"}]}'),
-  [{ code: 'TOOMANYREQUESTS', message: 'You have reached your pull rate limit.' }, { code: 'DENIED', message: '' }]);
+  assert.deepEqual(parseRegistryErrors('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v9"}}]}'), [
+    { code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' },
+  ]);
+  assert.deepEqual(
+    parseRegistryErrors('{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."},{"code":"denied"}]}'),
+    [
+      { code: 'TOOMANYREQUESTS', message: 'You have reached your pull rate limit.' },
+      { code: 'DENIED', message: '' },
+    ],
+  );
 });
 
 test('parseRegistryErrors: tolerant of junk', () => {
-  for (const junk of ['', '<html>502 Bad Gateway</html>', 'null', '42', '[]', '{"errors":"nope"}', '{"details":"x"}', '{"errors":[null,1,{"message":"no code"},{"code":""}]}']) {
+  for (const junk of [
+    '',
+    '<html>502 Bad Gateway</html>',
+    'null',
+    '42',
+    '[]',
+    '{"errors":"nope"}',
+    '{"details":"x"}',
+    '{"errors":[null,1,{"message":"no code"},{"code":""}]}',
+  ]) {
     assert.deepEqual(parseRegistryErrors(junk), [], junk);
   }
 });
 
 test('ratelimitFromHeaders: Docker Hub headers', () => {
-  assert.deepEqual(ratelimitFromHeaders({
-    'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '20;w=21600', 'docker-ratelimit-source': '192.0.2.1',
-  }), { limit: 100, remaining: 20, windowSeconds: 21600, source: '192.0.2.1' });
+  assert.deepEqual(
+    ratelimitFromHeaders({
+      'ratelimit-limit': '100;w=21600',
+      'ratelimit-remaining': '20;w=21600',
+      'docker-ratelimit-source': '192.0.2.1',
+    }),
+    { limit: 100, remaining: 20, windowSeconds: 21600, source: '192.0.2.1' },
+  );
   assert.deepEqual(ratelimitFromHeaders({ 'ratelimit-remaining': '0; w=3600' }), { remaining: 0, windowSeconds: 3600 });
   assert.deepEqual(ratelimitFromHeaders({}), {});
   assert.deepEqual(ratelimitFromHeaders({ 'ratelimit-limit': 'lots' }), {});
@@ -53,7 +78,10 @@ test('parseRegistryErrors: bounded entries and lengths, linear on pathological b
     assert.ok((used.user + used.system) / 1000 < 3000, `${(used.user + used.system) / 1000} ms`);
   }
   const t = process.cpuUsage();
-  ratelimitFromHeaders({ 'ratelimit-limit': `${'1'.repeat(1_000_000)}${' '.repeat(1_000_000)}x`, 'ratelimit-remaining': `0${';w='.repeat(300_000)}` });
+  ratelimitFromHeaders({
+    'ratelimit-limit': `${'1'.repeat(1_000_000)}${' '.repeat(1_000_000)}x`,
+    'ratelimit-remaining': `0${';w='.repeat(300_000)}`,
+  });
   retryAfterSeconds({ 'retry-after': `${'9'.repeat(1_000_000)}x` }, 0);
   const used = process.cpuUsage(t);
   assert.ok((used.user + used.system) / 1000 < 3000, `${(used.user + used.system) / 1000} ms`);

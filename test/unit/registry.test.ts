@@ -14,7 +14,15 @@ import { realClock, silentLog, type Credential, type ProbeContext, type StageOut
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeTime, settle, track } from '../support/fake-time.js';
 import { until, within } from '../support/within.js';
-import { DOCKER_LIST, DOCKER_MANIFEST, FakeRegistry, OCI_INDEX, OCI_MANIFEST, sha256, type FakeRegistryOptions } from '../support/fake-registry.js';
+import {
+  DOCKER_LIST,
+  DOCKER_MANIFEST,
+  FakeRegistry,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  sha256,
+  type FakeRegistryOptions,
+} from '../support/fake-registry.js';
 
 let ca: TestCA;
 let leaf: CertPair;
@@ -52,8 +60,16 @@ async function plainFake(opts: FakeRegistryOptions = {}): Promise<FakeRegistry> 
 
 function dispatcher(extra: { ca?: string[]; skipVerify?: Set<string>; pinned?: Map<string, string[]> } = {}): Agent {
   const d = createDispatcher({
-    pinned: extra.pinned ?? new Map([['registry.test', ['127.0.0.1']], ['auth.test', ['127.0.0.1']]]),
-    ca: extra.ca ?? [ca.cert], connectTimeoutMs: 2000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
+    pinned:
+      extra.pinned ??
+      new Map([
+        ['registry.test', ['127.0.0.1']],
+        ['auth.test', ['127.0.0.1']],
+      ]),
+    ca: extra.ca ?? [ca.cert],
+    connectTimeoutMs: 2000,
+    headersTimeoutMs: 5000,
+    bodyTimeoutMs: 5000,
     ...(extra.skipVerify ? { skipVerify: extra.skipVerify } : {}),
   });
   open.push(d);
@@ -66,9 +82,19 @@ const indexes = new IndexCache();
 const endpointOf = (f: FakeRegistry): string => `registry.test:${f.port}`;
 
 /** The registry part of the chain: /v2/ → auth → manifest; stops at the first failure. */
-async function walk(f: FakeRegistry, repo: string | null, ref: string, o: {
-  d?: Agent; credential?: Credential; cache?: TokenCache; ctx?: ProbeContext; timeoutMs?: number; manifest?: Partial<ManifestOptions>;
-} = {}): Promise<{ last: StageOutcome<object>; steps: StageOutcome<object>[] }> {
+async function walk(
+  f: FakeRegistry,
+  repo: string | null,
+  ref: string,
+  o: {
+    d?: Agent;
+    credential?: Credential;
+    cache?: TokenCache;
+    ctx?: ProbeContext;
+    timeoutMs?: number;
+    manifest?: Partial<ManifestOptions>;
+  } = {},
+): Promise<{ last: StageOutcome<object>; steps: StageOutcome<object>[] }> {
   const ctx = o.ctx ?? ctxFor();
   const d = o.d ?? dispatcher();
   const timeoutMs = o.timeoutMs ?? 3000;
@@ -76,13 +102,26 @@ async function walk(f: FakeRegistry, repo: string | null, ref: string, o: {
   const http = await httpStage(ctx, { endpoint, scheme: f.scheme }, { dispatcher: d, timeoutMs });
   const steps: StageOutcome<object>[] = [http];
   if (!http.ok) return { last: http, steps };
-  const auth: AuthOutcome = await authStage(ctx, { endpoint, repository: repo, challenges: http.detail.challenges, status: http.detail.status ?? 0, scheme: f.scheme },
-    { dispatcher: d, timeoutMs, tokenCache: o.cache ?? new TokenCache(), ...(o.credential ? { credential: o.credential } : {}) });
+  const auth: AuthOutcome = await authStage(
+    ctx,
+    { endpoint, repository: repo, challenges: http.detail.challenges, status: http.detail.status ?? 0, scheme: f.scheme },
+    { dispatcher: d, timeoutMs, tokenCache: o.cache ?? new TokenCache(), ...(o.credential ? { credential: o.credential } : {}) },
+  );
   const { authorization, ...authStep } = auth;
   steps.push(authStep);
   if (!auth.ok || repo === null) return { last: authStep, steps };
-  const m = await manifestStage(ctx, { endpoint, repository: repo, reference: ref, hasCredential: !!o.credential, scheme: f.scheme, ...(authorization ? { authorization } : {}) },
-    { dispatcher: d, timeoutMs, platform, indexCache: indexes, ...o.manifest });
+  const m = await manifestStage(
+    ctx,
+    {
+      endpoint,
+      repository: repo,
+      reference: ref,
+      hasCredential: !!o.credential,
+      scheme: f.scheme,
+      ...(authorization ? { authorization } : {}),
+    },
+    { dispatcher: d, timeoutMs, platform, indexCache: indexes, ...o.manifest },
+  );
   steps.push(m);
   return { last: m, steps };
 }
@@ -94,7 +133,12 @@ function expectReason(out: StageOutcome<object>, reason: Reason, cause: Cause): 
 }
 
 function image(f: FakeRegistry, repo: string, tag: string, extra = ''): string {
-  return f.putManifest(repo, { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: sha256(repo + tag + extra) }, layers: [] }, DOCKER_MANIFEST, tag);
+  return f.putManifest(
+    repo,
+    { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: sha256(repo + tag + extra) }, layers: [] },
+    DOCKER_MANIFEST,
+    tag,
+  );
 }
 
 describe('http stage (GET /v2/)', () => {
@@ -115,8 +159,12 @@ describe('http stage (GET /v2/)', () => {
   });
 
   const statusCases: [number, Reason, Cause][] = [
-    [503, 'http_status', 'registry'], [500, 'http_status', 'registry'], [404, 'not_a_registry', 'registry'],
-    [302, 'not_a_registry', 'registry'], [403, 'not_a_registry', 'registry'], [407, 'proxy_error', 'network'],
+    [503, 'http_status', 'registry'],
+    [500, 'http_status', 'registry'],
+    [404, 'not_a_registry', 'registry'],
+    [302, 'not_a_registry', 'registry'],
+    [403, 'not_a_registry', 'registry'],
+    [407, 'proxy_error', 'network'],
   ];
   for (const [status, reason, cause] of statusCases) {
     test(`${status} → ${reason}`, async () => {
@@ -148,7 +196,11 @@ describe('http stage (GET /v2/)', () => {
     const f = await plainFake();
     const ok = await httpStage(ctxFor(), { endpoint: endpointOf(f), scheme: 'http' }, { dispatcher: dispatcher(), timeoutMs: 2000 });
     assert.equal(ok.ok, true);
-    const out = await httpStage(ctxFor(), { endpoint: `unpinned.test:${f.port}`, scheme: 'http' }, { dispatcher: dispatcher(), timeoutMs: 2000 });
+    const out = await httpStage(
+      ctxFor(),
+      { endpoint: `unpinned.test:${f.port}`, scheme: 'http' },
+      { dispatcher: dispatcher(), timeoutMs: 2000 },
+    );
     expectReason(out, 'dns_nxdomain', 'network');
   });
 
@@ -156,7 +208,11 @@ describe('http stage (GET /v2/)', () => {
     const f = await fake();
     const noCa = await httpStage(ctxFor(), { endpoint: endpointOf(f) }, { dispatcher: dispatcher({ ca: [] }), timeoutMs: 2000 });
     expectReason(noCa, 'tls_unknown_ca', 'network');
-    const skip = await httpStage(ctxFor(), { endpoint: endpointOf(f) }, { dispatcher: dispatcher({ ca: [], skipVerify: new Set(['registry.test']) }), timeoutMs: 2000 });
+    const skip = await httpStage(
+      ctxFor(),
+      { endpoint: endpointOf(f) },
+      { dispatcher: dispatcher({ ca: [], skipVerify: new Set(['registry.test']) }), timeoutMs: 2000 },
+    );
     assert.equal(skip.ok, true);
     const pinned = new Map<string, string[]>();
     const d = dispatcher({ pinned });
@@ -184,7 +240,12 @@ describe('manifest stage', () => {
   test('the Accept list makes an OCI index resolvable (registry 2.8 hides it otherwise)', async () => {
     const f = await fake();
     const m = f.putManifest('lab/oci', { schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }, OCI_MANIFEST);
-    const idx = f.putManifest('lab/oci', { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: m, size: 1, platform }] }, OCI_INDEX, 'v1');
+    const idx = f.putManifest(
+      'lab/oci',
+      { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: m, size: 1, platform }] },
+      OCI_INDEX,
+      'v1',
+    );
     const { last } = await walk(f, 'lab/oci', 'v1');
     assert.equal(last.ok, true, last.message);
     assert.equal((last.detail as Record<string, unknown>).digest, idx);
@@ -200,13 +261,20 @@ describe('manifest stage', () => {
     const f = await fake();
     const a = f.putManifest('multi/img', { n: 'amd64' }, DOCKER_MANIFEST);
     const s = f.putManifest('multi/img', { n: 's390x' }, DOCKER_MANIFEST);
-    const idx = f.putManifest('multi/img', {
-      schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [
-        { digest: a, platform: { os: 'linux', architecture: 'amd64' } },
-        { digest: s, platform: { os: 'linux', architecture: 's390x' } },
-        { digest: a, platform: { os: 'unknown', architecture: 'unknown' } },
-      ],
-    }, DOCKER_LIST, 'latest');
+    const idx = f.putManifest(
+      'multi/img',
+      {
+        schemaVersion: 2,
+        mediaType: DOCKER_LIST,
+        manifests: [
+          { digest: a, platform: { os: 'linux', architecture: 'amd64' } },
+          { digest: s, platform: { os: 'linux', architecture: 's390x' } },
+          { digest: a, platform: { os: 'unknown', architecture: 'unknown' } },
+        ],
+      },
+      DOCKER_LIST,
+      'latest',
+    );
     const arm = { os: 'linux', architecture: 'arm64' };
     const { last } = await walk(f, 'multi/img', 'latest', { manifest: { platform: arm } });
     expectReason(last, 'platform_missing', 'missing');
@@ -245,7 +313,11 @@ describe('manifest stage', () => {
     const f = await fake();
     // a registry refusing HEAD: the GET retry carries the error body
     f.fault({ path: '/v2/x/y/manifests/v1', method: 'HEAD', status: 405 });
-    f.fault({ path: '/v2/x/y/manifests/v1', status: 404, body: '{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}' });
+    f.fault({
+      path: '/v2/x/y/manifests/v1',
+      status: 404,
+      body: '{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}',
+    });
     const { last } = await walk(f, 'x/y', 'v1');
     expectReason(last, 'name_unknown', 'name');
     assert.equal(f.count('GET', '/v2/x/y/tags/list'), 0);
@@ -409,15 +481,26 @@ describe('auth', () => {
     const basic = await fake({ auth: 'basic', users });
     image(basic, 'bob/only', 'v1');
     const outs: StageOutcome<object>[] = [];
-    for (const [reg, cred] of [[f, alice], [f, wrong], [f, bob], [basic, alice], [basic, wrong]] as const) {
+    for (const [reg, cred] of [
+      [f, alice],
+      [f, wrong],
+      [f, bob],
+      [basic, alice],
+      [basic, wrong],
+    ] as const) {
       outs.push(...(await walk(reg, 'bob/only', 'v1', { credential: cred })).steps);
       outs.push(...(await walk(reg, null, '', { credential: cred })).steps);
     }
     f.fault({ path: '/token', status: 500 });
     outs.push(...(await walk(f, 'bob/only', 'v1', { credential: alice, cache: new TokenCache() })).steps);
     const text = JSON.stringify(outs);
-    const secrets = [users.alice, users.bob, wrong.password, ...f.issuedTokens,
-      ...[alice, wrong, bob].map((c) => Buffer.from(`${c.username}:${c.password}`).toString('base64'))];
+    const secrets = [
+      users.alice,
+      users.bob,
+      wrong.password,
+      ...f.issuedTokens,
+      ...[alice, wrong, bob].map((c) => Buffer.from(`${c.username}:${c.password}`).toString('base64')),
+    ];
     assert.ok(f.issuedTokens.length > 0);
     for (const s of secrets) assert.ok(!text.includes(s), 'a secret leaked into a stage outcome');
     assert.ok(!/Bearer [0-9a-f]{8}|Basic [A-Za-z0-9+/=]{8}/.test(text));

@@ -44,11 +44,14 @@ test('ok cluster: one ok row per subnet × registry, sorted by registry then sub
 test('one subnet all failing → subnet-wide with its stage and reason; subnets sort numerically', () => {
   const r = buildReport(fixture('subnet-wide.json'), NOW, HB);
   const lab = r.rows.filter((x) => x.registry === 'registry.lab.test');
-  assert.deepEqual(lab.map((x) => [x.subnet, x.verdict]), [
-    ['10.0.1.0/24', 'ok'],
-    ['10.0.2.0/24', 'subnet-wide'],
-    ['10.0.10.0/24', 'ok'],
-  ]);
+  assert.deepEqual(
+    lab.map((x) => [x.subnet, x.verdict]),
+    [
+      ['10.0.1.0/24', 'ok'],
+      ['10.0.2.0/24', 'subnet-wide'],
+      ['10.0.10.0/24', 'ok'],
+    ],
+  );
   const bad = lab[1];
   assert.ok(bad);
   assert.deepEqual(bad, {
@@ -97,8 +100,26 @@ test('stale annotations: left out of live rows; a row with only stale nodes is s
   const r = buildReport(fixture('stale.json'), NOW, HB);
   assert.deepEqual(r.stale, ['node-a2', 'node-c1', 'node-c2']);
   assert.deepEqual(r.rows, [
-    { subnet: '10.0.1.0/24', registry: 'registry.lab.test', nodes: 1, failing: 0, verdict: 'ok', stage: null, reason: null, failingNodes: [] },
-    { subnet: '10.0.3.0/24', registry: 'registry.lab.test', nodes: 2, failing: 0, verdict: 'stale', stage: null, reason: null, failingNodes: [] },
+    {
+      subnet: '10.0.1.0/24',
+      registry: 'registry.lab.test',
+      nodes: 1,
+      failing: 0,
+      verdict: 'ok',
+      stage: null,
+      reason: null,
+      failingNodes: [],
+    },
+    {
+      subnet: '10.0.3.0/24',
+      registry: 'registry.lab.test',
+      nodes: 2,
+      failing: 0,
+      verdict: 'stale',
+      stage: null,
+      reason: null,
+      failingNodes: [],
+    },
   ]);
   // The same annotations with a 30m heartbeat (stale after 90m) are all live.
   const fresh = buildReport(fixture('stale.json'), NOW, 30 * 60_000);
@@ -117,10 +138,16 @@ test('missing and broken annotations → unknown, with an error naming each brok
   const r = buildReport(fixture('broken.json'), NOW, HB);
   assert.deepEqual(r.unknown, ['(item 8)', 'node-array', 'node-bare', 'node-future-version', 'node-garbled', 'node-no-at', 'node-none']);
   for (const name of ['node-garbled', 'node-future-version', 'node-no-at', 'node-array', 'item 8']) {
-    assert.ok(r.errors.some((e) => e.includes(name)), `an error names ${name}: ${r.errors.join(' | ')}`);
+    assert.ok(
+      r.errors.some((e) => e.includes(name)),
+      `an error names ${name}: ${r.errors.join(' | ')}`,
+    );
   }
   for (const name of ['node-none', 'node-bare']) assert.ok(!r.errors.some((e) => e.includes(name)), `${name} is only unknown`);
-  assert.ok(r.errors.some((e) => e.includes('node-good') && e.includes('bad.example')), 'bad registry entry reported');
+  assert.ok(
+    r.errors.some((e) => e.includes('node-good') && e.includes('bad.example')),
+    'bad registry entry reported',
+  );
   assert.deepEqual(brief(r.rows), [
     ['registry.lab.test', '10.0.1.0/24', 'ok', 1, 0],
     ['registry.lab.test', 'unknown', 'ok', 1, 0],
@@ -138,9 +165,13 @@ test('input that is neither a NodeList nor a Node → errors, no rows, no throw'
 
 test('stage/reason: most common pair wins; ties go alphabetical', () => {
   const r = buildReport(fixture('tie.json'), NOW, HB);
-  const get = (registry: string, subnet: string): ReportRow | undefined => r.rows.find((x) => x.registry === registry && x.subnet === subnet);
+  const get = (registry: string, subnet: string): ReportRow | undefined =>
+    r.rows.find((x) => x.registry === registry && x.subnet === subnet);
   // 2 × tcp/tcp_timeout vs 2 × dns/dns_timeout → dns first alphabetically.
-  assert.deepEqual([get('registry.lab.test', '10.0.1.0/24')?.stage, get('registry.lab.test', '10.0.1.0/24')?.reason], ['dns', 'dns_timeout']);
+  assert.deepEqual(
+    [get('registry.lab.test', '10.0.1.0/24')?.stage, get('registry.lab.test', '10.0.1.0/24')?.reason],
+    ['dns', 'dns_timeout'],
+  );
   // 3 × tcp/tcp_refused vs 1 × dns/dns_nxdomain → the count beats the alphabet.
   assert.deepEqual([get('docker.io', '10.0.1.0/24')?.stage, get('docker.io', '10.0.1.0/24')?.reason], ['tcp', 'tcp_refused']);
   assert.equal(get('docker.io', '10.0.1.0/24')?.verdict, 'isolated');
@@ -153,7 +184,14 @@ test('stage/reason: most common pair wins; ties go alphabetical', () => {
     ]),
     { stage: 'tcp', reason: 'tcp_refused' },
   );
-  assert.deepEqual(mostCommonPair([{ stage: null, reason: null }, { stage: null, reason: null }, { stage: 'tls', reason: 'tls_expired' }]), { stage: null, reason: null });
+  assert.deepEqual(
+    mostCommonPair([
+      { stage: null, reason: null },
+      { stage: null, reason: null },
+      { stage: 'tls', reason: 'tls_expired' },
+    ]),
+    { stage: null, reason: null },
+  );
   assert.deepEqual(mostCommonPair([]), { stage: null, reason: null });
 });
 
@@ -209,7 +247,10 @@ test('report --json from stdin: exit 0 all ok, 1 any not ok; keys exactly in con
   const bad = await run(['--json'], fixtureText('subnet-wide.json'));
   assert.equal(bad.code, 1);
   const badRows = JSON.parse(bad.out) as ReportRow[];
-  assert.deepEqual(badRows.filter((r) => r.verdict !== 'ok').map((r) => [r.subnet, r.verdict, r.reason]), [['10.0.2.0/24', 'subnet-wide', 'tcp_refused']]);
+  assert.deepEqual(
+    badRows.filter((r) => r.verdict !== 'ok').map((r) => [r.subnet, r.verdict, r.reason]),
+    [['10.0.2.0/24', 'subnet-wide', 'tcp_refused']],
+  );
 
   // Stale alone makes the exit 1; unknown/stale/errors go to stderr, stdout stays the bare array.
   const stale = await run(['--json'], fixtureText('stale.json'));
@@ -239,7 +280,12 @@ test('report human output: table with headers and verdicts, unknown and stale li
       metadata: {
         name: `n${i}`,
         annotations: {
-          'pullprobe.dev/status': JSON.stringify({ v: 1, at: '2025-06-01T12:00:00Z', subnet: '10.0.1.0/24', registries: { 'r.test': { ok: false, stage: 'tcp', reason: 'tcp_timeout' } } }),
+          'pullprobe.dev/status': JSON.stringify({
+            v: 1,
+            at: '2025-06-01T12:00:00Z',
+            subnet: '10.0.1.0/24',
+            registries: { 'r.test': { ok: false, stage: 'tcp', reason: 'tcp_timeout' } },
+          }),
         },
       },
     })),

@@ -3,18 +3,23 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseResolvConf, usedNameservers } from '../../src/node-config/resolv-conf.js';
 
-const fixture = (name: string): string =>
-  readFileSync(new URL(`../fixtures/resolv/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string): string => readFileSync(new URL(`../fixtures/resolv/${name}`, import.meta.url), 'utf8');
 
 test('node resolv.conf: nameservers (IPv6 too), search, options across lines', () => {
   const conf = parseResolvConf(fixture('node-ec2.conf'));
-  assert.deepEqual(conf.nameservers.map((n) => [n.address, n.port, n.used]), [
-    ['10.231.0.2', 53, true],
-    ['10.231.100.53', 53, true],
-    ['fd00:ec2::253', 53, true],
-    ['10.231.200.53', 53, false],
-  ]);
-  assert.deepEqual(usedNameservers(conf).map((n) => n.address), ['10.231.0.2', '10.231.100.53', 'fd00:ec2::253']);
+  assert.deepEqual(
+    conf.nameservers.map((n) => [n.address, n.port, n.used]),
+    [
+      ['10.231.0.2', 53, true],
+      ['10.231.100.53', 53, true],
+      ['fd00:ec2::253', 53, true],
+      ['10.231.200.53', 53, false],
+    ],
+  );
+  assert.deepEqual(
+    usedNameservers(conf).map((n) => n.address),
+    ['10.231.0.2', '10.231.100.53', 'fd00:ec2::253'],
+  );
   assert.deepEqual(conf.search, ['eu-west-1.compute.internal', 'lab.test']);
   assert.equal(conf.ndots, 2);
   assert.equal(conf.timeoutSeconds, 2);
@@ -43,7 +48,10 @@ test('domain and search replace each other; the last one wins', () => {
 
 test('comments only in the first column; a search line keeps inline "#" words as glibc does', () => {
   const conf = parseResolvConf('#nameserver 1.1.1.1\n;nameserver 8.8.8.8\nnameserver 10.0.0.2 # main\nsearch a.test # corp\n');
-  assert.deepEqual(conf.nameservers.map((n) => n.address), ['10.0.0.2']);
+  assert.deepEqual(
+    conf.nameservers.map((n) => n.address),
+    ['10.0.0.2'],
+  );
   assert.deepEqual(conf.search, ['a.test', '#', 'corp']);
   assert.equal(conf.warnings.length, 1);
 });
@@ -70,14 +78,20 @@ test('invalid nameserver is skipped; no nameserver falls back to 127.0.0.1', () 
 
 test('keywords must start the line (glibc ignores indented lines) and need a blank after them', () => {
   const conf = parseResolvConf('  nameserver 10.0.0.9\nnameserver10.0.0.8\nnameserver 10.0.0.2\n');
-  assert.deepEqual(conf.nameservers.map((n) => n.address), ['10.0.0.2']);
+  assert.deepEqual(
+    conf.nameservers.map((n) => n.address),
+    ['10.0.0.2'],
+  );
   assert.equal(conf.warnings.length, 2);
 });
 
 test('CRLF lines are read and flagged', () => {
   const conf = parseResolvConf('nameserver 10.0.0.2\r\nsearch a.test\r\n');
   assert.deepEqual(conf.search, ['a.test']);
-  assert.deepEqual(conf.nameservers.map((n) => n.address), ['10.0.0.2']);
+  assert.deepEqual(
+    conf.nameservers.map((n) => n.address),
+    ['10.0.0.2'],
+  );
   assert.equal(conf.warnings.length, 2);
 });
 
@@ -87,7 +101,7 @@ test('IPv6 nameserver with a zone id is accepted', () => {
   assert.equal(conf.defaultNameserver, false);
 });
 
-test('no search or domain line: the search domain is the host name\'s domain, as glibc takes it from gethostname()', () => {
+test("no search or domain line: the search domain is the host name's domain, as glibc takes it from gethostname()", () => {
   const conf = parseResolvConf('nameserver 10.0.0.2\n', { hostname: 'ip-10-0-1-7.eu-west-1.compute.internal' });
   assert.deepEqual(conf.search, ['eu-west-1.compute.internal']);
   assert.equal(conf.searchFromHostname, true);
@@ -119,7 +133,9 @@ test('10 MB inputs parse in well under a second, warnings capped', () => {
   };
   for (const [name, text] of Object.entries(inputs)) {
     let conf = parseResolvConf('');
-    const ms = cpuMs(() => { conf = parseResolvConf(text); });
+    const ms = cpuMs(() => {
+      conf = parseResolvConf(text);
+    });
     assert.ok(ms < 1000, `${name}: ${ms.toFixed(0)} ms of CPU`);
     assert.ok(conf.warnings.length <= 52, `${name}: ${conf.warnings.length} warnings`);
     assert.ok(conf.nameservers.length <= 32, name);
@@ -142,5 +158,8 @@ test('100k-character lines parse in milliseconds', () => {
     assert.ok(ms < 300, `${line.slice(0, 20)}…: ${ms.toFixed(0)} ms`);
   }
   assert.equal(parseResolvConf(`options ndots:${'9'.repeat(long)}\n`).ndots, 15);
-  assert.deepEqual(parseResolvConf(`nameserver ${'\t'.repeat(long)}10.0.0.1\n`).nameservers.map((n) => n.address), ['10.0.0.1']);
+  assert.deepEqual(
+    parseResolvConf(`nameserver ${'\t'.repeat(long)}10.0.0.1\n`).nameservers.map((n) => n.address),
+    ['10.0.0.1'],
+  );
 });

@@ -53,7 +53,8 @@ interface Recorder {
 }
 
 /** The abort reason, to reject with (the scheduler aborts with a RunAbortedError). */
-const abortReason = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new Error('aborted without an Error reason'));
+const abortReason = (signal: AbortSignal): Error =>
+  signal.reason instanceof Error ? signal.reason : new Error('aborted without an Error reason');
 
 /** A run that takes durations[target] ms of fake time (default 10), recording starts and overlap. */
 function timedRun(time: FakeTime, durations: Record<string, number> = {}) {
@@ -137,7 +138,12 @@ test('one run per target in flight; slots missed while running are skipped, neve
   const { rec, run } = timedRun(time, { slow: 2_500 });
   const s = new Scheduler({
     targets: [target('slow', { intervalMs: 1_000, timeoutMs: 1_000 })],
-    concurrency: 4, node: 'n', run, clock: time, timers: time, overrunGraceMs: 10_000,
+    concurrency: 4,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
+    overrunGraceMs: 10_000,
   });
   s.start();
   await time.advance(9_000);
@@ -153,12 +159,20 @@ test('a hung target does not delay the others', async () => {
   const { rec, run } = timedRun(time, { hung: Infinity, fast: 50 });
   const s = new Scheduler({
     targets: [target('hung', { intervalMs: 1_000, timeoutMs: 1_000 }), target('fast', { intervalMs: 1_000, timeoutMs: 1_000 })],
-    concurrency: 2, node: 'n', run, clock: time, timers: time, overrunGraceMs: 1_000_000,
+    concurrency: 2,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
+    overrunGraceMs: 1_000_000,
   });
   s.start();
   await time.advance(20_000);
   assert.deepEqual(rec.starts.hung, [0]);
-  assert.deepEqual(rec.starts.fast, Array.from({ length: 21 }, (_, k) => k * 1_000));
+  assert.deepEqual(
+    rec.starts.fast,
+    Array.from({ length: 21 }, (_, k) => k * 1_000),
+  );
   await s.stop(0);
 });
 
@@ -169,7 +183,12 @@ test('a run past its timeout + overrun grace has its signal aborted', async () =
     new Promise((_, reject) => signal.addEventListener('abort', () => reject((seen.reason = abortReason(signal)))));
   const s = new Scheduler({
     targets: [target('a', { intervalMs: 60_000, timeoutMs: 10_000 })],
-    concurrency: 1, node: 'n', run, clock: time, timers: time, overrunGraceMs: 2_000,
+    concurrency: 1,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
+    overrunGraceMs: 2_000,
   });
   s.start();
   await time.advance(11_999);
@@ -203,7 +222,11 @@ test('stop waits for in-flight runs up to the grace, then aborts the rest', asyn
   const { rec, run } = timedRun(time, { quick: 500, hung: Infinity });
   const s = new Scheduler({
     targets: [target('quick'), target('hung'), target('later', { jitter: 0.5 })],
-    concurrency: 4, node: 'n', run, clock: time, timers: time,
+    concurrency: 4,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
   });
   s.start();
   await time.advance(100);
@@ -240,7 +263,11 @@ test('updateTargets keeps unchanged targets, adds new ones and drops removed one
   const keep = target('keep', { intervalMs: 1_000 });
   const s = new Scheduler({
     targets: [keep, target('drop', { intervalMs: 1_000 }), target('slower', { intervalMs: 1_000 })],
-    concurrency: 4, node: 'n', run, clock: time, timers: time,
+    concurrency: 4,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
   });
   s.start();
   await time.advance(2_500);
@@ -252,7 +279,14 @@ test('updateTargets keeps unchanged targets, adds new ones and drops removed one
   // Last slot 2000, next was 3000: with the new interval it is 2000 + 2000.
   assert.deepEqual(rec.starts.slower, [0, 1_000, 2_000, 4_000, 6_000]);
   assert.deepEqual(rec.starts.new, [2_500, 3_500, 4_500, 5_500, 6_500]);
-  assert.deepEqual(s.stats().map((x) => [x.target, x.runs]), [['keep', 7], ['slower', 5], ['new', 5]]);
+  assert.deepEqual(
+    s.stats().map((x) => [x.target, x.runs]),
+    [
+      ['keep', 7],
+      ['slower', 5],
+      ['new', 5],
+    ],
+  );
   assert.equal(s.sizes().entries, 3);
   await s.stop(0);
 });
@@ -297,13 +331,21 @@ test('errors from run are caught and logged; the target keeps its schedule', asy
   try {
     const s = new Scheduler({
       targets: [target('sync', { intervalMs: 1_000 }), target('async', { intervalMs: 1_000 })],
-      concurrency: 2, node: 'n', run: syncThrow, clock: time, timers: time, log,
+      concurrency: 2,
+      node: 'n',
+      run: syncThrow,
+      clock: time,
+      timers: time,
+      log,
     });
     s.start();
     await time.advance(2_500);
     await flush();
     assert.equal(n, 6);
-    assert.deepEqual(s.stats().map((x) => x.failures), [3, 3]);
+    assert.deepEqual(
+      s.stats().map((x) => x.failures),
+      [3, 3],
+    );
     assert.equal(logged.length, 6);
     assert.deepEqual(unhandled, []);
     await s.stop(0);
@@ -318,7 +360,11 @@ test('many cycles do not grow internal structures or pending timers', async () =
   const { rec, run } = timedRun(time, { a: 50, b: 1_500, c: 10, d: 900, e: 10 });
   const s = new Scheduler({
     targets: names.map((n, i) => target(n, { intervalMs: 1_000 + i * 7, timeoutMs: 1_000, jitter: 0.3 })),
-    concurrency: 2, node: 'n', run, clock: time, timers: time,
+    concurrency: 2,
+    node: 'n',
+    run,
+    clock: time,
+    timers: time,
   });
   s.start();
   await time.advance(10_000);

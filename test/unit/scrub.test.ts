@@ -23,8 +23,16 @@ test('Secrets.scrub: password, user:password, its base64 forms, Authorization va
   const pair = `${cred.username}:${cred.password}`;
   const b64 = Buffer.from(pair).toString('base64');
   const echoes = [
-    cred.password, pair, b64, b64.replace(/=+$/, ''), b64.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'),
-    basicAuthorization(cred), `Bearer ${token}`, token, JSON.stringify(cred.password).slice(1, -1), encodeURIComponent(cred.password),
+    cred.password,
+    pair,
+    b64,
+    b64.replace(/=+$/, ''),
+    b64.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'),
+    basicAuthorization(cred),
+    `Bearer ${token}`,
+    token,
+    JSON.stringify(cred.password).slice(1, -1),
+    encodeURIComponent(cred.password),
   ];
   for (const e of echoes) {
     const out = s.scrub(`toomanyrequests: you sent "${e}" again`);
@@ -45,9 +53,26 @@ test('Secrets never serialise what they hold', () => {
 test('scrubResult: every string of a result, nested details and arrays included; the input is left as it was', () => {
   const s = secrets();
   const result: ProbeResult = {
-    target: 'r.test/a:1', image: 'r.test/a:1', registry: 'r.test', ok: false, stage: 'manifest', reason: 'rate_limited', cause: 'registry',
-    host: 'r.test', message: `toomanyrequests: bad auth ${basicAuthorization(cred)}`, hint: 'wait', degraded: false, seconds: 1,
-    steps: [{ stage: 'manifest', ok: false, seconds: 1, detail: { ratelimit: { source: `Bearer ${token}` }, errors: [cred.password], [token]: 1 } as ManifestDetail }],
+    target: 'r.test/a:1',
+    image: 'r.test/a:1',
+    registry: 'r.test',
+    ok: false,
+    stage: 'manifest',
+    reason: 'rate_limited',
+    cause: 'registry',
+    host: 'r.test',
+    message: `toomanyrequests: bad auth ${basicAuthorization(cred)}`,
+    hint: 'wait',
+    degraded: false,
+    seconds: 1,
+    steps: [
+      {
+        stage: 'manifest',
+        ok: false,
+        seconds: 1,
+        detail: { ratelimit: { source: `Bearer ${token}` }, errors: [cred.password], [token]: 1 } as ManifestDetail,
+      },
+    ],
   };
   const before = JSON.stringify(result);
   const out = JSON.stringify(scrubResult(result, s));

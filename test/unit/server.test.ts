@@ -12,8 +12,18 @@ const R = 'registry.lab.test';
 
 function okResult(target: string): ProbeResult {
   return {
-    target, image: target.includes('/') ? target : null, registry: R, ok: true, stage: null, reason: null,
-    cause: null, host: null, message: null, hint: null, degraded: false, seconds: 0.02,
+    target,
+    image: target.includes('/') ? target : null,
+    registry: R,
+    ok: true,
+    stage: null,
+    reason: null,
+    cause: null,
+    host: null,
+    message: null,
+    hint: null,
+    degraded: false,
+    seconds: 0.02,
     steps: [
       { stage: 'reference', ok: true, seconds: 0.00001 },
       { stage: 'dns', ok: true, seconds: 0.001, host: R },
@@ -25,8 +35,18 @@ function okResult(target: string): ProbeResult {
 function failResult(target: string, reason: Reason, message?: string): ProbeResult {
   const info = reasonInfo(reason);
   return {
-    target, image: target, registry: R, ok: false, stage: info.stage ?? 'http', reason, cause: causeOf(reason),
-    host: `${R}:443`, message: message ?? info.message, hint: info.hint, degraded: false, seconds: 0.01,
+    target,
+    image: target,
+    registry: R,
+    ok: false,
+    stage: info.stage ?? 'http',
+    reason,
+    cause: causeOf(reason),
+    host: `${R}:443`,
+    message: message ?? info.message,
+    hint: info.hint,
+    degraded: false,
+    seconds: 0.01,
     steps: [
       { stage: 'reference', ok: true, seconds: 0.00001 },
       { stage: 'dns', ok: true, seconds: 0.001, host: R },
@@ -56,7 +76,9 @@ async function start(opts: { delayMs?: number; probeCacheMs?: number; result?: (
   const store = new StatusStore();
   let ready = false;
   const server = createServer({
-    metrics, store, log: silentLog,
+    metrics,
+    store,
+    log: silentLog,
     allowed: () => ALLOWED,
     effectiveConfig: () => ({ interval: '60s', targets: ALLOWED.map((a) => a.target) }),
     ready: () => ready,
@@ -69,7 +91,10 @@ async function start(opts: { delayMs?: number; probeCacheMs?: number; result?: (
   });
   const { port } = await server.listen('127.0.0.1', 0);
   return {
-    base: `http://127.0.0.1:${port}`, calls, metrics, store,
+    base: `http://127.0.0.1:${port}`,
+    calls,
+    metrics,
+    store,
     setReady: (v) => (ready = v),
     close: () => server.close(),
   };
@@ -104,8 +129,9 @@ test('/metrics serves the cached series in the text exposition format', async ()
     const res = await get(`${h.base}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.type, /^text\/plain; version=0\.0\.4/);
-    assert.ok(res.body.includes(
-      `pullprobe_failure_info{registry="${R}",target="${IMAGE}",stage="tcp",reason="tcp_refused",cause="network"} 1`));
+    assert.ok(
+      res.body.includes(`pullprobe_failure_info{registry="${R}",target="${IMAGE}",stage="tcp",reason="tcp_refused",cause="network"} 1`),
+    );
   } finally {
     await h.close();
   }
@@ -162,14 +188,20 @@ test('/probe answers a configured target in normalised form, and the registry of
     assert.equal(registry.status, 200);
     const legacyHub = await get(`${h.base}/probe?registry=index.docker.io`);
     assert.equal(legacyHub.status, 200);
-    assert.deepEqual(h.calls.map((c) => c.target), ['nginx', R, 'docker.io']);
-    assert.deepEqual(h.calls.map((c) => c.timeoutMs), [8_000, 10_000, 8_000]);
+    assert.deepEqual(
+      h.calls.map((c) => c.target),
+      ['nginx', R, 'docker.io'],
+    );
+    assert.deepEqual(
+      h.calls.map((c) => c.timeoutMs),
+      [8_000, 10_000, 8_000],
+    );
   } finally {
     await h.close();
   }
 });
 
-test('/probe takes blackbox\'s target= (a registry host or an image reference) and ignores module=', async () => {
+test("/probe takes blackbox's target= (a registry host or an image reference) and ignores module=", async () => {
   const h = await start({ probeCacheMs: 0, result: (t) => okResult(t) });
   try {
     const registry = await get(`${h.base}/probe?target=${R}&module=http_2xx`);
@@ -179,12 +211,19 @@ test('/probe takes blackbox\'s target= (a registry host or an image reference) a
     assert.equal(image.status, 200, image.body);
     const hub = await get(`${h.base}/probe?target=nginx&format=json`);
     assert.equal(hub.status, 200, hub.body);
-    assert.deepEqual(h.calls.map((c) => c.target), [R, IMAGE, 'nginx']);
+    assert.deepEqual(
+      h.calls.map((c) => c.target),
+      [R, IMAGE, 'nginx'],
+    );
   } finally {
     await h.close();
   }
   // The pure resolver: target= names the same key as registry=/image=, so they share a flight.
-  for (const [target, same] of [[R, `registry=${R}`], [IMAGE, `image=${IMAGE}`], ['ghcr.io', 'registry=ghcr.io']] as const) {
+  for (const [target, same] of [
+    [R, `registry=${R}`],
+    [IMAGE, `image=${IMAGE}`],
+    ['ghcr.io', 'registry=ghcr.io'],
+  ] as const) {
     const viaTarget = resolveProbeRequest(new URLSearchParams({ target, module: 'http_2xx' }), ALLOWED);
     const direct = resolveProbeRequest(new URLSearchParams(same), ALLOWED);
     assert.deepEqual(viaTarget, direct, target);
@@ -217,7 +256,8 @@ test('20 concurrent /probe requests for one target run one probe; a burst right 
   const h = await start({ delayMs: 50 });
   try {
     const urls = Array.from({ length: 20 }, (_, i) =>
-      i % 2 ? `${h.base}/probe?image=${IMAGE}` : `${h.base}/probe?image=${IMAGE}&format=json`);
+      i % 2 ? `${h.base}/probe?image=${IMAGE}` : `${h.base}/probe?image=${IMAGE}&format=json`,
+    );
     const answers = await Promise.all(urls.map((u) => get(u)));
     assert.ok(answers.every((a) => a.status === 200));
     assert.equal(h.calls.length, 1);
@@ -237,7 +277,10 @@ test('X-Prometheus-Scrape-Timeout-Seconds shortens the probe deadline', async ()
     await get(`${h.base}/probe?image=${IMAGE}`, { 'X-Prometheus-Scrape-Timeout-Seconds': '30' });
     await get(`${h.base}/probe?image=${IMAGE}`, { 'X-Prometheus-Scrape-Timeout-Seconds': 'soon' });
     await get(`${h.base}/probe?image=${IMAGE}`);
-    assert.deepEqual(h.calls.map((c) => c.timeoutMs), [2_500, 10_000, 10_000, 10_000]);
+    assert.deepEqual(
+      h.calls.map((c) => c.timeoutMs),
+      [2_500, 10_000, 10_000, 10_000],
+    );
   } finally {
     await h.close();
   }
@@ -248,7 +291,12 @@ test('X-Prometheus-Scrape-Timeout-Seconds shortens the probe deadline', async ()
 
 test('a probe that throws answers 500 and is not cached', async () => {
   let fail = true;
-  const h = await start({ result: (t) => { if (fail) throw new Error('boom'); return okResult(t); } });
+  const h = await start({
+    result: (t) => {
+      if (fail) throw new Error('boom');
+      return okResult(t);
+    },
+  });
   try {
     assert.equal((await get(`${h.base}/probe?registry=ghcr.io`)).status, 500);
     fail = false;
@@ -288,8 +336,16 @@ test('status page lists targets, escapes text, and keeps a failure after it clea
   assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'), 'the message is shown escaped');
   assert.ok(html.includes('manifest/manifest_unknown'), 'the cleared failure is still listed');
   assert.ok(html.includes('pending'), 'ghcr.io has no result yet');
-  assert.match(html, /<span class="chip ok" title="tcp: ok in 0\.002s at registry\.lab\.test:443">tcp ✓<\/span>/, 'stage chip with its seconds in the title');
-  assert.match(html, /manifest\/manifest_unknown<\/span> <span class="arrow">→<\/span> <span class="v ok">✓ ok/, 'the change says what it changed to');
+  assert.match(
+    html,
+    /<span class="chip ok" title="tcp: ok in 0\.002s at registry\.lab\.test:443">tcp ✓<\/span>/,
+    'stage chip with its seconds in the title',
+  );
+  assert.match(
+    html,
+    /manifest\/manifest_unknown<\/span> <span class="arrow">→<\/span> <span class="v ok">✓ ok/,
+    'the change says what it changed to',
+  );
 
   const h = await start();
   try {
@@ -326,6 +382,11 @@ test('status store: since moves only on a verdict change; failures are episodes 
   now = 5_000;
   store.update('ghcr.io', failResult('ghcr.io', 'auth_required'));
   snap = store.snapshot();
-  assert.deepEqual(snap.recentFailures.map((f) => [f.target, f.reason, f.clearedAt]),
-    [['ghcr.io', 'auth_required', null], [IMAGE, 'tcp_timeout', 4_000]]);
+  assert.deepEqual(
+    snap.recentFailures.map((f) => [f.target, f.reason, f.clearedAt]),
+    [
+      ['ghcr.io', 'auth_required', null],
+      [IMAGE, 'tcp_timeout', 4_000],
+    ],
+  );
 });

@@ -8,7 +8,7 @@ import { networkOf, prefixOfMask, sameAddress } from '../../src/shared/cidr.js';
 import { joinHostPort as tcpJoin } from '../../src/probe/stages/tcp.js';
 import { rfc3339 as patchesRfc3339 } from '../../src/kube/patches.js';
 
-test('host:port: IPv6 in brackets; split reads Go\'s forms, a bare IPv6 literal has no port', () => {
+test("host:port: IPv6 in brackets; split reads Go's forms, a bare IPv6 literal has no port", () => {
   assert.equal(joinHostPort('::1', 5000), '[::1]:5000');
   assert.equal(joinHostPort('reg.test', '443'), 'reg.test:443');
   assert.deepEqual(splitHostPort('[::1]:5000'), { host: '::1', port: '5000' });

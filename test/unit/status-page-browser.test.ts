@@ -27,8 +27,12 @@ const servers: AgentServer[] = [];
 
 async function serve(store: StatusStore): Promise<string> {
   const server = createServer({
-    metrics: new AgentMetrics({ defaultMetrics: false }), store, log: silentLog,
-    allowed: () => [], effectiveConfig: () => ({}), ready: () => true,
+    metrics: new AgentMetrics({ defaultMetrics: false }),
+    store,
+    log: silentLog,
+    allowed: () => [],
+    effectiveConfig: () => ({}),
+    ready: () => true,
     probeNow: () => Promise.reject(new Error('no probes in this test')),
   });
   servers.push(server);
@@ -37,15 +41,25 @@ async function serve(store: StatusStore): Promise<string> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM),
-    `chromium not found at ${CHROMIUM}: this test needs Debian's chromium package `
-    + '(apt-get install -y --no-install-recommends chromium; .ci/run installs it), or PULLPROBE_CHROMIUM=/path/to/chromium');
+  assert.ok(
+    existsSync(CHROMIUM),
+    `chromium not found at ${CHROMIUM}: this test needs Debian's chromium package ` +
+      '(apt-get install -y --no-install-recommends chromium; .ci/run installs it), or PULLPROBE_CHROMIUM=/path/to/chromium',
+  );
   profile = mkdtempSync(join(tmpdir(), 'pullprobe-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     viewport: { width: 1280, height: 900 },
     timeout: 60_000,
   });
@@ -99,10 +113,11 @@ interface Layout {
 
 async function layout(page: Page): Promise<Layout> {
   return page.evaluate(() => {
-    const { document, innerWidth } = (globalThis as unknown as Win);
+    const { document, innerWidth } = globalThis as unknown as Win;
     const clipped: string[] = [];
     for (const el of Array.from(document.querySelectorAll('main *'))) {
-      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) clipped.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.scrollWidth} > ${el.clientWidth}`);
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+        clipped.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.scrollWidth} > ${el.clientWidth}`);
     }
     return { scrollWidth: document.documentElement.scrollWidth, innerWidth, clipped };
   });
@@ -142,23 +157,35 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
   const page = await open(url, 1280);
   try {
     const dom = await page.evaluate(() => {
-      const { document } = (globalThis as unknown as Win);
+      const { document } = globalThis as unknown as Win;
       return {
-      rows: Array.from(document.querySelectorAll('li.t')).map((li) => li.dataset['state'] ?? ''),
-      registries: Array.from(document.querySelectorAll('.reg')).map((s) => [s.dataset['registry'] ?? '', s.classList[1] ?? '']),
-      text: document.body.innerText,
-      html: document.documentElement.outerHTML,
-      headline: document.querySelector('#summary .headline')?.textContent ?? '',
-      chipTitle: document.querySelector(`section[data-registry="ghcr.io"] li.t.failing .chip.failing`)?.getAttribute('title') ?? '',
-      changes: Array.from(document.querySelectorAll('#changes li')).map((li) => li.innerText.replace(/\s+/g, ' ')),
-      scripts: document.scripts.length,
+        rows: Array.from(document.querySelectorAll('li.t')).map((li) => li.dataset['state'] ?? ''),
+        registries: Array.from(document.querySelectorAll('.reg')).map((s) => [s.dataset['registry'] ?? '', s.classList[1] ?? '']),
+        text: document.body.innerText,
+        html: document.documentElement.outerHTML,
+        headline: document.querySelector('#summary .headline')?.textContent ?? '',
+        chipTitle: document.querySelector(`section[data-registry="ghcr.io"] li.t.failing .chip.failing`)?.getAttribute('title') ?? '',
+        changes: Array.from(document.querySelectorAll('#changes li')).map((li) => li.innerText.replace(/\s+/g, ' ')),
+        scripts: document.scripts.length,
       };
     });
     const firstOther = dom.rows.findIndex((s) => s !== 'failing');
     assert.equal(firstOther, 4, `four failing rows first, then the rest: ${dom.rows.join(' ')}`);
-    assert.ok(dom.rows.slice(firstOther).every((s) => s !== 'failing'), 'no failing row after a healthy one');
-    assert.deepEqual(dom.registries.slice(0, 2).map(([, s]) => s), ['failing', 'failing']);
-    assert.deepEqual(dom.registries.slice(0, 2).map(([r]) => r).sort(), [SCENE.ghcr, SCENE.harbor].sort());
+    assert.ok(
+      dom.rows.slice(firstOther).every((s) => s !== 'failing'),
+      'no failing row after a healthy one',
+    );
+    assert.deepEqual(
+      dom.registries.slice(0, 2).map(([, s]) => s),
+      ['failing', 'failing'],
+    );
+    assert.deepEqual(
+      dom.registries
+        .slice(0, 2)
+        .map(([r]) => r)
+        .sort(),
+      [SCENE.ghcr, SCENE.harbor].sort(),
+    );
     assert.deepEqual(dom.registries[2], [SCENE.ecr, 'degraded'], 'the degraded registry next');
 
     for (const reason of ['dns_nxdomain', 'tls_expired'] as const) {
@@ -173,7 +200,10 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
 
     const changed = dom.changes.filter((c) => c.includes(SCENE.changed));
     assert.equal(changed[0]?.includes('✗ tcp/tcp_refused → ✗ tls/tls_expired'), true, `latest change of ${SCENE.changed}: ${changed[0]}`);
-    assert.ok(dom.changes.some((c) => c.includes(SCENE.hub) && c.includes('✗ manifest/rate_limited → ✓ ok')), dom.changes.join('\n'));
+    assert.ok(
+      dom.changes.some((c) => c.includes(SCENE.hub) && c.includes('✗ manifest/rate_limited → ✓ ok')),
+      dom.changes.join('\n'),
+    );
     assert.ok(!/cleared/i.test(dom.text));
   } finally {
     await page.close();
@@ -183,7 +213,10 @@ test('the status page of a node with failures: fits 1280 and 390 px, failing fir
 test('the status page with 0 and with 200 targets fits 1280 and 390 px', async () => {
   const empty = await serve(new StatusStore());
   const many = await serve(manyStore(200));
-  for (const [name, url] of [['empty', empty], ['200', many]] as const) {
+  for (const [name, url] of [
+    ['empty', empty],
+    ['200', many],
+  ] as const) {
     for (const width of [1280, 390]) {
       const page = await open(url, width);
       try {
@@ -192,7 +225,11 @@ test('the status page with 0 and with 200 targets fits 1280 and 390 px', async (
         else {
           assert.equal(await page.locator('li.t').count(), 200);
           assert.equal(await page.locator('li.t.failing:visible').count(), 6, 'every failing row in view');
-          assert.equal(await page.locator('li.t.ok:visible').count(), 24, 'healthy registries folded: only those with a failure show their ok rows');
+          assert.equal(
+            await page.locator('li.t.ok:visible').count(),
+            24,
+            'healthy registries folded: only those with a failure show their ok rows',
+          );
         }
         if (width === 390) await page.screenshot({ path: join(ARTIFACTS, `status-page-${name}-390.png`), fullPage: name === 'empty' });
       } finally {

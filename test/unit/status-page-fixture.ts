@@ -9,7 +9,14 @@ import { StatusStore } from '../../src/agent/status-store.js';
 
 const CHAIN = STAGES.filter((s) => s !== 'runtime');
 const SECONDS: Record<Stage, number> = {
-  reference: 0.00002, dns: 0.004, tcp: 0.011, tls: 0.038, http: 0.052, auth: 0.121, manifest: 0.087, runtime: 0,
+  reference: 0.00002,
+  dns: 0.004,
+  tcp: 0.011,
+  tls: 0.038,
+  http: 0.052,
+  auth: 0.121,
+  manifest: 0.087,
+  runtime: 0,
 };
 
 export interface ResultOpts {
@@ -30,24 +37,34 @@ export function chainResult(target: string, registry: string, opts: ResultOpts =
     const failed = stage === failStage;
     const name = registry.split(':')[0] ?? registry;
     const base = {
-      ok: !failed, seconds: SECONDS[stage],
+      ok: !failed,
+      seconds: SECONDS[stage],
       ...(stage === 'reference' ? {} : { host: stage === 'dns' ? name : host }),
       ...(failed && opts.fail ? { reason: opts.fail, message: opts.message ?? reasonInfo(opts.fail).message } : {}),
       ...(stage === opts.degraded ? { degraded: true, message: opts.degradedMessage ?? 'one nameserver did not answer' } : {}),
     };
-    const step: StepResult = stage === 'dns' && opts.dnsProblems
-      ? { ...base, stage: 'dns', detail: { addresses: ['10.0.0.10'], source: 'dns', name, nameservers: [], problems: opts.dnsProblems } }
-      : { ...base, stage };
+    const step: StepResult =
+      stage === 'dns' && opts.dnsProblems
+        ? { ...base, stage: 'dns', detail: { addresses: ['10.0.0.10'], source: 'dns', name, nameservers: [], problems: opts.dnsProblems } }
+        : { ...base, stage };
     steps.push(step);
     if (failed) break;
   }
   const info = opts.fail ? reasonInfo(opts.fail) : null;
   return {
-    target, image: target.includes('/') ? target : null, registry,
-    ok: !opts.fail, stage: failStage, reason: opts.fail ?? null, cause: opts.fail ? causeOf(opts.fail) : null,
-    host: opts.fail ? host : null, message: opts.fail ? (opts.message ?? info?.message ?? null) : null,
-    hint: info?.hint ?? null, degraded: opts.degraded !== undefined,
-    seconds: steps.reduce((a, s) => a + s.seconds, 0), steps,
+    target,
+    image: target.includes('/') ? target : null,
+    registry,
+    ok: !opts.fail,
+    stage: failStage,
+    reason: opts.fail ?? null,
+    cause: opts.fail ? causeOf(opts.fail) : null,
+    host: opts.fail ? host : null,
+    message: opts.fail ? (opts.message ?? info?.message ?? null) : null,
+    hint: info?.hint ?? null,
+    degraded: opts.degraded !== undefined,
+    seconds: steps.reduce((a, s) => a + s.seconds, 0),
+    steps,
   };
 }
 
@@ -85,7 +102,7 @@ export function sceneStore(start = Date.parse('2026-11-29T09:00:00Z')): { store:
     'registry.gitlab.com/acme/never-probed:1',
   ];
   store.setTargets(targets);
-  const reg = (t: string): string => (t.includes('/') ? t.split('/')[0] ?? t : t);
+  const reg = (t: string): string => (t.includes('/') ? (t.split('/')[0] ?? t) : t);
   const dnsProblems = ["/host/etc/containerd/certs.d/quay.io/hosts.toml: line 3: expected '=' after a key"];
   const all = (overrides: Record<string, ResultOpts>): void => {
     for (const t of targets.slice(0, -1)) {
@@ -111,8 +128,10 @@ export function sceneStore(start = Date.parse('2026-11-29T09:00:00Z')): { store:
 /** `n` ok targets over n/5 registries with long names, for the page at scale. */
 export function manyStore(n: number): StatusStore {
   const store = new StatusStore({ wallNow: () => Date.parse('2026-11-29T09:00:00Z') });
-  const targets = Array.from({ length: n }, (_, i) =>
-    `registry-${Math.floor(i / 5)}.mirror.internal.example.org/team-${i % 7}/service-with-a-long-name-${i}:v1.${i}.0`);
+  const targets = Array.from(
+    { length: n },
+    (_, i) => `registry-${Math.floor(i / 5)}.mirror.internal.example.org/team-${i % 7}/service-with-a-long-name-${i}:v1.${i}.0`,
+  );
   store.setTargets(targets);
   targets.forEach((t, i) => {
     const r = t.split('/')[0] ?? t;

@@ -24,14 +24,26 @@ test('status store: a failure that turns into another is a change from one to th
   store.update(G, chainResult(G, 'ghcr.io', { fail: 'tls_expired', message: 'certificate has expired' }));
 
   const snap = store.snapshot();
-  assert.deepEqual(snap.recentChanges, [
-    {
-      target: G, at: 5_000, fromSince: 1_000,
-      from: { state: 'failing', stage: 'tcp', reason: 'tcp_refused', message: 'connection refused' },
-      to: { state: 'failing', stage: 'tls', reason: 'tls_expired', message: 'certificate has expired' },
-    },
-    { target: G, at: 1_000, fromSince: null, from: null, to: { state: 'failing', stage: 'tcp', reason: 'tcp_refused', message: 'connection refused' } },
-  ], 'a first ok result is no change; a first failing one is');
+  assert.deepEqual(
+    snap.recentChanges,
+    [
+      {
+        target: G,
+        at: 5_000,
+        fromSince: 1_000,
+        from: { state: 'failing', stage: 'tcp', reason: 'tcp_refused', message: 'connection refused' },
+        to: { state: 'failing', stage: 'tls', reason: 'tls_expired', message: 'certificate has expired' },
+      },
+      {
+        target: G,
+        at: 1_000,
+        fromSince: null,
+        from: null,
+        to: { state: 'failing', stage: 'tcp', reason: 'tcp_refused', message: 'connection refused' },
+      },
+    ],
+    'a first ok result is no change; a first failing one is',
+  );
   const ended = snap.recentFailures.find((f) => f.reason === 'tcp_refused');
   assert.ok(ended);
   assert.equal(ended.clearedAt, 5_000);
@@ -39,7 +51,10 @@ test('status store: a failure that turns into another is a change from one to th
   assert.equal(snap.recentFailures.find((f) => f.reason === 'tls_expired')?.changedTo, null, 'still going on');
 
   const html = renderStatusPage(snap);
-  assert.match(html, /✗ tcp\/tcp_refused<\/span> <span class="arrow">→<\/span> <span class="v failing"[^>]*>✗ tls\/tls_expired<\/span> <span class="muted">after 4s/);
+  assert.match(
+    html,
+    /✗ tcp\/tcp_refused<\/span> <span class="arrow">→<\/span> <span class="v failing"[^>]*>✗ tls\/tls_expired<\/span> <span class="muted">after 4s/,
+  );
   assert.doesNotMatch(html, /cleared/i);
 });
 
@@ -55,13 +70,23 @@ test('status store: recovery, removal and the bound on kept changes', () => {
   assert.equal(store.snapshot().recentChanges?.length, 2, 'ok to degraded keeps the verdict: no change');
   store.setTargets([]);
   const snap = store.snapshot();
-  assert.deepEqual(snap.recentChanges?.map((c) => [c.from?.state ?? null, c.to.state, c.at]),
-    [['ok', 'removed', 120_000], ['failing', 'ok', 60_000], [null, 'failing', 0]]);
+  assert.deepEqual(
+    snap.recentChanges?.map((c) => [c.from?.state ?? null, c.to.state, c.at]),
+    [
+      ['ok', 'removed', 120_000],
+      ['failing', 'ok', 60_000],
+      [null, 'failing', 0],
+    ],
+  );
   assert.deepEqual(snap.recentFailures[0]?.changedTo, { state: 'ok', degraded: false });
   now = 180_000;
   store.setTargets([G]);
   store.update(G, chainResult(G, 'ghcr.io', { fail: 'dns_nxdomain' }));
-  assert.deepEqual(store.snapshot().recentChanges?.map((c) => c.to.state), ['failing', 'removed', 'ok'], 'oldest dropped first');
+  assert.deepEqual(
+    store.snapshot().recentChanges?.map((c) => c.to.state),
+    ['failing', 'removed', 'ok'],
+    'oldest dropped first',
+  );
   assert.match(renderStatusPage(snap), /removed from the configuration/);
 });
 
@@ -76,20 +101,34 @@ test('esc: markup escaped; terminal colours dropped; other control and bidi char
 test('status page: banner, failing registries first, the fix once per registry, chips with seconds', () => {
   const { store } = sceneStore();
   const html = renderStatusPage(store.snapshot());
-  assert.match(html, /<span class="pill failing">4 failing<\/span><span class="pill degraded">1 degraded<\/span><span class="pill pending">1 pending<\/span><span class="pill ok">5 ok<\/span>/);
-  assert.match(html, /<dt>node<\/dt><dd>ip-10-0-3-17\.eu-west-1\.compute\.internal<\/dd>.*<dt>subnet<\/dt><dd>subnet-0a1b2c3d4e5f67890<\/dd>.*<dt>zone<\/dt><dd>eu-west-1b<\/dd>/s);
+  assert.match(
+    html,
+    /<span class="pill failing">4 failing<\/span><span class="pill degraded">1 degraded<\/span><span class="pill pending">1 pending<\/span><span class="pill ok">5 ok<\/span>/,
+  );
+  assert.match(
+    html,
+    /<dt>node<\/dt><dd>ip-10-0-3-17\.eu-west-1\.compute\.internal<\/dd>.*<dt>subnet<\/dt><dd>subnet-0a1b2c3d4e5f67890<\/dd>.*<dt>zone<\/dt><dd>eu-west-1b<\/dd>/s,
+  );
   assert.match(html, /failing since <time datetime="2026-11-29T09:07:00Z"[^>]*>1m ago<\/time>/, 'since the oldest ongoing failure began');
   const sections = [...html.matchAll(/<(?:section|details) class="reg (\w+)" data-registry="([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
   assert.deepEqual(sections, [
-    `failing ${SCENE.harbor}`, 'failing ghcr.io', `degraded ${SCENE.ecr}`, 'pending registry.gitlab.com',
-    'ok registry.k8s.io', 'ok docker.io', 'ok quay.io',
+    `failing ${SCENE.harbor}`,
+    'failing ghcr.io',
+    `degraded ${SCENE.ecr}`,
+    'pending registry.gitlab.com',
+    'ok registry.k8s.io',
+    'ok docker.io',
+    'ok quay.io',
   ]);
   for (const reason of ['dns_nxdomain', 'tls_expired'] as const) {
     assert.equal(count(html, esc(reasonInfo(reason).hint)), 1, `fix for ${reason} once`);
   }
   assert.ok(!html.includes('\u001b'), 'no raw ESC');
   assert.ok(!/<img/i.test(html), 'registry text stays text');
-  assert.match(html, /<span class="chip failing" title="tls: failed in 0\.038s at ghcr\.io:443">tls ✗<\/span><span class="chip" title="http: not reached">http ·<\/span>/);
+  assert.match(
+    html,
+    /<span class="chip failing" title="tls: failed in 0\.038s at ghcr\.io:443">tls ✗<\/span><span class="chip" title="http: not reached">http ·<\/span>/,
+  );
   assert.match(html, /<span class="chip degraded" title="dns: degraded in 0\.004s at public\.ecr\.aws">dns !<\/span>/);
   assert.equal(count(html, "Problems reading this node's files"), 1);
 });
@@ -106,7 +145,11 @@ test('status page: two different problems in one registry name their reason on e
   const html = renderStatusPage(store.snapshot());
   assert.equal(count(html, esc(reasonInfo('manifest_unknown').hint)), 1);
   assert.equal(count(html, esc(reasonInfo('access_denied').hint)), 1);
-  assert.match(html, /<div class="sub"><span class="why">manifest\/manifest_unknown<\/span> · manifest unknown: b:1<\/div>/, 'own message when it differs');
+  assert.match(
+    html,
+    /<div class="sub"><span class="why">manifest\/manifest_unknown<\/span> · manifest unknown: b:1<\/div>/,
+    'own message when it differs',
+  );
   assert.match(html, /<span class="tally">3 of 3 targets failing<\/span>/);
 });
 
@@ -139,7 +182,15 @@ test('status page: no targets, and 200 targets', () => {
   const html = renderStatusPage(many);
   assert.equal(count(html, '<li class="t '), 200);
   assert.equal(count(html, '<details class="reg ok"'), 34);
-  assert.equal(count(html, '<details class="reg ok" data-registry="registry-1.mirror.internal.example.org">'), 1, 'healthy registries folded at 200 targets');
-  assert.match(renderStatusPage(sceneStore().store.snapshot()), /<details class="reg ok" data-registry="quay\.io" open>/, 'and open with a few');
+  assert.equal(
+    count(html, '<details class="reg ok" data-registry="registry-1.mirror.internal.example.org">'),
+    1,
+    'healthy registries folded at 200 targets',
+  );
+  assert.match(
+    renderStatusPage(sceneStore().store.snapshot()),
+    /<details class="reg ok" data-registry="quay\.io" open>/,
+    'and open with a few',
+  );
   assert.ok(html.length < 400_000, `page stays small: ${html.length} bytes`);
 });

@@ -31,10 +31,15 @@ async function listen(): Promise<{ port: number; accepted: () => number; close: 
   return {
     port,
     accepted: () => count,
-    close: () => within(new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }), 5000, 'the server to close'),
+    close: () =>
+      within(
+        new Promise((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+        5000,
+        'the server to close',
+      ),
   };
 }
 
@@ -67,8 +72,11 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     const srv = await listen();
     try {
       const time = new FakeTime();
-      const out = await within(tcpStage(fakeCtx(time), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port: srv.port },
-        { connectTimeoutMs: 2000 }), 5000, 'a loopback connect');
+      const out = await within(
+        tcpStage(fakeCtx(time), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port: srv.port }, { connectTimeoutMs: 2000 }),
+        5000,
+        'a loopback connect',
+      );
       assert.equal(out.ok, true);
       assert.equal(out.reason, undefined);
       assert.equal(out.degraded, false);
@@ -87,8 +95,13 @@ describe('tcpStage', { timeout: 20_000 }, () => {
 
   test('the client side closes its socket (server sees the close)', async () => {
     let closed!: () => void;
-    const sawClose = new Promise<void>((resolve) => { closed = resolve; });
-    const server = net.createServer((s) => { s.on('error', () => {}); s.on('close', () => closed()); });
+    const sawClose = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    const server = net.createServer((s) => {
+      s.on('error', () => {});
+      s.on('close', () => closed());
+    });
     await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 5000, 'the server to listen');
     const { port } = server.address() as net.AddressInfo;
     try {
@@ -113,8 +126,9 @@ describe('tcpStage', { timeout: 20_000 }, () => {
   test('a connect that never completes → tcp_timeout within connectTimeoutMs, socket destroyed', async () => {
     const nc = neverConnect();
     const time = new FakeTime();
-    const run = track(tcpStage(fakeCtx(time), { host: 'r.test', addresses: ['192.0.2.1'], port: 443 },
-      { connectTimeoutMs: 100, connect: nc.connect }));
+    const run = track(
+      tcpStage(fakeCtx(time), { host: 'r.test', addresses: ['192.0.2.1'], port: 443 }, { connectTimeoutMs: 100, connect: nc.connect }),
+    );
     time.advance(99);
     await new Promise((r) => setImmediate(r));
     assert.equal(run.settled(), false, 'still connecting 1 ms before connectTimeoutMs');
@@ -139,13 +153,18 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     test('→ tcp_timeout', async () => {
       // A child process listens with backlog 1 and then blocks its event loop, so it never
       // accepts: once the kernel's accept queue is full, further SYNs are dropped.
-      const script = "const s=require('net').createServer().listen({host:'127.0.0.1',port:0,backlog:1},()=>{" +
+      const script =
+        "const s=require('net').createServer().listen({host:'127.0.0.1',port:0,backlog:1},()=>{" +
         "process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})";
       child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const port = await within(new Promise<number>((resolve, reject) => {
-        child?.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-        child?.once('error', reject);
-      }), 10_000, 'the blocked listener to print its port');
+      const port = await within(
+        new Promise<number>((resolve, reject) => {
+          child?.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+          child?.once('error', reject);
+        }),
+        10_000,
+        'the blocked listener to print its port',
+      );
       // Fill the queue until a connect hangs.
       let hung = false;
       for (let i = 0; i < 10 && !hung; i++) {
@@ -154,12 +173,14 @@ describe('tcpStage', { timeout: 20_000 }, () => {
         fillers.push(s);
         hung = await new Promise<boolean>((resolve) => {
           const t = setTimeout(() => resolve(true), 300);
-          s.once('connect', () => { clearTimeout(t); resolve(false); });
+          s.once('connect', () => {
+            clearTimeout(t);
+            resolve(false);
+          });
         });
       }
       assert.ok(hung, 'accept queue never filled');
-      const out = await tcpStage(makeCtx(), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port },
-        { connectTimeoutMs: 250 });
+      const out = await tcpStage(makeCtx(), { host: 'registry.lab.test', addresses: ['127.0.0.1'], port }, { connectTimeoutMs: 250 });
       assert.equal(out.ok, false);
       assert.equal(out.reason, 'tcp_timeout');
       assert.equal(out.detail.addresses[0]?.error, 'ETIMEDOUT');
@@ -170,14 +191,22 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     const srv = await listen();
     try {
       // 127.0.0.2 is loopback too, but the server listens on 127.0.0.1 only → refused.
-      const out = await tcpStage(makeCtx(), { host: 'registry.lab.test', addresses: ['127.0.0.2', '127.0.0.1'], port: srv.port },
-        { connectTimeoutMs: 2000 });
+      const out = await tcpStage(
+        makeCtx(),
+        { host: 'registry.lab.test', addresses: ['127.0.0.2', '127.0.0.1'], port: srv.port },
+        { connectTimeoutMs: 2000 },
+      );
       assert.equal(out.ok, true);
       assert.equal(out.degraded, true);
       assert.equal(out.reason, undefined);
       assert.deepEqual(out.detail.connected, ['127.0.0.1']);
-      assert.deepEqual(out.detail.addresses.map((a) => [a.address, a.ok, a.error]),
-        [['127.0.0.2', false, 'ECONNREFUSED'], ['127.0.0.1', true, undefined]]);
+      assert.deepEqual(
+        out.detail.addresses.map((a) => [a.address, a.ok, a.error]),
+        [
+          ['127.0.0.2', false, 'ECONNREFUSED'],
+          ['127.0.0.1', true, undefined],
+        ],
+      );
     } finally {
       await srv.close();
     }
@@ -188,14 +217,23 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     const nc = neverConnect();
     const connect = (o: { host: string; port: number; signal: AbortSignal }): net.Socket =>
       o.host === '127.0.0.1' ? net.connect({ host: o.host, port: o.port }) : nc.connect();
-    const first = await tcpStage(makeCtx(), { host: 'r.test', addresses: ['198.51.100.7', '127.0.0.1'], port },
-      { connectTimeoutMs: 150, connect });
+    const first = await tcpStage(
+      makeCtx(),
+      { host: 'r.test', addresses: ['198.51.100.7', '127.0.0.1'], port },
+      { connectTimeoutMs: 150, connect },
+    );
     assert.equal(first.ok, false);
     assert.equal(first.reason, 'tcp_timeout');
-    const second = await tcpStage(makeCtx(), { host: 'r.test', addresses: ['127.0.0.1', '198.51.100.7'], port },
-      { connectTimeoutMs: 150, connect });
+    const second = await tcpStage(
+      makeCtx(),
+      { host: 'r.test', addresses: ['127.0.0.1', '198.51.100.7'], port },
+      { connectTimeoutMs: 150, connect },
+    );
     assert.equal(second.reason, 'tcp_refused');
-    assert.deepEqual(second.detail.addresses.map((a) => a.error), ['ECONNREFUSED', 'ETIMEDOUT']);
+    assert.deepEqual(
+      second.detail.addresses.map((a) => a.error),
+      ['ECONNREFUSED', 'ETIMEDOUT'],
+    );
   });
 
   test('unreachable codes map to tcp_unreachable', async () => {
@@ -212,8 +250,13 @@ describe('tcpStage', { timeout: 20_000 }, () => {
   test('the probe deadline caps the connect timeout', async () => {
     const nc = neverConnect();
     const time = new FakeTime();
-    const run = track(tcpStage(fakeCtx(time, 120), { host: 'r.test', addresses: ['192.0.2.1', '192.0.2.2'], port: 443 },
-      { connectTimeoutMs: 30_000, connect: nc.connect }));
+    const run = track(
+      tcpStage(
+        fakeCtx(time, 120),
+        { host: 'r.test', addresses: ['192.0.2.1', '192.0.2.2'], port: 443 },
+        { connectTimeoutMs: 30_000, connect: nc.connect },
+      ),
+    );
     time.advance(119);
     await new Promise((r) => setImmediate(r));
     assert.equal(run.settled(), false, 'still connecting before the 120 ms deadline');
@@ -228,8 +271,17 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     const ac = new AbortController();
     ac.abort();
     let calls = 0;
-    const out = await tcpStage(makeCtx(10_000, realClock, ac.signal), { host: 'r.test', addresses: ['127.0.0.1'], port: 1 },
-      { connectTimeoutMs: 1000, connect: () => { calls++; return neverConnect().connect(); } });
+    const out = await tcpStage(
+      makeCtx(10_000, realClock, ac.signal),
+      { host: 'r.test', addresses: ['127.0.0.1'], port: 1 },
+      {
+        connectTimeoutMs: 1000,
+        connect: () => {
+          calls++;
+          return neverConnect().connect();
+        },
+      },
+    );
     assert.equal(out.reason, 'tcp_timeout');
     assert.equal(calls, 0);
   });
@@ -239,11 +291,17 @@ describe('tcpStage', { timeout: 20_000 }, () => {
     const clock: Clock = { now: () => now };
     const connect = (): net.Socket => {
       const s = new net.Socket();
-      setImmediate(() => { now += 300; s.emit('connect'); });
+      setImmediate(() => {
+        now += 300;
+        s.emit('connect');
+      });
       return s;
     };
-    const out = await tcpStage(makeCtx(1e9, clock), { host: 'r.test', addresses: ['10.0.0.1'], port: 443 },
-      { connectTimeoutMs: 2000, connect });
+    const out = await tcpStage(
+      makeCtx(1e9, clock),
+      { host: 'r.test', addresses: ['10.0.0.1'], port: 443 },
+      { connectTimeoutMs: 2000, connect },
+    );
     assert.equal(out.ok, true);
     assert.equal(out.seconds, 0.3);
     assert.equal(out.detail.addresses[0]?.seconds, 0.3);

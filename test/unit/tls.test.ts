@@ -19,13 +19,27 @@ function makeCtx(timeoutMs = 10_000, wallNow = () => Date.now()): ProbeContext {
 
 /** A context on fake time: the handshake timeout and the deadline wait for time.advance(). */
 function fakeCtx(time: FakeTime, timeoutMs = 10_000): ProbeContext {
-  return { signal: new AbortController().signal, deadlineAt: time.now() + timeoutMs, clock: time, timers: time, log: silentLog, wallNow: () => Date.now() };
+  return {
+    signal: new AbortController().signal,
+    deadlineAt: time.now() + timeoutMs,
+    clock: time,
+    timers: time,
+    log: silentLog,
+    wallNow: () => Date.now(),
+  };
 }
 
 /** A TCP server that reads and never answers; `greeted()` once a client sent bytes (its ClientHello). */
 function silentServer(): { server: net.Server; greeted: () => boolean } {
   let greeted = false;
-  return { server: net.createServer((s) => s.on('data', () => { greeted = true; })), greeted: () => greeted };
+  return {
+    server: net.createServer((s) =>
+      s.on('data', () => {
+        greeted = true;
+      }),
+    ),
+    greeted: () => greeted,
+  };
 }
 
 interface Running {
@@ -41,9 +55,13 @@ async function tlsServer(pair: CertPair, extraChain = ''): Promise<Running> {
   const sni: string[] = [];
   const context = tls.createSecureContext({ key: pair.key, cert: pair.cert + extraChain });
   const server = tls.createServer({
-    key: pair.key, cert: pair.cert + extraChain,
+    key: pair.key,
+    cert: pair.cert + extraChain,
     // Called during the ClientHello, only when the client sent SNI.
-    SNICallback: (name, cb) => { sni.push(name); cb(null, context); },
+    SNICallback: (name, cb) => {
+      sni.push(name);
+      cb(null, context);
+    },
   });
   server.on('tlsClientError', () => {});
   return start(server, sni);
@@ -65,17 +83,21 @@ async function start(server: net.Server, sni: string[] = []): Promise<Running> {
     drained: async () => {
       // Counted by the server itself (also for sockets tls.Server has wrapped).
       for (let i = 0; i < 300; i++) {
-        const open = await new Promise<number>((resolve, reject) =>
-          server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+        const open = await new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
         if (accepted > 0 && open === 0) return;
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       throw new Error(`connection still open (accepted ${accepted})`);
     },
-    close: () => within(new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }), 5000, 'the server to close'),
+    close: () =>
+      within(
+        new Promise((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+        5000,
+        'the server to close',
+      ),
   };
 }
 
@@ -116,8 +138,11 @@ describe('tlsStage', { timeout: 30_000 }, () => {
   async function probe(pair: CertPair, opts: { host?: string; skipVerify?: boolean; wallNow?: () => number; chain?: string } = {}) {
     const srv = await tlsServer(pair, opts.chain);
     try {
-      const out = await tlsStage(makeCtx(10_000, opts.wallNow), { host: opts.host ?? HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 5000, ...(opts.skipVerify ? { skipVerify: true } : {}) });
+      const out = await tlsStage(
+        makeCtx(10_000, opts.wallNow),
+        { host: opts.host ?? HOST, address: '127.0.0.1', port: srv.port },
+        { ca: trusted, handshakeTimeoutMs: 5000, ...(opts.skipVerify ? { skipVerify: true } : {}) },
+      );
       return { out, sni: srv.sni, port: srv.port };
     } finally {
       await srv.close();
@@ -153,7 +178,11 @@ describe('tlsStage', { timeout: 30_000 }, () => {
       const ok = await tlsStage(makeCtx(), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 5000 });
       assert.equal(ok.ok, true, ok.message);
       await srv.drained();
-      const late = await tlsStage(makeCtx(), { host: HOST, address: '127.0.0.1', port: silent.port }, { ca: trusted, handshakeTimeoutMs: 100 });
+      const late = await tlsStage(
+        makeCtx(),
+        { host: HOST, address: '127.0.0.1', port: silent.port },
+        { ca: trusted, handshakeTimeoutMs: 100 },
+      );
       assert.equal(late.reason, 'tls_timeout');
       await silent.drained();
     } finally {
@@ -162,7 +191,7 @@ describe('tlsStage', { timeout: 30_000 }, () => {
     }
   });
 
-  test('earliestExpiry is the earliest notAfter in the chain, not the leaf\'s', async () => {
+  test("earliestExpiry is the earliest notAfter in the chain, not the leaf's", async () => {
     const { out } = await probe(longLived, { chain: ca.cert });
     assert.equal(out.ok, true, out.message);
     const chain = out.detail.chain ?? [];
@@ -221,7 +250,7 @@ describe('tlsStage', { timeout: 30_000 }, () => {
     assert.deepEqual(bad.sni, []);
   });
 
-  test('several problems are reported in Go\'s order: expiry, then host name, then unknown CA', async () => {
+  test("several problems are reported in Go's order: expiry, then host name, then unknown CA", async () => {
     const expiredAndUnknown = await probe(untrustedExpired);
     assert.equal(expiredAndUnknown.out.reason, 'tls_expired');
     const mismatchAndUnknown = await probe(untrustedOtherName);
@@ -231,8 +260,11 @@ describe('tlsStage', { timeout: 30_000 }, () => {
   test('plain HTTP on the port → tls_handshake', async () => {
     const srv = await start(http.createServer((_req, res) => res.end('hello')));
     try {
-      const out = await tlsStage(makeCtx(), { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 5000 });
+      const out = await tlsStage(
+        makeCtx(),
+        { host: HOST, address: '127.0.0.1', port: srv.port },
+        { ca: trusted, handshakeTimeoutMs: 5000 },
+      );
       assert.equal(out.ok, false);
       assert.equal(out.reason, 'tls_handshake');
       assert.ok(out.detail.error);
@@ -247,8 +279,9 @@ describe('tlsStage', { timeout: 30_000 }, () => {
     const srv = await start(silent.server);
     try {
       const time = new FakeTime();
-      const run = track(tlsStage(fakeCtx(time), { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 200 }));
+      const run = track(
+        tlsStage(fakeCtx(time), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 200 }),
+      );
       await until(silent.greeted, 5000, 'the ClientHello at the server');
       time.advance(199);
       await new Promise((r) => setImmediate(r));
@@ -268,8 +301,9 @@ describe('tlsStage', { timeout: 30_000 }, () => {
     const srv = await start(silent.server);
     try {
       const time = new FakeTime();
-      const run = track(tlsStage(fakeCtx(time, 150), { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 30_000 }));
+      const run = track(
+        tlsStage(fakeCtx(time, 150), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 30_000 }),
+      );
       await until(silent.greeted, 5000, 'the ClientHello at the server');
       time.advance(150);
       const out = await settle(time, run.p, 'the TLS stage at the probe deadline');
@@ -283,10 +317,14 @@ describe('tlsStage', { timeout: 30_000 }, () => {
 
 describe('parseSubjectAltName', () => {
   test('DNS and IP entries, quoted values', () => {
-    assert.deepEqual(parseSubjectAltName('DNS:registry.lab.test, IP Address:127.0.0.1'),
-      [{ type: 'DNS', value: 'registry.lab.test' }, { type: 'IP', value: '127.0.0.1' }]);
-    assert.deepEqual(parseSubjectAltName('DNS:"a, b.test", DNS:c.test'),
-      [{ type: 'DNS', value: 'a, b.test' }, { type: 'DNS', value: 'c.test' }]);
+    assert.deepEqual(parseSubjectAltName('DNS:registry.lab.test, IP Address:127.0.0.1'), [
+      { type: 'DNS', value: 'registry.lab.test' },
+      { type: 'IP', value: '127.0.0.1' },
+    ]);
+    assert.deepEqual(parseSubjectAltName('DNS:"a, b.test", DNS:c.test'), [
+      { type: 'DNS', value: 'a, b.test' },
+      { type: 'DNS', value: 'c.test' },
+    ]);
     assert.deepEqual(parseSubjectAltName(undefined), []);
     assert.deepEqual(parseSubjectAltName(''), []);
   });
@@ -317,37 +355,49 @@ describe('loadTrust', () => {
 
   test('uses the injected reader', () => {
     const seen: string[] = [];
-    const t = loadTrust(['/virtual/ca.crt'], (p) => { seen.push(p); return ca.cert; });
+    const t = loadTrust(['/virtual/ca.crt'], (p) => {
+      seen.push(p);
+      return ca.cert;
+    });
     assert.deepEqual(seen, ['/virtual/ca.crt']);
     assert.equal(t.ca.length, tls.rootCertificates.length + 1);
   });
 
   test('a missing file → TrustError naming the file', () => {
     const missing = join(dir, 'nope.crt');
-    assert.throws(() => loadTrust([missing]), (err: unknown) => {
-      assert.ok(err instanceof TrustError);
-      assert.equal(err.code, 'PULLPROBE_TRUST');
-      assert.equal(err.path, missing);
-      assert.ok(err.message.includes(missing));
-      return true;
-    });
+    assert.throws(
+      () => loadTrust([missing]),
+      (err: unknown) => {
+        assert.ok(err instanceof TrustError);
+        assert.equal(err.code, 'PULLPROBE_TRUST');
+        assert.equal(err.path, missing);
+        assert.ok(err.message.includes(missing));
+        return true;
+      },
+    );
   });
 
   test('a file without a PEM certificate → TrustError naming the file', () => {
     const notPem = join(dir, 'key-only.pem');
     writeFileSync(notPem, ca.key);
-    assert.throws(() => loadTrust([ca.certPath, notPem]), (err: unknown) => {
-      assert.ok(err instanceof TrustError);
-      assert.equal(err.code, 'PULLPROBE_TRUST');
-      assert.ok(err.path === notPem && err.message.includes(notPem), err.message);
-      return true;
-    });
+    assert.throws(
+      () => loadTrust([ca.certPath, notPem]),
+      (err: unknown) => {
+        assert.ok(err instanceof TrustError);
+        assert.equal(err.code, 'PULLPROBE_TRUST');
+        assert.ok(err.path === notPem && err.message.includes(notPem), err.message);
+        return true;
+      },
+    );
   });
 
   test('a PEM block that is not a certificate → TrustError naming the file', () => {
     const broken = join(dir, 'broken.pem');
     writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n');
-    assert.throws(() => loadTrust([broken]), (err: unknown) => err instanceof TrustError && err.path === broken);
+    assert.throws(
+      () => loadTrust([broken]),
+      (err: unknown) => err instanceof TrustError && err.path === broken,
+    );
   });
 
   test('pemCertificates finds each block', () => {

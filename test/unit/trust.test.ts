@@ -49,7 +49,13 @@ function put(root: string, path: string, text: string): void {
 }
 
 function ctx(): ProbeContext {
-  return { signal: new AbortController().signal, deadlineAt: realClock.now() + 10_000, clock: realClock, log: silentLog, wallNow: Date.now };
+  return {
+    signal: new AbortController().signal,
+    deadlineAt: realClock.now() + 10_000,
+    clock: realClock,
+    log: silentLog,
+    wallNow: Date.now,
+  };
 }
 
 async function handshake(caList: string[]): Promise<{ ok: boolean; reason?: string }> {
@@ -57,11 +63,16 @@ async function handshake(caList: string[]): Promise<{ ok: boolean; reason?: stri
   return out.ok ? { ok: true } : { ok: false, reason: out.reason ?? '' };
 }
 
-const envOf = (hostRoot: string, extra = ''): ReturnType<typeof loadEnvironment> => loadEnvironment({
-  resolvConfPath: '/dev/null', hostsPath: null, hostname: 'n', hostRoot, extraCaCerts: extra,
-});
+const envOf = (hostRoot: string, extra = ''): ReturnType<typeof loadEnvironment> =>
+  loadEnvironment({
+    resolvConfPath: '/dev/null',
+    hostsPath: null,
+    hostname: 'n',
+    hostRoot,
+    extraCaCerts: extra,
+  });
 
-test('a CA only in the node\'s system bundle (Debian path, under the host root) is trusted', async () => {
+test("a CA only in the node's system bundle (Debian path, under the host root) is trusted", async () => {
   const root = tempDir();
   put(root, '/etc/ssl/certs/ca-certificates.crt', `${tls.rootCertificates[0] ?? ''}\n${ca.cert}`);
   assert.deepEqual(await handshake(envOf(root).ca), { ok: true });
@@ -83,7 +94,10 @@ test('NODE_EXTRA_CA_CERTS is trusted; an unreadable one is a reported problem', 
   put(dir, '/extra.pem', ca.cert);
   assert.deepEqual(await handshake(envOf(tempDir(), join(dir, 'extra.pem')).ca), { ok: true });
   const env = envOf(tempDir(), join(dir, 'missing.pem'));
-  assert.ok(env.problems.some((p) => p.startsWith('NODE_EXTRA_CA_CERTS') && p.includes('missing.pem')), env.problems.join());
+  assert.ok(
+    env.problems.some((p) => p.startsWith('NODE_EXTRA_CA_CERTS') && p.includes('missing.pem')),
+    env.problems.join(),
+  );
 });
 
 test('the CA set is built once per trust set: re-reading unchanged files returns the same array', () => {

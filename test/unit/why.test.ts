@@ -33,28 +33,51 @@ const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z
 function msg(kind: string, image: string): string {
   const [host, rest] = [image.split('/')[0] ?? '', image.split('/').slice(1).join('/')];
   const [repo, tag] = rest.split(':');
-  return (MSG[kind] ?? '').replaceAll('IMAGE', image).replaceAll('HOST', host).replaceAll('REPO', repo ?? '').replaceAll('TAG', tag ?? '');
+  return (MSG[kind] ?? '')
+    .replaceAll('IMAGE', image)
+    .replaceAll('HOST', host)
+    .replaceAll('REPO', repo ?? '')
+    .replaceAll('TAG', tag ?? '');
 }
 
 function dockerSecret(ns: string, name: string, server: string, password: string): Record<string, unknown> {
   const cfg = { auths: { [server]: { username: 'robot', password, auth: b64(`robot:${password}`) } } };
-  return { kind: 'Secret', metadata: { name, namespace: ns }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64(JSON.stringify(cfg)) } };
+  return {
+    kind: 'Secret',
+    metadata: { name, namespace: ns },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64(JSON.stringify(cfg)) },
+  };
 }
 
 interface PodSpec {
-  ns?: string; name: string; image: string; state: string; statusMessage?: string; event?: string;
-  secrets?: string[]; node?: string | null; sa?: string; init?: boolean;
+  ns?: string;
+  name: string;
+  image: string;
+  state: string;
+  statusMessage?: string;
+  event?: string;
+  secrets?: string[];
+  node?: string | null;
+  sa?: string;
+  init?: boolean;
 }
 
 function putPod(p: PodSpec): void {
   const ns = p.ns ?? 'prod';
   const container = { name: 'app', image: p.image };
-  const waiting = p.state === 'running' ? { running: { startedAt: iso(NOW - 60_000) } } : { waiting: { reason: p.state, ...(p.statusMessage ? { message: p.statusMessage } : {}) } };
+  const waiting =
+    p.state === 'running'
+      ? { running: { startedAt: iso(NOW - 60_000) } }
+      : { waiting: { reason: p.state, ...(p.statusMessage ? { message: p.statusMessage } : {}) } };
   const status = [{ name: 'app', image: p.image, ready: p.state === 'running', restartCount: 0, state: waiting }];
   api.put({
-    kind: 'Pod', metadata: { name: p.name, namespace: ns },
+    kind: 'Pod',
+    metadata: { name: p.name, namespace: ns },
     spec: {
-      ...(p.init ? { initContainers: [container], containers: [{ name: 'main', image: 'registry.lab.test/app/main:v1' }] } : { containers: [container] }),
+      ...(p.init
+        ? { initContainers: [container], containers: [{ name: 'main', image: 'registry.lab.test/app/main:v1' }] }
+        : { containers: [container] }),
       ...(p.secrets ? { imagePullSecrets: p.secrets.map((name) => ({ name })) } : {}),
       ...(p.node !== null ? { nodeName: p.node ?? 'node-plain' } : {}),
       serviceAccountName: p.sa ?? 'default',
@@ -63,14 +86,24 @@ function putPod(p: PodSpec): void {
   });
   if (p.event) {
     api.put({
-      kind: 'Event', metadata: { name: `${p.name}.1`, namespace: ns },
+      kind: 'Event',
+      metadata: { name: `${p.name}.1`, namespace: ns },
       involvedObject: { kind: 'Pod', name: p.name, namespace: ns, fieldPath: `spec.${p.init ? 'initContainers' : 'containers'}{app}` },
-      reason: 'Failed', type: 'Warning', message: p.event, lastTimestamp: iso(NOW - 30_000),
+      reason: 'Failed',
+      type: 'Warning',
+      message: p.event,
+      lastTimestamp: iso(NOW - 30_000),
     });
   }
 }
 
-function annotated(name: string, subnet: string, registry: string, state: { ok: boolean; stage?: string; reason?: string; cause?: string }, atMs = NOW - 120_000): Record<string, unknown> {
+function annotated(
+  name: string,
+  subnet: string,
+  registry: string,
+  state: { ok: boolean; stage?: string; reason?: string; cause?: string },
+  atMs = NOW - 120_000,
+): Record<string, unknown> {
   const value = { v: 1, at: iso(atMs), subnet, zone: 'z1', registries: { [registry]: { ...state, since: iso(NOW - 2 * 3_600_000) } } };
   return { kind: 'Node', metadata: { name, annotations: { 'pullprobe.dev/status': JSON.stringify(value) } } };
 }
@@ -78,12 +111,22 @@ function annotated(name: string, subnet: string, registry: string, state: { ok: 
 async function why(args: string[]): Promise<{ code: number; out: string; err: string; json: WhyReport | null }> {
   let out = '';
   let err = '';
-  const io: WhyIo = { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, isTTY: false, env, now: () => NOW };
+  const io: WhyIo = {
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    isTTY: false,
+    env,
+    now: () => NOW,
+  };
   const code = await runWhyCommand([...args, '--kubectl', KUBECTL], io);
   for (const secret of [CANARY, b64(`robot:${CANARY}`)]) {
     assert.ok(!out.includes(secret) && !err.includes(secret), `a secret reached the output of why ${args.join(' ')}`);
   }
-  return { code, out, err, json: args.includes('--json') && out.trim() !== '' ? JSON.parse(out) as WhyReport : null };
+  return { code, out, err, json: args.includes('--json') && out.trim() !== '' ? (JSON.parse(out) as WhyReport) : null };
 }
 
 /** The first container of a --json answer (each test pod has one); fails the test when there is none. */
@@ -107,12 +150,17 @@ before(async () => {
   writeFileSync(join(dir, 'token'), TOKEN);
   api = await FakeApiServer.start({ ca, tokenFile: join(dir, 'token'), nodes: [] });
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'lab',
-    clusters: [{ name: 'lab', cluster: { server: api.url, 'certificate-authority-data': b64(ca.cert) } }],
-    users: [{ name: 'u', user: { token: TOKEN } }],
-    contexts: [{ name: 'lab', context: { cluster: 'lab', user: 'u', namespace: 'prod' } }],
-  }));
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'lab',
+      clusters: [{ name: 'lab', cluster: { server: api.url, 'certificate-authority-data': b64(ca.cert) } }],
+      users: [{ name: 'u', user: { token: TOKEN } }],
+      contexts: [{ name: 'lab', context: { cluster: 'lab', user: 'u', namespace: 'prod' } }],
+    }),
+  );
   env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig };
 
   api.put({ kind: 'Node', metadata: { name: 'node-plain' } });
@@ -124,7 +172,15 @@ before(async () => {
   api.put(dockerSecret('default', 'regcred', 'registry.lab.test', CANARY));
   api.put(dockerSecret('prod', 'ghcr-cred', 'ghcr.io', CANARY));
   api.put(dockerSecret('prod', 'good-cred', 'https://registry.lab.test/v2/', CANARY));
-  const ecrToken = b64(JSON.stringify({ payload: 'x'.repeat(24), datakey: 'y'.repeat(24), version: '2', type: 'DATA_KEY', expiration: Math.floor((NOW - 3_600_000) / 1000) }));
+  const ecrToken = b64(
+    JSON.stringify({
+      payload: 'x'.repeat(24),
+      datakey: 'y'.repeat(24),
+      version: '2',
+      type: 'DATA_KEY',
+      expiration: Math.floor((NOW - 3_600_000) / 1000),
+    }),
+  );
   api.put(dockerSecret('prod', 'ecr-cred', `https://${ECR}`, ecrToken));
 });
 
@@ -137,14 +193,24 @@ after(async () => {
 
 test('secret in the wrong namespace: found in default, not in prod; message from the events when the status only backs off', async () => {
   const image = 'registry.lab.test/app/api:v2.5.1';
-  putPod({ name: 'wrong-ns', image, state: 'ImagePullBackOff', statusMessage: msg('backOff', image), event: msg('unauthorized', image), secrets: ['regcred'] });
+  putPod({
+    name: 'wrong-ns',
+    image,
+    state: 'ImagePullBackOff',
+    statusMessage: msg('backOff', image),
+    event: msg('unauthorized', image),
+    secrets: ['regcred'],
+  });
   const r = await why(['wrong-ns', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
   const c = firstContainer(r);
   assert.equal(c.state, 'ImagePullBackOff');
   assert.equal(c.explained?.reason, 'auth_required');
   assert.match(c.kubeletMessage ?? '', /401 Unauthorized/);
-  assert.deepEqual(c.pullSecrets.map((s) => [s.name, s.found, s.foundIn]), [['regcred', false, ['default']]]);
+  assert.deepEqual(
+    c.pullSecrets.map((s) => [s.name, s.found, s.foundIn]),
+    [['regcred', false, ['default']]],
+  );
   assert.equal(c.conclusion.cause, 'credentials');
   assert.match(c.conclusion.summary, /default/);
   assert.match(c.conclusion.fix ?? '', /namespace/);
@@ -209,7 +275,14 @@ test('node annotation showing tcp_refused subnet-wide', async () => {
   const r = await why(['refused', '-n', 'prod', '--json']);
   const c = firstContainer(r);
   assert.equal(r.json?.node, 'node-a1');
-  assert.deepEqual(c.nodeVerdict, { ok: false, stage: 'tcp', reason: 'tcp_refused', since: iso(NOW - 2 * 3_600_000), subnet: '10.0.1.0/24', subnetVerdict: 'subnet-wide' });
+  assert.deepEqual(c.nodeVerdict, {
+    ok: false,
+    stage: 'tcp',
+    reason: 'tcp_refused',
+    since: iso(NOW - 2 * 3_600_000),
+    subnet: '10.0.1.0/24',
+    subnetVerdict: 'subnet-wide',
+  });
   assert.deepEqual([c.conclusion.cause, c.conclusion.reason], ['network', 'tcp_refused']);
   assert.match(c.conclusion.summary, /subnet-wide/);
   const human = await why(['refused', '-n', 'prod']);
@@ -235,7 +308,10 @@ test('conflicting evidence: 401 while the service account secret matches and dec
   const r = await why(['conflict', '-n', 'prod', '--json']);
   assert.equal(r.code, 1);
   const c = firstContainer(r);
-  assert.deepEqual(c.pullSecrets.map((s) => [s.name, s.found, s.matchesImage, s.problem]), [['good-cred', true, true, null]]);
+  assert.deepEqual(
+    c.pullSecrets.map((s) => [s.name, s.found, s.matchesImage, s.problem]),
+    [['good-cred', true, true, null]],
+  );
   assert.deepEqual([c.conclusion.cause, c.conclusion.reason], [null, null]);
   assert.match(c.conclusion.summary, /conflicting evidence/);
   const human = await why(['conflict']); // namespace from the kubeconfig context
@@ -250,7 +326,10 @@ test('a pod that is fine exits 0; --all lists its running container', async () =
   assert.deepEqual(r.json, { pod: 'fine', namespace: 'prod', node: 'node-b1', containers: [] });
   const all = await why(['fine', '-n', 'prod', '--json', '--all']);
   assert.equal(all.code, 0);
-  assert.deepEqual(all.json?.containers.map((c) => [c.name, c.state, c.conclusion.cause]), [['app', 'running', null]]);
+  assert.deepEqual(
+    all.json?.containers.map((c) => [c.name, c.state, c.conclusion.cause]),
+    [['app', 'running', null]],
+  );
 });
 
 test('usage and kubectl errors exit 2 with nothing on stdout', async () => {
@@ -258,7 +337,17 @@ test('usage and kubectl errors exit 2 with nothing on stdout', async () => {
   assert.deepEqual([missing.code, missing.out], [2, '']);
   assert.match(missing.err, /pod nope not found in namespace prod/);
   let err = '';
-  const io: WhyIo = { stdout: () => { throw new Error('stdout written'); }, stderr: (s) => { err += s; }, isTTY: false, env, now: () => NOW };
+  const io: WhyIo = {
+    stdout: () => {
+      throw new Error('stdout written');
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    isTTY: false,
+    env,
+    now: () => NOW,
+  };
   assert.equal(await runWhyCommand(['x', '--kubectl', join(dir, 'no-such-kubectl')], io), 2);
   assert.match(err, /not found \(use --kubectl PATH\)/);
 });
@@ -274,17 +363,37 @@ test('listing secrets across namespaces forbidden: says it could not check', asy
   assert.match(r.err, /could not look for secret lost in other namespaces/);
 });
 
-test('--probe: the image is probed with the pod secrets in memory, and the output says the network is not the node\'s', async () => {
+test("--probe: the image is probed with the pod secrets in memory, and the output says the network is not the node's", async () => {
   const image = 'registry.lab.test/app/api:v2.5.1';
   putPod({ name: 'probed', image, state: 'ErrImagePull', statusMessage: msg('unauthorized', image), sa: 'puller' });
   const seen: Array<{ image: string; user: string | undefined; hasPassword: boolean }> = [];
   let out = '';
   const io: WhyIo = {
-    stdout: (s) => { out += s; }, stderr: () => {}, isTTY: false, env, now: () => NOW,
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: () => {},
+    isTTY: false,
+    env,
+    now: () => NOW,
     probe: (img, auths) => {
       const e = auths?.entries.find((x) => x.host === 'registry.lab.test');
       seen.push({ image: img, user: e?.username, hasPassword: e?.password === CANARY });
-      return Promise.resolve({ target: img, image: img, registry: 'registry.lab.test', ok: false, stage: 'auth', reason: 'auth_rejected', cause: 'credentials', host: 'registry.lab.test', message: `rejected ${CANARY}`, hint: null, degraded: false, seconds: 0, steps: [] });
+      return Promise.resolve({
+        target: img,
+        image: img,
+        registry: 'registry.lab.test',
+        ok: false,
+        stage: 'auth',
+        reason: 'auth_rejected',
+        cause: 'credentials',
+        host: 'registry.lab.test',
+        message: `rejected ${CANARY}`,
+        hint: null,
+        degraded: false,
+        seconds: 0,
+        steps: [],
+      });
     },
   };
   assert.equal(await runWhyCommand(['probed', '-n', 'prod', '--probe', '--kubectl', KUBECTL], io), 1);

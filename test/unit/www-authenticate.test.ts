@@ -6,12 +6,29 @@ const cases: { name: string; headers: string[]; want: Challenge[] }[] = [
   {
     name: 'Docker Hub bearer with scope',
     headers: ['Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push"'],
-    want: [{ scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:samalba/my-app:pull,push' } }],
+    want: [
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:samalba/my-app:pull,push' },
+      },
+    ],
   },
   {
     name: 'distribution insufficient_scope',
-    headers: ['Bearer realm="https://auth.lab.test/token",service="token.lab.test",scope="repository:lab/probe:pull",error="insufficient_scope"'],
-    want: [{ scheme: 'bearer', params: { realm: 'https://auth.lab.test/token', service: 'token.lab.test', scope: 'repository:lab/probe:pull', error: 'insufficient_scope' } }],
+    headers: [
+      'Bearer realm="https://auth.lab.test/token",service="token.lab.test",scope="repository:lab/probe:pull",error="insufficient_scope"',
+    ],
+    want: [
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.lab.test/token',
+          service: 'token.lab.test',
+          scope: 'repository:lab/probe:pull',
+          error: 'insufficient_scope',
+        },
+      },
+    ],
   },
   {
     name: 'distribution htpasswd basic',
@@ -35,12 +52,22 @@ const cases: { name: string; headers: string[]; want: Challenge[] }[] = [
   {
     name: 'several headers',
     headers: ['Basic realm="one"', 'Bearer realm="two"'],
-    want: [{ scheme: 'bearer', params: { realm: 'two' } }, { scheme: 'basic', params: { realm: 'one' } }],
+    want: [
+      { scheme: 'bearer', params: { realm: 'two' } },
+      { scheme: 'basic', params: { realm: 'one' } },
+    ],
   },
   {
     name: 'commas and escapes inside quotes',
-    headers: ['Bearer realm="https://x/token",scope="repository:a/b:pull,push repository:c:pull",error_description="say \\"hi\\", then go\\\\"'],
-    want: [{ scheme: 'bearer', params: { realm: 'https://x/token', scope: 'repository:a/b:pull,push repository:c:pull', error_description: 'say "hi", then go\\' } }],
+    headers: [
+      'Bearer realm="https://x/token",scope="repository:a/b:pull,push repository:c:pull",error_description="say \\"hi\\", then go\\\\"',
+    ],
+    want: [
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://x/token', scope: 'repository:a/b:pull,push repository:c:pull', error_description: 'say "hi", then go\\' },
+      },
+    ],
   },
   {
     name: 'unknown schemes skipped with their params',
@@ -57,7 +84,11 @@ const cases: { name: string; headers: string[]; want: Challenge[] }[] = [
     // containerd's expectTokenOrQuoted returns ("", ""): the key is set to "" and the rest of the header is not read.
     name: 'unterminated quoted value: empty, and nothing after it is read (as containerd)',
     headers: ['Bearer service="s",realm="https://x', 'Basic realm="b", Bearer realm="t'],
-    want: [{ scheme: 'bearer', params: { service: 's', realm: '' } }, { scheme: 'bearer', params: { realm: '' } }, { scheme: 'basic', params: { realm: 'b' } }],
+    want: [
+      { scheme: 'bearer', params: { service: 's', realm: '' } },
+      { scheme: 'bearer', params: { realm: '' } },
+      { scheme: 'basic', params: { realm: 'b' } },
+    ],
   },
   {
     name: 'unterminated quoted realm replaces an earlier realm (containerd keeps the last value it set)',

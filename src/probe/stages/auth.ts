@@ -100,7 +100,8 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
   if (!challenge) {
     const digestOnly = input.challenges.some((c) => c.scheme === 'digest');
     return fail({
-      reason: 'auth_required', host: input.endpoint,
+      reason: 'auth_required',
+      host: input.endpoint,
       message: digestOnly
         ? 'unauthorized: the registry offers only Digest authentication, which container runtimes do not support'
         : 'unauthorized: authentication required (401 without a Basic or Bearer challenge)',
@@ -115,7 +116,11 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
       // A bare-registry target asks "can this node reach the registry?": a
       // Basic challenge proves it can; there are no credentials to check.
       if (input.repository === null) return ok();
-      return fail({ reason: 'auth_required', host: input.endpoint, message: `unauthorized: authentication required (Basic auth, no credentials for ${input.endpoint})` });
+      return fail({
+        reason: 'auth_required',
+        host: input.endpoint,
+        message: `unauthorized: authentication required (Basic auth, no credentials for ${input.endpoint})`,
+      });
     }
     authorization = basicAuthorization(cred);
     secrets.addAuthorization(authorization);
@@ -144,7 +149,8 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
  * too (its 401 branch, before the generic verdicts).
  */
 export function refusedTokenVerdict(
-  wwwAuthenticate: readonly string[], o: { bearer: boolean; credentialsSent: boolean; host: string; what: string },
+  wwwAuthenticate: readonly string[],
+  o: { bearer: boolean; credentialsSent: boolean; host: string; what: string },
 ): { reason: 'token_error' | 'auth_rejected'; message: string } | undefined {
   if (!o.bearer) return undefined;
   const challenge = parseWwwAuthenticate(wwwAuthenticate).find((c) => c.scheme === 'bearer');
@@ -159,7 +165,12 @@ export function refusedTokenVerdict(
 const HEADER_SAFE_TOKEN = /^[\x21-\x7e]+$/;
 
 async function bearerToken(
-  ctx: ProbeContext, input: AuthInput, opts: AuthOptions, challenge: Challenge, detail: AuthDetail, secrets: Secrets,
+  ctx: ProbeContext,
+  input: AuthInput,
+  opts: AuthOptions,
+  challenge: Challenge,
+  detail: AuthDetail,
+  secrets: Secrets,
 ): Promise<{ authorization: string } | Fail> {
   const realm = challenge.params.realm;
   const checked = checkRealm(realm, input.endpoint);
@@ -198,12 +209,15 @@ async function bearerToken(
   const host = url.host;
   const what = cred ? 'failed to fetch token' : 'failed to fetch anonymous token';
   let sentBasic: string | undefined;
-  if (cred) secrets.addAuthorization(sentBasic = basicAuthorization(cred));
+  if (cred) secrets.addAuthorization((sentBasic = basicAuthorization(cred)));
   const timer = stageTimer(ctx, opts.timeoutMs);
   let res;
   try {
     res = await send(url.toString(), {
-      method: 'GET', dispatcher: opts.dispatcher, signal: timer.signal, maxBody: MAX_TOKEN_BODY,
+      method: 'GET',
+      dispatcher: opts.dispatcher,
+      signal: timer.signal,
+      maxBody: MAX_TOKEN_BODY,
       headers: { accept: 'application/json', ...(sentBasic ? { authorization: sentBasic } : {}) },
     });
   } catch (err) {
@@ -222,31 +236,65 @@ async function bearerToken(
   };
   if (res.status === 401 || res.status === 403) {
     if (detail.credentialsWithheld) {
-      return { reason: 'token_error', host, status: res.status, message: `${what}: the token service ${checked.display} is plain http, so the credentials from ${opts.credential?.source ?? ''} were not sent over cleartext, and it refused an anonymous token (${st}${said()})` };
+      return {
+        reason: 'token_error',
+        host,
+        status: res.status,
+        message: `${what}: the token service ${checked.display} is plain http, so the credentials from ${opts.credential?.source ?? ''} were not sent over cleartext, and it refused an anonymous token (${st}${said()})`,
+      };
     }
     return cred
-      ? { reason: 'auth_rejected', host, status: res.status, message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${st}${said()})` }
-      : { reason: 'auth_required', host, status: res.status, message: `unauthorized: authentication required (anonymous token refused by ${host}: ${st}${said()})` };
+      ? {
+          reason: 'auth_rejected',
+          host,
+          status: res.status,
+          message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${st}${said()})`,
+        }
+      : {
+          reason: 'auth_required',
+          host,
+          status: res.status,
+          message: `unauthorized: authentication required (anonymous token refused by ${host}: ${st}${said()})`,
+        };
   }
   if (res.status < 200 || res.status >= 300) {
-    return { reason: 'token_error', host, status: res.status, message: `${what}: unexpected status from GET request to ${host}${url.pathname}: ${st}${said()}` };
+    return {
+      reason: 'token_error',
+      host,
+      status: res.status,
+      message: `${what}: unexpected status from GET request to ${host}${url.pathname}: ${st}${said()}`,
+    };
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(res.body);
   } catch {
-    return { reason: 'token_error', host, status: res.status, message: `${what}: the token service ${host} answered something that is not JSON` };
+    return {
+      reason: 'token_error',
+      host,
+      status: res.status,
+      message: `${what}: the token service ${host} answered something that is not JSON`,
+    };
   }
   const r = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
-  const token = typeof r.access_token === 'string' && r.access_token !== '' ? r.access_token
-    : typeof r.token === 'string' ? r.token : '';
+  const token = typeof r.access_token === 'string' && r.access_token !== '' ? r.access_token : typeof r.token === 'string' ? r.token : '';
   if (token === '') {
-    return { reason: 'token_error', host, status: res.status, message: `${what}: authorization server did not include a token in the response` };
+    return {
+      reason: 'token_error',
+      host,
+      status: res.status,
+      message: `${what}: authorization server did not include a token in the response`,
+    };
   }
   secrets.add(token);
   if (!HEADER_SAFE_TOKEN.test(token)) {
     // Not cached: the next probe asks again.
-    return { reason: 'token_error', host, status: res.status, message: `${what}: the token service ${host} issued a token that cannot be sent in an HTTP header (control characters, spaces or line breaks)` };
+    return {
+      reason: 'token_error',
+      host,
+      status: res.status,
+      message: `${what}: the token service ${host} issued a token that cannot be sent in an HTTP header (control characters, spaces or line breaks)`,
+    };
   }
   const expiresIn = tokenLifetime(r.expires_in);
   const issuedAt = typeof r.issued_at === 'string' ? r.issued_at : undefined;
@@ -263,21 +311,39 @@ async function verifyOnPing(ctx: ProbeContext, input: AuthInput, opts: AuthOptio
   const host = input.endpoint;
   try {
     const res = await send(`${registryBase(input.endpoint, input.scheme)}/v2/`, {
-      method: 'GET', dispatcher: opts.dispatcher, signal: timer.signal, maxBody: 0, headers: { authorization },
+      method: 'GET',
+      dispatcher: opts.dispatcher,
+      signal: timer.signal,
+      maxBody: 0,
+      headers: { authorization },
     });
     if (res.status === 200) return undefined;
     const st = statusLine(res.status);
     const anonymous = !opts.credential;
     if (res.status === 401) {
       const refused = refusedTokenVerdict(headerValues(res.headers, 'www-authenticate'), {
-        bearer: authorization.startsWith('Bearer '), credentialsSent: !anonymous, host, what: 'GET /v2/',
+        bearer: authorization.startsWith('Bearer '),
+        credentialsSent: !anonymous,
+        host,
+        what: 'GET /v2/',
       });
       if (refused) return { ...refused, host, status: 401 };
       return anonymous
-        ? { reason: 'auth_required', host, status: 401, message: `unauthorized: authentication required (GET /v2/ with an anonymous token: ${st})` }
-        : { reason: 'auth_rejected', host, status: 401, message: `unauthorized: ${host} rejected the credentials from ${opts.credential?.source ?? ''} (${st})` };
+        ? {
+            reason: 'auth_required',
+            host,
+            status: 401,
+            message: `unauthorized: authentication required (GET /v2/ with an anonymous token: ${st})`,
+          }
+        : {
+            reason: 'auth_rejected',
+            host,
+            status: 401,
+            message: `unauthorized: ${host} rejected the credentials from ${opts.credential?.source ?? ''} (${st})`,
+          };
     }
-    if (res.status === 403) return { reason: 'access_denied', host, status: 403, message: `denied: GET /v2/ with credentials answered ${st}` };
+    if (res.status === 403)
+      return { reason: 'access_denied', host, status: 403, message: `denied: GET /v2/ with credentials answered ${st}` };
     return { reason: 'http_status', host, status: res.status, message: `unexpected status from GET request to /v2/: ${st}` };
   } catch (err) {
     const f = classifyTransportError(err, timer.timedOut(), 'GET /v2/');

@@ -48,7 +48,10 @@ interface ServerRun {
 }
 
 const FAILURE_REASON: Record<Failure, Reason> = {
-  servfail: 'dns_servfail', refused: 'dns_refused', timeout: 'dns_timeout', unreachable: 'dns_unreachable',
+  servfail: 'dns_servfail',
+  refused: 'dns_refused',
+  timeout: 'dns_timeout',
+  unreachable: 'dns_unreachable',
 };
 
 function serverLabel(ns: Nameserver, port: number): string {
@@ -80,8 +83,14 @@ interface Round {
 }
 
 async function askServer(
-  ctx: ProbeContext, ns: Nameserver, port: number, name: string, conf: ResolvConf, opts: DnsOptions,
-  attempts: Attempt[], round: Round,
+  ctx: ProbeContext,
+  ns: Nameserver,
+  port: number,
+  name: string,
+  conf: ResolvConf,
+  opts: DnsOptions,
+  attempts: Attempt[],
+  round: Round,
 ): Promise<ServerRun> {
   const query = opts.query ?? queryDns;
   const families = opts.families ?? ['A', 'AAAA'];
@@ -96,11 +105,21 @@ async function askServer(
     const timer = stageTimer(ctx, timeoutMs);
     let results: DnsQueryResult[];
     try {
-      results = await Promise.all(families.map((type) => query({
-        server: ns.address, port, name, type, timeoutMs, clock: ctx.clock, timers: ctx.timers,
-        signal: i > 0 ? AbortSignal.any([timer.signal, round.stop]) : timer.signal,
-        ...(opts.transport ? { transport: opts.transport } : {}),
-      })));
+      results = await Promise.all(
+        families.map((type) =>
+          query({
+            server: ns.address,
+            port,
+            name,
+            type,
+            timeoutMs,
+            clock: ctx.clock,
+            timers: ctx.timers,
+            signal: i > 0 ? AbortSignal.any([timer.signal, round.stop]) : timer.signal,
+            ...(opts.transport ? { transport: opts.transport } : {}),
+          }),
+        ),
+      );
     } finally {
       timer.dispose();
     }
@@ -148,7 +167,12 @@ interface CandidateRun {
 }
 
 async function tryCandidate(
-  ctx: ProbeContext, name: string, servers: Nameserver[], port: number | undefined, conf: ResolvConf, opts: DnsOptions,
+  ctx: ProbeContext,
+  name: string,
+  servers: Nameserver[],
+  port: number | undefined,
+  conf: ResolvConf,
+  opts: DnsOptions,
 ): Promise<CandidateRun> {
   // Every server is asked in parallel (so each one's health is known), but
   // once the rounds all servers have finished already decide the verdict,
@@ -165,8 +189,9 @@ async function tryCandidate(
     if (rounds === Infinity || rounds === 0) return;
     if (decide(all, Math.min(rounds, conf.attempts)) !== undefined) stop.abort();
   };
-  const runs = await Promise.all(servers.map((ns, i) =>
-    askServer(ctx, ns, port ?? ns.port, name, conf, opts, all[i] ?? [], { stop: stop.signal, onAttempt })));
+  const runs = await Promise.all(
+    servers.map((ns, i) => askServer(ctx, ns, port ?? ns.port, name, conf, opts, all[i] ?? [], { stop: stop.signal, onAttempt })),
+  );
   const finals = runs.map((r) => r.attempts[r.attempts.length - 1]);
   const kinds = new Set(finals.filter((a) => a !== undefined && a.kind !== 'fail').map((a) => a.kind));
   const degraded = kinds.size > 1 || finals.some((a) => a === undefined || a.kind === 'fail');
@@ -187,7 +212,10 @@ async function tryCandidate(
  * whose result is the verdict, and every candidate run.
  */
 async function search(
-  ctx: ProbeContext, host: string, conf: ResolvConf, opts: DnsOptions,
+  ctx: ProbeContext,
+  host: string,
+  conf: ResolvConf,
+  opts: DnsOptions,
 ): Promise<{ verdict: CandidateRun; tried: CandidateRun[] }> {
   const servers = usedNameservers(conf);
   const tried: CandidateRun[] = [];
@@ -254,9 +282,7 @@ function familyOf(address: string): DnsQueryType {
  * The DNS stage: every outcome carries the resolv.conf used and the node-file
  * problems (which degrade an ok verdict), and a failure's fix names that file.
  */
-export const dnsStage = async function dnsStage(
-  ctx: ProbeContext, input: DnsInput, opts: DnsOptions,
-): Promise<StageOutcome<DnsDetail>> {
+export const dnsStage = async function dnsStage(ctx: ProbeContext, input: DnsInput, opts: DnsOptions): Promise<StageOutcome<DnsDetail>> {
   const out = await resolveHost(ctx, input, opts);
   const { file, problems } = opts.resolvConf;
   if (file !== undefined && out.detail.source === 'dns') out.detail.resolvConf = file;
@@ -273,16 +299,16 @@ export const dnsStage = async function dnsStage(
 
 const DEFAULT_RESOLV_CONF_PATH = '/etc/resolv.conf';
 
-async function resolveHost(
-  ctx: ProbeContext, input: DnsInput, opts: DnsOptions,
-): Promise<StageOutcome<DnsDetail>> {
+async function resolveHost(ctx: ProbeContext, input: DnsInput, opts: DnsOptions): Promise<StageOutcome<DnsDetail>> {
   const started = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - started) / 1000;
   const host = input.host;
   const literal = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (isIP(literal.split('%')[0] ?? '') !== 0) {
     return {
-      ok: true, host, seconds: seconds(),
+      ok: true,
+      host,
+      seconds: seconds(),
       detail: { addresses: [literal], source: 'literal', name: literal, nameservers: [] },
     };
   }
@@ -291,7 +317,9 @@ async function resolveHost(
     const fromHosts = lookupHosts(opts.hosts, host).filter((a) => families.includes(familyOf(a)));
     if (fromHosts.length > 0) {
       return {
-        ok: true, host, seconds: seconds(),
+        ok: true,
+        host,
+        seconds: seconds(),
         detail: { addresses: fromHosts, source: 'hosts', name: host, nameservers: [] },
       };
     }

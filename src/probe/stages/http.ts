@@ -45,14 +45,21 @@ function statusReason(status: number): Reason | undefined {
   return 'not_a_registry';
 }
 
-export const httpStage = async function httpStage(ctx: ProbeContext, input: HttpInput, opts: HttpOptions): Promise<StageOutcome<HttpDetail>> {
+export const httpStage = async function httpStage(
+  ctx: ProbeContext,
+  input: HttpInput,
+  opts: HttpOptions,
+): Promise<StageOutcome<HttpDetail>> {
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const host = input.endpoint;
   const timer = stageTimer(ctx, opts.timeoutMs);
   try {
     const res = await send(`${registryBase(input.endpoint, input.scheme)}/v2/`, {
-      method: 'GET', dispatcher: opts.dispatcher, signal: timer.signal, maxBody: 0,
+      method: 'GET',
+      dispatcher: opts.dispatcher,
+      signal: timer.signal,
+      maxBody: 0,
     });
     const detail: HttpDetail = {
       status: res.status,
@@ -62,11 +69,12 @@ export const httpStage = async function httpStage(ctx: ProbeContext, input: Http
     if (apiVersion) detail.apiVersion = apiVersion;
     const reason = statusReason(res.status);
     if (!reason) return { ok: true, host, seconds: seconds(), detail };
-    const message = reason === 'http_status'
-      ? `unexpected status from GET request to /v2/: ${statusLine(res.status)}`
-      : reason === 'proxy_error'
-        ? `proxy authentication required: GET /v2/ answered ${statusLine(res.status)}`
-        : `not a registry: GET /v2/ answered ${statusLine(res.status)} (a registry answers 200 or 401)`;
+    const message =
+      reason === 'http_status'
+        ? `unexpected status from GET request to /v2/: ${statusLine(res.status)}`
+        : reason === 'proxy_error'
+          ? `proxy authentication required: GET /v2/ answered ${statusLine(res.status)}`
+          : `not a registry: GET /v2/ answered ${statusLine(res.status)} (a registry answers 200 or 401)`;
     return { ok: false, reason, message, host, seconds: seconds(), detail };
   } catch (err) {
     const f = classifyTransportError(err, timer.timedOut(), 'GET /v2/');

@@ -17,7 +17,14 @@ import { nearestTags } from '../tag-suggestions.js';
 import { editDistance } from '../../shared/edit-distance.js';
 
 export { editDistance, nearestTags };
-import { firstHeader, headerValues, parseRegistryErrors, ratelimitFromHeaders, retryAfterSeconds, type RegistryError } from '../../net/registry-errors.js';
+import {
+  firstHeader,
+  headerValues,
+  parseRegistryErrors,
+  ratelimitFromHeaders,
+  retryAfterSeconds,
+  type RegistryError,
+} from '../../net/registry-errors.js';
 import { registryBase, statusLine } from './http.js';
 import { refusedTokenVerdict } from './auth.js';
 import { cleanRegistryText } from '../scrub.js';
@@ -77,7 +84,11 @@ function mediaTypeOf(res: SendResult): string | undefined {
   return firstHeader(res.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
-export const manifestStage = async function manifestStage(ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions): Promise<StageOutcome<ManifestDetail>> {
+export const manifestStage = async function manifestStage(
+  ctx: ProbeContext,
+  input: ManifestInput,
+  opts: ManifestOptions,
+): Promise<StageOutcome<ManifestDetail>> {
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const host = input.endpoint;
@@ -93,9 +104,15 @@ export const manifestStage = async function manifestStage(ctx: ProbeContext, inp
   };
   let what = `HEAD /v2/${input.repository}/manifests/${input.reference}`;
   detail.request = what;
-  const fetch = (method: 'GET' | 'HEAD', url: string, maxBody: number): Promise<FollowResult> => sendFollowing(url, {
-    method, headers, dispatcher: opts.dispatcher, signal: timer.signal, maxBody, ...(opts.reach ? { reach: opts.reach } : {}),
-  });
+  const fetch = (method: 'GET' | 'HEAD', url: string, maxBody: number): Promise<FollowResult> =>
+    sendFollowing(url, {
+      method,
+      headers,
+      dispatcher: opts.dispatcher,
+      signal: timer.signal,
+      maxBody,
+      ...(opts.reach ? { reach: opts.reach } : {}),
+    });
   try {
     let res: SendResult;
     try {
@@ -141,12 +158,18 @@ export const manifestStage = async function manifestStage(ctx: ProbeContext, inp
     if (res.status === 429 || has('TOOMANYREQUESTS')) {
       if (retry !== undefined) detail.retryAfterSeconds = retry;
       const said = cleanRegistryText(has('TOOMANYREQUESTS')?.message ?? '');
-      return fail('rate_limited', `toomanyrequests: ${said || 'rate limit reached'}${retry !== undefined ? ` (Retry-After: ${retry} s)` : ''}`);
+      return fail(
+        'rate_limited',
+        `toomanyrequests: ${said || 'rate limit reached'}${retry !== undefined ? ` (Retry-After: ${retry} s)` : ''}`,
+      );
     }
     if (res.status === 401) {
       // A token the token service just issued, refused by the registry: not missing credentials.
       const refused = refusedTokenVerdict(headerValues(res.headers, 'www-authenticate'), {
-        bearer: input.authorization?.startsWith('Bearer ') ?? false, credentialsSent: input.hasCredential, host, what,
+        bearer: input.authorization?.startsWith('Bearer ') ?? false,
+        credentialsSent: input.hasCredential,
+        host,
+        what,
       });
       if (refused) return fail(refused.reason, refused.message);
       if (!input.hasCredential) {
@@ -155,12 +178,18 @@ export const manifestStage = async function manifestStage(ctx: ProbeContext, inp
       const challenge = parseWwwAuthenticate(headerValues(res.headers, 'www-authenticate'))[0];
       const bearer = input.authorization?.startsWith('Bearer ') ?? false;
       if (challenge?.params.error === 'insufficient_scope' || bearer) {
-        return fail('access_denied', `pull access denied for ${input.repository}: the credentials were accepted but do not grant pull (${statusLine(401)})`);
+        return fail(
+          'access_denied',
+          `pull access denied for ${input.repository}: the credentials were accepted but do not grant pull (${statusLine(401)})`,
+        );
       }
       return fail('auth_rejected', `unauthorized: ${host} rejected the credentials (${statusLine(401)})`);
     }
     if (res.status === 403 || has('DENIED')) {
-      return fail('access_denied', `pull access denied for ${input.repository}, repository does not exist or may require authorization (${statusLine(res.status)})`);
+      return fail(
+        'access_denied',
+        `pull access denied for ${input.repository}, repository does not exist or may require authorization (${statusLine(res.status)})`,
+      );
     }
     if (res.status === 404 || has('NAME_UNKNOWN') || has('MANIFEST_UNKNOWN')) {
       if (has('NAME_UNKNOWN')) return fail('name_unknown', `name unknown: repository ${input.repository} not found in ${host}`);
@@ -169,7 +198,10 @@ export const manifestStage = async function manifestStage(ctx: ProbeContext, inp
     if (res.status === 400 && has('NAME_INVALID')) {
       return fail('name_unknown', `name invalid: repository ${input.repository} is not a valid name for ${host}`);
     }
-    return fail('http_status', `unexpected status from ${what.replace(/ .*/, '')} request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`);
+    return fail(
+      'http_status',
+      `unexpected status from ${what.replace(/ .*/, '')} request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`,
+    );
   } finally {
     timer.dispose();
   }
@@ -194,7 +226,11 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
   let res: SendResult;
   try {
     const got = await sendFollowing(`${s.base}/tags/list`, {
-      method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST,
+      method: 'GET',
+      headers: s.headers,
+      dispatcher: opts.dispatcher,
+      signal: s.timer.signal,
+      maxBody: MAX_MANIFEST,
     });
     if (got.kind !== 'response') return s.fail('manifest_unknown', missing);
     res = got.res;
@@ -210,9 +246,10 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
   const tags = parsed.ok && Array.isArray(parsed.value['tags']) ? (parsed.value['tags'] as unknown[]) : [];
   const near = nearestTags(input.reference, tags);
   s.detail.nearestTags = near;
-  const hint = near.length > 0
-    ? `${reasonInfo('manifest_unknown').hint} Nearest existing tags: ${near.join(', ')}.`
-    : `${reasonInfo('manifest_unknown').hint} ${tags.length > 0 ? 'No existing tag is close to it.' : 'The repository has no tags.'}`;
+  const hint =
+    near.length > 0
+      ? `${reasonInfo('manifest_unknown').hint} Nearest existing tags: ${near.join(', ')}.`
+      : `${reasonInfo('manifest_unknown').hint} ${tags.length > 0 ? 'No existing tag is close to it.' : 'The repository has no tags.'}`;
   return s.fail('manifest_unknown', missing, hint);
 }
 
@@ -223,12 +260,18 @@ function platformList(listed: string[], total: number): string {
 }
 
 function platformVerdict(
-  m: PlatformMatch, input: ManifestInput, s: Shared & { seconds: () => number }, want: string,
+  m: PlatformMatch,
+  input: ManifestInput,
+  s: Shared & { seconds: () => number },
+  want: string,
 ): StageOutcome<ManifestDetail> {
   s.detail.platforms = m.available.slice(0, MAX_LISTED_PLATFORMS);
   s.detail.platformCount = m.platformCount;
   if (!m.match) {
-    return s.fail('platform_missing', `no match for platform in manifest: ${want} not in ${platformList(s.detail.platforms, m.platformCount)}`);
+    return s.fail(
+      'platform_missing',
+      `no match for platform in manifest: ${want} not in ${platformList(s.detail.platforms, m.platformCount)}`,
+    );
   }
   s.detail.platformDigest = m.match.digest;
   return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
@@ -242,7 +285,9 @@ function platformVerdict(
  * limit before parsing, an index shape after, and the probe deadline.
  */
 async function checkPlatform(
-  ctx: ProbeContext, input: ManifestInput, opts: ManifestOptions,
+  ctx: ProbeContext,
+  input: ManifestInput,
+  opts: ManifestOptions,
   s: Shared & { seconds: () => number; digest: string | undefined },
 ): Promise<StageOutcome<ManifestDetail>> {
   const want = formatPlatform(opts.platform);
@@ -260,7 +305,11 @@ async function checkPlatform(
   try {
     // One byte over the limit tells "exactly at the limit" from "larger".
     const got = await sendFollowing(`${s.base}/manifests/${ref}`, {
-      method: 'GET', headers: s.headers, dispatcher: opts.dispatcher, signal: s.timer.signal, maxBody: MAX_MANIFEST + 1,
+      method: 'GET',
+      headers: s.headers,
+      dispatcher: opts.dispatcher,
+      signal: s.timer.signal,
+      maxBody: MAX_MANIFEST + 1,
       ...(opts.reach ? { reach: opts.reach } : {}),
     });
     if (got.redirects.length > 0) s.detail.redirects = got.redirects;
@@ -277,18 +326,28 @@ async function checkPlatform(
     if (retry !== undefined) s.detail.retryAfterSeconds = retry;
     return s.fail('rate_limited', `toomanyrequests: rate limit reached on ${what}`);
   }
-  if (res.status >= 500) return s.fail('http_status', `unexpected status from GET request to /v2/${input.repository}/manifests/${ref}: ${statusLine(res.status)}`);
+  if (res.status >= 500)
+    return s.fail(
+      'http_status',
+      `unexpected status from GET request to /v2/${input.repository}/manifests/${ref}: ${statusLine(res.status)}`,
+    );
   // The HEAD already proved the image is there; another status here is not judged.
   if (res.status !== 200) return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };
   const declared = Number(firstHeader(res.headers, 'content-length'));
   if ((Number.isFinite(declared) && declared > MAX_MANIFEST) || Buffer.byteLength(res.body) > MAX_MANIFEST) {
-    return s.fail('http_status', `${what}: the registry sent an image index larger than ${MAX_MANIFEST} bytes, which containerd refuses (MaxManifestSize)`);
+    return s.fail(
+      'http_status',
+      `${what}: the registry sent an image index larger than ${MAX_MANIFEST} bytes, which containerd refuses (MaxManifestSize)`,
+    );
   }
   const parsed = parseBoundedJson(res.body, { maxLength: MAX_MANIFEST, maxDepth: MAX_JSON_DEPTH });
   const summary = parsed.ok ? summarizeIndex(parsed.value, opts.platform) : undefined;
   if (summary === undefined) {
     const problem = parsed.ok ? 'no "manifests" list of objects' : parsed.problem;
-    return s.fail('http_status', `${what}: the registry answered with something that is not an image index (${problem}); containerd cannot read it either`);
+    return s.fail(
+      'http_status',
+      `${what}: the registry answered with something that is not an image index (${problem}); containerd cannot read it either`,
+    );
   }
   if (remainingMs(ctx) <= 0) return s.fail('http_timeout', `${what}: context deadline exceeded`);
   if (known) for (const [k, v] of known.matched) if (!summary.matched.has(k)) summary.matched.set(k, v);

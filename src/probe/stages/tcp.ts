@@ -37,16 +37,10 @@ const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.po
 
 export { joinHostPort };
 
-export const tcpStage = async function tcpStage(
-  ctx: ProbeContext,
-  input: TcpInput,
-  opts: TcpOptions,
-): Promise<StageOutcome<TcpDetail>> {
+export const tcpStage = async function tcpStage(ctx: ProbeContext, input: TcpInput, opts: TcpOptions): Promise<StageOutcome<TcpDetail>> {
   const start = ctx.clock.now();
   const connect = opts.connect ?? defaultConnect;
-  const results = await Promise.all(
-    input.addresses.map((address) => dialOne(ctx, address, input.port, opts.connectTimeoutMs, connect)),
-  );
+  const results = await Promise.all(input.addresses.map((address) => dialOne(ctx, address, input.port, opts.connectTimeoutMs, connect)));
   const seconds = (ctx.clock.now() - start) / 1000;
   const connected = results.filter((r) => r.ok).map((r) => r.address);
   const host = joinHostPort(input.host, input.port);
@@ -64,13 +58,7 @@ function failureReason(first: TcpAddressResult | undefined): Reason {
   return tcpReasonForCode(first?.error) ?? 'tcp_unreachable';
 }
 
-function dialOne(
-  ctx: ProbeContext,
-  address: string,
-  port: number,
-  timeoutMs: number,
-  connect: TcpConnect,
-): Promise<TcpAddressResult> {
+function dialOne(ctx: ProbeContext, address: string, port: number, timeoutMs: number, connect: TcpConnect): Promise<TcpAddressResult> {
   return new Promise((resolve) => {
     const start = ctx.clock.now();
     const timer = stageTimer(ctx, timeoutMs);
@@ -92,8 +80,7 @@ function dialOne(
     };
     const onAbort = (): void => finish(false, TIMEOUT_CODE);
     const onConnect = (): void => finish(true);
-    const onError = (err: unknown): void =>
-      finish(false, timer.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
+    const onError = (err: unknown): void => finish(false, timer.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
 
     if (timer.signal.aborted) {
       finish(false, TIMEOUT_CODE);

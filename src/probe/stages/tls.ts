@@ -45,11 +45,7 @@ interface Verdict {
   message: string;
 }
 
-export const tlsStage = async function tlsStage(
-  ctx: ProbeContext,
-  input: TlsInput,
-  opts: TlsOptions,
-): Promise<StageOutcome<TlsDetail>> {
+export const tlsStage = async function tlsStage(ctx: ProbeContext, input: TlsInput, opts: TlsOptions): Promise<StageOutcome<TlsDetail>> {
   const start = ctx.clock.now();
   const host = joinHostPort(input.host, input.port);
   const name = unbracket(input.host);
@@ -91,13 +87,7 @@ interface Handshaken {
 
 type HandshakeResult = Handshaken | { kind: 'timeout' } | { kind: 'error'; code: string };
 
-function handshake(
-  ctx: ProbeContext,
-  address: string,
-  port: number,
-  name: string,
-  opts: TlsOptions,
-): Promise<HandshakeResult> {
+function handshake(ctx: ProbeContext, address: string, port: number, name: string, opts: TlsOptions): Promise<HandshakeResult> {
   const connect = opts.connect ?? tls.connect;
   return new Promise((resolve) => {
     const timer = stageTimer(ctx, opts.handshakeTimeoutMs);
@@ -192,7 +182,9 @@ function verify(name: string, hs: Handshaken, nowMs: number): Verdict | undefine
   }
   // 2. Host name, against SANs only (Go ignores the legacy Common Name).
   const sans = parseSubjectAltName(leaf.subjectAltName);
-  if (net.isIP(name) ? leaf.checkIP(name) === undefined : leaf.checkHost(name, { subject: 'never', partialWildcards: false }) === undefined) {
+  if (
+    net.isIP(name) ? leaf.checkIP(name) === undefined : leaf.checkHost(name, { subject: 'never', partialWildcards: false }) === undefined
+  ) {
     return { reason: 'tls_hostname_mismatch', message: hostnameMessage(name, sans) };
   }
   // 3. Chain to a trusted root (and anything else OpenSSL objected to).

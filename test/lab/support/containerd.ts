@@ -14,7 +14,11 @@ import { REGISTRY_HOSTS } from './addresses.js';
 import { spawnInNs, type Daemon } from './daemons.js';
 import { isAlive } from './netns.js';
 
-export interface ContainerdPaths { socket: string; configPath: string; config: string }
+export interface ContainerdPaths {
+  socket: string;
+  configPath: string;
+  config: string;
+}
 
 export function hostsToml(host: string, caFile: string): string {
   return `server = "https://${host}"\nca = "${caFile}"\n\n[host]\n`;
@@ -30,7 +34,9 @@ export function writeContainerdFiles(nodeDir: string, caFile: string): Container
   }
   const socket = join(base, 'containerd.sock');
   const config = join(base, 'config.toml');
-  writeFileSync(config, `version = 2
+  writeFileSync(
+    config,
+    `version = 2
 root = "${join(base, 'root')}"
 state = "${join(base, 'state')}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
@@ -53,7 +59,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${join(base, 'cni-bin')}"
     conf_dir = "${join(base, 'cni-conf')}"
-`);
+`,
+  );
   return { socket, configPath, config };
 }
 
@@ -61,11 +68,21 @@ const BIND = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts
 
 /** Start containerd inside a node namespace with that node's resolv.conf/hosts. */
 export async function startContainerd(
-  ns: string, name: string, paths: ContainerdPaths, etc: { resolvConf: string; hosts: string }, logDir: string,
-  onStart: (d: Daemon) => void, timeoutMs = 8000,
+  ns: string,
+  name: string,
+  paths: ContainerdPaths,
+  etc: { resolvConf: string; hosts: string },
+  logDir: string,
+  onStart: (d: Daemon) => void,
+  timeoutMs = 8000,
 ): Promise<void> {
-  const d = spawnInNs(ns, name, ['/bin/sh', '-c', BIND, 'sh', etc.resolvConf, etc.hosts, '/usr/bin/containerd', '--config', paths.config],
-    logDir, { HTTPS_PROXY: '', HTTP_PROXY: '', https_proxy: '', http_proxy: '' });
+  const d = spawnInNs(
+    ns,
+    name,
+    ['/bin/sh', '-c', BIND, 'sh', etc.resolvConf, etc.hosts, '/usr/bin/containerd', '--config', paths.config],
+    logDir,
+    { HTTPS_PROXY: '', HTTP_PROXY: '', https_proxy: '', http_proxy: '' },
+  );
   onStart(d);
   const until = Date.now() + timeoutMs;
   while (!existsSync(paths.socket)) {

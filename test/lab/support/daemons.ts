@@ -7,7 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ADDR, AUTH_HOST, DNS_NAMES, REGISTRIES, REGISTRY_HOSTS, TOKEN_ISSUER, TOKEN_REALM, TOKEN_SERVICE,
+  ADDR,
+  AUTH_HOST,
+  DNS_NAMES,
+  REGISTRIES,
+  REGISTRY_HOSTS,
+  TOKEN_ISSUER,
+  TOKEN_REALM,
+  TOKEN_SERVICE,
   type RegistryHost,
 } from './addresses.js';
 import { isAlive } from './netns.js';
@@ -29,17 +36,29 @@ export function spawnInNs(ns: string, name: string, argv: string[], logDir: stri
   const log = join(logDir, `${name}.log`);
   const fd = openSync(log, 'a');
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
-    cwd: REPO_ROOT, detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env },
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
   });
   closeSync(fd);
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
-  child.on('error', () => { /* reported via readiness */ });
+  child.on('error', () => {
+    /* reported via readiness */
+  });
   return { name, pid: child.pid, child, log };
 }
 
 function hexAddr(ip: string, port: number): string {
   const b = ip.split('.').map(Number).reverse();
-  return b.map((x) => x.toString(16).padStart(2, '0')).join('').toUpperCase() + ':' + port.toString(16).toUpperCase().padStart(4, '0');
+  return (
+    b
+      .map((x) => x.toString(16).padStart(2, '0'))
+      .join('')
+      .toUpperCase() +
+    ':' +
+    port.toString(16).toUpperCase().padStart(4, '0')
+  );
 }
 
 /** Is pid's network namespace listening on ip:port? (reads /proc/<pid>/net, no spawn) */
@@ -88,14 +107,21 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
     `host-record=${DNS_NAMES.wronghostCertName},${ADDR.wronghost}`,
   ];
   const good = [
-    ...base, `listen-address=${ADDR.dnsGood},${ADDR.dnsGood2}`, 'cache-size=0', 'local=/lab.test/', ...hostRecords,
+    ...base,
+    `listen-address=${ADDR.dnsGood},${ADDR.dnsGood2}`,
+    'cache-size=0',
+    'local=/lab.test/',
+    ...hostRecords,
     `server=/${DNS_NAMES.servfail}/${ADDR.dnsServfail}`,
     `server=/${DNS_NAMES.refused}/${ADDR.dnsBlackholed}`,
     `server=/${DNS_NAMES.timeout}/${ADDR.dnsDead}`,
   ];
   // DNSSEC against a bogus root anchor: every upstream answer is BOGUS → SERVFAIL.
   const servfail = [
-    ...base, `listen-address=${ADDR.dnsServfail}`, `server=${ADDR.dnsUpstream}`, 'dnssec',
+    ...base,
+    `listen-address=${ADDR.dnsServfail}`,
+    `server=${ADDR.dnsUpstream}`,
+    'dnssec',
     'trust-anchor=.,12345,8,2,0000000000000000000000000000000000000000000000000000000000000000',
     'dnssec-check-unsigned',
   ];
@@ -110,8 +136,11 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
     return p;
   };
   return {
-    good: w('good', good), servfail: w('servfail', servfail), upstream: w('upstream', upstream),
-    nx: w('nx', nx), refused: w('refused', refused),
+    good: w('good', good),
+    servfail: w('servfail', servfail),
+    upstream: w('upstream', upstream),
+    nx: w('nx', nx),
+    refused: w('refused', refused),
   };
 }
 
@@ -121,7 +150,8 @@ export function writeRegistryConfig(dir: string, host: RegistryHost, pki: LabPki
   let auth = '';
   if (r.auth === 'htpasswd') auth = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${pki.htpasswdFile}\n`;
   if (r.auth === 'token') {
-    auth = `auth:\n  token:\n    realm: ${TOKEN_REALM}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n` +
+    auth =
+      `auth:\n  token:\n    realm: ${TOKEN_REALM}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n` +
       `    rootcertbundle: ${pki.certs.tokenSigning.certPath}\n`;
   }
   const yml = `version: 0.1
@@ -152,7 +182,10 @@ ${auth}`;
   return p;
 }
 
-export interface StartedDaemons { daemons: Daemon[]; tokenModeFile: string }
+export interface StartedDaemons {
+  daemons: Daemon[];
+  tokenModeFile: string;
+}
 
 /** Start every daemon in the services namespace and wait until all listen. */
 export async function startDaemons(servicesNs: string, dir: string, pki: LabPki, onStart: (d: Daemon) => void): Promise<StartedDaemons> {
@@ -173,10 +206,16 @@ export async function startDaemons(servicesNs: string, dir: string, pki: LabPki,
   const tokenModeFile = join(dir, 'token-mode');
   writeFileSync(tokenModeFile, 'normal\n');
   const tokenCfg: TokenServerConfig = {
-    host: ADDR.auth, port: 443,
-    tlsCertFile: pki.certs.good.certPath, tlsKeyFile: pki.certs.good.keyPath,
-    signingCertFile: pki.certs.tokenSigning.certPath, signingKeyFile: pki.certs.tokenSigning.keyPath,
-    issuer: TOKEN_ISSUER, service: TOKEN_SERVICE, headerMode: 'both', modeFile: tokenModeFile,
+    host: ADDR.auth,
+    port: 443,
+    tlsCertFile: pki.certs.good.certPath,
+    tlsKeyFile: pki.certs.good.keyPath,
+    signingCertFile: pki.certs.tokenSigning.certPath,
+    signingKeyFile: pki.certs.tokenSigning.keyPath,
+    issuer: TOKEN_ISSUER,
+    service: TOKEN_SERVICE,
+    headerMode: 'both',
+    modeFile: tokenModeFile,
     users: {
       [pki.credentials.user]: { password: pki.credentials.password, pull: ['lab/*'] },
       [pki.credentials.nopullUser]: { password: pki.credentials.nopullPassword, pull: [] },
@@ -187,7 +226,11 @@ export async function startDaemons(servicesNs: string, dir: string, pki: LabPki,
   launch('token-server', [process.execPath, '--import', 'tsx', join(SUPPORT, 'token-server.ts'), tokenConf], [[ADDR.auth, 443, 'tcp']]);
 
   const dns = writeDnsmasqConfigs(confDir);
-  launch('dnsmasq-good', dnsmasqArgv(dns.good), [[ADDR.dnsGood, 53, 'udp'], [ADDR.dnsGood2, 53, 'udp'], [ADDR.dnsGood, 53, 'tcp']]);
+  launch('dnsmasq-good', dnsmasqArgv(dns.good), [
+    [ADDR.dnsGood, 53, 'udp'],
+    [ADDR.dnsGood2, 53, 'udp'],
+    [ADDR.dnsGood, 53, 'tcp'],
+  ]);
   launch('dnsmasq-servfail', dnsmasqArgv(dns.servfail), [[ADDR.dnsServfail, 53, 'udp']]);
   launch('dnsmasq-upstream', dnsmasqArgv(dns.upstream), [[ADDR.dnsUpstream, 53, 'udp']]);
   launch('dnsmasq-nx', dnsmasqArgv(dns.nx), [[ADDR.dnsNx, 53, 'udp']]);
@@ -205,9 +248,12 @@ export async function startDaemons(servicesNs: string, dir: string, pki: LabPki,
 
 /** Push the lab images through registry.lab.test (all registries share its storage). */
 export async function pushImages(servicesNs: string, dir: string, pki: LabPki, onStart: (d: Daemon) => void): Promise<void> {
-  const d = spawnInNs(servicesNs, 'push-image', [
-    process.execPath, '--import', 'tsx', join(SUPPORT, 'push-image.ts'), 'registry.lab.test', ADDR.registry, pki.caFile,
-  ], join(dir, 'logs'));
+  const d = spawnInNs(
+    servicesNs,
+    'push-image',
+    [process.execPath, '--import', 'tsx', join(SUPPORT, 'push-image.ts'), 'registry.lab.test', ADDR.registry, pki.caFile],
+    join(dir, 'logs'),
+  );
   onStart(d);
   const code = await new Promise<number | null>((res) => {
     if (d.child.exitCode !== null) res(d.child.exitCode);

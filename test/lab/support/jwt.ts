@@ -29,8 +29,10 @@ export function libtrustKeyId(spkiDer: Uint8Array): string {
 }
 
 export function keyIdOfCert(certPem: string): string {
-  const spki = createPublicKey(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'pem' }))
-    .export({ type: 'spki', format: 'der' });
+  const spki = createPublicKey(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'pem' })).export({
+    type: 'spki',
+    format: 'der',
+  });
   return libtrustKeyId(spki);
 }
 
@@ -68,7 +70,14 @@ export function parseScopes(scopes: string[]): Array<{ type: string; name: strin
     const first = s.indexOf(':');
     const last = s.lastIndexOf(':');
     if (first < 0 || last <= first) continue;
-    out.push({ type: s.slice(0, first), name: s.slice(first + 1, last), actions: s.slice(last + 1).split(',').filter(Boolean) });
+    out.push({
+      type: s.slice(0, first),
+      name: s.slice(first + 1, last),
+      actions: s
+        .slice(last + 1)
+        .split(',')
+        .filter(Boolean),
+    });
   }
   return out;
 }

@@ -35,10 +35,19 @@ async function main(argv: string[]): Promise<number> {
       const t0 = performance.now();
       const lab = await Lab.up({ persistent: true, containerd: rest.includes('--containerd') });
       writeFileSync(CURRENT, lab.run + '\n');
-      console.log(JSON.stringify({
-        run: lab.run, seconds: Number(((performance.now() - t0) / 1000).toFixed(2)), ns: lab.ns, paths: lab.paths,
-        images: lab.images,
-      }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            run: lab.run,
+            seconds: Number(((performance.now() - t0) / 1000).toFixed(2)),
+            ns: lab.ns,
+            paths: lab.paths,
+            images: lab.images,
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     case 'down': {
@@ -90,7 +99,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  },
+);

@@ -59,9 +59,20 @@ export type { ExecOptions, ExecResult } from './node-exec.js';
 export type { NodeName, RegistryHost } from './addresses.js';
 
 export const FAULTS = [
-  'reject-443', 'drop-443', 'unreach-443', 'token-reject-443', 'token-drop-443', 'token-unreach-443',
-  'dns-drop', 'dns-drop-all', 'tls-expired', 'tls-wronghost', 'tls-untrusted',
-  'token-hang', 'token-error', 'token-garbage',
+  'reject-443',
+  'drop-443',
+  'unreach-443',
+  'token-reject-443',
+  'token-drop-443',
+  'token-unreach-443',
+  'dns-drop',
+  'dns-drop-all',
+  'tls-expired',
+  'tls-wronghost',
+  'tls-untrusted',
+  'token-hang',
+  'token-error',
+  'token-garbage',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 export type FaultOptions = NftFaultOptions;
@@ -97,7 +108,13 @@ export interface LabPaths {
   containerd?: Record<NodeName, { socket: string; configPath: string }>;
 }
 
-export interface LabImageInfo { repository: string; tag: string; digest: string; mediaType: string; platforms: string[] }
+export interface LabImageInfo {
+  repository: string;
+  tag: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+}
 
 interface LabState {
   run: string;
@@ -178,7 +195,11 @@ export class Lab {
   readonly ns: Record<Role, string>;
   readonly addresses = ADDR;
   readonly images: LabImageInfo[] = labImages().map((i) => ({
-    repository: i.repository, tag: i.tag, digest: i.digest, mediaType: i.mediaType, platforms: i.platforms,
+    repository: i.repository,
+    tag: i.tag,
+    digest: i.digest,
+    mediaType: i.mediaType,
+    platforms: i.platforms,
   }));
   readonly mediaTypes = MT;
   private readonly state: LabState;
@@ -194,8 +215,10 @@ export class Lab {
     this.daemons = daemons;
     this.keep = keep;
     this.ns = {
-      router: nsName(state.run, 'router'), services: nsName(state.run, 'services'),
-      nodeA: nsName(state.run, 'nodeA'), nodeB: nsName(state.run, 'nodeB'),
+      router: nsName(state.run, 'router'),
+      services: nsName(state.run, 'services'),
+      nodeA: nsName(state.run, 'nodeA'),
+      nodeB: nsName(state.run, 'nodeB'),
     };
   }
 
@@ -220,8 +243,14 @@ export class Lab {
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const namespaces = (['router', 'services', ...NODE_NAMES] as Role[]).map((r) => nsName(run, r));
     const state: LabState = {
-      run, dir, namespaces, ownerPid: opts.persistent ? 0 : process.pid, pids: {},
-      paths: undefined as unknown as LabPaths, credentials: undefined as unknown as LabCredentials, tokenModeFile: '',
+      run,
+      dir,
+      namespaces,
+      ownerPid: opts.persistent ? 0 : process.pid,
+      pids: {},
+      paths: undefined as unknown as LabPaths,
+      credentials: undefined as unknown as LabCredentials,
+      tokenModeFile: '',
     };
     const save = (): void => writeFileSync(stateFile(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
     save();
@@ -237,7 +266,10 @@ export class Lab {
       const nodeDir = (n: NodeName): string => join(dir, 'nodes', n);
       for (const n of NODE_NAMES) mkdirSync(nodeDir(n), { recursive: true });
       state.paths = {
-        dir, logs: join(dir, 'logs'), caFile: pki.caFile, untrustedCaFile: pki.untrustedCaFile,
+        dir,
+        logs: join(dir, 'logs'),
+        caFile: pki.caFile,
+        untrustedCaFile: pki.untrustedCaFile,
         dockerConfig: pki.dockerConfig,
         resolvConf: { nodeA: join(nodeDir('nodeA'), 'resolv.conf'), nodeB: join(nodeDir('nodeB'), 'resolv.conf') },
         hosts: { nodeA: join(nodeDir('nodeA'), 'hosts'), nodeB: join(nodeDir('nodeB'), 'hosts') },
@@ -252,16 +284,30 @@ export class Lab {
         state.pids[d.name] = d.pid;
         save();
       };
-      const ctrd = opts.containerd ? NODE_NAMES.map((n) => {
-        const p = writeContainerdFiles(nodeDir(n), pki.caFile);
-        return [n, p] as const;
-      }) : [];
+      const ctrd = opts.containerd
+        ? NODE_NAMES.map((n) => {
+            const p = writeContainerdFiles(nodeDir(n), pki.caFile);
+            return [n, p] as const;
+          })
+        : [];
       if (opts.containerd) {
-        state.paths.containerd = Object.fromEntries(ctrd.map(([n, p]) => [n, { socket: p.socket, configPath: p.configPath }])) as
-          Record<NodeName, { socket: string; configPath: string }>;
+        state.paths.containerd = Object.fromEntries(ctrd.map(([n, p]) => [n, { socket: p.socket, configPath: p.configPath }])) as Record<
+          NodeName,
+          { socket: string; configPath: string }
+        >;
       }
-      const ctrdUp = Promise.all(ctrd.map(([n, p]) => startContainerd(nsName(run, n), `containerd-${n}`, p,
-        { resolvConf: state.paths.resolvConf[n], hosts: state.paths.hosts[n] }, join(dir, 'logs'), record)));
+      const ctrdUp = Promise.all(
+        ctrd.map(([n, p]) =>
+          startContainerd(
+            nsName(run, n),
+            `containerd-${n}`,
+            p,
+            { resolvConf: state.paths.resolvConf[n], hosts: state.paths.hosts[n] },
+            join(dir, 'logs'),
+            record,
+          ),
+        ),
+      );
       const [started] = await Promise.all([startDaemons(nsName(run, 'services'), dir, pki, record), ctrdUp]);
       state.tokenModeFile = started.tokenModeFile;
       save();
@@ -330,10 +376,13 @@ export class Lab {
     if (this.downDone) return;
     this.downDone = true;
     this.removeHooks();
-    const exits = this.daemons.map((d) => new Promise<void>((res) => {
-      if (d.child.exitCode !== null || d.child.signalCode !== null) res();
-      else d.child.once('exit', () => res());
-    }));
+    const exits = this.daemons.map(
+      (d) =>
+        new Promise<void>((res) => {
+          if (d.child.exitCode !== null || d.child.signalCode !== null) res();
+          else d.child.once('exit', () => res());
+        }),
+    );
     for (const d of this.daemons) {
       try {
         process.kill(d.pid, 'SIGTERM');

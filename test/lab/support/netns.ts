@@ -47,7 +47,11 @@ export function listLabNamespaces(): string[] {
 export function nsPids(ns: string): number[] {
   const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
   if (r.status !== 0) return [];
-  return r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+  return r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => p > 1 && p !== process.pid);
 }
 
 /** Alive = exists and not a zombie. */
@@ -117,19 +121,24 @@ export function createTopology(runId: string): void {
 
   for (const n of NODE_NAMES) {
     const node = NODES[n];
-    run('ip', ['-n', ns(n), '-batch', '-'], [
-      'link set lo up', `addr add ${node.address}/24 dev eth0`, 'link set eth0 up',
-      `route add default via ${node.gateway}`,
-    ].join('\n') + '\n');
+    run(
+      'ip',
+      ['-n', ns(n), '-batch', '-'],
+      ['link set lo up', `addr add ${node.address}/24 dev eth0`, 'link set eth0 up', `route add default via ${node.gateway}`].join('\n') +
+        '\n',
+    );
   }
 
   const svcAddrs = [...new Set(Object.values(ADDR))].filter((a) => a.startsWith('10.231.100.'));
-  run('ip', ['-n', S, '-batch', '-'], [
-    'link set lo up',
-    ...svcAddrs.map((a) => `addr add ${a}/24 dev eth0`),
-    'link set eth0 up',
-    `route add 10.231.0.0/16 via ${ROUTER_SERVICES_ADDRESS}`,
-    'route add blackhole 10.231.200.0/24',
-  ].join('\n') + '\n');
+  run(
+    'ip',
+    ['-n', S, '-batch', '-'],
+    [
+      'link set lo up',
+      ...svcAddrs.map((a) => `addr add ${a}/24 dev eth0`),
+      'link set eth0 up',
+      `route add 10.231.0.0/16 via ${ROUTER_SERVICES_ADDRESS}`,
+      'route add blackhole 10.231.200.0/24',
+    ].join('\n') + '\n',
+  );
 }
-

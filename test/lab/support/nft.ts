@@ -7,10 +7,17 @@ import { ADDR, REGISTRIES, REGISTRY_HOSTS, SUBNETS, type RegistryHost, type Subn
 import { run } from './netns.js';
 
 export const NFT_FAULTS = [
-  'reject-443', 'drop-443', 'unreach-443',
-  'token-reject-443', 'token-drop-443', 'token-unreach-443',
-  'dns-drop', 'dns-drop-all',
-  'tls-expired', 'tls-wronghost', 'tls-untrusted',
+  'reject-443',
+  'drop-443',
+  'unreach-443',
+  'token-reject-443',
+  'token-drop-443',
+  'token-unreach-443',
+  'dns-drop',
+  'dns-drop-all',
+  'tls-expired',
+  'tls-wronghost',
+  'tls-untrusted',
 ] as const;
 export type NftFault = (typeof NFT_FAULTS)[number];
 
@@ -64,8 +71,11 @@ function flushConntrack(routerNs: string): void {
 }
 
 export function initNft(routerNs: string): void {
-  nft(routerNs, `add table ip ${TABLE}\nadd chain ip ${TABLE} forward { type filter hook forward priority 0; policy accept; }\n`
-    + `add chain ip ${TABLE} prerouting { type nat hook prerouting priority -100; policy accept; }\n`);
+  nft(
+    routerNs,
+    `add table ip ${TABLE}\nadd chain ip ${TABLE} forward { type filter hook forward priority 0; policy accept; }\n` +
+      `add chain ip ${TABLE} prerouting { type nat hook prerouting priority -100; policy accept; }\n`,
+  );
 }
 
 export function addFault(routerNs: string, name: NftFault, opts: NftFaultOptions = {}): void {

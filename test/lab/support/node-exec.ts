@@ -35,14 +35,19 @@ export interface ExecResult {
 const BIND = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
 
 export function execInNs(
-  ns: string, argv: string[], etc: { resolvConf: string; hosts: string }, cwd: string, opts: ExecOptions = {},
+  ns: string,
+  argv: string[],
+  etc: { resolvConf: string; hosts: string },
+  cwd: string,
+  opts: ExecOptions = {},
 ): Promise<ExecResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/_proxy$/i.test(k)) env[k] = v;
   Object.assign(env, opts.env ?? {});
-  const full = opts.bindEtc === false
-    ? ['netns', 'exec', ns, ...argv]
-    : ['netns', 'exec', ns, '/bin/sh', '-c', BIND, 'sh', etc.resolvConf, etc.hosts, ...argv];
+  const full =
+    opts.bindEtc === false
+      ? ['netns', 'exec', ns, ...argv]
+      : ['netns', 'exec', ns, '/bin/sh', '-c', BIND, 'sh', etc.resolvConf, etc.hosts, ...argv];
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('ip', full, { cwd: opts.cwd ?? cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -67,13 +72,17 @@ export function execInNs(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({
-        code, signal, timedOut,
+        code,
+        signal,
+        timedOut,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
         seconds: (performance.now() - started) / 1000,
       });
     });
-    child.stdin.on('error', () => { /* command may not read stdin */ });
+    child.stdin.on('error', () => {
+      /* command may not read stdin */
+    });
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -14,7 +14,12 @@ export const MT = {
   layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
 } as const;
 
-export interface Blob { digest: string; size: number; mediaType: string; data: Buffer }
+export interface Blob {
+  digest: string;
+  size: number;
+  mediaType: string;
+  data: Buffer;
+}
 export interface LabImage {
   repository: string;
   tag: string;
@@ -41,7 +46,9 @@ function json(mediaType: string, v: unknown): Blob {
 /** A ustar archive with one regular file (mtime 0, root-owned). */
 export function tarOneFile(name: string, content: Buffer): Buffer {
   const h = Buffer.alloc(512, 0);
-  const put = (s: string, off: number, len: number): void => { h.write(s.slice(0, len), off, 'ascii'); };
+  const put = (s: string, off: number, len: number): void => {
+    h.write(s.slice(0, len), off, 'ascii');
+  };
   const oct = (n: number, len: number): string => n.toString(8).padStart(len - 1, '0') + '\0';
   put(name, 0, 100);
   put(oct(0o644, 8), 100, 8);
@@ -65,8 +72,11 @@ function platformManifest(os: string, arch: string): { config: Blob; layer: Blob
   const layer = blob(MT.layer, gzipSync(tar, { level: 9 }));
   const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
   const config = json(MT.config, {
-    architecture: arch, os, created: '2024-01-01T00:00:00Z',
-    config: { Cmd: ['/hello.txt'] }, rootfs: { type: 'layers', diff_ids: [diffId] },
+    architecture: arch,
+    os,
+    created: '2024-01-01T00:00:00Z',
+    config: { Cmd: ['/hello.txt'] },
+    rootfs: { type: 'layers', diff_ids: [diffId] },
   });
   const desc = (b: Blob): object => ({ mediaType: b.mediaType, digest: b.digest, size: b.size });
   const manifest = json(MT.manifest, { schemaVersion: 2, mediaType: MT.manifest, config: desc(config), layers: [desc(layer)] });
@@ -76,14 +86,21 @@ function platformManifest(os: string, arch: string): { config: Blob; layer: Blob
 function indexImage(repository: string, tag: string, platforms: Array<[string, string]>): LabImage {
   const parts = platforms.map(([os, arch]) => ({ os, arch, ...platformManifest(os, arch) }));
   const top = json(MT.index, {
-    schemaVersion: 2, mediaType: MT.index,
+    schemaVersion: 2,
+    mediaType: MT.index,
     manifests: parts.map((p) => ({
-      mediaType: MT.manifest, digest: p.manifest.digest, size: p.manifest.size,
+      mediaType: MT.manifest,
+      digest: p.manifest.digest,
+      size: p.manifest.size,
       platform: { architecture: p.arch, os: p.os },
     })),
   });
   return {
-    repository, tag, digest: top.digest, mediaType: MT.index, top,
+    repository,
+    tag,
+    digest: top.digest,
+    mediaType: MT.index,
+    top,
     blobs: parts.flatMap((p) => [p.config, p.layer]),
     children: parts.map((p) => p.manifest),
     platforms: platforms.map(([os, arch]) => `${os}/${arch}`),
@@ -93,11 +110,20 @@ function indexImage(repository: string, tag: string, platforms: Array<[string, s
 export function labImages(): LabImage[] {
   const single = platformManifest('linux', 'amd64');
   return [
-    indexImage('lab/probe', 'v1', [['linux', 'amd64'], ['linux', 'arm64']]),
+    indexImage('lab/probe', 'v1', [
+      ['linux', 'amd64'],
+      ['linux', 'arm64'],
+    ]),
     indexImage('lab/amd64only', 'v1', [['linux', 's390x']]),
     {
-      repository: 'lab/single', tag: 'v1', digest: single.manifest.digest, mediaType: MT.manifest,
-      top: single.manifest, blobs: [single.config, single.layer], children: [], platforms: ['linux/amd64'],
+      repository: 'lab/single',
+      tag: 'v1',
+      digest: single.manifest.digest,
+      mediaType: MT.manifest,
+      top: single.manifest,
+      blobs: [single.config, single.layer],
+      children: [],
+      platforms: ['linux/amd64'],
     },
   ];
 }

@@ -58,10 +58,15 @@ export function createLabPki(dir: string): LabPki {
   writeFileSync(htpasswdFile, line.trim() + '\n', { mode: 0o600 });
 
   const cfg = (entries: Record<string, [string, string]>): string =>
-    JSON.stringify({
-      auths: Object.fromEntries(Object.entries(entries).map(([host, [u, p]]) =>
-        [host, { auth: Buffer.from(`${u}:${p}`).toString('base64') }])),
-    }, null, 2) + '\n';
+    JSON.stringify(
+      {
+        auths: Object.fromEntries(
+          Object.entries(entries).map(([host, [u, p]]) => [host, { auth: Buffer.from(`${u}:${p}`).toString('base64') }]),
+        ),
+      },
+      null,
+      2,
+    ) + '\n';
   const write = (name: string, text: string): string => {
     const p = join(authDir, name);
     writeFileSync(p, text, { mode: 0o600 });
@@ -69,15 +74,27 @@ export function createLabPki(dir: string): LabPki {
   };
   const good_ = { user: credentials.user, pw: credentials.password };
   const dockerConfig = {
-    good: write('config-good.json', cfg({
-      'basic.lab.test': [good_.user, good_.pw], 'token.lab.test': [good_.user, good_.pw],
-    })),
-    wrong: write('config-wrong.json', cfg({
-      'basic.lab.test': [good_.user, 'wrong-password'], 'token.lab.test': [good_.user, 'wrong-password'],
-    })),
-    nopull: write('config-nopull.json', cfg({
-      'basic.lab.test': [good_.user, good_.pw], 'token.lab.test': [credentials.nopullUser, credentials.nopullPassword],
-    })),
+    good: write(
+      'config-good.json',
+      cfg({
+        'basic.lab.test': [good_.user, good_.pw],
+        'token.lab.test': [good_.user, good_.pw],
+      }),
+    ),
+    wrong: write(
+      'config-wrong.json',
+      cfg({
+        'basic.lab.test': [good_.user, 'wrong-password'],
+        'token.lab.test': [good_.user, 'wrong-password'],
+      }),
+    ),
+    nopull: write(
+      'config-nopull.json',
+      cfg({
+        'basic.lab.test': [good_.user, good_.pw],
+        'token.lab.test': [credentials.nopullUser, credentials.nopullPassword],
+      }),
+    ),
     empty: write('config-empty.json', '{"auths":{}}\n'),
   };
 

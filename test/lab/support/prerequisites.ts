@@ -6,8 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 
 export const LAB_BINARIES = [
-  '/usr/sbin/ip', '/usr/sbin/nft', '/usr/sbin/conntrack', '/usr/sbin/dnsmasq', '/usr/bin/docker-registry',
-  '/usr/bin/htpasswd', '/usr/bin/openssl', '/usr/bin/curl', '/usr/bin/mount',
+  '/usr/sbin/ip',
+  '/usr/sbin/nft',
+  '/usr/sbin/conntrack',
+  '/usr/sbin/dnsmasq',
+  '/usr/bin/docker-registry',
+  '/usr/bin/htpasswd',
+  '/usr/bin/openssl',
+  '/usr/bin/curl',
+  '/usr/bin/mount',
 ] as const;
 
 function executable(p: string): boolean {

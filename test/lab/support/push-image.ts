@@ -11,22 +11,34 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labImages, type Blob } from './oci-image.js';
 
-interface Resp { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+interface Resp {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 export async function pushLabImages(host: string, address: string, ca: string, basic?: string): Promise<string[]> {
   const auth = basic ? { authorization: `Basic ${Buffer.from(basic).toString('base64')}` } : {};
   const call = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Resp> =>
     new Promise((res, rej) => {
-      const req = request({
-        host: address, port: 443, servername: host, ca, method, path,
-        headers: { host, ...auth, ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-        timeout: 10_000,
-      }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => res({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        r.on('error', rej);
-      });
+      const req = request(
+        {
+          host: address,
+          port: 443,
+          servername: host,
+          ca,
+          method,
+          path,
+          headers: { host, ...auth, ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+          timeout: 10_000,
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => res({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          r.on('error', rej);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
       req.on('error', rej);
       req.end(body);
@@ -67,7 +79,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     process.exit(2);
   }
   pushLabImages(host, address, readFileSync(caFile, 'utf8'), process.env['PP_PUSH_AUTH'])
-    .then((refs) => { for (const r of refs) console.log(r); })
+    .then((refs) => {
+      for (const r of refs) console.log(r);
+    })
     .catch((err: unknown) => {
       console.error(err instanceof Error ? err.message : String(err));
       process.exit(1);

@@ -38,7 +38,14 @@ export interface TokenServerConfig {
 export type TokenMode = 'normal' | 'hang' | 'error' | 'garbage';
 
 function globMatch(glob: string, name: string): boolean {
-  const re = new RegExp('^' + glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  const re = new RegExp(
+    '^' +
+      glob
+        .split('*')
+        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
   return re.test(name);
 }
 
@@ -123,7 +130,8 @@ export function startTokenServer(cfg: TokenServerConfig): { close(): void } {
       const u = cfg.users[user];
       if (!u || u.password !== password) {
         console.log(`${req.method} /token user=${user} → 401`);
-        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="lab token service"' })
+        res
+          .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="lab token service"' })
           .end('{"details":"incorrect username or password"}');
         return;
       }
@@ -135,24 +143,44 @@ export function startTokenServer(cfg: TokenServerConfig): { close(): void } {
       .filter((s) => s.actions.length > 0);
     const now = Math.floor(Date.now() / 1000);
     const expiresIn = 300;
-    const token = signJwt({
-      iss: cfg.issuer, sub: user ?? '', aud: service === cfg.service ? service : cfg.service,
-      exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access,
-    }, signingKey, signingCert, cfg.headerMode);
+    const token = signJwt(
+      {
+        iss: cfg.issuer,
+        sub: user ?? '',
+        aud: service === cfg.service ? service : cfg.service,
+        exp: now + expiresIn,
+        nbf: now - 10,
+        iat: now,
+        jti: randomBytes(8).toString('hex'),
+        access,
+      },
+      signingKey,
+      signingCert,
+      cfg.headerMode,
+    );
     console.log(`${req.method} /token user=${user ?? '(anonymous)'} scopes=${scopes.length} granted=${access.length} → 200`);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
-      token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString(),
-    }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        token,
+        access_token: token,
+        expires_in: expiresIn,
+        issued_at: new Date(now * 1000).toISOString(),
+      }),
+    );
   };
 
-  const server = createServer({
-    cert: readFileSync(cfg.tlsCertFile), key: readFileSync(cfg.tlsKeyFile),
-  }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      console.error('token server error', err instanceof Error ? err.message : String(err));
-      if (!res.headersSent) res.writeHead(500).end();
-    });
-  });
+  const server = createServer(
+    {
+      cert: readFileSync(cfg.tlsCertFile),
+      key: readFileSync(cfg.tlsKeyFile),
+    },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        console.error('token server error', err instanceof Error ? err.message : String(err));
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    },
+  );
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
