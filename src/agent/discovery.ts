@@ -22,7 +22,12 @@ const PULL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff']);
 const REPROBE_MS = 60_000;
 const MAX_MESSAGE = 1000;
 
-export interface PullFailure { container: string; image: string; waitingReason: string; message: string }
+export interface PullFailure {
+  container: string;
+  image: string;
+  waitingReason: string;
+  message: string;
+}
 
 export interface DiscoveryLog {
   info(obj: object, msg: string): void;
@@ -86,18 +91,24 @@ function verdictKey(r: ProbeResult): string {
 }
 
 /** The Event's type and message (pure). */
-export function diagnosisText(node: string, subnet: string | null, r: ProbeResult, f: PullFailure): { type: 'Warning' | 'Normal'; message: string } {
+export function diagnosisText(
+  node: string,
+  subnet: string | null,
+  r: ProbeResult,
+  f: PullFailure,
+): { type: 'Warning' | 'Normal'; message: string } {
   const registry = r.registry ?? 'the registry';
   const where = subnet ? `node ${node} (subnet ${subnet})` : `node ${node}`;
   let message: string;
   if (nodeSideFailure(r)) {
-    message = `${where} cannot reach ${registry}: ${r.reason ?? 'unknown'} at stage ${r.stage ?? 'unknown'}` +
+    message =
+      `${where} cannot reach ${registry}: ${r.reason ?? 'unknown'} at stage ${r.stage ?? 'unknown'}` +
       `${r.message ? ` (${r.message})` : ''}. Fix: ${r.hint ?? 'check the path from this node to the registry.'}`;
   } else {
     const k = explainMessage(f.message);
     const points = k.reason
       ? `the kubelet's message points to ${k.reason} (${k.cause ?? 'unknown cause'}): ${k.hint ?? ''}`
-      : 'the kubelet\'s message matches no known cause; read it in the events above';
+      : "the kubelet's message matches no known cause; read it in the events above";
     message = `${where} reaches ${registry}: the network is not the cause; ${points}`;
   }
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 3)}...`;
@@ -170,23 +181,42 @@ export class PodDiscovery {
     const at = this.now();
     const ts = rfc3339(at);
     const event = {
-      apiVersion: 'v1', kind: 'Event',
-      metadata: { name: `${pod.metadata.name}.${Math.floor(at).toString(16)}${(this.seq++ % 0x10000).toString(16).padStart(4, '0')}`, namespace: pod.metadata.namespace },
-      involvedObject: {
-        apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, namespace: pod.metadata.namespace,
-        ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}), fieldPath: `spec.containers{${f.container}}`,
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: {
+        name: `${pod.metadata.name}.${Math.floor(at).toString(16)}${(this.seq++ % 0x10000).toString(16).padStart(4, '0')}`,
+        namespace: pod.metadata.namespace,
       },
-      reason: DIAGNOSIS_REASON, message, type,
+      involvedObject: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        name: pod.metadata.name,
+        namespace: pod.metadata.namespace,
+        ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
+        fieldPath: `spec.containers{${f.container}}`,
+      },
+      reason: DIAGNOSIS_REASON,
+      message,
+      type,
       source: { component: EVENT_COMPONENT, host: this.opts.node },
-      firstTimestamp: ts, lastTimestamp: ts, count: 1,
-      reportingComponent: EVENT_COMPONENT, reportingInstance: this.opts.node,
+      firstTimestamp: ts,
+      lastTimestamp: ts,
+      count: 1,
+      reportingComponent: EVENT_COMPONENT,
+      reportingInstance: this.opts.node,
     };
     try {
       await this.opts.createEvent(pod.metadata.namespace, event);
-      this.opts.log?.info({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, image: f.image, type }, 'pull diagnosis recorded on the pod');
+      this.opts.log?.info(
+        { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, image: f.image, type },
+        'pull diagnosis recorded on the pod',
+      );
     } catch (err) {
       this.told.delete(told); // a later update tries again
-      this.opts.log?.warn({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: err instanceof Error ? err.message : 'error' }, 'pod discovery: cannot record the event');
+      this.opts.log?.warn(
+        { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: err instanceof Error ? err.message : 'error' },
+        'pod discovery: cannot record the event',
+      );
     }
   }
 
@@ -196,8 +226,12 @@ export class PodDiscovery {
     if (last && this.now() - last.at < (this.opts.reprobeMs ?? REPROBE_MS)) return Promise.resolve(last.result);
     const running = this.inFlight.get(image);
     if (running) return running;
-    const p = this.opts.probeImage(image)
-      .then((result) => { this.probed.set(image, { at: this.now(), result }); return result; })
+    const p = this.opts
+      .probeImage(image)
+      .then((result) => {
+        this.probed.set(image, { at: this.now(), result });
+        return result;
+      })
       .finally(() => this.inFlight.delete(image));
     this.inFlight.set(image, p);
     return p;

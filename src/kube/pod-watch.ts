@@ -17,7 +17,10 @@ export interface KubePod {
   spec?: { nodeName?: string; containers?: PodContainer[]; initContainers?: PodContainer[] };
   status?: { containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[] };
 }
-export interface PodContainer { name: string; image?: string }
+export interface PodContainer {
+  name: string;
+  image?: string;
+}
 export interface ContainerStatus {
   name: string;
   image?: string;
@@ -45,7 +48,10 @@ export interface PodWatchOptions {
   watchTimeoutSeconds?: number;
 }
 
-interface WatchEvent { type?: unknown; object?: unknown }
+interface WatchEvent {
+  type?: unknown;
+  object?: unknown;
+}
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -93,6 +99,10 @@ export class PodWatch {
     return this.pods;
   }
 
+  private get stopped(): boolean {
+    return this.ac.signal.aborted;
+  }
+
   private get selector(): string {
     return encodeURIComponent(`spec.nodeName=${this.opts.node}`);
   }
@@ -112,7 +122,7 @@ export class PodWatch {
         if (events > 0) this.backoffMs = this.opts.initialBackoffMs ?? 1000;
         else await this.backoff();
       } catch (err) {
-        if (signal.aborted) return;
+        if (this.stopped) return;
         if (err instanceof Gone || (err instanceof KubeApiError && err.status === 410)) {
           this.rv = null;
           this.opts.log?.info({ node: this.opts.node }, 'pod watch expired; listing again');
@@ -136,8 +146,14 @@ export class PodWatch {
     const signal = this.ac.signal;
     if (signal.aborted) return;
     await new Promise<void>((resolve) => {
-      const onAbort = (): void => { this.timers.clearTimeout(handle); resolve(); };
-      const handle = this.timers.setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      const onAbort = (): void => {
+        this.timers.clearTimeout(handle);
+        resolve();
+      };
+      const handle = this.timers.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -158,7 +174,8 @@ export class PodWatch {
   /** One watch until the server closes it; returns how many events it brought. */
   private async watch(): Promise<number> {
     const timeout = this.opts.watchTimeoutSeconds ?? 300;
-    const path = `/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}` +
+    const path =
+      `/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}` +
       `&fieldSelector=${this.selector}&resourceVersion=${encodeURIComponent(this.rv ?? '0')}`;
     let count = 0;
     for await (const line of this.opts.reader.streamLines(path, this.ac.signal)) {

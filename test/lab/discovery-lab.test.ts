@@ -19,11 +19,20 @@ import { REPO_ROOT } from './support/daemons.js';
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const APISERVER = join(REPO_ROOT, 'test', 'lab', 'support', 'apiserver-pods-main.ts');
 const IMAGE = 'registry.lab.test/lab/probe:v1';
-const SA_MOUNT = 'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
+const SA_MOUNT =
+  'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
 const NODE_LIST = ['nodeA', 'nodeB'] as const;
 
-interface Running { child: ChildProcess | undefined; done: Promise<ExecResult> }
-interface ApiEvent { reason: string; type: string; message: string; involvedObject: { kind: string; name: string } }
+interface Running {
+  child: ChildProcess | undefined;
+  done: Promise<ExecResult>;
+}
+interface ApiEvent {
+  reason: string;
+  type: string;
+  message: string;
+  involvedObject: { kind: string; name: string };
+}
 
 let lab: Lab;
 const agents: Partial<Record<NodeName, Running>> = {};
@@ -32,7 +41,13 @@ const apiDir = (n: NodeName): string => join(lab.dir, 'apiserver-pods', n);
 
 function start(node: NodeName, argv: string[], env: Record<string, string> = {}): Running {
   const r: Running = { child: undefined, done: Promise.resolve() as unknown as Promise<ExecResult> };
-  r.done = lab.exec(node, argv, { timeoutMs: 300_000, env, onSpawn: (c) => { r.child = c; } });
+  r.done = lab.exec(node, argv, {
+    timeoutMs: 300_000,
+    env,
+    onSpawn: (c) => {
+      r.child = c;
+    },
+  });
   return r;
 }
 
@@ -61,12 +76,23 @@ function events(node: NodeName): ApiEvent[] {
 
 function failingPod(name: string, node: NodeName): object {
   return {
-    kind: 'Pod', metadata: { name, namespace: 'shop', uid: `uid-${name}` },
+    kind: 'Pod',
+    metadata: { name, namespace: 'shop', uid: `uid-${name}` },
     spec: { nodeName: `lab-${node}`, containers: [{ name: 'app', image: IMAGE }] },
-    status: { containerStatuses: [{ name: 'app', image: IMAGE, state: { waiting: {
-      reason: 'ErrImagePull',
-      message: `failed to pull and unpack image "${IMAGE}": failed to resolve reference "${IMAGE}": failed to do request: Head "https://registry.lab.test/v2/lab/probe/manifests/v1": dial tcp 10.231.100.10:443: connect: connection refused`,
-    } } }] },
+    status: {
+      containerStatuses: [
+        {
+          name: 'app',
+          image: IMAGE,
+          state: {
+            waiting: {
+              reason: 'ErrImagePull',
+              message: `failed to pull and unpack image "${IMAGE}": failed to resolve reference "${IMAGE}": failed to do request: Head "https://registry.lab.test/v2/lab/probe/manifests/v1": dial tcp 10.231.100.10:443: connect: connection refused`,
+            },
+          },
+        },
+      ],
+    },
   };
 }
 
@@ -81,23 +107,49 @@ describe('pod discovery in the network lab', labTestOptions(), () => {
     for (const node of NODE_LIST) {
       mkdirSync(apiDir(node), { recursive: true });
       apis[node] = start(node, ['node', '--import', 'tsx', APISERVER, apiDir(node), `lab-${node}`, NODES[node].address, `zone-${node}`]);
-      const ready = await waitFor(`apiserver in ${node}`, () => existsSync(join(apiDir(node), 'ready.json')) ? JSON.parse(readFileSync(join(apiDir(node), 'ready.json'), 'utf8')) as { url: string } : undefined, 20_000);
+      const ready = await waitFor(
+        `apiserver in ${node}`,
+        () =>
+          existsSync(join(apiDir(node), 'ready.json'))
+            ? (JSON.parse(readFileSync(join(apiDir(node), 'ready.json'), 'utf8')) as { url: string })
+            : undefined,
+        20_000,
+      );
       const config = join(lab.dir, `discovery-${node}.yaml`);
-      writeFileSync(config, [
-        'listen: "127.0.0.1:9808"', 'interval: 2s', 'timeout: 1500ms', 'jitter: 0.2',
-        'targets:', '  - registry: basic.lab.test',
-        'dns:', `  resolvConf: ${lab.paths.resolvConf[node]}`, `  hosts: ${lab.paths.hosts[node]}`,
-        'tls:', `  caFiles: [${lab.paths.caFile}]`,
-        'discover:', '  pods: true', '',
-      ].join('\n'));
+      writeFileSync(
+        config,
+        [
+          'listen: "127.0.0.1:9808"',
+          'interval: 2s',
+          'timeout: 1500ms',
+          'jitter: 0.2',
+          'targets:',
+          '  - registry: basic.lab.test',
+          'dns:',
+          `  resolvConf: ${lab.paths.resolvConf[node]}`,
+          `  hosts: ${lab.paths.hosts[node]}`,
+          'tls:',
+          `  caFiles: [${lab.paths.caFile}]`,
+          'discover:',
+          '  pods: true',
+          '',
+        ].join('\n'),
+      );
       agents[node] = start(node, ['sh', '-c', SA_MOUNT, 'sh', join(apiDir(node), 'sa'), 'node', CLI, 'agent', '--config', config], {
-        KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(ready.url).port,
-        NODE_NAME: `lab-${node}`, HOST_IP: NODES[node].address, LOG_LEVEL: 'info',
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: new URL(ready.url).port,
+        NODE_NAME: `lab-${node}`,
+        HOST_IP: NODES[node].address,
+        LOG_LEVEL: 'info',
       });
     }
     try {
       for (const node of NODE_LIST) {
-        await waitFor(`${node} agent ready`, async () => (/pullprobe_registry_up\{registry="basic.lab.test"/.test(await metrics(node)) ? true : undefined), 20_000);
+        await waitFor(
+          `${node} agent ready`,
+          async () => (/pullprobe_registry_up\{registry="basic.lab.test"/.test(await metrics(node)) ? true : undefined),
+          20_000,
+        );
       }
     } catch (err) {
       let logs = '';
@@ -123,10 +175,17 @@ describe('pod discovery in the network lab', labTestOptions(), () => {
       setPods([failingPod('web-a', 'nodeA'), failingPod('web-b', 'nodeB')]);
       const ev = await waitFor('PullProbeDiagnosis on web-a', () => events('nodeA').find((e) => e.reason === 'PullProbeDiagnosis'), 20_000);
       for (const node of NODE_LIST) {
-        await waitFor(`${node} discovered registry.lab.test`, async () => (/pullprobe_discovered_images\{registry="registry.lab.test"\} 1/.test(await metrics(node)) ? true : undefined), 10_000);
+        await waitFor(
+          `${node} discovered registry.lab.test`,
+          async () => (/pullprobe_discovered_images\{registry="registry.lab.test"\} 1/.test(await metrics(node)) ? true : undefined),
+          10_000,
+        );
       }
       // Several more intervals and watch updates of the same failure.
-      setPods([{ ...failingPod('web-a', 'nodeA'), metadata: { name: 'web-a', namespace: 'shop', uid: 'uid-web-a', labels: { touched: '1' } } }, failingPod('web-b', 'nodeB')]);
+      setPods([
+        { ...failingPod('web-a', 'nodeA'), metadata: { name: 'web-a', namespace: 'shop', uid: 'uid-web-a', labels: { touched: '1' } } },
+        failingPod('web-b', 'nodeB'),
+      ]);
       await new Promise((r) => setTimeout(r, 6000));
       const onA = events('nodeA').filter((e) => e.reason === 'PullProbeDiagnosis');
       assert.equal(onA.length, 1, JSON.stringify(onA));
@@ -136,17 +195,24 @@ describe('pod discovery in the network lab', labTestOptions(), () => {
       assert.match(ev.message, /tcp_refused/);
       assert.match(ev.message, /10\.231\.1\.0\/24/);
       const onB = events('nodeB').filter((e) => e.reason === 'PullProbeDiagnosis');
-      assert.ok(onB.every((e) => e.type === 'Normal' && e.involvedObject.name === 'web-b'), JSON.stringify(onB));
+      assert.ok(
+        onB.every((e) => e.type === 'Normal' && e.involvedObject.name === 'web-b'),
+        JSON.stringify(onB),
+      );
       assert.ok(onB.every((e) => /network is not the cause/.test(e.message)));
     } finally {
       lab.clear();
     }
     setPods([]);
     for (const node of NODE_LIST) {
-      await waitFor(`${node}: registry.lab.test leaves /metrics`, async () => {
-        const m = await metrics(node);
-        return !/pullprobe_discovered_images\{/.test(m) && !/target="registry.lab.test"/.test(m) ? true : undefined;
-      }, 10_000);
+      await waitFor(
+        `${node}: registry.lab.test leaves /metrics`,
+        async () => {
+          const m = await metrics(node);
+          return !/pullprobe_discovered_images\{/.test(m) && !/target="registry.lab.test"/.test(m) ? true : undefined;
+        },
+        10_000,
+      );
     }
   });
 });

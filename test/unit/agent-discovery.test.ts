@@ -147,9 +147,11 @@ test('discovered registries are probed, shown apart, counted in /metrics, and le
     await new Promise((r) => setTimeout(r, 300));
     const diag = fake.events.filter((e) => e.reason === 'PullProbeDiagnosis');
     assert.equal(diag.length, 1);
-    assert.equal(diag[0]?.type, 'Warning');
-    assert.match(String(diag[0]?.message), /tcp_refused/);
-    assert.equal((diag[0]?.involvedObject as { name: string }).name, 'web');
+    const [first] = diag;
+    assert.ok(first);
+    assert.equal(first.type, 'Warning');
+    assert.match(String(first.message), /tcp_refused/);
+    assert.equal((first.involvedObject as { name: string }).name, 'web');
 
     fake.deletePod('shop', 'web');
     await until(() => agent.discovered.length === 0, 8000, 'the registry gone');

@@ -12,7 +12,12 @@ import { PodWatch, type KubePod } from '../../src/kube/pod-watch.js';
 import { DIAGNOSIS_REASON, PodDiscovery, imagesByRegistry, pullFailures } from '../../src/agent/discovery.js';
 import type { ProbeResult } from '../../src/model/types.js';
 
-function pod(name: string, images: string[], waiting: Record<string, { reason: string; message?: string }> = {}, uid = `uid-${name}`): KubePod {
+function pod(
+  name: string,
+  images: string[],
+  waiting: Record<string, { reason: string; message?: string }> = {},
+  uid = `uid-${name}`,
+): KubePod {
   return {
     metadata: { name, namespace: 'shop', uid },
     spec: { nodeName: 'node-a', containers: images.map((image, i) => ({ name: `c${i}`, image })) },
@@ -29,16 +34,32 @@ const pods = (...ps: KubePod[]): Map<string, KubePod> => new Map(ps.map((p) => [
 
 function refused(image: string): ProbeResult {
   return {
-    target: image, image, registry: 'registry.lab.test', ok: false, stage: 'tcp', reason: 'tcp_refused', cause: 'network',
-    host: 'registry.lab.test:443', message: 'connection refused', hint: 'Registry unreachable on port 443 from this node.',
-    degraded: false, seconds: 0.01, steps: [],
+    target: image,
+    image,
+    registry: 'registry.lab.test',
+    ok: false,
+    stage: 'tcp',
+    reason: 'tcp_refused',
+    cause: 'network',
+    host: 'registry.lab.test:443',
+    message: 'connection refused',
+    hint: 'Registry unreachable on port 443 from this node.',
+    degraded: false,
+    seconds: 0.01,
+    steps: [],
   };
 }
 function fine(image: string): ProbeResult {
   return { ...refused(image), ok: true, stage: null, reason: null, cause: null, message: null, hint: null };
 }
 
-interface Harness { d: PodDiscovery; probes: string[]; events: Array<{ ns: string; ev: Record<string, unknown> }>; regs: Array<Map<string, number>>; clock: { t: number } }
+interface Harness {
+  d: PodDiscovery;
+  probes: string[];
+  events: Array<{ ns: string; ev: Record<string, unknown> }>;
+  regs: Array<Map<string, number>>;
+  clock: { t: number };
+}
 
 function harness(answer: (image: string) => ProbeResult = refused, gate?: Promise<void>): Harness {
   const probes: string[] = [];
@@ -46,9 +67,18 @@ function harness(answer: (image: string) => ProbeResult = refused, gate?: Promis
   const regs: Array<Map<string, number>> = [];
   const clock = { t: Date.UTC(2026, 0, 1) };
   const d = new PodDiscovery({
-    node: 'node-a', subnet: '10.0.1.0/24', now: () => clock.t,
-    probeImage: async (image) => { probes.push(image); await gate; return answer(image); },
-    createEvent: (ns, ev) => { events.push({ ns, ev: ev as Record<string, unknown> }); return Promise.resolve(); },
+    node: 'node-a',
+    subnet: '10.0.1.0/24',
+    now: () => clock.t,
+    probeImage: async (image) => {
+      probes.push(image);
+      await gate;
+      return answer(image);
+    },
+    createEvent: (ns, ev) => {
+      events.push({ ns, ev: ev as Record<string, unknown> });
+      return Promise.resolve();
+    },
     onRegistries: (c) => regs.push(new Map(c)),
   });
   return { d, probes, events, regs, clock };
@@ -61,7 +91,11 @@ test('registries, not tags: many tags of one registry are one registry; unparsab
     pod('a', ['registry.lab.test/app:1', 'registry.lab.test/app:2', 'nginx']),
     pod('b', ['registry.lab.test/app:1', 'ghcr.io/x/y@sha256:' + 'a'.repeat(64), 'Bad Image']),
   ]);
-  assert.deepEqual([...counts].sort(), [['docker.io', 1], ['ghcr.io', 1], ['registry.lab.test', 2]]);
+  assert.deepEqual([...counts].sort(), [
+    ['docker.io', 1],
+    ['ghcr.io', 1],
+    ['registry.lab.test', 2],
+  ]);
 });
 
 test('cardinality stays bounded: 500 pods with distinct tags on two registries give two registries', () => {
@@ -85,7 +119,10 @@ test('only ErrImagePull / ImagePullBackOff containers are pull failures; init co
   const p = pod('a', ['x.test/a:1', 'x.test/b:1'], { c0: { reason: 'ErrImagePull', message: 'm' }, c1: { reason: 'CrashLoopBackOff' } });
   if (p.spec) p.spec.initContainers = [{ name: 'init', image: 'x.test/i:1' }];
   if (p.status) p.status.initContainerStatuses = [{ name: 'init', state: { waiting: { reason: 'ImagePullBackOff' } } }];
-  assert.deepEqual(pullFailures(p).map((f) => f.image), ['x.test/i:1', 'x.test/a:1']);
+  assert.deepEqual(
+    pullFailures(p).map((f) => f.image),
+    ['x.test/i:1', 'x.test/a:1'],
+  );
 });
 
 test('a failing pull gets one Warning event on the pod naming stage, reason, subnet and fix', async () => {
@@ -97,7 +134,14 @@ test('a failing pull gets one Warning event on the pod naming stage, reason, sub
   assert.equal(ns, 'shop');
   assert.equal(ev.reason, DIAGNOSIS_REASON);
   assert.equal(ev.type, 'Warning');
-  assert.deepEqual(ev.involvedObject, { apiVersion: 'v1', kind: 'Pod', name: 'web', namespace: 'shop', uid: 'uid-web', fieldPath: 'spec.containers{c0}' });
+  assert.deepEqual(ev.involvedObject, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    name: 'web',
+    namespace: 'shop',
+    uid: 'uid-web',
+    fieldPath: 'spec.containers{c0}',
+  });
   assert.match(String(ev.message), /tcp_refused/);
   assert.match(String(ev.message), /stage tcp/);
   assert.match(String(ev.message), /10\.0\.1\.0\/24/);
@@ -106,9 +150,17 @@ test('a failing pull gets one Warning event on the pod naming stage, reason, sub
 
 test('when the node reaches the registry: Normal, the network is not the cause, and the kubelet message classified', async () => {
   const h = harness(fine);
-  h.d.update(pods(pod('web', ['registry.lab.test/app:1'], {
-    c0: { reason: 'ErrImagePull', message: 'failed to pull and unpack image "registry.lab.test/app:1": failed to resolve reference "registry.lab.test/app:1": registry.lab.test/app:1: not found' },
-  })));
+  h.d.update(
+    pods(
+      pod('web', ['registry.lab.test/app:1'], {
+        c0: {
+          reason: 'ErrImagePull',
+          message:
+            'failed to pull and unpack image "registry.lab.test/app:1": failed to resolve reference "registry.lab.test/app:1": registry.lab.test/app:1: not found',
+        },
+      }),
+    ),
+  );
   await h.d.settle();
   assert.equal(h.events.length, 1);
   const ev = h.events[0]?.ev ?? {};
@@ -119,7 +171,9 @@ test('when the node reaches the registry: Normal, the network is not the cause, 
 
 test('rate limit: one probe per image per minute (single-flight), one event per pod per image per verdict', async () => {
   let release: () => void = () => undefined;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   let verdict: (image: string) => ProbeResult = refused;
   const h = harness((image) => verdict(image), gate);
   const a = pod('a', ['registry.lab.test/app:1'], failing);
@@ -145,7 +199,10 @@ test('rate limit: one probe per image per minute (single-flight), one event per 
   h.d.update(pods(a, b));
   await h.d.settle();
   assert.equal(h.events.length, 4);
-  assert.deepEqual(h.events.slice(2).map((e) => e.ev.type), ['Normal', 'Normal']);
+  assert.deepEqual(
+    h.events.slice(2).map((e) => e.ev.type),
+    ['Normal', 'Normal'],
+  );
 });
 
 test('a pod whose containers pull fine gets no event and no probe', async () => {
@@ -170,10 +227,18 @@ test('through the API server: a pod on this node that starts failing gets exactl
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'discovery-token\n');
   const fake = await FakeApiServer.start({ ca, tokenFile, nodes: [], leaf });
-  const client = createKubeClient({ server: fake.url, caPem: ca.cert, tokens: new TokenSource(tokenFile, { clock: { now: () => 0 } }), timeoutMs: 2000 });
+  const client = createKubeClient({
+    server: fake.url,
+    caPem: ca.cert,
+    tokens: new TokenSource(tokenFile, { clock: { now: () => 0 } }),
+    timeoutMs: 2000,
+  });
   const d = new PodDiscovery({
-    node: 'node-a', subnet: '10.0.1.0/24', probeImage: (image) => Promise.resolve(refused(image)),
-    createEvent: (ns, ev) => client.createEvent(ns, ev), onRegistries: () => undefined,
+    node: 'node-a',
+    subnet: '10.0.1.0/24',
+    probeImage: (image) => Promise.resolve(refused(image)),
+    createEvent: (ns, ev) => client.createEvent(ns, ev),
+    onRegistries: () => undefined,
   });
   const w = new PodWatch({ reader: client, node: 'node-a', onChange: (p) => d.update(p) });
   t.after(async () => {
@@ -183,7 +248,10 @@ test('through the API server: a pod on this node that starts failing gets exactl
     rmSync(dir, { recursive: true, force: true });
   });
   const onA = pod('web', ['registry.lab.test/app:1']);
-  const onB = { ...pod('other', ['registry.lab.test/app:1'], failing), spec: { nodeName: 'node-b', containers: [{ name: 'c0', image: 'registry.lab.test/app:1' }] } };
+  const onB = {
+    ...pod('other', ['registry.lab.test/app:1'], failing),
+    spec: { nodeName: 'node-b', containers: [{ name: 'c0', image: 'registry.lab.test/app:1' }] },
+  };
   fake.put({ kind: 'Pod', ...onA });
   fake.put({ kind: 'Pod', ...onB });
   w.start();

@@ -18,11 +18,14 @@ before(() => {
   ca = createCA();
   leaf = ca.issue('apiserver-pod-watch', { sans: ['127.0.0.1', 'localhost'] });
 });
-after(() => { ca.cleanup(); });
+after(() => {
+  ca.cleanup();
+});
 
 export function pod(name: string, node: string, images: string[], ns = 'default'): Record<string, unknown> {
   return {
-    kind: 'Pod', metadata: { name, namespace: ns, uid: `uid-${ns}-${name}` },
+    kind: 'Pod',
+    metadata: { name, namespace: ns, uid: `uid-${ns}-${name}` },
     spec: { nodeName: node, containers: images.map((image, i) => ({ name: `c${i}`, image })) },
     status: {},
   };
@@ -33,19 +36,33 @@ function recordingTimers(): Timers & { delays: number[] } {
   const delays: number[] = [];
   return {
     delays,
-    setTimeout(fn, ms) { delays.push(ms); return setImmediate(fn); },
-    clearTimeout(h) { clearImmediate(h as ReturnType<typeof setImmediate>); },
+    setTimeout(fn, ms) {
+      delays.push(ms);
+      return setImmediate(fn);
+    },
+    clearTimeout(h) {
+      clearImmediate(h as ReturnType<typeof setImmediate>);
+    },
   };
 }
 
-interface Env { fake: FakeApiServer; client: KubeClient & KubeReader; watches: PodWatch[] }
+interface Env {
+  fake: FakeApiServer;
+  client: KubeClient & KubeReader;
+  watches: PodWatch[];
+}
 
 async function setup(t: TestContext, timeoutMs = 2000): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'pullprobe-podwatch-'));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
   const fake = await FakeApiServer.start({ ca, tokenFile, nodes: [], leaf });
-  const client = createKubeClient({ server: fake.url, caPem: ca.cert, tokens: new TokenSource(tokenFile, { clock: { now: () => 0 } }), timeoutMs });
+  const client = createKubeClient({
+    server: fake.url,
+    caPem: ca.cert,
+    tokens: new TokenSource(tokenFile, { clock: { now: () => 0 } }),
+    timeoutMs,
+  });
   const watches: PodWatch[] = [];
   t.after(async () => {
     // Stop the watches first: closing the client waits for its open requests.
@@ -64,8 +81,12 @@ function names(pods: ReadonlyMap<string, KubePod>): string[] {
 function start(env: Env, extra: { timers?: Timers; onForbidden?: (m: string) => void } = {}): { w: PodWatch; changes: string[][] } {
   const changes: string[][] = [];
   const w = new PodWatch({
-    reader: env.client, node: 'node-a', onChange: (p) => changes.push(names(p)),
-    timers: extra.timers ?? recordingTimers(), initialBackoffMs: 100, maxBackoffMs: 800,
+    reader: env.client,
+    node: 'node-a',
+    onChange: (p) => changes.push(names(p)),
+    timers: extra.timers ?? recordingTimers(),
+    initialBackoffMs: 100,
+    maxBackoffMs: 800,
     ...(extra.onForbidden ? { onForbidden: extra.onForbidden } : {}),
   });
   w.start();

@@ -28,11 +28,14 @@ writeFileSync(join(sa, 'token'), randomBytes(24).toString('base64url'), { mode: 
 writeFileSync(join(sa, 'namespace'), 'pullprobe');
 
 const api = await FakeApiServer.start({
-  ca, tokenFile: join(sa, 'token'),
-  nodes: [{
-    metadata: { name: node, uid: `uid-${node}`, labels: { 'topology.kubernetes.io/zone': zone }, annotations: {} },
-    status: { addresses: [{ type: 'InternalIP', address: ip }], conditions: [{ type: 'Ready', status: 'True' }] },
-  }],
+  ca,
+  tokenFile: join(sa, 'token'),
+  nodes: [
+    {
+      metadata: { name: node, uid: `uid-${node}`, labels: { 'topology.kubernetes.io/zone': zone }, annotations: {} },
+      status: { addresses: [{ type: 'InternalIP', address: ip }], conditions: [{ type: 'Ready', status: 'True' }] },
+    },
+  ],
 });
 
 type Pod = { metadata: { name: string; namespace: string } } & Record<string, unknown>;
