@@ -24,6 +24,8 @@ const MAX_MESSAGE = 1000;
 
 export interface PullFailure {
   container: string;
+  /** An init container (the event's fieldPath says so). */
+  init: boolean;
   image: string;
   waitingReason: string;
   message: string;
@@ -70,13 +72,16 @@ export function pullFailures(pod: KubePod): PullFailure[] {
     if (typeof c.image === 'string') specImage.set(c.name, c.image);
   }
   const out: PullFailure[] = [];
-  const statuses: ContainerStatus[] = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
-  for (const s of statuses) {
+  const statuses: Array<[ContainerStatus, boolean]> = [
+    ...(pod.status?.initContainerStatuses ?? []).map((s): [ContainerStatus, boolean] => [s, true]),
+    ...(pod.status?.containerStatuses ?? []).map((s): [ContainerStatus, boolean] => [s, false]),
+  ];
+  for (const [s, init] of statuses) {
     const w = s.state?.waiting;
     if (!w || typeof w.reason !== 'string' || !PULL_WAITING.has(w.reason)) continue;
     const image = specImage.get(s.name) ?? s.image;
     if (typeof image !== 'string' || image === '') continue;
-    out.push({ container: s.name, image, waitingReason: w.reason, message: typeof w.message === 'string' ? w.message : '' });
+    out.push({ container: s.name, init, image, waitingReason: w.reason, message: typeof w.message === 'string' ? w.message : '' });
   }
   return out;
 }
@@ -193,7 +198,7 @@ export class PodDiscovery {
         name: pod.metadata.name,
         namespace: pod.metadata.namespace,
         ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
-        fieldPath: `spec.containers{${f.container}}`,
+        fieldPath: `spec.${f.init ? 'initContainers' : 'containers'}{${f.container}}`,
       },
       reason: DIAGNOSIS_REASON,
       message,

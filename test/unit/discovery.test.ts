@@ -120,8 +120,11 @@ test('only ErrImagePull / ImagePullBackOff containers are pull failures; init co
   if (p.spec) p.spec.initContainers = [{ name: 'init', image: 'x.test/i:1' }];
   if (p.status) p.status.initContainerStatuses = [{ name: 'init', state: { waiting: { reason: 'ImagePullBackOff' } } }];
   assert.deepEqual(
-    pullFailures(p).map((f) => f.image),
-    ['x.test/i:1', 'x.test/a:1'],
+    pullFailures(p).map((f) => [f.image, f.init]),
+    [
+      ['x.test/i:1', true],
+      ['x.test/a:1', false],
+    ],
   );
 });
 
