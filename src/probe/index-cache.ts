@@ -76,4 +76,21 @@ export class IndexCache {
   get bytes(): number {
     return this.#bytes;
   }
+
+  #turn: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Run `read` when no other index read of this owner is running. Reading an
+   * index holds its body (up to 4 MiB), its text and the parsed tree at once:
+   * one at a time keeps a CLI run or the agent to one index in memory however
+   * many targets are probed together.
+   */
+  exclusive<T>(read: () => Promise<T>): Promise<T> {
+    const mine = this.#turn.then(read, read);
+    this.#turn = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    return mine;
+  }
 }

@@ -9,7 +9,14 @@ import type { Dispatcher } from 'undici';
 import { reasonInfo, type Reason } from '../../diagnosis/catalog.js';
 import { remainingMs, stageTimer, type StageTimer } from '../../net/deadline.js';
 import { classifyTransportError, type SendResult } from '../../net/dispatcher.js';
-import { formatPlatform, matchSummary, MAX_LISTED_PLATFORMS, summarizeIndex, type PlatformMatch } from '../../model/platform.js';
+import {
+  formatPlatform,
+  matchSummary,
+  MAX_LISTED_PLATFORMS,
+  summarizeIndex,
+  type IndexSummary,
+  type PlatformMatch,
+} from '../../model/platform.js';
 import { parseBoundedJson } from '../../net/bounded-json.js';
 import type { IndexCache } from '../index-cache.js';
 import { sendFollowing, type FollowResult, type ReachHost } from '../manifest-fetch.js';
@@ -299,8 +306,23 @@ async function checkPlatform(
     s.detail.indexCached = true;
     return platformVerdict(knownMatch, input, s, want);
   }
+  const read = (): Promise<StageOutcome<ManifestDetail>> => readIndex(ctx, input, opts, s, ref, known);
+  return opts.indexCache ? opts.indexCache.exclusive(read) : read();
+}
+
+/** GET the index by digest, check its size and shape, and match the node's platform. */
+async function readIndex(
+  ctx: ProbeContext,
+  input: ManifestInput,
+  opts: ManifestOptions,
+  s: Shared & { seconds: () => number; digest: string | undefined },
+  ref: string,
+  known: IndexSummary | undefined,
+): Promise<StageOutcome<ManifestDetail>> {
+  const want = formatPlatform(opts.platform);
   const what = `GET /v2/${input.repository}/manifests/${ref}`;
   s.detail.request = what;
+  if (s.timer.signal.aborted) return s.fail('http_timeout', `${what}: context deadline exceeded`);
   let res: SendResult;
   try {
     // One byte over the limit tells "exactly at the limit" from "larger".
