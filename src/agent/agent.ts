@@ -49,7 +49,9 @@ const REDACT = ['password', 'token', 'authorization', 'auth', '*.password', '*.t
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {
-    level, base: { component: 'pullprobe' }, redact: { paths: REDACT, censor: '[redacted]' },
+    level,
+    base: { component: 'pullprobe' },
+    redact: { paths: REDACT, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
   return destination ? pino(options, destination) : pino(options);
@@ -127,13 +129,23 @@ export class Agent {
       kube = createKubeClient({ server: ic.config.server, caPem: ic.config.caPem, tokens: new TokenSource(ic.config.tokenFile) });
     }
     const identity = await resolveNodeIdentity({
-      client: kube, configuredNode: config.node, configuredSubnet: config.subnet ?? null, env: processEnv, log,
+      client: kube,
+      configuredNode: config.node,
+      configuredSubnet: config.subnet ?? null,
+      env: processEnv,
+      log,
     });
     const writer = new NodeWriter({
       client: kube,
       ...(ic.ok ? {} : { disabledReason: ic.message }),
-      node: identity.name, subnet: identity.subnet, zone: identity.zone, uid: identity.uid, initialNode: identity.node,
-      outputs: config.outputs, expectedTargets: config.targets.map((t) => t.target), log,
+      node: identity.name,
+      subnet: identity.subnet,
+      zone: identity.zone,
+      uid: identity.uid,
+      initialNode: identity.node,
+      outputs: config.outputs,
+      expectedTargets: config.targets.map((t) => t.target),
+      log,
     });
 
     const metrics = new AgentMetrics();
@@ -149,11 +161,16 @@ export class Agent {
     // The scheduler calls back into the agent; bind late through a holder.
     const self: { agent?: Agent } = {};
     const scheduler = new Scheduler({
-      targets: config.targets, concurrency: config.concurrency, node: identity.name, log,
+      targets: config.targets,
+      concurrency: config.concurrency,
+      node: identity.name,
+      log,
       run: async (t, signal) => self.agent?.periodic(t, signal),
     });
     const server = createServer({
-      metrics, store, log,
+      metrics,
+      store,
+      log,
       probeNow: (target, timeoutMs) => {
         const agent = self.agent;
         if (!agent) throw new Error('agent not started');
@@ -169,7 +186,12 @@ export class Agent {
       port = (await server.listen(config.listen.host, config.listen.port)).port;
     } catch (err) {
       await kube?.close();
-      return { ok: false, errors: [`listen: cannot listen on ${config.listen.host || '*'}:${config.listen.port}: ${(err as { code?: string }).code ?? (err as Error).message}`] };
+      return {
+        ok: false,
+        errors: [
+          `listen: cannot listen on ${config.listen.host || '*'}:${config.listen.port}: ${(err as { code?: string }).code ?? (err as Error).message}`,
+        ],
+      };
     }
     const agent = new Agent(holder, opts, log, metrics, store, scheduler, server, writer, kube, identity, tokens, env, port);
     self.agent = agent;
@@ -177,7 +199,17 @@ export class Agent {
     scheduler.start();
     agent.watchConfig();
     agent.startDiscovery(kube);
-    log.info({ node: identity.name, subnet: identity.subnet, zone: identity.zone, targets: config.targets.length, port, kubernetes: kube !== null }, 'agent started');
+    log.info(
+      {
+        node: identity.name,
+        subnet: identity.subnet,
+        zone: identity.zone,
+        targets: config.targets.length,
+        port,
+        kubernetes: kube !== null,
+      },
+      'agent started',
+    );
     return { ok: true, agent };
   }
 
@@ -190,8 +222,14 @@ export class Agent {
     }
     const kube = this.kube;
     const discovery = new PodDiscovery({
-      node: this.identity.name, subnet: this.identity.subnet, log: this.log,
-      probeImage: (image) => this.probe({ target: image, kind: 'image', intervalMs: this.config.intervalMs, timeoutMs: this.config.timeoutMs, jitter: 0 }, this.config.timeoutMs),
+      node: this.identity.name,
+      subnet: this.identity.subnet,
+      log: this.log,
+      probeImage: (image) =>
+        this.probe(
+          { target: image, kind: 'image', intervalMs: this.config.intervalMs, timeoutMs: this.config.timeoutMs, jitter: 0 },
+          this.config.timeoutMs,
+        ),
       createEvent: (ns, ev) => kube.createEvent(ns, ev),
       onRegistries: (counts) => {
         this.metrics.setDiscoveredImages(counts);
@@ -200,9 +238,15 @@ export class Agent {
     });
     this.discovery = discovery;
     this.podWatch = new PodWatch({
-      reader, node: this.identity.name, log: this.log,
+      reader,
+      node: this.identity.name,
+      log: this.log,
       onChange: (pods) => discovery.update(pods),
-      onForbidden: () => this.log.warn({ node: this.identity.name }, 'pod discovery off: no permission to list pods (apply the pod-discovery component); the agent runs on without it'),
+      onForbidden: () =>
+        this.log.warn(
+          { node: this.identity.name },
+          'pod discovery off: no permission to list pods (apply the pod-discovery component); the agent runs on without it',
+        ),
     });
     this.podWatch.start();
     this.log.info({ node: this.identity.name }, 'pod discovery on');
@@ -221,7 +265,9 @@ export class Agent {
   private setDiscovered(registries: string[]): void {
     const configured = new Set(this.config.targets.map((t) => t.target));
     const cfg = this.config;
-    this.discoveredTargets = registries.filter((r) => !configured.has(r)).sort()
+    this.discoveredTargets = registries
+      .filter((r) => !configured.has(r))
+      .sort()
       .map((target) => ({ target, kind: 'registry' as const, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, jitter: cfg.jitter }));
     this.applyTargets();
   }
@@ -255,7 +301,11 @@ export class Agent {
       this.envError = msg;
     }
     return probeTarget(t.target, env, {
-      timeoutMs, kind: t.kind, caches: this.caches, tokenCache: this.tokens, log: this.log,
+      timeoutMs,
+      kind: t.kind,
+      caches: this.caches,
+      tokenCache: this.tokens,
+      log: this.log,
       ...(signal ? { signal } : {}),
     });
   }
@@ -273,7 +323,17 @@ export class Agent {
     const { changed } = this.store.update(t.target, result);
     this.writer.update([result]);
     if (changed) {
-      const fields = { target: t.target, registry: result.registry, ok: result.ok, stage: result.stage, reason: result.reason, cause: result.cause, host: result.host, message: result.message, degraded: result.degraded };
+      const fields = {
+        target: t.target,
+        registry: result.registry,
+        ok: result.ok,
+        stage: result.stage,
+        reason: result.reason,
+        cause: result.cause,
+        host: result.host,
+        message: result.message,
+        degraded: result.degraded,
+      };
       if (result.ok) this.log.info(fields, before ? 'target reachable again' : 'target reachable');
       else this.log.warn(fields, 'target failing');
     }
@@ -321,8 +381,9 @@ export class Agent {
     const cfg = r.config;
     if (this.discovery) this.setDiscovered([...this.discovery.registries().keys()]);
     else this.applyTargets();
-    const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs', 'discover'] as const)
-      .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(cfg[k]));
+    const restartOnly = (['listen', 'node', 'subnet', 'concurrency', 'outputs', 'discover'] as const).filter(
+      (k) => JSON.stringify(before[k]) !== JSON.stringify(cfg[k]),
+    );
     if (restartOnly.length) this.log.warn({ keys: restartOnly }, 'these settings take effect on restart');
     this.log.info({ targets: cfg.targets.length }, 'config reloaded');
     return { ok: true };
@@ -337,13 +398,21 @@ export class Agent {
   private watchConfig(): void {
     const every = this.opts.reloadCheckMs ?? 30_000;
     if (every <= 0) return;
-    this.readConfig().then((t) => { this.lastConfigText = t; }, () => undefined);
+    this.readConfig().then(
+      (t) => {
+        this.lastConfigText = t;
+      },
+      () => undefined,
+    );
     this.reloadTimer = setInterval(() => {
       this.readConfig()
-        .then(async (text) => {
-          if (this.lastConfigText === null) this.lastConfigText = text;
-          else if (text !== this.lastConfigText) await this.reload();
-        }, () => undefined)
+        .then(
+          async (text) => {
+            if (this.lastConfigText === null) this.lastConfigText = text;
+            else if (text !== this.lastConfigText) await this.reload();
+          },
+          () => undefined,
+        )
         .catch((err: unknown) => this.log.error({ err: errorText(err) }, 'config file check failed'));
     }, every);
     this.reloadTimer.unref();

@@ -76,8 +76,24 @@ const MIN_INTERVAL_MS = 1_000;
 const MAX_CONCURRENCY = 1_024;
 
 const KEYS = {
-  root: ['listen', 'interval', 'timeout', 'jitter', 'concurrency', 'node', 'subnet', 'logLevel',
-    'targets', 'dns', 'tls', 'credentials', 'containerd', 'outputs', 'hostRoot', 'discover'],
+  root: [
+    'listen',
+    'interval',
+    'timeout',
+    'jitter',
+    'concurrency',
+    'node',
+    'subnet',
+    'logLevel',
+    'targets',
+    'dns',
+    'tls',
+    'credentials',
+    'containerd',
+    'outputs',
+    'hostRoot',
+    'discover',
+  ],
   target: ['image', 'registry', 'interval', 'timeout', 'jitter'],
   dns: ['resolvConf', 'hosts'],
   tls: ['caFiles'],
@@ -105,7 +121,10 @@ function withHostIp(r: Reader, s: string, hostIp: string | undefined): string {
   if (!s.includes('${HOST_IP}')) return s;
   const ip = hostIp?.trim() ?? '';
   if (isIP(ip) === 0) {
-    r.err('listen', `uses \${HOST_IP} but the environment variable HOST_IP is ${ip ? `not an IP address: ${JSON.stringify(ip.slice(0, 80))}` : 'not set'} (set it from the downward API: status.hostIP)`);
+    r.err(
+      'listen',
+      `uses \${HOST_IP} but the environment variable HOST_IP is ${ip ? `not an IP address: ${JSON.stringify(ip.slice(0, 80))}` : 'not set'} (set it from the downward API: status.hostIP)`,
+    );
     return s.replaceAll('${HOST_IP}', ''); // already an error; only the port is checked further
   }
   return s.replaceAll('${HOST_IP}', isIP(ip) === 6 ? `[${ip}]` : ip);
@@ -119,7 +138,11 @@ function validCidr(s: string): boolean {
   return (family === 4 && bits <= 32) || (family === 6 && bits <= 128);
 }
 
-interface Globals { intervalMs: number; timeoutMs: number; jitter: number }
+interface Globals {
+  intervalMs: number;
+  timeoutMs: number;
+  jitter: number;
+}
 
 function parseTargets(r: Reader, raw: unknown, g: Globals): TargetConfig[] {
   if (raw === undefined || raw === null) {
@@ -279,7 +302,10 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
 
   let logLevel: LogLevel = DEFAULTS.logLevel;
   const levelFile = r.str(root, 'logLevel', '');
-  for (const [where, level] of [['logLevel', levelFile], ['LOG_LEVEL (environment)', env.LOG_LEVEL]] as const) {
+  for (const [where, level] of [
+    ['logLevel', levelFile],
+    ['LOG_LEVEL (environment)', env.LOG_LEVEL],
+  ] as const) {
     if (!level) continue;
     const found = LOG_LEVELS.find((l) => l === level);
     if (found) logLevel = found;
@@ -312,9 +338,7 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
   const dockerConfig = r.str(credS, 'dockerConfig', 'credentials') || null;
 
   const ctrS = r.section(root.containerd, 'containerd', KEYS.containerd);
-  const configPath = (r.str(ctrS, 'configPath', 'containerd') ?? DEFAULTS.containerdConfigPath)
-    .split(':')
-    .filter((d) => d !== '');
+  const configPath = (r.str(ctrS, 'configPath', 'containerd') ?? DEFAULTS.containerdConfigPath).split(':').filter((d) => d !== '');
 
   const outS = r.section(root.outputs, 'outputs', KEYS.outputs);
   const outputs = {
@@ -331,9 +355,21 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
   return {
     ok: true,
     config: {
-      listen, intervalMs, timeoutMs, jitter, concurrency, node, subnet, logLevel, targets,
+      listen,
+      intervalMs,
+      timeoutMs,
+      jitter,
+      concurrency,
+      node,
+      subnet,
+      logLevel,
+      targets,
       ...(hostRoot !== undefined ? { hostRoot } : {}),
-      dns, tls: { caFiles }, credentials: { dockerConfig }, containerd: { configPath }, outputs,
+      dns,
+      tls: { caFiles },
+      credentials: { dockerConfig },
+      containerd: { configPath },
+      outputs,
       ...(root.discover !== undefined ? { discover } : {}),
     },
   };
@@ -366,9 +402,7 @@ export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<
   return parseConfig(text, path, opts.env ?? defaultEnv());
 }
 
-export type ReloadResult =
-  | { ok: true; config: AgentConfig; changed: boolean }
-  | { ok: false; errors: string[]; config: AgentConfig };
+export type ReloadResult = { ok: true; config: AgentConfig; changed: boolean } | { ok: false; errors: string[]; config: AgentConfig };
 
 /** The live config; reload() swaps it only when the new file is valid (the old one stays otherwise). */
 export class ConfigHolder {

@@ -16,11 +16,7 @@ import { parseTarget, type Target } from '../model/reference.js';
 import type { ProbeResult, StepResult } from '../model/types.js';
 import { rateLimitValues } from './rate-limit-values.js';
 
-const LINT_FAILING_DEFAULTS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
-];
+const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 const CACHED = '(cached from the last periodic probe)';
 
@@ -93,68 +89,82 @@ export class AgentMetrics {
     this.up = new Gauge({
       name: 'pullprobe_registry_up',
       help: `1 if the whole pull path to the target worked, else 0 ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.stageDuration = new Gauge({
       name: 'pullprobe_stage_duration_seconds',
       help: `Seconds spent in each stage of the pull path ${CACHED}.`,
-      labelNames: [...rt, 'stage'], registers,
+      labelNames: [...rt, 'stage'],
+      registers,
     });
     this.failureInfo = new Gauge({
       name: 'pullprobe_failure_info',
       help: `1 while the target fails, naming the first failing stage, its reason and cause; absent when ok ${CACHED}.`,
-      labelNames: [...rt, 'stage', 'reason', 'cause'], registers,
+      labelNames: [...rt, 'stage', 'reason', 'cause'],
+      registers,
     });
     this.degraded = new Gauge({
       name: 'pullprobe_degraded',
       help: `1 if the target works but part of its path is broken (a nameserver, an address, a mirror) ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.lastProbe = new Gauge({
       name: 'pullprobe_last_probe_timestamp_seconds',
       help: `Unix time the last periodic probe of the target finished ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.lastSuccess = new Gauge({
       name: 'pullprobe_last_success_timestamp_seconds',
       help: `Unix time of the last successful periodic probe of the target ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.certExpiry = new Gauge({
       name: 'pullprobe_tls_cert_expiry_timestamp_seconds',
       help: `Unix time the earliest certificate in the host's chain expires ${CACHED}.`,
-      labelNames: ['registry', 'host'], registers,
+      labelNames: ['registry', 'host'],
+      registers,
     });
     this.nameserverUp = new Gauge({
       name: 'pullprobe_dns_nameserver_up',
       help: `1 if the resolv.conf nameserver answered (NOERROR or NXDOMAIN), else 0 ${CACHED}.`,
-      labelNames: ['nameserver'], registers,
+      labelNames: ['nameserver'],
+      registers,
     });
-    const fromHeaders = 'from the registry\'s RateLimit headers, e.g. Docker Hub\'s ratelimit-remaining: 20;w=21600; absent when the registry sends none';
+    const fromHeaders =
+      "from the registry's RateLimit headers, e.g. Docker Hub's ratelimit-remaining: 20;w=21600; absent when the registry sends none";
     this.rateLimitRemaining = new Gauge({
       name: 'pullprobe_ratelimit_remaining',
       help: `Pulls left in the registry's rate-limit window, ${fromHeaders} ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.rateLimitLimit = new Gauge({
       name: 'pullprobe_ratelimit_limit',
       help: `Pulls allowed per rate-limit window, ${fromHeaders} ${CACHED}.`,
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.probes = new Counter({
       name: 'pullprobe_probes_total',
       help: 'Periodic probes of the target.',
-      labelNames: rt, registers,
+      labelNames: rt,
+      registers,
     });
     this.failures = new Counter({
       name: 'pullprobe_probe_failures_total',
       help: 'Failed periodic probes of the target, by reason.',
-      labelNames: [...rt, 'reason'], registers,
+      labelNames: [...rt, 'reason'],
+      registers,
     });
     this.nodeInfo = new Gauge({
       name: 'pullprobe_node_info',
       help: 'Always 1; the node this agent runs on, its subnet and zone (join on instance).',
-      labelNames: ['node', 'subnet', 'zone'], registers,
+      labelNames: ['node', 'subnet', 'zone'],
+      registers,
     });
     this.reloadSuccess = new Gauge({
       name: 'pullprobe_config_reload_success',
@@ -169,7 +179,8 @@ export class AgentMetrics {
     this.discoveredImages = new Gauge({
       name: 'pullprobe_discovered_images',
       help: 'Distinct images of the pods on this node, by registry (pod discovery on).',
-      labelNames: ['registry'], registers,
+      labelNames: ['registry'],
+      registers,
     });
   }
 
@@ -258,7 +269,10 @@ export class AgentMetrics {
     }
 
     const rl = rateLimitValues(result.steps);
-    for (const [gauge, value] of [[this.rateLimitRemaining, rl.remaining], [this.rateLimitLimit, rl.limit]] as const) {
+    for (const [gauge, value] of [
+      [this.rateLimitRemaining, rl.remaining],
+      [this.rateLimitLimit, rl.limit],
+    ] as const) {
       if (value === undefined) gauge.remove(rt);
       else gauge.set(rt, value);
     }
@@ -288,8 +302,12 @@ export class AgentMetrics {
     if (existing && existing.registry === registry) return existing;
     if (existing) this.forgetTarget(target);
     const fresh: TargetState = {
-      registry, stages: new Set(), failure: null, failureReasons: new Set(),
-      tlsHosts: new Set(), nameservers: new Set(),
+      registry,
+      stages: new Set(),
+      failure: null,
+      failureReasons: new Set(),
+      tlsHosts: new Set(),
+      nameservers: new Set(),
     };
     this.targets.set(target, fresh);
     return fresh;
@@ -333,37 +351,47 @@ export function probeRegistry(result: ProbeResult): Registry {
   const registry = new Registry();
   const registers = [registry];
   new Gauge({
-    name: 'probe_success', help: 'Whether the probe succeeded (1) or not (0).', registers,
+    name: 'probe_success',
+    help: 'Whether the probe succeeded (1) or not (0).',
+    registers,
   }).set(result.ok ? 1 : 0);
   new Gauge({
-    name: 'probe_duration_seconds', help: 'Seconds the probe took.', registers,
+    name: 'probe_duration_seconds',
+    help: 'Seconds the probe took.',
+    registers,
   }).set(result.seconds);
   const stage = new Gauge({
     name: 'pullprobe_probe_stage_duration_seconds',
-    help: 'Seconds spent in each stage of this probe.', labelNames: ['stage'], registers,
+    help: 'Seconds spent in each stage of this probe.',
+    labelNames: ['stage'],
+    registers,
   });
   for (const [s, seconds] of stageSeconds(result.steps)) stage.set({ stage: s }, seconds);
   const failureInfo = new Gauge({
     name: 'pullprobe_probe_failure_info',
     help: 'Present (1) when this probe failed: first failing stage, reason and cause.',
-    labelNames: ['stage', 'reason', 'cause'], registers,
+    labelNames: ['stage', 'reason', 'cause'],
+    registers,
   });
   const failure = failureLabels(result);
   if (failure) failureInfo.set({ ...failure }, 1);
   new Gauge({
     name: 'pullprobe_probe_degraded',
-    help: 'Whether this probe succeeded with part of the path broken.', registers,
+    help: 'Whether this probe succeeded with part of the path broken.',
+    registers,
   }).set(result.degraded ? 1 : 0);
   const cert = new Gauge({
     name: 'pullprobe_probe_tls_cert_expiry_timestamp_seconds',
-    help: 'Unix time the earliest certificate in the host\'s chain expires.',
-    labelNames: ['host'], registers,
+    help: "Unix time the earliest certificate in the host's chain expires.",
+    labelNames: ['host'],
+    registers,
   });
   for (const [host, expiry] of tlsExpiries(result.steps)) cert.set({ host }, expiry);
   const ns = new Gauge({
     name: 'pullprobe_probe_dns_nameserver_up',
     help: 'Whether each resolv.conf nameserver answered during this probe.',
-    labelNames: ['nameserver'], registers,
+    labelNames: ['nameserver'],
+    registers,
   });
   for (const [nameserver, up] of nameserverStates(result.steps)) ns.set({ nameserver }, up ? 1 : 0);
   return registry;

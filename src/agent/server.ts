@@ -102,7 +102,10 @@ export function resolveProbeRequest(
 
   for (const name of new Set(params.keys())) {
     if (IGNORED_PARAMS.has(name)) continue;
-    if (!PROBE_PARAMS.has(name)) return bad(`unknown parameter "${clip(name)}": use registry=HOST, image=REF or target=HOST|REF, optionally format=json or debug=true`);
+    if (!PROBE_PARAMS.has(name))
+      return bad(
+        `unknown parameter "${clip(name)}": use registry=HOST, image=REF or target=HOST|REF, optionally format=json or debug=true`,
+      );
     if (params.getAll(name).length > 1) return bad(`parameter "${name}" given more than once`);
   }
   if (formatValues.length && formatValues[0] !== 'json' && formatValues[0] !== 'prometheus') {
@@ -162,7 +165,12 @@ export function resolveProbeRequest(
   }
   if (!match) {
     const what = registry !== null ? `registry "${clip(registry)}"` : `image "${clip(image ?? '')}"`;
-    return { ok: false, status: 403, format, message: `${what} is not a configured target; /probe only probes targets listed in the agent configuration` };
+    return {
+      ok: false,
+      status: 403,
+      format,
+      message: `${what} is not a configured target; /probe only probes targets listed in the agent configuration`,
+    };
   }
   return { ok: true, key, target: match.target, timeoutMs: probeTimeoutMs(match.timeoutMs, scrapeTimeoutHeader), format };
 }

@@ -28,12 +28,14 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
  * symbols, never passed through.
  */
 export function esc(s: string): string {
-  return s
-    // eslint-disable-next-line no-control-regex
-    .replace(/\u001b\[[0-9;]*m/g, '') // terminal colours mean nothing here
-    .replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, controlPicture);
+  return (
+    s
+      // eslint-disable-next-line no-control-regex
+      .replace(/\u001b\[[0-9;]*m/g, '') // terminal colours mean nothing here
+      .replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, controlPicture)
+  );
 }
 
 function controlPicture(c: string): string {
@@ -101,14 +103,18 @@ function banner(snap: StatusSnapshot, m: PageModel, refresh: number): string {
     ['node', node?.node ?? 'unknown'],
     ['subnet', node?.subnet ?? 'unknown'],
     ['zone', node?.zone ?? 'unknown'],
-  ].map(([k, v]) => `<div><dt>${k}</dt><dd>${esc(v ?? '')}</dd></div>`).join('');
+  ]
+    .map(([k, v]) => `<div><dt>${k}</dt><dd>${esc(v ?? '')}</dd></div>`)
+    .join('');
   const meta = [
     since,
     `${m.total} ${m.total === 1 ? 'target' : 'targets'}`,
     `updated ${when(now, now, true)}`,
     `refreshes every ${refresh}s`,
     '<a href="/metrics">metrics</a>',
-  ].filter(Boolean).join(' · ');
+  ]
+    .filter(Boolean)
+    .join(' · ');
   return `<header class="banner ${state}" id="summary">
 <p class="headline">${esc(headline)}</p>
 ${pills ? `<div class="counts">${pills}</div>` : ''}
@@ -165,15 +171,20 @@ const FOLD_OK_ABOVE = 30;
 
 function registry(r: RegistryView, stages: Stage[], now: number, foldOk: boolean): string {
   const n = r.targets.length;
-  const tally = r.counts.failing > 0
-    ? `${r.counts.failing} of ${plural(n, 'target', 'targets')} failing`
-    : r.counts.degraded > 0 ? `${r.counts.degraded} of ${plural(n, 'target', 'targets')} degraded` : plural(n, 'target', 'targets');
-  const problems = r.problems.map((p) => {
-    const hosts = p.hosts.length ? ` <span class="muted">at <code>${p.hosts.map(esc).join('</code>, <code>')}</code></span>` : '';
-    const count = r.counts.failing > 1 ? ` <span class="muted">(${plural(p.targets, 'target', 'targets')})</span>` : '';
-    const fix = p.hint ? `\n<p class="fix"><b>Fix</b>${esc(p.hint)}</p>` : '';
-    return `<div class="problem"><p class="what"><span class="why">${esc(p.message ?? p.reason)}</span> <code class="muted">${esc(`${p.stage}/${p.reason}`)}</code>${hosts}${count}</p>${fix}</div>`;
-  }).join('\n');
+  const tally =
+    r.counts.failing > 0
+      ? `${r.counts.failing} of ${plural(n, 'target', 'targets')} failing`
+      : r.counts.degraded > 0
+        ? `${r.counts.degraded} of ${plural(n, 'target', 'targets')} degraded`
+        : plural(n, 'target', 'targets');
+  const problems = r.problems
+    .map((p) => {
+      const hosts = p.hosts.length ? ` <span class="muted">at <code>${p.hosts.map(esc).join('</code>, <code>')}</code></span>` : '';
+      const count = r.counts.failing > 1 ? ` <span class="muted">(${plural(p.targets, 'target', 'targets')})</span>` : '';
+      const fix = p.hint ? `\n<p class="fix"><b>Fix</b>${esc(p.hint)}</p>` : '';
+      return `<div class="problem"><p class="what"><span class="why">${esc(p.message ?? p.reason)}</span> <code class="muted">${esc(`${p.stage}/${p.reason}`)}</code>${hosts}${count}</p>${fix}</div>`;
+    })
+    .join('\n');
   const rows = r.targets.map((t) => targetRow(r, t, stages, now)).join('\n');
   const head = `<span class="pill ${r.state}">${STATE_MARK[r.state]} ${r.state}</span><h3><code>${esc(r.registry)}</code></h3><span class="tally">${esc(tally)}</span>`;
   const body = `${problems ? `${problems}\n` : ''}<ul class="targets">\n${rows}\n</ul>`;
@@ -216,20 +227,27 @@ function stageChip(r: ProbeResult, stage: Stage): string {
   const failed = steps.some((s) => !s.ok);
   const degraded = steps.some((s) => s.degraded);
   const [cls, mark, word] = failed ? ['failing', '✗', 'failed'] : degraded ? ['degraded', '!', 'degraded'] : ['ok', '✓', 'ok'];
-  const detail = steps.length > 1
-    ? ` (${steps.map((s) => `${s.host ?? stage} ${s.ok ? (s.degraded ? '!' : '✓') : '✗'} ${s.seconds.toFixed(3)}s`).join(', ')})`
-    : steps[0]?.host ? ` at ${steps[0].host}` : '';
+  const detail =
+    steps.length > 1
+      ? ` (${steps.map((s) => `${s.host ?? stage} ${s.ok ? (s.degraded ? '!' : '✓') : '✗'} ${s.seconds.toFixed(3)}s`).join(', ')})`
+      : steps[0]?.host
+        ? ` at ${steps[0].host}`
+        : '';
   const title = `${stage}: ${word} in ${seconds.toFixed(3)}s${detail}`;
   return `<span class="chip ${cls}" title="${esc(title)}">${stage} ${mark}</span>`;
 }
 
 function changes(list: VerdictChange[], now: number): string {
   if (list.length === 0) return '<h2>Recent changes</h2>\n<p class="empty">No changes since the agent started.</p>';
-  const items = list.map((c) => {
-    const lasted = c.fromSince !== null && c.from ? ` <span class="muted">after ${esc(duration(c.at - c.fromSince))}</span>` : '';
-    return `<li><span class="muted">${when(c.at, now)}</span><span class="what"><code>${esc(c.target)}</code> `
-      + `${verdict(c.from)} <span class="arrow">→</span> ${verdict(c.to)}${lasted}</span></li>`;
-  }).join('\n');
+  const items = list
+    .map((c) => {
+      const lasted = c.fromSince !== null && c.from ? ` <span class="muted">after ${esc(duration(c.at - c.fromSince))}</span>` : '';
+      return (
+        `<li><span class="muted">${when(c.at, now)}</span><span class="what"><code>${esc(c.target)}</code> ` +
+        `${verdict(c.from)} <span class="arrow">→</span> ${verdict(c.to)}${lasted}</span></li>`
+      );
+    })
+    .join('\n');
   return `<h2>Recent changes</h2>\n<ol class="changes" id="changes">\n${items}\n</ol>`;
 }
 

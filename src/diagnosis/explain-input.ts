@@ -5,6 +5,7 @@
  * `kubectl get pod -o json`) is decoded first so that escaped quotes inside
  * message strings read as the kubelet wrote them.
  */
+import { escapeControl } from '../shared/visible-text.js';
 
 /** Longest excerpt of the user's text that `explain` shows. */
 export const EXCERPT_MAX = 400;
@@ -105,10 +106,4 @@ export function maskCredentials(s: string): string {
  * Control, C1 and bidi-override characters as visible escapes (`\u001b`),
  * in the same form as the CLI's other output of foreign text.
  */
-export function escapeControl(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
+export { escapeControl };

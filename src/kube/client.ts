@@ -76,11 +76,19 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
   const dispatcher = opts.dispatcher ?? new Agent({ connect: { ca: opts.caPem }, connections: 2 });
   const base = opts.server.replace(/\/+$/, '');
 
-  async function once(method: string, path: string, body: string | undefined, contentType: string | undefined,
-    token: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string; retryAfter: string | null }> {
+  async function once(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    token: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; text: string; retryAfter: string | null }> {
     const ac = new AbortController();
     // The timeout aborts with its own error as the reason, so the catch below can tell it from the caller's abort.
-    const timer = timers.setTimeout(() => { ac.abort(new KubeTimeoutError(`${method} ${path}: no answer within ${timeoutMs}ms`)); }, timeoutMs);
+    const timer = timers.setTimeout(() => {
+      ac.abort(new KubeTimeoutError(`${method} ${path}: no answer within ${timeoutMs}ms`));
+    }, timeoutMs);
     const onAbort = (): void => ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
@@ -100,8 +108,13 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
     }
   }
 
-  async function call(method: string, path: string, payload: object | undefined, contentType: string | undefined,
-    signal: AbortSignal | undefined): Promise<string> {
+  async function call(
+    method: string,
+    path: string,
+    payload: object | undefined,
+    contentType: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
     const body = payload === undefined ? undefined : JSON.stringify(payload);
     let token = opts.tokens.token();
     let res = await once(method, path, body, contentType, token, signal);
@@ -116,7 +129,9 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
 
   async function* streamLines(path: string, signal: AbortSignal | undefined): AsyncIterable<string> {
     const ac = new AbortController();
-    const timer = timers.setTimeout(() => { ac.abort(new KubeTimeoutError(`GET ${path}: no answer within ${timeoutMs}ms`)); }, timeoutMs);
+    const timer = timers.setTimeout(() => {
+      ac.abort(new KubeTimeoutError(`GET ${path}: no answer within ${timeoutMs}ms`));
+    }, timeoutMs);
     const onAbort = (): void => ac.abort();
     if (signal?.aborted) ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -124,7 +139,12 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
     try {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(`${base}${path}`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, dispatcher, signal: ac.signal });
+        res = await request(`${base}${path}`, {
+          method: 'GET',
+          headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+          dispatcher,
+          signal: ac.signal,
+        });
       } finally {
         timers.clearTimeout(timer);
       }
@@ -171,7 +191,9 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
       return JSON.parse(await call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}`, patch, MERGE_PATCH, signal)) as KubeNode;
     },
     async patchNodeStatus(name, patch, signal) {
-      return JSON.parse(await call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}/status`, patch, STRATEGIC_MERGE_PATCH, signal)) as KubeNode;
+      return JSON.parse(
+        await call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}/status`, patch, STRATEGIC_MERGE_PATCH, signal),
+      ) as KubeNode;
     },
     async createEvent(namespace, event, signal) {
       await call('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, event, 'application/json', signal);
@@ -182,8 +204,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient & KubeRead
   };
 }
 
-function apiError(method: string, path: string, status: number, text: string, retryAfter: string | null,
-  token: string): KubeApiError {
+function apiError(method: string, path: string, status: number, text: string, retryAfter: string | null, token: string): KubeApiError {
   let reason: string | null = null;
   let detail = '';
   try {
@@ -196,8 +217,12 @@ function apiError(method: string, path: string, status: number, text: string, re
   if (token !== '') detail = detail.split(token).join('[redacted]');
   if (detail.length > MAX_DETAIL) detail = `${detail.slice(0, MAX_DETAIL)}...`;
   const secs = retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter.trim()) * 1000 : null;
-  return new KubeApiError(status, reason, secs,
-    `${method} ${path}: HTTP ${status}${reason ? ` ${reason}` : ''}${detail ? `: ${detail}` : ''}`);
+  return new KubeApiError(
+    status,
+    reason,
+    secs,
+    `${method} ${path}: HTTP ${status}${reason ? ` ${reason}` : ''}${detail ? `: ${detail}` : ''}`,
+  );
 }
 
 /** True for errors worth retrying later (everything but a malformed request). */

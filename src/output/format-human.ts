@@ -5,6 +5,7 @@
  */
 import { STAGES, type Cause, type Stage } from '../diagnosis/catalog.js';
 import type { ManifestDetail, ProbeResult, StepResult } from '../model/types.js';
+import { escapeControl } from '../shared/visible-text.js';
 
 export interface FormatOptions {
   color: boolean;
@@ -30,11 +31,7 @@ export function causeText(cause: Cause): string {
  * visible `\u001b`-style escapes instead of reaching the terminal.
  */
 export function visible(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return escapeControl(s);
 }
 
 function paint(opts: FormatOptions, code: number, s: string): string {

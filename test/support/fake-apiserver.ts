@@ -14,7 +14,9 @@ import type { AddressInfo } from 'node:net';
 import type { CertPair, TestCA } from './certs.js';
 import type { KubeNode } from '../../src/kube/client.js';
 
-export type Fault = { status: 403 | 409 | 429 | 500; retryAfterSeconds?: number; message?: string } | { hang: true }
+export type Fault =
+  | { status: 403 | 409 | 429 | 500; retryAfterSeconds?: number; message?: string }
+  | { hang: true }
   /** Answer normally, but only after `delayMs` (a slow server). */
   | { delayMs: number };
 
@@ -78,8 +80,14 @@ function status(code: number, reason: string, message: string): object {
 }
 
 const REASONS: Record<number, string> = {
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict',
-  415: 'UnsupportedMediaType', 429: 'TooManyRequests', 500: 'InternalError',
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  409: 'Conflict',
+  415: 'UnsupportedMediaType',
+  429: 'TooManyRequests',
+  500: 'InternalError',
 };
 
 export class FakeApiServer {
@@ -99,7 +107,11 @@ export class FakeApiServer {
   private readonly watchers = new Set<{ res: ServerResponse; selector: string | null }>();
   url = '';
 
-  private constructor(private readonly server: Server, private readonly tokenFile: string, nodes: KubeNode[]) {
+  private constructor(
+    private readonly server: Server,
+    private readonly tokenFile: string,
+    nodes: KubeNode[],
+  ) {
     for (const n of nodes) this.nodes.set(n.metadata.name, clone(n));
   }
 
@@ -107,7 +119,9 @@ export class FakeApiServer {
   static async start(opts: { ca: TestCA; tokenFile: string; nodes: KubeNode[]; leaf?: CertPair }): Promise<FakeApiServer> {
     const leaf = opts.leaf ?? opts.ca.issue(`apiserver-${process.pid}-${Date.now()}`, { sans: ['127.0.0.1', 'localhost'] });
     let self: FakeApiServer | null = null;
-    const server = createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => { void self?.handle(req, res); });
+    const server = createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
+      void self?.handle(req, res);
+    });
     self = new FakeApiServer(server, opts.tokenFile, opts.nodes);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     self.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -148,7 +162,10 @@ export class FakeApiServer {
     const obj = this.objects.get(key);
     if (!obj) return;
     this.objects.delete(key);
-    this.podChanged('DELETED', { ...clone(obj), metadata: { ...(isObj(obj.metadata) ? obj.metadata : {}), resourceVersion: String(++this.rv) } });
+    this.podChanged('DELETED', {
+      ...clone(obj),
+      metadata: { ...(isObj(obj.metadata) ? obj.metadata : {}), resourceVersion: String(++this.rv) },
+    });
   }
 
   /** Forget the pod history so far: a watch from an older resourceVersion gets 410 Gone. */
@@ -224,11 +241,18 @@ export class FakeApiServer {
     const text = Buffer.concat(chunks).toString('utf8');
     const auth = req.headers.authorization ?? '';
     const rec: RecordedRequest = {
-      method: req.method ?? '', path: (req.url ?? '').split('?')[0] ?? '',
+      method: req.method ?? '',
+      path: (req.url ?? '').split('?')[0] ?? '',
       contentType: req.headers['content-type']?.split(';')[0]?.trim() ?? null,
-      token: auth.startsWith('Bearer ') ? auth.slice(7) : null, status: 0, body: null,
+      token: auth.startsWith('Bearer ') ? auth.slice(7) : null,
+      status: 0,
+      body: null,
     };
-    try { rec.body = text ? JSON.parse(text) : null; } catch { rec.body = text; }
+    try {
+      rec.body = text ? JSON.parse(text) : null;
+    } catch {
+      rec.body = text;
+    }
     this.requests.push(rec);
     const send = (code: number, body: object, headers: Record<string, string> = {}): void => {
       rec.status = code;
@@ -239,25 +263,39 @@ export class FakeApiServer {
       send(code, status(code, REASONS[code] ?? 'Unknown', message), headers);
 
     let current = '';
-    try { current = readFileSync(this.tokenFile, 'utf8').trim(); } catch { current = ''; }
-    if (rec.token === null || current === '' || rec.token !== current) { fail(401, 'Unauthorized'); return; }
+    try {
+      current = readFileSync(this.tokenFile, 'utf8').trim();
+    } catch {
+      current = '';
+    }
+    if (rec.token === null || current === '' || rec.token !== current) {
+      fail(401, 'Unauthorized');
+      return;
+    }
 
     const fault = this.faults.shift();
     if (fault) {
-      if ('hang' in fault) { this.hung.push(res); return; }
+      if ('hang' in fault) {
+        this.hung.push(res);
+        return;
+      }
       if ('delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
       else {
-        const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
-        fail(fault.status, fault.message ?? `injected ${fault.status}`, headers); return;
+        const headers: Record<string, string> =
+          fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+        fail(fault.status, fault.message ?? `injected ${fault.status}`, headers);
+        return;
       }
     }
 
     if (this.denied.some((d) => d.method === req.method && d.path.test(rec.path))) {
-      fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`); return;
+      fail(403, `forbidden: User "test" cannot ${req.method?.toLowerCase()} resource at ${rec.path}`);
+      return;
     }
     const query = new URL(req.url ?? '/', 'https://fake').searchParams;
     if (req.method === 'GET' && rec.path === '/api/v1/pods' && ['1', 'true'].includes(query.get('watch') ?? '')) {
-      this.watchPods(query, rec, res); return;
+      this.watchPods(query, rec, res);
+      return;
     }
     if (req.method === 'GET') {
       const read = this.read(rec.path, new URL(req.url ?? '/', 'https://fake').searchParams);
@@ -273,39 +311,60 @@ export class FakeApiServer {
     if (nodeMatch?.[1]) {
       const name = decodeURIComponent(nodeMatch[1]);
       const node = this.nodes.get(name);
-      if (!node) { fail(404, `nodes "${name}" not found`); return; }
+      if (!node) {
+        fail(404, `nodes "${name}" not found`);
+        return;
+      }
       const sub = nodeMatch[2] === '/status';
-      if (req.method === 'GET') { send(200, { apiVersion: 'v1', kind: 'Node', ...node }); return; }
-      if (req.method !== 'PATCH') { fail(405, 'method not allowed'); return; }
+      if (req.method === 'GET') {
+        send(200, { apiVersion: 'v1', kind: 'Node', ...node });
+        return;
+      }
+      if (req.method !== 'PATCH') {
+        fail(405, 'method not allowed');
+        return;
+      }
       const want = sub ? 'application/strategic-merge-patch+json' : 'application/merge-patch+json';
-      if (rec.contentType !== want) { fail(415, `the body of the request was in an unknown format - accepted media types include: ${want}`); return; }
-      if (!isObj(rec.body)) { fail(400, 'invalid patch body'); return; }
+      if (rec.contentType !== want) {
+        fail(415, `the body of the request was in an unknown format - accepted media types include: ${want}`);
+        return;
+      }
+      if (!isObj(rec.body)) {
+        fail(400, 'invalid patch body');
+        return;
+      }
       const patched = (sub ? strategicMerge(node, rec.body) : mergePatch(node, rec.body)) as KubeNode;
       // The main resource ignores status; the status subresource ignores spec.
       if (sub) {
         if (node.spec) patched.spec = clone(node.spec);
         else delete patched.spec;
-      }
-      else if (node.status) patched.status = clone(node.status);
+      } else if (node.status) patched.status = clone(node.status);
       else delete patched.status;
       patched.metadata = { ...patched.metadata, name, resourceVersion: String(++this.rv) };
       if (node.metadata.uid) patched.metadata.uid = node.metadata.uid;
       this.nodes.set(name, patched);
-      send(200, patched); return;
+      send(200, patched);
+      return;
     }
     if (eventMatch?.[1] && req.method === 'POST') {
-      if (rec.contentType !== 'application/json') { fail(415, 'unsupported media type'); return; }
+      if (rec.contentType !== 'application/json') {
+        fail(415, 'unsupported media type');
+        return;
+      }
       if (!isObj(rec.body) || !isObj(rec.body.metadata) || typeof rec.body.metadata.name !== 'string') {
-        fail(400, 'event needs metadata.name'); return;
+        fail(400, 'event needs metadata.name');
+        return;
       }
       const ns = decodeURIComponent(eventMatch[1]);
       const name = rec.body.metadata.name;
       if (this.events.some((e) => isObj(e.metadata) && e.metadata.name === name && e.metadata.namespace === ns)) {
-        fail(409, `events "${name}" already exists`); return;
+        fail(409, `events "${name}" already exists`);
+        return;
       }
       const stored = { ...rec.body, metadata: { ...rec.body.metadata, namespace: ns } };
       this.events.push(stored);
-      send(201, stored); return;
+      send(201, stored);
+      return;
     }
     fail(404, 'the server could not find the requested resource');
   }
@@ -317,11 +376,21 @@ export class FakeApiServer {
    */
   private read(path: string, query: URLSearchParams): { body: object } | { status: number; message: string } | null {
     if (path === '/version') return { body: { major: '1', minor: '32', gitVersion: 'v1.32.0', platform: 'linux/amd64' } };
-    if (path === '/api') return { body: { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.replace(/^https:\/\//, '') }] } };
+    if (path === '/api')
+      return {
+        body: {
+          kind: 'APIVersions',
+          versions: ['v1'],
+          serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.replace(/^https:\/\//, '') }],
+        },
+      };
     if (path === '/apis') return { body: { kind: 'APIGroupList', apiVersion: 'v1', groups: [] } };
     if (path === '/api/v1') return { body: { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'v1', resources: DISCOVERY } };
     const nsMatch = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path);
-    if (nsMatch?.[1]) return { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: decodeURIComponent(nsMatch[1]) }, status: { phase: 'Active' } } };
+    if (nsMatch?.[1])
+      return {
+        body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: decodeURIComponent(nsMatch[1]) }, status: { phase: 'Active' } },
+      };
     if (path === '/api/v1/nodes') {
       const items = [...this.nodes.values()].map((n) => ({ apiVersion: 'v1', kind: 'Node', ...clone(n) }));
       return { body: this.list('NodeList', filterBy(items, query.get('fieldSelector'))) };
@@ -357,10 +426,18 @@ export class FakeApiServer {
 const PLURALS: Record<string, string> = { Pod: 'pods', Event: 'events', Secret: 'secrets', ServiceAccount: 'serviceaccounts' };
 
 const DISCOVERY = [
-  ['pods', 'Pod', true, ['po']], ['events', 'Event', true, ['ev']], ['secrets', 'Secret', true, []],
-  ['serviceaccounts', 'ServiceAccount', true, ['sa']], ['nodes', 'Node', false, ['no']], ['namespaces', 'Namespace', false, ['ns']],
+  ['pods', 'Pod', true, ['po']],
+  ['events', 'Event', true, ['ev']],
+  ['secrets', 'Secret', true, []],
+  ['serviceaccounts', 'ServiceAccount', true, ['sa']],
+  ['nodes', 'Node', false, ['no']],
+  ['namespaces', 'Namespace', false, ['ns']],
 ].map(([name, kind, namespaced, shortNames]) => ({
-  name, singularName: String(kind).toLowerCase(), namespaced, kind, shortNames,
+  name,
+  singularName: String(kind).toLowerCase(),
+  namespaced,
+  kind,
+  shortNames,
   verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
 }));
 
@@ -372,10 +449,12 @@ function filterBy(items: Record<string, Json>[], selector: string | null): Recor
     const [field, value] = t.split(neg ? '!=' : /==?/);
     return { path: (field ?? '').trim().split('.'), value: (value ?? '').trim(), neg };
   });
-  return items.filter((item) => terms.every((t) => {
-    let v: Json = item;
-    for (const k of t.path) v = isObj(v) ? v[k] : undefined;
-    const eq = (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === t.value;
-    return t.neg ? !eq : eq;
-  }));
+  return items.filter((item) =>
+    terms.every((t) => {
+      let v: Json = item;
+      for (const k of t.path) v = isObj(v) ? v[k] : undefined;
+      const eq = (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === t.value;
+      return t.neg ? !eq : eq;
+    }),
+  );
 }

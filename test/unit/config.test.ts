@@ -53,9 +53,11 @@ test('valid full fixture parses into the exact config', () => {
       { target: 'nginx', kind: 'image', intervalMs: 90_000, timeoutMs: 5_000, jitter: 0.25 },
       { target: 'ghcr.io', kind: 'registry', intervalMs: 30_000, timeoutMs: 15_000, jitter: 0 },
       {
-        target:
-          'registry.lab.test:5000/team/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
-        kind: 'image', intervalMs: 120_000, timeoutMs: 15_000, jitter: 0.25,
+        target: 'registry.lab.test:5000/team/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+        kind: 'image',
+        intervalMs: 120_000,
+        timeoutMs: 15_000,
+        jitter: 0.25,
       },
     ],
     dns: { resolvConf: '/host/etc/resolv.conf', hosts: '/host/etc/hosts' },
@@ -145,7 +147,10 @@ for (const [name, path] of Object.entries(REJECTED)) {
 }
 
 test('YAML syntax errors name source:line:col', () => {
-  for (const [name, line] of [['syntax-error.yaml', 3], ['duplicate-key.yaml', 4]] as const) {
+  for (const [name, line] of [
+    ['syntax-error.yaml', 3],
+    ['duplicate-key.yaml', 4],
+  ] as const) {
     const errors = errorsOf(fixture(name));
     assert.ok(errors.length >= 1);
     assert.match(errors[0] ?? '', new RegExp(`^${name.replace('.', '\\.')}:${line}:\\d+: `), errors[0]);
@@ -160,13 +165,20 @@ test('an unresolved YAML tag is an error, not silently a string', () => {
 test('every error is reported, not just the first', () => {
   const errors = errorsOf(fixture('multiple-errors.yaml'));
   const prefixes = ['interval', 'jitter', 'concurrency', 'targets[1].image', 'targets[2].timeout', 'outputs.foo'];
-  for (const p of prefixes) assert.ok(errors.some((e) => e.startsWith(`${p}: `)), `${p} missing in:\n${errors.join('\n')}`);
+  for (const p of prefixes)
+    assert.ok(
+      errors.some((e) => e.startsWith(`${p}: `)),
+      `${p} missing in:\n${errors.join('\n')}`,
+    );
   assert.equal(errors.length, prefixes.length, errors.join('\n'));
 });
 
 test('an unknown key names the likely intended key', () => {
   const errors = errorsOf(parseConfig('targets:\n  - image: nginx\ndns:\n  resolv_conf: /x\n', 'c', ENV));
-  assert.deepEqual(errors.map((e) => e.split(':')[0]), ['dns.resolv_conf']);
+  assert.deepEqual(
+    errors.map((e) => e.split(':')[0]),
+    ['dns.resolv_conf'],
+  );
   assert.ok(errors[0]?.includes('"resolvConf"'));
 });
 
