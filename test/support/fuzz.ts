@@ -268,7 +268,18 @@ export function fuzz(o: FuzzOptions): FuzzReport {
         });
       }
     }
-    const ms = cpuMs(process.cpuUsage(before));
+    let ms = cpuMs(process.cpuUsage(before));
+    // Over the limit once may be a garbage collection or a deoptimisation landing on this
+    // input; a really super-linear input is slow every time. Measure it twice more, keep the best.
+    for (let again = 0; again < 2 && ms > o.limitMs; again++) {
+      const t = process.cpuUsage();
+      try {
+        o.call(input, prng(o.seed ^ i));
+      } catch {
+        /* judged on the first call */
+      }
+      ms = Math.min(ms, cpuMs(process.cpuUsage(t)));
+    }
     if (ms > slowest.ms) slowest = { index: i, ms, length: input.length, excerpt: excerpt(input, 80) };
     if (ms > o.limitMs) {
       slow.push({ index: i, ms, length: input.length, excerpt: excerpt(input, 1000) });
