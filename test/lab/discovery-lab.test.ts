@@ -17,7 +17,7 @@ import { Lab, labTestOptions, NODES, type NodeName, type ExecResult } from './su
 import { REPO_ROOT } from './support/daemons.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
-const APISERVER = join(REPO_ROOT, 'test', 'lab', 'support', 'apiserver-pods-main.ts');
+const APISERVER = join(REPO_ROOT, 'test', 'lab', 'support', 'apiserver-main.ts');
 const IMAGE = 'registry.lab.test/lab/probe:v1';
 const SA_MOUNT =
   'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';

@@ -8,9 +8,11 @@
  *
  * Writes DIR/sa/{token,ca.crt,namespace} (a service-account directory as the
  * kubelet projects it), DIR/ready.json {url}, and DIR/state.json (node,
- * events, requests without tokens) after every request.
+ * events, requests without tokens) after every request. When the test writes
+ * DIR/pods.json (an array of Pod objects), the server's Pods follow it: new or
+ * changed ones are stored (watchers see ADDED/MODIFIED), missing ones deleted.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createCA } from '../../support/certs.js';
@@ -39,8 +41,29 @@ const api = await FakeApiServer.start({
   ],
 });
 
+type Pod = { metadata: { name: string; namespace: string } } & Record<string, unknown>;
+let podsText = '';
+let pods = new Map<string, string>();
+const syncPods = (): void => {
+  const file = join(dir, 'pods.json');
+  if (!existsSync(file)) return;
+  const text = readFileSync(file, 'utf8');
+  if (text === podsText) return;
+  podsText = text;
+  const next = new Map<string, string>();
+  for (const p of JSON.parse(text) as Pod[]) next.set(`${p.metadata.namespace}/${p.metadata.name}`, JSON.stringify(p));
+  for (const [key, json] of next) if (pods.get(key) !== json) api.put(JSON.parse(json) as Pod);
+  for (const key of pods.keys()) {
+    if (next.has(key)) continue;
+    const [ns, name] = key.split('/');
+    api.deletePod(ns ?? '', name ?? '');
+  }
+  pods = next;
+};
+
 let seen = -1;
 const dump = (): void => {
+  syncPods();
   if (api.requests.length === seen) return;
   seen = api.requests.length;
   const state = {
