@@ -16,6 +16,7 @@ import { probeTarget } from '../probe/chain.js';
 import { TokenCache } from '../probe/token-cache.js';
 import { createProbeCaches } from '../probe/probe-caches.js';
 import type { ProbeResult } from '../model/types.js';
+import { parseTarget, type Target } from '../model/reference.js';
 import { loadInClusterConfig, TokenSource, type InClusterOptions } from '../kube/in-cluster.js';
 import { createKubeClient, type KubeClient, type KubeReader } from '../kube/client.js';
 import { NodeWriter } from '../kube/node-writer.js';
@@ -76,6 +77,8 @@ export class Agent {
   private readonly caches = createProbeCaches();
   /** Registries found on this node's pods and not configured: probed like configured registry targets. */
   private discoveredTargets: TargetConfig[] = [];
+  /** Each target string parsed once when the targets change, then passed on parsed (probe, metrics). */
+  private parsed = new Map<string, Target>();
   private podWatch: PodWatch | null = null;
   private discovery: PodDiscovery | null = null;
 
@@ -153,7 +156,7 @@ export class Agent {
     const info = { node: identity.name, subnet: identity.subnet, zone: identity.zone };
     metrics.setNodeInfo(info);
     store.setNode(info);
-    metrics.setTargets(config.targets.map((t) => t.target));
+    metrics.setTargets(config.targets.map((t) => parsedTarget(t)));
     store.setTargets(config.targets.map((t) => t.target));
     metrics.setConfigReload(true, Date.now() / 1000);
 
@@ -195,6 +198,7 @@ export class Agent {
     }
     const agent = new Agent(holder, opts, log, metrics, store, scheduler, server, writer, kube, identity, tokens, env, port);
     self.agent = agent;
+    agent.parseTargets(config.targets);
     writer.start();
     scheduler.start();
     agent.watchConfig();
@@ -272,10 +276,26 @@ export class Agent {
     this.applyTargets();
   }
 
+  /** The parsed form of a configured (or discovered) target, as probes and metrics receive it. */
+  parsedTarget(target: string): Target | undefined {
+    return this.parsed.get(target);
+  }
+
+  /** Parse each target string once when the targets change (not per probe, not per series). */
+  private parseTargets(all: readonly TargetConfig[]): void {
+    const parsed = new Map<string, Target>();
+    for (const t of all) {
+      const p = parsedTarget(t, this.parsed);
+      if (typeof p !== 'string') parsed.set(t.target, p);
+    }
+    this.parsed = parsed;
+  }
+
   private applyTargets(): void {
     const all = this.allTargets();
     const names = all.map((t) => t.target);
-    this.metrics.setTargets(names);
+    this.parseTargets(all);
+    this.metrics.setTargets(all.map((t) => this.parsed.get(t.target) ?? t.target));
     this.store.setTargets(names);
     this.writer.setTargets(names);
     this.scheduler.updateTargets(all);
@@ -300,7 +320,7 @@ export class Agent {
       if (msg !== this.envError) this.log.warn({ error: msg }, 'cannot re-read node files; probing with the last good ones');
       this.envError = msg;
     }
-    return probeTarget(t.target, env, {
+    return probeTarget(this.parsed.get(t.target) ?? t.target, env, {
       timeoutMs,
       kind: t.kind,
       caches: this.caches,
@@ -442,4 +462,12 @@ export function environmentOptions(config: AgentConfig): Parameters<typeof loadE
     dockerConfigPath: config.credentials.dockerConfig,
     containerdConfigPath: config.containerd.configPath,
   };
+}
+
+/** A configured target parsed as its key says (reusing an earlier parse of the same string); the string itself when it does not parse. */
+function parsedTarget(t: TargetConfig, known?: ReadonlyMap<string, Target>): Target | string {
+  const seen = known?.get(t.target);
+  if (seen?.kind === t.kind) return seen;
+  const p = parseTarget(t.target, t.kind);
+  return p.ok ? p.target : t.target;
 }

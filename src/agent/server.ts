@@ -88,6 +88,40 @@ export function probeTimeoutMs(configuredMs: number, scrapeTimeoutHeader: string
   return Math.max(1, Math.min(configuredMs, Math.floor(budget)));
 }
 
+interface AllowedIndex {
+  byRegistry: Map<string, AllowedTarget & { explicit: boolean }>;
+  byImage: Map<string, AllowedTarget>;
+}
+
+/** Built once per list of allowed targets (the list changes only on a reload), not per request. */
+const indexes = new WeakMap<readonly AllowedTarget[], AllowedIndex>();
+
+export function allowedIndex(allowed: readonly AllowedTarget[]): AllowedIndex {
+  const known = indexes.get(allowed);
+  if (known) return known;
+  // A registry listed as a target keeps its own timeout; one implied by image
+  // targets takes the longest of theirs.
+  const byRegistry = new Map<string, AllowedTarget & { explicit: boolean }>();
+  const byImage = new Map<string, AllowedTarget>();
+  for (const a of allowed) {
+    const p = parseTarget(a.target);
+    if (!p.ok) continue;
+    if (p.target.kind === 'registry') {
+      byRegistry.set(registryKey(p.target.registry), { target: p.target.registry, timeoutMs: a.timeoutMs, explicit: true });
+      continue;
+    }
+    const ref = p.target.ref;
+    byImage.set(imageKey(ref), a);
+    const rk = registryKey(ref.registry);
+    const seen = byRegistry.get(rk);
+    if (seen?.explicit) continue;
+    byRegistry.set(rk, { target: ref.registry, timeoutMs: Math.max(seen?.timeoutMs ?? 0, a.timeoutMs), explicit: false });
+  }
+  const index = { byRegistry, byImage };
+  indexes.set(allowed, index);
+  return index;
+}
+
 /** Validate /probe's query against the configured targets. Pure. */
 export function resolveProbeRequest(
   params: URLSearchParams,
@@ -131,24 +165,7 @@ export function resolveProbeRequest(
     else image = target;
   }
 
-  // A registry listed as a target keeps its own timeout; one implied by image
-  // targets takes the longest of theirs.
-  const byRegistry = new Map<string, AllowedTarget & { explicit: boolean }>();
-  const byImage = new Map<string, AllowedTarget>();
-  for (const a of allowed) {
-    const p = parseTarget(a.target);
-    if (!p.ok) continue;
-    if (p.target.kind === 'registry') {
-      byRegistry.set(registryKey(p.target.registry), { target: p.target.registry, timeoutMs: a.timeoutMs, explicit: true });
-      continue;
-    }
-    const ref = p.target.ref;
-    byImage.set(imageKey(ref), a);
-    const rk = registryKey(ref.registry);
-    const known = byRegistry.get(rk);
-    if (known?.explicit) continue;
-    byRegistry.set(rk, { target: ref.registry, timeoutMs: Math.max(known?.timeoutMs ?? 0, a.timeoutMs), explicit: false });
-  }
+  const { byRegistry, byImage } = allowedIndex(allowed);
 
   let key: string;
   let match: AllowedTarget | undefined;

@@ -274,3 +274,35 @@ test('anything thrown while applying a reload is logged; reload() resolves, neve
     await r.agent.stop();
   }
 });
+
+test('each target is parsed once: probes and metrics get the same Target object, kept across a reload that keeps it', async () => {
+  const port = await freePort();
+  const path = join(dir, 'parsed.yaml');
+  const a = `127.0.0.1:${closedPort}`;
+  const b = `localhost:${closedPort}`;
+  writeFileSync(path, config(port, [a, b], '300ms'));
+  const r = await Agent.start({
+    configPath: path,
+    env: { hostname: 'node-p' },
+    processEnv: {},
+    inCluster: inClusterOff,
+    log: logTo([]),
+    reloadCheckMs: 0,
+  });
+  assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+  const agent = r.agent;
+  try {
+    const first = agent.parsedTarget(a);
+    assert.equal(first?.kind, 'registry');
+    assert.equal(first.input, a);
+    assert.equal(agent.parsedTarget(b)?.kind, 'registry');
+    const c = `127.0.0.2:${closedPort}`;
+    writeFileSync(path, config(port, [a, c], '300ms'));
+    assert.deepEqual(await agent.reload(), { ok: true });
+    assert.equal(agent.parsedTarget(a), first, 'a kept target is not parsed again');
+    assert.equal(agent.parsedTarget(b), undefined, 'a removed target is forgotten');
+    assert.equal(agent.parsedTarget(c)?.input, c);
+  } finally {
+    await agent.stop();
+  }
+});

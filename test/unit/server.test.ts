@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentMetrics } from '../../src/agent/metrics.js';
-import { createServer, probeTimeoutMs, resolveProbeRequest, type AllowedTarget } from '../../src/agent/server.js';
+import { allowedIndex, createServer, probeTimeoutMs, resolveProbeRequest, type AllowedTarget } from '../../src/agent/server.js';
 import { StatusStore } from '../../src/agent/status-store.js';
 import { renderStatusPage } from '../../src/agent/status-page.js';
 import { causeOf, reasonInfo, type Reason } from '../../src/diagnosis/catalog.js';
@@ -389,4 +389,14 @@ test('status store: since moves only on a verdict change; failures are episodes 
       [IMAGE, 'tcp_timeout', 4_000],
     ],
   );
+});
+
+test('/probe finds its target in an index built once per list of configured targets, not per request', () => {
+  const allowed = [
+    { target: 'reg.example', timeoutMs: 1000 },
+    { target: 'reg.example/team/app:v1', timeoutMs: 2000 },
+  ];
+  assert.equal(allowedIndex(allowed), allowedIndex(allowed), 'the same list reuses its index');
+  assert.notEqual(allowedIndex(allowed), allowedIndex([...allowed]), 'a new list (a reload) gets its own');
+  assert.equal(allowedIndex(allowed).byImage.get('reg.example/team/app:v1')?.timeoutMs, 2000);
 });
