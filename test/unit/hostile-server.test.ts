@@ -247,6 +247,7 @@ async function cliJson(
     /\n\s+at |internal error/,
     `${label}: stack trace or internal error on stderr:\n${run.stderr.slice(0, 2000)}`,
   );
+  console.log(`# ${label}: CLI peak RSS ${(run.rssKiB / 1024).toFixed(1)} MiB`);
   assert.ok(run.rssKiB > 0 && run.rssKiB < RSS_LIMIT_KIB, `${label}: CLI peak RSS ${(run.rssKiB / 1024).toFixed(1)} MiB (limit 150 MiB)`);
   let results: ProbeResult[];
   try {

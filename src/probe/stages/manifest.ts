@@ -21,6 +21,7 @@ import { parseBoundedJson } from '../../net/bounded-json.js';
 import type { IndexCache } from '../index-cache.js';
 import { sendFollowing, type FollowResult, type ReachHost } from '../manifest-fetch.js';
 import { nearestTags } from '../tag-suggestions.js';
+import { collectGarbage } from '../../shared/collect-garbage.js';
 import { editDistance } from '../../shared/edit-distance.js';
 
 export { editDistance, nearestTags };
@@ -306,7 +307,12 @@ async function checkPlatform(
     s.detail.indexCached = true;
     return platformVerdict(knownMatch, input, s, want);
   }
-  const read = (): Promise<StageOutcome<ManifestDetail>> => readIndex(ctx, input, opts, s, ref, known);
+  const read = async (): Promise<StageOutcome<ManifestDetail>> => {
+    const outcome = await readIndex(ctx, input, opts, s, ref, known);
+    // The body, its text and its parse tree are garbage now: collect them before the next index is read.
+    collectGarbage();
+    return outcome;
+  };
   return opts.indexCache ? opts.indexCache.exclusive(read) : read();
 }
 
