@@ -106,10 +106,26 @@ export interface Platform {
   variant?: string;
 }
 
+/** The credential sources the kubelet and containerd use (design.md ProbeResult `credentials.source`). */
+export type CredentialSourceKind = 'docker-config' | 'containerd-config' | 'credential-provider' | 'pull-secret';
+
+/** Where a credential came from, as the result reports it: never the secret. */
+export interface CredentialOrigin {
+  source: CredentialSourceKind;
+  /** The file path or the plugin name. */
+  name: string;
+  /** When the credential stops working (epoch ms), when knowable; null otherwise. */
+  expiresAt: number | null;
+}
+
 /** Credentials for one registry host, from a docker config or other source. */
 export interface Credential {
   username: string;
   password: string;
   /** Where it came from (file path and key), for messages; never the secret. */
   source: string;
+  /** The source as the result's `credentials` field names it. */
+  origin?: CredentialOrigin;
+  /** `password` is an identity (refresh) token and `username` is empty: the OAuth POST uses grant_type=refresh_token. */
+  identityToken?: boolean;
 }
