@@ -21,7 +21,13 @@ export interface TargetConfig {
   intervalMs: number;
   timeoutMs: number;
   jitter: number;
+  /** Also pull the image through the CRI (stage `runtime`): for one small canary image. */
+  pull?: boolean;
 }
+
+/** Where the node's container runtime takes its proxy settings from (design.md `runtime.proxy`). */
+export const PROXY_MODES = ['runtime', 'env', 'none'] as const;
+export type ProxyMode = (typeof PROXY_MODES)[number];
 
 export interface AgentConfig {
   /** host "" = all interfaces. */
@@ -38,8 +44,11 @@ export interface AgentConfig {
   /** Where the node's filesystem is mounted in the container ("" = "/"): links in the node's files resolve inside it. */
   hostRoot?: string;
   tls: { caFiles: string[] };
-  credentials: { dockerConfig: string | null };
-  containerd: { configPath: string[] };
+  credentials: { dockerConfig: string | null; providerConfig: string | null; providerBinDir: string | null };
+  /** configPath: certs.d dirs; `configPathSet`: written in the file (then it wins over config.toml's config_path). */
+  containerd: { configPath: string[]; configPathSet: boolean; config: string | null };
+  /** The CRI socket and where containerd's proxy settings are read from. */
+  runtime: { endpoint: string; proxy: ProxyMode };
   outputs: { annotation: boolean; condition: boolean; events: boolean; heartbeatMs: number };
   /** Pod discovery (needs the pod-discovery RBAC component); absent = off. */
   discover?: { pods: boolean };
@@ -69,6 +78,9 @@ export const DEFAULTS = {
   resolvConf: '/etc/resolv.conf',
   hosts: '/etc/hosts',
   containerdConfigPath: DEFAULT_CONFIG_PATH,
+  containerdConfig: '/etc/containerd/config.toml',
+  criEndpoint: 'unix:///run/containerd/containerd.sock',
+  proxy: 'runtime' as ProxyMode,
   heartbeatMs: 600_000,
 } as const;
 
@@ -93,12 +105,14 @@ const KEYS = {
     'outputs',
     'hostRoot',
     'discover',
+    'runtime',
   ],
-  target: ['image', 'registry', 'interval', 'timeout', 'jitter'],
+  target: ['image', 'registry', 'interval', 'timeout', 'jitter', 'pull'],
   dns: ['resolvConf', 'hosts'],
   tls: ['caFiles'],
-  credentials: ['dockerConfig'],
-  containerd: ['configPath'],
+  credentials: ['dockerConfig', 'providerConfig', 'providerBinDir'],
+  containerd: ['configPath', 'config'],
+  runtime: ['endpoint', 'proxy'],
   outputs: ['annotation', 'condition', 'events', 'heartbeat'],
   discover: ['pods'],
 } as const;
@@ -195,7 +209,12 @@ function parseTargets(r: Reader, raw: unknown, g: Globals): TargetConfig[] {
       return;
     }
     seen.set(id, i);
-    out.push({ target: value, kind: key, intervalMs, timeoutMs, jitter });
+    const pull = r.bool(t, 'pull', path, false);
+    if (pull && key === 'registry') {
+      r.err(join(path, 'pull'), 'a registry target has no image to pull; put pull: true on an image target');
+      return;
+    }
+    out.push({ target: value, kind: key, intervalMs, timeoutMs, jitter, ...(pull ? { pull } : {}) });
   });
   return out;
 }
@@ -336,9 +355,27 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
 
   const credS = r.section(root.credentials, 'credentials', KEYS.credentials);
   const dockerConfig = r.str(credS, 'dockerConfig', 'credentials') || null;
+  const providerConfig = r.str(credS, 'providerConfig', 'credentials') || null;
+  const providerBinDir = r.str(credS, 'providerBinDir', 'credentials') || null;
+  if (providerConfig !== null && providerBinDir === null)
+    r.err('credentials.providerBinDir', 'providerConfig is set, so the directory of the provider executables is needed too');
 
   const ctrS = r.section(root.containerd, 'containerd', KEYS.containerd);
-  const configPath = (r.str(ctrS, 'configPath', 'containerd') ?? DEFAULTS.containerdConfigPath).split(':').filter((d) => d !== '');
+  const configPathRaw = r.str(ctrS, 'configPath', 'containerd');
+  const configPath = (configPathRaw ?? DEFAULTS.containerdConfigPath).split(':').filter((d) => d !== '');
+  const ctrConfigRaw = r.str(ctrS, 'config', 'containerd');
+  const containerdConfig = ctrConfigRaw === undefined ? DEFAULTS.containerdConfig : ctrConfigRaw || null;
+
+  const rtS = r.section(root.runtime, 'runtime', KEYS.runtime);
+  const endpoint = r.str(rtS, 'endpoint', 'runtime') || DEFAULTS.criEndpoint;
+  if (!/^unix:\/\/\/./.test(endpoint) && !endpoint.startsWith('/'))
+    r.err(
+      'runtime.endpoint',
+      `expected a unix socket like "unix:///run/containerd/containerd.sock", got ${JSON.stringify(clip(endpoint))}`,
+    );
+  const proxyRaw = r.str(rtS, 'proxy', 'runtime') || DEFAULTS.proxy;
+  const proxy = PROXY_MODES.find((m) => m === proxyRaw);
+  if (proxy === undefined) r.err('runtime.proxy', `expected one of ${PROXY_MODES.join(', ')}, got ${JSON.stringify(clip(proxyRaw))}`);
 
   const outS = r.section(root.outputs, 'outputs', KEYS.outputs);
   const outputs = {
@@ -367,8 +404,9 @@ function parseChecked(text: string, source: string, env: ConfigEnv): ConfigResul
       ...(hostRoot !== undefined ? { hostRoot } : {}),
       dns,
       tls: { caFiles },
-      credentials: { dockerConfig },
-      containerd: { configPath },
+      credentials: { dockerConfig, providerConfig, providerBinDir },
+      containerd: { configPath, configPathSet: configPathRaw !== undefined, config: containerdConfig },
+      runtime: { endpoint, proxy: proxy ?? DEFAULTS.proxy },
       outputs,
       ...(root.discover !== undefined ? { discover } : {}),
     },

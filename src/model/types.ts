@@ -96,7 +96,23 @@ export interface ProbeResult {
   hint: string | null;
   degraded: boolean;
   seconds: number;
+  /**
+   * Second round: who supplied the credentials the probe sent (null: anonymous).
+   * The chain always sets it; optional only so hand-built results in tests stay short.
+   */
+  credentials?: ResultCredentials | null;
+  /** The proxy the registry requests went through, without userinfo; null: direct. Always set by the chain. */
+  proxy?: string | null;
   steps: StepResult[];
+}
+
+/** design.md ProbeResult `credentials`: the source, never the secret. */
+export interface ResultCredentials {
+  source: CredentialSourceKind;
+  /** File path or plugin name. */
+  name: string;
+  /** RFC 3339, when knowable. */
+  expiresAt: string | null;
 }
 
 /** The node's platform, as in an OCI index entry. */

@@ -50,7 +50,7 @@ test('valid full fixture parses into the exact config', () => {
     logLevel: 'debug',
     targets: [
       { target: 'registry.lab.test/app/api:v2.5.1', kind: 'image', intervalMs: 120_000, timeoutMs: 15_000, jitter: 0.25 },
-      { target: 'nginx', kind: 'image', intervalMs: 90_000, timeoutMs: 5_000, jitter: 0.25 },
+      { target: 'nginx', kind: 'image', intervalMs: 90_000, timeoutMs: 5_000, jitter: 0.25, pull: true },
       { target: 'ghcr.io', kind: 'registry', intervalMs: 30_000, timeoutMs: 15_000, jitter: 0 },
       {
         target: 'registry.lab.test:5000/team/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
@@ -62,8 +62,17 @@ test('valid full fixture parses into the exact config', () => {
     ],
     dns: { resolvConf: '/host/etc/resolv.conf', hosts: '/host/etc/hosts' },
     tls: { caFiles: ['/etc/pullprobe/ca/lab.crt', '/etc/pullprobe/ca/proxy.crt'] },
-    credentials: { dockerConfig: '/etc/pullprobe/docker/config.json' },
-    containerd: { configPath: ['/host/etc/containerd/certs.d', '/host/etc/docker/certs.d'] },
+    credentials: {
+      dockerConfig: '/etc/pullprobe/docker/config.json',
+      providerConfig: '/host/etc/kubernetes/credential-providers.yaml',
+      providerBinDir: '/host/usr/libexec/kubernetes/credential-providers',
+    },
+    containerd: {
+      configPath: ['/host/etc/containerd/certs.d', '/host/etc/docker/certs.d'],
+      configPathSet: true,
+      config: '/host/etc/containerd/config.toml',
+    },
+    runtime: { endpoint: 'unix:///host/run/containerd/containerd.sock', proxy: 'env' },
     outputs: { annotation: true, condition: false, events: false, heartbeatMs: 300_000 },
   };
   assert.deepEqual(r.config, expected);
@@ -87,8 +96,13 @@ test('minimal fixture gets the documented defaults', () => {
     ],
     dns: { resolvConf: '/etc/resolv.conf', hosts: '/etc/hosts' },
     tls: { caFiles: [] },
-    credentials: { dockerConfig: null },
-    containerd: { configPath: ['/etc/containerd/certs.d', '/etc/docker/certs.d'] },
+    credentials: { dockerConfig: null, providerConfig: null, providerBinDir: null },
+    containerd: {
+      configPath: ['/etc/containerd/certs.d', '/etc/docker/certs.d'],
+      configPathSet: false,
+      config: '/etc/containerd/config.toml',
+    },
+    runtime: { endpoint: 'unix:///run/containerd/containerd.sock', proxy: 'runtime' },
     outputs: { annotation: true, condition: true, events: true, heartbeatMs: 600_000 },
   } satisfies AgentConfig);
 });
@@ -136,6 +150,11 @@ const REJECTED: Record<string, string> = {
   'ca-files-entry.yaml': 'tls.caFiles[1]',
   'docker-config-type.yaml': 'credentials.dockerConfig',
   'top-level-list.yaml': 'top-level-list.yaml',
+  'pull-on-registry.yaml': 'targets[0].pull',
+  'pull-type.yaml': 'targets[0].pull',
+  'bad-proxy-mode.yaml': 'runtime.proxy',
+  'bad-cri-endpoint.yaml': 'runtime.endpoint',
+  'provider-without-bin-dir.yaml': 'credentials.providerBinDir',
 };
 
 for (const [name, path] of Object.entries(REJECTED)) {
