@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { AgentMetrics, probeRegistry, registryOfTarget } from '../../src/agent/metrics.js';
+import { AgentMetrics, EVENT_LOOP_PRECISION_MS, probeRegistry, registryOfTarget } from '../../src/agent/metrics.js';
 import type { Reason, Stage } from '../../src/diagnosis/catalog.js';
 import { causeOf, reasonInfo } from '../../src/diagnosis/catalog.js';
 import type { ProbeResult, StepResult } from '../../src/model/types.js';
@@ -273,4 +273,16 @@ test('rate-limit gauges: set from the manifest step, gone when a later result ha
   text = await m.text();
   assert.ok(!text.includes('pullprobe_ratelimit_remaining{'), 'removed target: series gone');
   assert.ok(!text.includes('pullprobe_ratelimit_limit{'));
+});
+
+test('the event-loop monitor samples once a second, not every 10 ms (an idle agent wakes once a second for it)', async () => {
+  const seen: Array<{ register: unknown; precision: number }> = [];
+  const m = new AgentMetrics({
+    collectDefaults: (config) => seen.push({ register: config.register, precision: config.eventLoopMonitoringPrecision }),
+  });
+  assert.deepEqual(seen, [{ register: m.registry, precision: 1000 }]);
+  assert.equal(EVENT_LOOP_PRECISION_MS, 1000);
+  // The real collector at that precision still exports the lag series.
+  const real = new AgentMetrics();
+  assert.match(await real.text(), /^nodejs_eventloop_lag_seconds /m);
 });
