@@ -1,8 +1,11 @@
 /**
  * TCP stage: connect to every resolved address of the registry endpoint at
- * once, each with its own timeout, then close the sockets. The verdict is ok
- * when at least one address connects (the runtime's dialer needs only one);
- * `degraded` tells that some of them failed.
+ * once, each with its own timeout. The verdict is ok when at least one
+ * address connects (the runtime's dialer needs only one); `degraded` tells
+ * that some of them failed. With `keep`, the socket of the first address
+ * that connected (input order) is returned beside the outcome, to carry the
+ * TLS handshake and the HTTP requests (one connection per probe); every
+ * other socket is closed.
  */
 import net from 'node:net';
 import { REASONS, type Reason } from '../../diagnosis/catalog.js';
@@ -28,7 +31,12 @@ export interface TcpOptions {
   connectTimeoutMs: number;
   /** Socket factory (default: net.connect). */
   connect?: TcpConnect;
+  /** Keep the first connected socket open and return it (the caller owns it then). */
+  keep?: boolean;
 }
+
+/** The outcome, plus the kept socket when `keep` was asked and an address connected. Never serialised. */
+export type TcpOutcome = StageOutcome<TcpDetail> & { socket?: net.Socket };
 
 /** Code recorded when the per-address timeout or the probe deadline fires. */
 const TIMEOUT_CODE = 'ETIMEDOUT';
@@ -37,16 +45,24 @@ const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.po
 
 export { joinHostPort };
 
-export const tcpStage = async function tcpStage(ctx: ProbeContext, input: TcpInput, opts: TcpOptions): Promise<StageOutcome<TcpDetail>> {
+export const tcpStage = async function tcpStage(ctx: ProbeContext, input: TcpInput, opts: TcpOptions): Promise<TcpOutcome> {
   const start = ctx.clock.now();
   const connect = opts.connect ?? defaultConnect;
-  const results = await Promise.all(input.addresses.map((address) => dialOne(ctx, address, input.port, opts.connectTimeoutMs, connect)));
+  const dials = await Promise.all(
+    input.addresses.map((address) => dialOne(ctx, address, input.port, opts.connectTimeoutMs, connect, opts.keep === true)),
+  );
   const seconds = (ctx.clock.now() - start) / 1000;
+  const results = dials.map((d) => d.result);
+  // The first address (input order) whose socket is still open carries the rest of the probe.
+  const kept = dials.find((d) => d.socket !== undefined && !d.socket.destroyed)?.socket;
+  for (const d of dials) if (d.socket !== kept) d.socket?.destroy();
   const connected = results.filter((r) => r.ok).map((r) => r.address);
   const host = joinHostPort(input.host, input.port);
   const detail: TcpDetail = { addresses: results, connected };
   if (connected.length > 0) {
-    return { ok: true, host, degraded: connected.length < results.length, seconds, detail };
+    const out: TcpOutcome = { ok: true, host, degraded: connected.length < results.length, seconds, detail };
+    if (kept) out.socket = kept;
+    return out;
   }
   const reason = failureReason(results[0]);
   ctx.log.debug({ stage: 'tcp', host, reason, errors: results.map((r) => r.error) }, 'tcp failed');
@@ -58,7 +74,20 @@ function failureReason(first: TcpAddressResult | undefined): Reason {
   return tcpReasonForCode(first?.error) ?? 'tcp_unreachable';
 }
 
-function dialOne(ctx: ProbeContext, address: string, port: number, timeoutMs: number, connect: TcpConnect): Promise<TcpAddressResult> {
+interface Dialled {
+  result: TcpAddressResult;
+  /** The connected socket, when kept (an 'error' listener guards it until its new owner takes over). */
+  socket?: net.Socket;
+}
+
+function dialOne(
+  ctx: ProbeContext,
+  address: string,
+  port: number,
+  timeoutMs: number,
+  connect: TcpConnect,
+  keep: boolean,
+): Promise<Dialled> {
   return new Promise((resolve) => {
     const start = ctx.clock.now();
     const timer = stageTimer(ctx, timeoutMs);
@@ -69,14 +98,20 @@ function dialOne(ctx: ProbeContext, address: string, port: number, timeoutMs: nu
       done = true;
       timer.signal.removeEventListener('abort', onAbort);
       timer.dispose();
+      const seconds = (ctx.clock.now() - start) / 1000;
+      const result = error === undefined ? { address, ok, seconds } : { address, ok, error, seconds };
       if (socket) {
         socket.removeListener('connect', onConnect);
         socket.removeListener('error', onError);
-        socket.on('error', ignore); // a late error after destroy must not crash the process
+        socket.on('error', ignore); // a late error (after destroy, or while kept) must not crash the process
+        if (ok && keep) {
+          // The socket was opened with the per-address timeout's signal: aborting it later must not close it.
+          resolve({ result, socket });
+          return;
+        }
         socket.destroy();
       }
-      const seconds = (ctx.clock.now() - start) / 1000;
-      resolve(error === undefined ? { address, ok, seconds } : { address, ok, error, seconds });
+      resolve({ result });
     };
     const onAbort = (): void => finish(false, TIMEOUT_CODE);
     const onConnect = (): void => finish(true);

@@ -5,6 +5,11 @@
  * crypto/x509 Certificate.Verify finds them (what containerd sees): the
  * leaf's validity period, then the host name, then the chain to a trusted
  * root.
+ *
+ * Given the TCP stage's connected `socket`, the handshake upgrades it (one
+ * connection per probe) and, with `keep`, the verified TLS socket is
+ * returned beside the outcome for the HTTP requests. The chain is read once,
+ * as the X509Certificate objects the socket already holds.
  */
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
@@ -13,7 +18,8 @@ import { REASONS, type Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
-import { SecureContextCache } from '../../node-config/trust.js';
+import type { SecureContextCache } from '../../node-config/trust.js';
+import { secureContextFor, type ClientCert } from '../../net/tls-contexts.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { TlsDetail } from '../../model/step-detail.js';
 export type { TlsChainEntry, TlsDetail } from '../../model/step-detail.js';
@@ -21,9 +27,11 @@ export type { TlsChainEntry, TlsDetail } from '../../model/step-detail.js';
 export interface TlsInput {
   /** SNI and the name to verify; may be an IP literal (then no SNI). */
   host: string;
-  /** Address to connect to. */
+  /** Address to connect to (recorded in the detail). */
   address: string;
   port: number;
+  /** A connected TCP socket to `address` to upgrade, instead of dialling a new one. */
+  socket?: net.Socket;
 }
 
 export type TlsConnect = (o: tls.ConnectionOptions) => tls.TLSSocket;
@@ -38,18 +46,25 @@ export interface TlsOptions {
   connect?: TlsConnect;
   /** Where the SecureContext for `ca` is kept (the probe's caches); default: built for this handshake only. */
   secureContexts?: SecureContextCache;
+  /** Certificate and key presented in the handshake (hosts.toml `client`). */
+  clientCert?: ClientCert;
+  /** On success, keep the TLS socket open and return it (the caller owns it then). */
+  keep?: boolean;
 }
+
+/** The outcome, plus the verified TLS socket when `keep` was asked and the handshake passed. Never serialised. */
+export type TlsOutcome = StageOutcome<TlsDetail> & { socket?: tls.TLSSocket };
 
 interface Verdict {
   reason: Reason;
   message: string;
 }
 
-export const tlsStage = async function tlsStage(ctx: ProbeContext, input: TlsInput, opts: TlsOptions): Promise<StageOutcome<TlsDetail>> {
+export const tlsStage = async function tlsStage(ctx: ProbeContext, input: TlsInput, opts: TlsOptions): Promise<TlsOutcome> {
   const start = ctx.clock.now();
   const host = joinHostPort(input.host, input.port);
   const name = unbracket(input.host);
-  const hs = await handshake(ctx, input.address, input.port, name, opts);
+  const hs = await handshake(ctx, input, name, opts);
   const seconds = (ctx.clock.now() - start) / 1000;
   if (hs.kind === 'timeout') {
     return fail('tls_timeout', REASONS.tls_timeout.message, { address: input.address, error: 'ETIMEDOUT' });
@@ -68,8 +83,13 @@ export const tlsStage = async function tlsStage(ctx: ProbeContext, input: TlsInp
     const code = 'ERR_TLS_CERT_PARSE';
     return fail('tls_handshake', `${REASONS.tls_handshake.message}: ${code}`, { address: input.address, error: code });
   }
-  if (verdict) return fail(verdict.reason, verdict.message, detail);
-  return { ok: true, host, seconds, detail };
+  if (verdict) {
+    hs.socket?.destroy();
+    return fail(verdict.reason, verdict.message, detail);
+  }
+  const out: TlsOutcome = { ok: true, host, seconds, detail };
+  if (hs.socket) out.socket = hs.socket;
+  return out;
 
   function fail(reason: Reason, message: string, detail: TlsDetail): StageOutcome<TlsDetail> {
     ctx.log.debug({ stage: 'tls', host, reason, error: detail.error ?? detail.authorizationError }, 'tls failed');
@@ -83,11 +103,13 @@ interface Handshaken {
   cipher: string;
   chain: X509Certificate[];
   authorizationError: string | undefined;
+  /** The open socket, when kept. */
+  socket?: tls.TLSSocket;
 }
 
 type HandshakeResult = Handshaken | { kind: 'timeout' } | { kind: 'error'; code: string };
 
-function handshake(ctx: ProbeContext, address: string, port: number, name: string, opts: TlsOptions): Promise<HandshakeResult> {
+function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOptions): Promise<HandshakeResult> {
   const connect = opts.connect ?? tls.connect;
   return new Promise((resolve) => {
     const timer = stageTimer(ctx, opts.handshakeTimeoutMs);
@@ -102,8 +124,13 @@ function handshake(ctx: ProbeContext, address: string, port: number, name: strin
         socket.removeListener('secureConnect', onSecure);
         socket.removeListener('error', onError);
         socket.on('error', ignore);
+        if (r.kind === 'ok' && opts.keep === true && !socket.destroyed) {
+          resolve({ ...r, socket });
+          return;
+        }
         socket.destroy();
       }
+      input.socket?.destroy();
       resolve(r);
     };
     const onAbort = (): void => finish({ kind: 'timeout' });
@@ -132,10 +159,9 @@ function handshake(ctx: ProbeContext, address: string, port: number, name: strin
     timer.signal.addEventListener('abort', onAbort, { once: true });
     try {
       socket = connect({
-        host: address,
-        port,
+        ...(input.socket ? { socket: input.socket } : { host: input.address, port: input.port }),
         ...(net.isIP(name) ? {} : { servername: name }),
-        secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca),
+        secureContext: secureContextFor(opts.secureContexts, opts.ca, opts.clientCert),
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined, // decided in verify(), in Go's order
       });
@@ -148,23 +174,24 @@ function handshake(ctx: ProbeContext, address: string, port: number, name: strin
   });
 }
 
-/**
- * What getPeerCertificate(true) really returns, wider than @types/node says: null once the
- * socket is destroyed, {} when the peer sent no certificate, no issuerCertificate past the end.
- */
-type PeerCertificate = Partial<Pick<tls.DetailedPeerCertificate, 'raw' | 'fingerprint256'>> & { issuerCertificate?: PeerCertificate };
-const peerCertificate = (socket: tls.TLSSocket): PeerCertificate | null => socket.getPeerCertificate(true);
+/** Wider than @types/node says: undefined when the peer sent no certificate (or the socket is gone). */
+const peerX509 = (socket: tls.TLSSocket): X509Certificate | undefined => socket.getPeerX509Certificate() as X509Certificate | undefined;
 
-/** Leaf first, following issuerCertificate links (Node completes the chain from the trust store). */
+/** Bound on the chain walk (a real chain is 2-4 long). */
+const MAX_CHAIN = 16;
+
+/**
+ * Leaf first, following issuerCertificate links (Node completes the chain
+ * from the trust store). The X509Certificate objects come straight from the
+ * socket: no JS copy of every field (getPeerCertificate) and no DER re-parse.
+ */
 function peerChain(socket: tls.TLSSocket): X509Certificate[] {
   const out: X509Certificate[] = [];
-  const seen = new Set<PeerCertificate>();
-  let cert = peerCertificate(socket);
-  while (cert?.raw && !seen.has(cert)) {
-    seen.add(cert);
-    out.push(new X509Certificate(cert.raw));
-    const next = cert.issuerCertificate;
-    if (!next || next === cert || next.fingerprint256 === cert.fingerprint256) break;
+  let cert = peerX509(socket);
+  while (cert && out.length < MAX_CHAIN) {
+    out.push(cert);
+    const next: X509Certificate | undefined = cert.issuerCertificate;
+    if (!next || next.fingerprint256 === cert.fingerprint256) break;
     cert = next;
   }
   return out;
