@@ -11,6 +11,12 @@
  * at most one run per interval and cannot pile up. At most `concurrency` runs
  * are in flight; each target has its own timer, so a hung target only holds
  * its own slot. Errors thrown by `run` are logged, never left unhandled.
+ *
+ * Start-up: `start()` only arms one timer per target (no probe runs inside
+ * it), so the first cycle is spread over each target's jitter window and the
+ * agent is ready — serving, every first probe scheduled (`scheduled`) — at
+ * once, not when the first cycle has finished (200 targets of a 60 s interval
+ * with jitter 0.1: first probes spread over 6 s, ready in milliseconds).
  */
 import { realClock, silentLog, type Clock, type Log } from '../model/types.js';
 import { realTimers, type Timers } from '../shared/timers.js';
@@ -105,6 +111,15 @@ export class Scheduler {
     this.updateTargets(opts.targets);
   }
 
+  /**
+   * True once `start()` has given every target its first slot (and until
+   * `stop()`): the agent's readiness, which does not wait for any probe.
+   */
+  get scheduled(): boolean {
+    return this.#started && !this.#stopped;
+  }
+
+  /** Give every target its first slot: now + its node offset in the jitter window. Runs nothing itself. */
   start(): void {
     if (this.#started || this.#stopped) return;
     this.#started = true;

@@ -36,7 +36,7 @@ export interface ServerDeps {
   allowed: () => readonly AllowedTarget[];
   /** Effective configuration, already redacted. */
   effectiveConfig: () => object;
-  /** True once the first periodic cycle finished. */
+  /** True once the agent serves and every target's first probe is scheduled (not when the first cycle finished). */
   ready: () => boolean;
   /** Registries found by pod discovery (not configured). */
   discovered?: () => readonly string[];
@@ -237,7 +237,7 @@ export function createServer(deps: ServerDeps): AgentServer {
         return;
       case '/readyz':
         if (deps.ready()) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
-        else send(res, 503, 'text/plain; charset=utf-8', 'not ready: first probe cycle not finished\n');
+        else send(res, 503, 'text/plain; charset=utf-8', 'not ready: starting, first probes not scheduled yet\n');
         return;
       case '/metrics':
         send(res, 200, deps.metrics.contentType, await deps.metrics.text());
