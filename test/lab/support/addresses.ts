@@ -44,7 +44,16 @@ export const ADDR = {
   wronghost: '10.231.100.14',
   untrusted: '10.231.100.15',
   auth: '10.231.100.20',
+  /** tinyproxy (Lab.up({ proxy: true })): CONNECT to 443 allowed. */
+  proxy: '10.231.100.30',
+  /** tinyproxy that refuses CONNECT to 443 (403 "Access violation"). */
+  proxyDeny: '10.231.100.31',
+  /** tinyproxy with BasicAuth (407 without the lab credentials). */
+  proxyAuth: '10.231.100.32',
 } as const;
+
+/** Port every lab proxy listens on. */
+export const PROXY_PORT = 3128;
 
 /** Registry hosts: name → address and auth mode. */
 export const REGISTRIES = {
@@ -73,6 +82,10 @@ export const DNS_NAMES = {
   refused: 'refused.lab.test',
   /** Forwarded to a port-unreachable upstream: never answered (client timeout). */
   timeout: 'timeout.lab.test',
+  /** The lab proxies (see ADDR.proxy*). */
+  proxy: 'proxy.lab.test',
+  proxyDeny: 'proxy-deny.lab.test',
+  proxyAuth: 'proxy-auth.lab.test',
   /** Exists with an A record only for the host-record, no AAAA. */
   wronghostCertName: 'other.lab.test',
 } as const;

@@ -24,6 +24,17 @@ export function hostsToml(host: string, caFile: string): string {
   return `server = "https://${host}"\nca = "${caFile}"\n\n[host]\n`;
 }
 
+/** What a node's config.toml says about registries (Lab.restartContainerd). */
+export interface ContainerdRegistryOptions {
+  /** Keep `registry.config_path` = the node's certs.d (default true). */
+  configPath?: boolean;
+  /**
+   * Extra TOML appended to the file, e.g. a \`[plugins."io.containerd.grpc.v1.cri".registry.configs."basic.lab.test".auth]\`
+   * table or \`registry.mirrors\` (without config_path: 1.6 rejects both together).
+   */
+  extra?: string;
+}
+
 export function writeContainerdFiles(nodeDir: string, caFile: string): ContainerdPaths {
   const base = join(nodeDir, 'containerd');
   const configPath = join(nodeDir, 'certs.d');
@@ -34,6 +45,17 @@ export function writeContainerdFiles(nodeDir: string, caFile: string): Container
   }
   const socket = join(base, 'containerd.sock');
   const config = join(base, 'config.toml');
+  writeContainerdConfig(nodeDir);
+  return { socket, configPath, config };
+}
+
+/** (Re)write <node>/containerd/config.toml; the root stays the same, so images survive a restart. */
+export function writeContainerdConfig(nodeDir: string, opts: ContainerdRegistryOptions = {}): string {
+  const base = join(nodeDir, 'containerd');
+  const configPath = join(nodeDir, 'certs.d');
+  const socket = join(base, 'containerd.sock');
+  const config = join(base, 'config.toml');
+  const registry = opts.configPath === false ? '' : `  [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "${configPath}"\n`;
   writeFileSync(
     config,
     `version = 2
@@ -54,15 +76,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   sandbox_image = "registry.lab.test/lab/pause:none"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${configPath}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+${registry}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${join(base, 'cni-bin')}"
     conf_dir = "${join(base, 'cni-conf')}"
-`,
+${opts.extra ?? ''}`,
+    { mode: 0o600 },
   );
-  return { socket, configPath, config };
+  return config;
 }
+
+/** containerd starts with no proxy unless a test gives one (Lab.restartContainerd). */
+export const NO_PROXY_ENV = { HTTPS_PROXY: '', HTTP_PROXY: '', NO_PROXY: '', https_proxy: '', http_proxy: '', no_proxy: '' } as const;
 
 const BIND = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
 
@@ -75,13 +99,14 @@ export async function startContainerd(
   logDir: string,
   onStart: (d: Daemon) => void,
   timeoutMs = 8000,
+  env: Record<string, string> = {},
 ): Promise<void> {
   const d = spawnInNs(
     ns,
     name,
     ['/bin/sh', '-c', BIND, 'sh', etc.resolvConf, etc.hosts, '/usr/bin/containerd', '--config', paths.config],
     logDir,
-    { HTTPS_PROXY: '', HTTP_PROXY: '', https_proxy: '', http_proxy: '' },
+    { ...NO_PROXY_ENV, ...env },
   );
   onStart(d);
   const until = Date.now() + timeoutMs;

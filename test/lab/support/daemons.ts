@@ -105,6 +105,9 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
     ...REGISTRY_HOSTS.map((h) => `host-record=${h},${REGISTRIES[h].address}`),
     `host-record=${AUTH_HOST},${ADDR.auth}`,
     `host-record=${DNS_NAMES.wronghostCertName},${ADDR.wronghost}`,
+    `host-record=${DNS_NAMES.proxy},${ADDR.proxy}`,
+    `host-record=${DNS_NAMES.proxyDeny},${ADDR.proxyDeny}`,
+    `host-record=${DNS_NAMES.proxyAuth},${ADDR.proxyAuth}`,
   ];
   const good = [
     ...base,

@@ -44,7 +44,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ADDR, NODE_NAMES, SUBNETS, type NodeName, type RegistryHost } from './addresses.js';
-import { startContainerd, writeContainerdFiles } from './containerd.js';
+import {
+  startContainerd,
+  writeContainerdConfig,
+  writeContainerdFiles,
+  type ContainerdPaths,
+  type ContainerdRegistryOptions,
+} from './containerd.js';
+import { startProxies } from './proxy.js';
 import { pushImages, REPO_ROOT, startDaemons, type Daemon } from './daemons.js';
 import { addFault, clearFaults, initNft, isNftFault, listRules, type NftFaultOptions } from './nft.js';
 import { createTopology, deleteNamespacesSync, isAlive, listLabNamespaces, nsName, runIdOf, type Role } from './netns.js';
@@ -93,6 +100,14 @@ export interface LabOptions {
   keepState?: boolean;
   /** Also start containerd 1.6 in each node namespace (paths.containerd). */
   containerd?: boolean;
+  /** Also start the tinyproxy instances (proxy.ts: proxy.lab.test, proxy-deny.lab.test, proxy-auth.lab.test). */
+  proxy?: boolean;
+}
+
+/** How Lab.restartContainerd starts a node's containerd again. */
+export interface ContainerdRestartOptions extends ContainerdRegistryOptions {
+  /** Extra environment, e.g. { HTTPS_PROXY, NO_PROXY } (every proxy variable is empty otherwise). */
+  env?: Record<string, string>;
 }
 
 export interface LabPaths {
@@ -308,7 +323,8 @@ export class Lab {
           ),
         ),
       );
-      const [started] = await Promise.all([startDaemons(nsName(run, 'services'), dir, pki, record), ctrdUp]);
+      const proxiesUp = opts.proxy ? startProxies(nsName(run, 'services'), dir, pki.credentials, record) : Promise.resolve();
+      const [started] = await Promise.all([startDaemons(nsName(run, 'services'), dir, pki, record), ctrdUp, proxiesUp]);
       state.tokenModeFile = started.tokenModeFile;
       save();
       await pushImages(nsName(run, 'services'), dir, pki, record);
@@ -333,6 +349,52 @@ export class Lab {
   /** Run argv inside a node namespace (node's resolv.conf/hosts bound over /etc). */
   exec(node: NodeName, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     return execInNs(this.ns[node], argv, { resolvConf: this.paths.resolvConf[node], hosts: this.paths.hosts[node] }, REPO_ROOT, opts);
+  }
+
+  /**
+   * Stop a node's containerd and start it again with another environment
+   * and/or config.toml (same root: remove images through the CRI between
+   * cases). Without options it comes back as Lab.up started it.
+   */
+  async restartContainerd(node: NodeName, opts: ContainerdRestartOptions = {}): Promise<void> {
+    const c = this.paths.containerd?.[node];
+    if (!c) throw new Error('restartContainerd needs Lab.up({ containerd: true })');
+    const name = `containerd-${node}`;
+    const nodeDir = join(this.dir, 'nodes', node);
+    const old = this.daemons.find((d) => d.name === name);
+    const oldPid = old?.pid ?? this.state.pids[name];
+    if (oldPid !== undefined) {
+      try {
+        process.kill(oldPid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      const until = Date.now() + 5000;
+      while (isAlive(oldPid) && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      if (isAlive(oldPid)) process.kill(oldPid, 'SIGKILL');
+    }
+    if (old) this.daemons.splice(this.daemons.indexOf(old), 1);
+    rmSync(c.socket, { force: true });
+    const config = writeContainerdConfig(nodeDir, {
+      ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
+      ...(opts.extra !== undefined ? { extra: opts.extra } : {}),
+    });
+    const paths: ContainerdPaths = { socket: c.socket, configPath: c.configPath, config };
+    const record = (d: Daemon): void => {
+      this.daemons.push(d);
+      this.state.pids[d.name] = d.pid;
+      writeFileSync(stateFile(this.dir), JSON.stringify(this.state, null, 2), { mode: 0o600 });
+    };
+    await startContainerd(
+      this.ns[node],
+      name,
+      paths,
+      { resolvConf: this.paths.resolvConf[node], hosts: this.paths.hosts[node] },
+      this.paths.logs,
+      record,
+      8000,
+      opts.env ?? {},
+    );
   }
 
   /** Add a fault (several may be active at once). */
