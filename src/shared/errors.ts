@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   trust: 'PULLPROBE_TRUST',
   hostsToml: 'PULLPROBE_HOSTS_TOML',
   dockerConfig: 'PULLPROBE_DOCKER_CONFIG',
+  credentialProviderConfig: 'PULLPROBE_CREDENTIAL_PROVIDER_CONFIG',
   reportInput: 'PULLPROBE_REPORT_INPUT',
   deadline: 'PULLPROBE_DEADLINE',
   runAborted: 'PULLPROBE_RUN_ABORTED',
@@ -32,6 +33,7 @@ export const USER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ERROR_CODES.trust,
   ERROR_CODES.hostsToml,
   ERROR_CODES.dockerConfig,
+  ERROR_CODES.credentialProviderConfig,
   ERROR_CODES.reportInput,
 ]);
 
@@ -109,6 +111,12 @@ export class HostsTomlError extends PullprobeError {
 export class DockerConfigError extends PullprobeError {
   override readonly name = 'DockerConfigError';
   readonly code = ERROR_CODES.dockerConfig;
+}
+
+/** A kubelet CredentialProviderConfig the kubelet would refuse. Names the file and the field, never an env value. */
+export class CredentialProviderConfigError extends PullprobeError {
+  override readonly name = 'CredentialProviderConfigError';
+  readonly code = ERROR_CODES.credentialProviderConfig;
 }
 
 /** `report`: the node list is not what kubectl prints, or kubectl failed. */
