@@ -118,6 +118,9 @@ function frame(msg: Buffer): Buffer {
   return Buffer.concat([head, msg]);
 }
 
+/** The runtime gets the deadline as grpc-timeout; the lab cancels GRACE_MS later if no answer came (so containerd's own text wins). */
+const GRACE_MS = 1500;
+
 /** One unary call. Never throws: transport failures come back as UNAVAILABLE (14). */
 export function criCall(socket: string, method: string, request: Buffer, deadlineMs: number): Promise<CriCallResult> {
   return new Promise((resolve) => {
@@ -132,7 +135,7 @@ export function criCall(socket: string, method: string, request: Buffer, deadlin
     };
     const timer = setTimeout(
       () => finish({ ok: false, code: 4, text: `deadline of ${deadlineMs} ms exceeded (cancelled by the lab)`, deadline: true }),
-      deadlineMs,
+      deadlineMs + GRACE_MS,
     );
     session.on('error', (e: Error) => finish({ ok: false, code: 14, text: `CRI socket ${socket}: ${e.message}`, deadline: false }));
     const stream = session.request({

@@ -457,6 +457,13 @@ export class Lab {
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 2000))]);
   }
 
+  /** PID of a node's containerd (its /proc/<pid>/environ is what --proxy-from-pid reads). */
+  containerdPid(node: NodeName): number {
+    const pid = this.state.pids[`containerd-${node}`];
+    if (pid === undefined) throw new Error('no containerd: Lab.up({ containerd: true })');
+    return pid;
+  }
+
   /** PIDs of the daemons this lab started (for leak checks). */
   pids(): number[] {
     return Object.values(this.state.pids);
