@@ -8,9 +8,11 @@
  * JSON.parse's own message is not used either, since V8 quotes the input.
  */
 import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import type { Credential } from '../model/types.js';
 import { DOCKER_HUB, isDockerHubHost } from '../model/reference.js';
 import { labelMatch } from './label-glob.js';
+import { cannotRead, normaliseRoot, readNodeFile, realHostFs, type HostFs } from './host-root.js';
 import { DockerConfigError, FileUnreadableError } from '../shared/errors.js';
 import { isPlainObject } from '../shared/guards.js';
 
@@ -26,6 +28,8 @@ export interface DockerAuthEntry {
   path: string;
   username: string;
   password: string;
+  /** The secret is the entry's `identitytoken` (sent as ("", token), OAuth refresh_token grant). */
+  identityToken?: true;
 }
 
 export interface DockerAuths {
@@ -97,12 +101,19 @@ function parseEntry(source: string, key: string, value: Json | undefined): Docke
   }
   if (username) return { key, host, path, username, password: password ?? '' };
   // containerd: an identity token is sent as ("", token) → OAuth refresh_token grant.
-  if (identityToken) return { key, host, path, username: '', password: identityToken };
+  if (identityToken) return { key, host, path, username: '', password: identityToken, identityToken: true };
   return undefined; // e.g. {} written when a credsStore holds the secret: anonymous
 }
 
+/**
+ * How to read the file: `auto` (an `auths` map, else a legacy .dockercfg top-level server map);
+ * `config.json` as the kubelet reads config.json (only `auths`; none means no entries);
+ * `dockercfg` as the kubelet reads .dockercfg (the top level is the server map).
+ */
+export type DockerConfigFormat = 'auto' | 'config.json' | 'dockercfg';
+
 /** Parse a config.json / .dockerconfigjson (or legacy .dockercfg) text. Throws DockerConfigError. */
-export function parseDockerConfig(text: string, source: string): DockerAuths {
+export function parseDockerConfig(text: string, source: string, format: DockerConfigFormat = 'auto'): DockerAuths {
   let doc: Json;
   try {
     doc = JSON.parse(text) as Json;
@@ -110,7 +121,8 @@ export function parseDockerConfig(text: string, source: string): DockerAuths {
     throw new DockerConfigError(`${source}: not valid JSON`);
   }
   if (!isObject(doc)) throw new DockerConfigError(`${source}: top level must be a JSON object`);
-  let auths: Json | undefined = doc['auths'];
+  let auths: Json | undefined = format === 'dockercfg' ? doc : doc['auths'];
+  if (format === 'config.json') auths ??= {};
   if (auths === undefined) {
     // legacy .dockercfg: the server map is the top level
     const legacy = Object.values(doc).every((v) => isObject(v) && ('auth' in v || 'username' in v));
@@ -167,7 +179,19 @@ export function credentialFor(auths: DockerAuths, registryHost: string, reposito
     });
   const best = matches[0];
   if (!best) return undefined;
-  return { username: best.username, password: best.password, source: `${auths.source}: auths[${JSON.stringify(best.key)}]` };
+  return entryCredential(auths.source, best);
+}
+
+/** The Credential for one entry of `file`: origin docker-config, no knowable expiry. */
+export function entryCredential(file: string, e: DockerAuthEntry): Credential {
+  const c: Credential = {
+    username: e.username,
+    password: e.password,
+    source: `${file}: auths[${JSON.stringify(e.key)}]`,
+    origin: { source: 'docker-config', name: file, expiresAt: null },
+  };
+  if (e.identityToken) c.identityToken = true;
+  return c;
 }
 
 export type ReadFile = (path: string, encoding: 'utf8') => string;
@@ -184,4 +208,65 @@ export function loadDockerConfig(path: string, readFile: ReadFile = readFileSync
     });
   }
   return parseDockerConfig(text, path);
+}
+
+export interface KubeletDockerConfigPathsOptions {
+  /** The kubelet's --root-dir (its preferred docker config path). Default /var/lib/kubelet. */
+  rootDir?: string;
+  /** The kubelet's working directory. Default "/" (systemd's). */
+  workingDir?: string;
+  /** The kubelet's $HOME; null when unset, as for a systemd system service without User= (the default). */
+  home?: string | null;
+}
+
+/** filepath.Abs(filepath.Join(dir, name)) with `cwd` for a relative result. */
+function absJoin(cwd: string, dir: string, name: string): string {
+  const joined = posix.join(dir, name);
+  return posix.isAbsolute(joined) ? joined : posix.join(cwd, joined);
+}
+
+/**
+ * The docker config files the kubelet reads for node-wide credentials, in its order
+ * (kubernetes pkg/credentialprovider/config.go ReadDockerConfigFile): config.json in
+ * the root dir, the working dir, $HOME/.docker and /.docker; then legacy .dockercfg in
+ * the root dir, the working dir, $HOME and /. The first file that reads and parses wins.
+ */
+export function kubeletDockerConfigPaths(o: KubeletDockerConfigPathsOptions = {}): string[] {
+  const root = o.rootDir ?? '/var/lib/kubelet';
+  const cwd = o.workingDir ?? '/';
+  const home = o.home ?? '';
+  const json = [root, '', posix.join(home, '.docker'), '/.docker'].map((d) => absJoin(cwd, d, 'config.json'));
+  const legacy = [root, '', home, '/'].map((d) => absJoin(cwd, d, '.dockercfg'));
+  return [...new Set([...json, ...legacy])];
+}
+
+export interface KubeletDockerConfig {
+  /** The file the kubelet would use, or null when none reads and parses. */
+  found: DockerAuths | null;
+  /** Files that exist but cannot be read or parsed (the kubelet skips them and goes on). */
+  problems: string[];
+}
+
+/** Read the kubelet's docker config search list under a host root: the first file that reads and parses. */
+export function readKubeletDockerConfig(
+  paths: readonly string[],
+  hostRoot: string | undefined,
+  hfs: HostFs = realHostFs,
+): KubeletDockerConfig {
+  const problems: string[] = [];
+  const root = normaliseRoot(hostRoot);
+  for (const file of paths) {
+    const r = readNodeFile(root + file, hostRoot, hfs);
+    if (!r.ok) {
+      if (r.code !== 'ENOENT' && r.code !== 'ENOTDIR') problems.push(`${cannotRead(file, r)}; the kubelet skips it`);
+      continue;
+    }
+    try {
+      const auths = parseDockerConfig(r.text, file, posix.basename(file) === '.dockercfg' ? 'dockercfg' : 'config.json');
+      return { found: auths, problems };
+    } catch (err) {
+      problems.push(`${(err as Error).message}; the kubelet skips this file`);
+    }
+  }
+  return { found: null, problems };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,8 @@ import {
   loadDockerConfig,
   normalizeAuthKey,
   parseDockerConfig,
+  kubeletDockerConfigPaths,
+  readKubeletDockerConfig,
   type DockerAuths,
 } from '../../src/node-config/docker-config.js';
 import { FileUnreadableError } from '../../src/shared/errors.js';
@@ -25,6 +27,7 @@ test('auth is base64 user:password; source names file and key', () => {
     username: 'alice',
     password: `${CANARY}:x`,
     source: '/x/config.json: auths["reg.io"]',
+    origin: { source: 'docker-config', name: SRC, expiresAt: null },
   });
 });
 
@@ -33,7 +36,12 @@ test('username/password fields, and auth wins over them (kubelet DockerConfigEnt
     cfg({ 'a.io': { username: 'u', password: 'p' }, 'b.io': { username: 'u', password: 'p', auth: b64('bob:pw') } }),
     SRC,
   );
-  assert.deepEqual(credentialFor(a, 'a.io'), { username: 'u', password: 'p', source: `${SRC}: auths["a.io"]` });
+  assert.deepEqual(credentialFor(a, 'a.io'), {
+    username: 'u',
+    password: 'p',
+    source: `${SRC}: auths["a.io"]`,
+    origin: { source: 'docker-config', name: SRC, expiresAt: null },
+  });
   const b = credentialFor(a, 'b.io');
   assert.ok(b, 'a credential for b.io');
   assert.equal(b.username, 'bob');
@@ -46,6 +54,8 @@ test('identitytoken gives ("", token) as containerd does', () => {
   assert.ok(c, 'a credential for acr.io');
   assert.equal(c.username, '');
   assert.equal(c.password, 'tok');
+  assert.equal(c.identityToken, true);
+  assert.equal(credentialFor(a, 'acr.io', undefined)?.origin?.source, 'docker-config');
 });
 
 test('NULs trimmed from a decoded password; empty entries are anonymous', () => {
@@ -210,4 +220,60 @@ test('a glob key with many stars costs linear time, not exponential (kubelet per
   assert.equal(credentialFor(a, `${'a'.repeat(44)}b.example.com`)?.username, 'g');
   const used = process.cpuUsage(start);
   assert.ok((used.user + used.system) / 1e6 < 1, `CPU ${(used.user + used.system) / 1e6} s`);
+});
+
+test("kubeletDockerConfigPaths: the kubelet's search order (root dir, working dir, $HOME/.docker, /.docker, then .dockercfg)", () => {
+  assert.deepEqual(kubeletDockerConfigPaths({ home: '/root' }), [
+    '/var/lib/kubelet/config.json',
+    '/config.json',
+    '/root/.docker/config.json',
+    '/.docker/config.json',
+    '/var/lib/kubelet/.dockercfg',
+    '/.dockercfg',
+    '/root/.dockercfg',
+  ]);
+  // HOME unset (systemd service without User=): "$HOME/.docker" is ".docker" under the working dir.
+  assert.deepEqual(kubeletDockerConfigPaths({ rootDir: '/data/kubelet', workingDir: '/srv' }), [
+    '/data/kubelet/config.json',
+    '/srv/config.json',
+    '/srv/.docker/config.json',
+    '/.docker/config.json',
+    '/data/kubelet/.dockercfg',
+    '/srv/.dockercfg',
+    '/.dockercfg',
+  ]);
+});
+
+test('readKubeletDockerConfig: under a host root, the first file that reads and parses wins; broken ones are skipped and named', () => {
+  const root = mkdtempSync(join(tmpdir(), 'pullprobe-kubelet-dockercfg-'));
+  try {
+    const put = (file: string, text: string): void => {
+      mkdirSync(join(root, file, '..'), { recursive: true });
+      writeFileSync(join(root, file), text);
+    };
+    const paths = kubeletDockerConfigPaths({ home: '/root' });
+    const lookup = (): { file: string | null; user: string | undefined; problems: string[] } => {
+      const r = readKubeletDockerConfig(paths, root);
+      return { file: r.found?.source ?? null, user: r.found?.entries[0]?.username, problems: r.problems };
+    };
+    assert.deepEqual(lookup(), { file: null, user: undefined, problems: [] });
+    put('.dockercfg', JSON.stringify({ 'reg.io': { auth: b64('legacy:pw') } }));
+    assert.deepEqual(lookup(), { file: '/.dockercfg', user: 'legacy', problems: [] });
+    put('root/.docker/config.json', cfg({ 'reg.io': { auth: b64('home:pw') } }));
+    assert.deepEqual(lookup(), { file: '/root/.docker/config.json', user: 'home', problems: [] });
+    put('var/lib/kubelet/config.json', `{"auths": {"reg.io": {"auth": "${CANARY}!!"}}}`);
+    const broken = lookup();
+    assert.equal(broken.file, '/root/.docker/config.json');
+    assert.match(broken.problems[0] ?? '', /^\/var\/lib\/kubelet\/config\.json: .*auth.*the kubelet skips this file$/);
+    assert.ok(!broken.problems.join('').includes(CANARY));
+    put('var/lib/kubelet/config.json', cfg({ 'reg.io': { auth: b64('kubelet:pw') } }));
+    assert.deepEqual(lookup(), { file: '/var/lib/kubelet/config.json', user: 'kubelet', problems: [] });
+    // config.json is read as the kubelet reads it: no "auths" means no entries (and the search stops there).
+    put('var/lib/kubelet/config.json', JSON.stringify({ 'reg.io': { auth: b64('x:y') } }));
+    const noAuths = readKubeletDockerConfig(paths, root);
+    assert.equal(noAuths.found?.source, '/var/lib/kubelet/config.json');
+    assert.deepEqual(noAuths.found.entries, []);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
