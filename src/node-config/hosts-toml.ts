@@ -5,8 +5,8 @@
  * ordered endpoints containerd tries for a tag resolve and for a digest pull.
  *
  * parseHostsToml is pure. resolveRegistryHosts does the directory lookup through an
- * injected fs. Header values can hold secrets: only header names leave this module in
- * endpoints, and errors never quote the file's text.
+ * injected fs. Header values can hold secrets: endpoints carry them (`headers`, to be
+ * sent) beside `headerNames` (to be shown); warnings and errors never quote the file's text.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -16,15 +16,24 @@ import { parseGoDuration } from '../shared/go-duration.js';
 import { HostsTomlError } from '../shared/errors.js';
 import { splitHostPort } from '../shared/host-port.js';
 import { isPlainObject } from '../shared/guards.js';
+import {
+  CAPABILITIES,
+  cleanPath,
+  isLocalhost,
+  makeEndpoint,
+  markDuplicates,
+  mergeHeaders,
+  type Capability,
+  type ClientCert,
+  type RegistryEndpoint,
+} from './registry-endpoint.js';
 
-export { HostsTomlError };
+export { HostsTomlError, CAPABILITIES };
+export type { Capability, ClientCert, RegistryEndpoint };
 
 /** containerd's default config_path when none is configured (docs/cri/registry.md). */
 export const DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d';
 
-/** Capabilities containerd knows; `referrers` since 2.2 (1.x-2.1 reject a file listing it). */
-export const CAPABILITIES = ['pull', 'resolve', 'push', 'referrers'] as const;
-export type Capability = (typeof CAPABILITIES)[number];
 /** What a host without `capabilities` gets: pull, resolve, push (containerd 2.2+ adds referrers, see HostsOptions). */
 export const DEFAULT_CAPABILITIES: readonly Capability[] = ['pull', 'resolve', 'push'];
 
@@ -179,17 +188,13 @@ function readSettings(t: Table, prefix: string, known: Set<string>, { dir, file,
   const out: HostSettings = { capabilities, ca, client, skipVerify: bool('skip_verify'), overridePath: bool('override_path'), headers };
   const dt = t['dial_timeout'];
   if (dt !== undefined) {
-    if (typeof dt !== 'string' || parseGoDuration(dt) === null) fail('dial_timeout', 'must be a Go duration such as "30s"');
+    const ns = typeof dt === 'string' ? parseGoDuration(dt) : null;
+    if (ns === null) return fail('dial_timeout', 'must be a Go duration such as "30s"');
+    if (ns < 0n) warnings.push(`${file}: ${prefix}dial_timeout is negative: containerd 2.1+ fails every connection at once`);
     out.dialTimeout = dt as string;
   }
   return out;
 }
-
-/** Go path.Clean for the absolute paths that occur here. */
-const cleanPath = (p: string): string => {
-  const c = posix.normalize(p);
-  return c.length > 1 && c.endsWith('/') ? c.slice(0, -1) : c;
-};
 
 function baseUrl(raw: string, overridePath: boolean, file: string, key: string): string {
   const s = raw.startsWith('http') ? raw : `https://${raw}`; // containerd: strings.HasPrefix(server, "http")
@@ -239,28 +244,6 @@ export const nodeHostsFs: HostsFs = {
   exists: (p) => stat(p).then(() => true, orIfMissing(false, 'ENOENT', 'ENOTDIR')),
 };
 
-export interface RegistryEndpoint {
-  /** Base URL, e.g. "https://mirror.example/v2" (no /v2 with override_path). */
-  url: string;
-  scheme: string;
-  /** hostname:port to dial, default port filled in: "mirror.example:443". */
-  host: string;
-  /** containerd treats it as a proxy and adds ?ns=<registry> (docker.io → registry-1.docker.io is not a mirror). */
-  isMirror: boolean;
-  /** True for the last entry: root `server`, or the registry itself when `server` is omitted. */
-  isServer: boolean;
-  capabilities: Capability[];
-  caFiles: string[];
-  clientCerts: Array<[string, string]>;
-  skipVerify: boolean;
-  overridePath: boolean;
-  headerNames: string[];
-  /** Index of an earlier endpoint with the same URL: containerd tries it again (lab-notes gotcha 2). */
-  duplicateOf: number | null;
-  /** containerd 1.7.8+ for localhost:PORT (PORT not 80/443): `scheme` is https, and when the server answers without TLS the same request is retried over plain HTTP. */
-  httpFallback?: boolean;
-}
-
 export interface RegistryHosts {
   registry: string;
   /** hosts.toml used, or the host directory when its *.crt/*.cert files were used; null without a host directory. */
@@ -274,10 +257,9 @@ export interface RegistryHosts {
 export interface ResolveHostsOptions extends HostsOptions {
   /** Reproduce containerd 1.6/1.7-before-#10028 for a file without [host] (cert-file fallback). Default true. */
   rejectHostless?: boolean;
+  /** config.toml `registry.headers`: sent to every endpoint, before the endpoint's own `header` values. */
+  headers?: Record<string, string[]>;
 }
-
-/** containerd docker.IsLocalhost: "localhost" or a loopback IP (127.0.0.0/8, ::1). */
-const isLocalhost = (host: string): boolean => host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
 
 type Raw = { url: string | null; settings: HostSettings; isServer: boolean };
 const NONE: HostSettings = {
@@ -289,6 +271,18 @@ const NONE: HostSettings = {
   headers: {},
 };
 
+/** A filesystem failure containerd turns into a failed pull, as a HostsTomlError naming the path. */
+function fsFailure(path: string, err: unknown, registryHost: string): HostsTomlError {
+  if (err instanceof HostsTomlError) return err;
+  return new HostsTomlError(path, null, `cannot read (${codeOf(err) ?? 'error'}): containerd fails every pull of ${registryHost}`);
+}
+
+/**
+ * The endpoints containerd tries for `registryHost` under these config_path roots. Throws
+ * HostsTomlError (naming the file) only where containerd fails the pull too: a hosts.toml or
+ * host directory that exists but cannot be read. A hosts.toml that does not parse is a
+ * warning: containerd falls back to the directory's *.crt/*.cert files, and so does this.
+ */
 export async function resolveRegistryHosts(
   configPath: string[],
   registryHost: string,
@@ -300,17 +294,13 @@ export async function resolveRegistryHosts(
   const loaded = hostDir === null ? null : await loadHostDir(hostDir, registryHost, fs, opts, warnings);
   const raws = loaded?.raws ?? [{ url: null, settings: NONE, isServer: true }];
   const endpoints = raws.map((r) => toEndpoint(r, registryHost, opts));
-  for (const [i, e] of endpoints.entries()) {
-    const first = endpoints.findIndex((o) => o.url === e.url);
-    if (first < i) {
-      e.duplicateOf = first;
-      const tls = sameTls(endpoints[first], e) ? '' : ' with different TLS settings (ca/client/skip_verify)';
-      warnings.push(
-        `${e.url} is tried twice${tls}: a failing pull waits for it twice; drop that [host] table, moving its settings to the top level, and keep an empty [host] table`,
-      );
-    }
-    for (const f of [...e.caFiles, ...e.clientCerts.flat().filter((x) => x !== '')]) {
-      if (!(await fs.exists(f))) warnings.push(`${f} does not exist: containerd fails every pull of ${registryHost}`);
+  warnings.push(
+    ...markDuplicates(endpoints, 'drop that [host] table, moving its settings to the top level, and keep an empty [host] table'),
+  );
+  for (const e of endpoints) {
+    const files = [...e.caFiles, ...e.clientCerts.flatMap((c) => (c.key === c.cert ? [c.cert] : [c.cert, c.key]))];
+    for (const f of files) {
+      if (!(await fs.exists(f).catch(() => false))) warnings.push(`${f} does not exist: containerd fails every pull of ${registryHost}`);
     }
   }
   if (endpointsFor({ endpoints }, 'resolve').length === 0)
@@ -321,7 +311,14 @@ export async function resolveRegistryHosts(
 /** CRI hostDirFromRoots: the first root holding any candidate wins; each root's candidates include its own _default, so root1/_default beats root2/<host>. */
 async function findHostDir(configPath: string[], registryHost: string, fs: HostsFs): Promise<string | null> {
   for (const root of configPath.filter((p) => p !== '')) {
-    for (const name of hostDirCandidates(registryHost)) if (await fs.exists(posix.join(root, name))) return posix.join(root, name);
+    for (const name of hostDirCandidates(registryHost)) {
+      const dir = posix.join(root, name);
+      // containerd's HostDirFromRoot: a stat error other than "not found" fails the pull.
+      const found = await fs.exists(dir).catch((err: unknown) => {
+        throw fsFailure(dir, err, registryHost);
+      });
+      if (found) return dir;
+    }
   }
   return null;
 }
@@ -334,8 +331,7 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts:
   try {
     text = await fs.readFile(file);
   } catch (err) {
-    if (codeOf(err) !== 'ENOENT')
-      throw new HostsTomlError(file, null, `cannot read (${codeOf(err) ?? 'error'}): containerd fails every pull of ${registryHost}`);
+    if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw fsFailure(file, err, registryHost);
   }
   let parsed: HostsConfig | null = null;
   if (text.length > 0) {
@@ -356,18 +352,30 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts:
     raws.push({ url: parsed.server, settings: parsed.root, isServer: true });
     return { mode: 'hosts-toml' as const, source: file, raws };
   }
+  // containerd loadCertFiles: *.crt are CAs; *.cert a client certificate with the same-named *.key when present.
   const settings: HostSettings = { ...NONE, ca: [], client: [] };
-  for (const n of (await fs.readdir(dir)).sort()) {
+  const names = await fs.readdir(dir).catch((err: unknown) => {
+    throw fsFailure(dir, err, registryHost);
+  });
+  for (const n of [...names].sort()) {
     if (n.endsWith('.crt')) settings.ca.push(posix.join(dir, n));
     if (n.endsWith('.cert')) {
       const key = posix.join(dir, `${n.slice(0, -5)}.key`);
-      settings.client.push([posix.join(dir, n), (await fs.exists(key)) ? key : '']);
+      settings.client.push([posix.join(dir, n), (await fs.exists(key).catch(() => false)) ? key : '']);
     }
   }
   return { mode: 'cert-files' as const, source: dir, raws: [{ url: null, settings, isServer: true }] };
 }
 
-function toEndpoint(r: Raw, registryHost: string, opts: HostsOptions): RegistryEndpoint {
+/** Go time.ParseDuration text → whole milliseconds (at least 1); undefined when unset, 0 (no timeout of its own) or negative (warned at parse). */
+function dialTimeoutMs(raw: string | undefined): number | undefined {
+  const ns = raw === undefined ? null : parseGoDuration(raw);
+  if (ns === null || ns <= 0n) return undefined;
+  const ms = ns / 1_000_000n;
+  return Number(ms > 0n ? ms : 1n);
+}
+
+function toEndpoint(r: Raw, registryHost: string, opts: ResolveHostsOptions): RegistryEndpoint {
   let { url, settings } = r;
   let httpFallback = false;
   if (url === null) {
@@ -384,32 +392,18 @@ function toEndpoint(r: Raw, registryHost: string, opts: HostsOptions): RegistryE
       if (port !== '80') settings = { ...settings, skipVerify: true };
     }
   }
-  const m = /^([^:]+):\/\/([^/]+)/.exec(url);
-  const scheme = m?.[1] ?? 'https';
-  const authority = m?.[2] ?? '';
-  return {
-    url,
-    scheme,
-    host: /:\d+$/.test(authority) ? authority : `${authority}:${scheme === 'http' ? 80 : 443}`,
-    isMirror: authority !== registryHost && !(registryHost === DOCKER_HUB && authority === DOCKER_HUB_ENDPOINT),
-    isServer: r.isServer,
-    capabilities: [...settings.capabilities],
-    caFiles: [...settings.ca],
-    clientCerts: settings.client.map(([c, k]): [string, string] => [c, k]),
+  const dial = dialTimeoutMs(settings.dialTimeout);
+  return makeEndpoint(url, registryHost, r.isServer, {
+    capabilities: settings.capabilities,
+    caFiles: settings.ca,
+    // [cert, ""]: the key is in the certificate file (containerd reads the same PEM for both).
+    clientCerts: settings.client.map(([cert, key]): ClientCert => ({ cert, key: key === '' ? cert : key })),
     skipVerify: settings.skipVerify,
     overridePath: settings.overridePath,
-    headerNames: Object.keys(settings.headers),
-    duplicateOf: null,
+    headers: mergeHeaders(opts.headers ?? {}, settings.headers),
+    ...(dial !== undefined ? { dialTimeoutMs: dial } : {}),
     ...(httpFallback ? { httpFallback: true } : {}),
-  };
-}
-
-function sameTls(a: RegistryEndpoint | undefined, b: RegistryEndpoint): boolean {
-  return (
-    a !== undefined &&
-    a.skipVerify === b.skipVerify &&
-    JSON.stringify([a.caFiles, a.clientCerts]) === JSON.stringify([b.caFiles, b.clientCerts])
-  );
+  });
 }
 
 /**

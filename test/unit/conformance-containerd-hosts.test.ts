@@ -109,7 +109,8 @@ async function check(row: HostsCase, fixtures: Record<string, string>, opts: Hos
         ...differ('ca', ep?.caFiles.map(rel), e.ca),
         ...differ(
           'client',
-          ep?.clientCerts.map(([c, k]) => [rel(c), k === '' ? '' : rel(k)]),
+          // A key inside the certificate file is { key: cert } here, [cert, ""] upstream.
+          ep?.clientCerts.map(({ cert, key }) => [rel(cert), key === cert ? '' : rel(key)]),
           e.client,
         ),
       ];

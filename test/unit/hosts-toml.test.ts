@@ -2,7 +2,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   HostsTomlError,
@@ -227,7 +227,19 @@ describe('resolveRegistryHosts', () => {
     assert.equal(custom.overridePath, true);
     assert.equal(custom.host, 'mirror.test:8443');
     assert.deepEqual(custom.headerNames, ['x-mirror-token']);
-    assert.ok(!JSON.stringify(r).includes('not-a-real-secret'));
+    // The value travels to be sent (headers), never into a message.
+    assert.deepEqual(custom.headers, { 'x-mirror-token': ['not-a-real-secret'] });
+    assert.deepEqual(server.headers, {});
+    assert.ok(!JSON.stringify(r.warnings).includes('not-a-real-secret'));
+    // override_path: the URL's own path is the API root; /v2 endpoints keep /v2; ?ns= goes to mirrors only.
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.path, e.authority, e.namespace, e.isMirror]),
+      [
+        ['/v2', 'pull-only.mirror.test', 'reg.lab.test', true],
+        ['/custom/api', 'mirror.test:8443', 'reg.lab.test', true],
+        ['/v2', 'reg.lab.test', 'reg.lab.test', false],
+      ],
+    );
     assert.deepEqual(server.caFiles, [join(dir, 'ca.crt')]);
     assert.equal(server.isMirror, false);
     assert.equal(pullOnly.isMirror, true);
@@ -328,8 +340,9 @@ describe('resolveRegistryHosts', () => {
     assert.ok(first, 'an endpoint');
     assert.deepEqual(first.caFiles, [join(dir, 'ca.crt')]);
     assert.deepEqual(first.clientCerts, [
-      [join(dir, 'client.cert'), join(dir, 'client.key')],
-      [join(dir, 'combined.cert'), ''],
+      { cert: join(dir, 'client.cert'), key: join(dir, 'client.key') },
+      // No combined.key: containerd reads the key from the certificate file itself.
+      { cert: join(dir, 'combined.cert'), key: join(dir, 'combined.cert') },
     ]);
   });
 
@@ -404,5 +417,198 @@ describe('dial_timeout (Go time.ParseDuration)', () => {
     }
     const used = process.cpuUsage(start);
     assert.ok((used.user + used.system) / 1e6 < 1, `CPU ${(used.user + used.system) / 1e6} s`);
+  });
+});
+
+/** In-memory HostsFs over path → text; directories are the files' parents; `denied` paths fail with EACCES. */
+function memFs(files: Record<string, string>, denied: string[] = []): HostsFs {
+  const paths = Object.keys(files);
+  const deny = (p: string) => (denied.includes(p) ? Object.assign(new Error(`EACCES ${p}`), { code: 'EACCES' }) : null);
+  return {
+    readFile: (p) => {
+      const d = deny(p);
+      if (d) return Promise.reject(d);
+      const t = files[p];
+      return t === undefined ? Promise.reject(Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' })) : Promise.resolve(t);
+    },
+    readdir: (dir) => {
+      const d = deny(dir);
+      return d ? Promise.reject(d) : Promise.resolve(paths.filter((p) => posix.dirname(p) === dir).map((p) => posix.basename(p)));
+    },
+    exists: (p) => {
+      const d = deny(p);
+      return d ? Promise.reject(d) : Promise.resolve(paths.some((f) => f === p || f.startsWith(`${p}/`)));
+    },
+  };
+}
+
+describe('endpoint details the walk needs (path, headers, client certificates, dial_timeout, ns)', () => {
+  const D = '/etc/containerd/certs.d/reg.test';
+
+  it('headers: root header goes to the server only, each host its own; registry.headers from config.toml come first', async () => {
+    const fs = memFs({
+      [`${D}/hosts.toml`]: [
+        'server = "https://reg.test"',
+        '[header]',
+        'x-root = "r"',
+        '[host."https://m1.test"]',
+        '  [host."https://m1.test".header]',
+        '  x-token = ["a", "b"]',
+        '  x-common = "m1"',
+        '[host."https://m2.test"]',
+      ].join('\n'),
+    });
+    const r = await resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs, { headers: { 'x-common': ['cfg'] } });
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.headers]),
+      [
+        ['https://m1.test/v2', { 'x-common': ['cfg', 'm1'], 'x-token': ['a', 'b'] }],
+        ['https://m2.test/v2', { 'x-common': ['cfg'] }],
+        ['https://reg.test/v2', { 'x-common': ['cfg'], 'x-root': ['r'] }],
+      ],
+    );
+    assert.deepEqual(r.endpoints[0]?.headerNames, ['x-common', 'x-token']);
+  });
+
+  it('client: a string, a list, or [cert, key] pairs, relative to the hosts.toml; a single file holds its own key', async () => {
+    const fs = memFs({
+      [`${D}/hosts.toml`]: [
+        'client = "both.pem"',
+        '[host."https://m1.test"]',
+        '  client = ["/abs/a.pem", "rel/b.pem"]',
+        '[host."https://m2.test"]',
+        '  client = [["c.cert", "c.key"], ["/abs/d.cert", "/abs/d.key"]]',
+      ].join('\n'),
+      [`${D}/both.pem`]: 'x',
+      [`${D}/rel/b.pem`]: 'x',
+      [`${D}/c.cert`]: 'x',
+      [`${D}/c.key`]: 'x',
+    });
+    const r = await resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs);
+    assert.deepEqual(
+      r.endpoints.map((e) => e.clientCerts),
+      [
+        [
+          { cert: '/abs/a.pem', key: '/abs/a.pem' },
+          { cert: `${D}/rel/b.pem`, key: `${D}/rel/b.pem` },
+        ],
+        [
+          { cert: `${D}/c.cert`, key: `${D}/c.key` },
+          { cert: '/abs/d.cert', key: '/abs/d.key' },
+        ],
+        [{ cert: `${D}/both.pem`, key: `${D}/both.pem` }],
+      ],
+    );
+    // Missing files are named once each: containerd fails the pull on them.
+    assert.deepEqual(r.warnings, [
+      '/abs/a.pem does not exist: containerd fails every pull of reg.test',
+      '/abs/d.cert does not exist: containerd fails every pull of reg.test',
+      '/abs/d.key does not exist: containerd fails every pull of reg.test',
+    ]);
+  });
+
+  it('dial_timeout becomes dialTimeoutMs; "0" means no timeout of its own; a negative one is warned about', async () => {
+    const fs = memFs({
+      [`${D}/hosts.toml`]: [
+        'dial_timeout = "1m30s"',
+        '[host."https://m1.test"]',
+        '  dial_timeout = "250ms"',
+        '[host."https://m2.test"]',
+        '  dial_timeout = "0"',
+        '[host."https://m3.test"]',
+        '  dial_timeout = "-1s"',
+        '[host."https://m4.test"]',
+        '  dial_timeout = "10us"',
+      ].join('\n'),
+    });
+    const r = await resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs);
+    assert.deepEqual(
+      r.endpoints.map((e) => e.dialTimeoutMs),
+      [250, undefined, undefined, 1, 90_000],
+    );
+    assert.equal(r.warnings.length, 1);
+    assert.match(r.warnings[0] ?? '', /hosts\.toml: host\."https:\/\/m3\.test"\.dial_timeout is negative/);
+  });
+
+  it('override_path: the URL path as written is the API root (no /v2), "" for the bare host', async () => {
+    const fs = memFs({
+      [`${D}/hosts.toml`]: [
+        '[host."https://proxy.test/v2/hub-proxy"]',
+        '  override_path = true',
+        '[host."https://bare.test"]',
+        '  override_path = true',
+        '[host."https://slash.test/api/"]',
+        '  override_path = true',
+      ].join('\n'),
+    });
+    const r = await resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.url, e.path, e.overridePath]),
+      [
+        ['https://proxy.test/v2/hub-proxy', '/v2/hub-proxy', true],
+        ['https://bare.test', '', true],
+        ['https://slash.test/api', '/api', true],
+        ['https://reg.test/v2', '/v2', false],
+      ],
+    );
+  });
+
+  it('ns: a mirror of docker.io carries namespace docker.io; registry-1.docker.io is the registry itself', async () => {
+    const fs = memFs({ '/c/docker.io/hosts.toml': '[host."https://mirror.test:5000"]\n' });
+    const r = await resolveRegistryHosts(['/c'], 'docker.io', fs);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.authority, e.namespace, e.isMirror]),
+      [
+        ['mirror.test:5000', 'docker.io', true],
+        ['registry-1.docker.io', 'docker.io', false],
+      ],
+    );
+    // A port written in the server URL is part of the host containerd compares: not the namespace, so ?ns= is sent.
+    const p = await resolveRegistryHosts(
+      ['/c'],
+      'reg.test',
+      memFs({ '/c/reg.test/hosts.toml': 'server = "https://reg.test:443"\n[host]\n' }),
+    );
+    assert.deepEqual(
+      p.endpoints.map((e) => [e.authority, e.host, e.isMirror]),
+      [['reg.test:443', 'reg.test:443', true]],
+    );
+  });
+
+  it('Docker-style fallback: no hosts.toml, an empty one, or one that fails to parse → *.crt CAs and *.cert/*.key pairs', async () => {
+    for (const hostsToml of [undefined, '', 'server = [1\n', '[host."https://m.test"]\ncapabilities = ["fly"]\n']) {
+      const files: Record<string, string> = { [`${D}/a.crt`]: 'x', [`${D}/z.crt`]: 'x', [`${D}/me.cert`]: 'x', [`${D}/me.key`]: 'x' };
+      if (hostsToml !== undefined) files[`${D}/hosts.toml`] = hostsToml;
+      const r = await resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', memFs(files));
+      assert.equal(r.mode, 'cert-files', String(hostsToml));
+      assert.deepEqual(
+        r.endpoints.map((e) => [e.url, e.caFiles, e.clientCerts]),
+        [['https://reg.test/v2', [`${D}/a.crt`, `${D}/z.crt`], [{ cert: `${D}/me.cert`, key: `${D}/me.key` }]]],
+      );
+      // A file that failed to parse is named with the reason, never quoted.
+      if (hostsToml && hostsToml.length > 0) {
+        assert.equal(r.warnings.length, 1);
+        assert.match(r.warnings[0] ?? '', new RegExp(`^${D}/hosts\\.toml: .*failed to decode hosts\\.toml`));
+      } else assert.deepEqual(r.warnings, []);
+    }
+  });
+
+  it('an unreadable hosts.toml, host directory or listing is a HostsTomlError naming that path (containerd fails the pull too)', async () => {
+    const cases: Array<[string[], string]> = [
+      [[`${D}/hosts.toml`], `${D}/hosts.toml`],
+      [[D], D],
+    ];
+    for (const [denied, named] of cases) {
+      const fs = memFs({ [`${D}/ca.crt`]: 'x' }, denied);
+      await assert.rejects(resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs), (err: unknown) => {
+        assert.ok(err instanceof HostsTomlError);
+        assert.ok(err.message.startsWith(`${named}: cannot read (EACCES)`), err.message);
+        return true;
+      });
+    }
+    // Only the listing denied (exists works, readdir fails): the cert-file fallback cannot read the directory.
+    const base = memFs({ [`${D}/ca.crt`]: 'x' });
+    const fs: HostsFs = { ...base, readdir: () => Promise.reject(Object.assign(new Error('x'), { code: 'EACCES' })) };
+    await assert.rejects(resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs), /reg\.test: cannot read \(EACCES\)/);
   });
 });
