@@ -1,6 +1,9 @@
 /**
- * Everything a probe reads from the node's files, loaded once per probe run
- * (the CLI: once; the agent: once per cycle, so resolv.conf edits are seen).
+ * Everything a probe reads from the node's files. The CLI loads it once; the
+ * agent keeps an EnvironmentCache and asks it before every probe: while no
+ * file it was built from changed (one stat each, file-cache.ts) the same
+ * ProbeEnvironment comes back, so resolv.conf edits are still seen at the
+ * next probe, without re-reading every file and rebuilding the CA set.
  *
  * The node's own files (resolv.conf, hosts) never stop the probe: links are
  * followed inside the host root, an unreadable file is a problem listed in
@@ -14,7 +17,9 @@ import { parseHosts, type HostsTable } from './hosts-file.js';
 import { cannotRead, normaliseRoot, readNodeFile, realHostFs, type HostFs } from './host-root.js';
 import { loadNodeResolvConf } from './node-resolv-conf.js';
 import type { ResolvConf } from './resolv-conf.js';
-import { loadNodeTrust } from './trust.js';
+import { loadNodeTrust, TrustCache } from './trust.js';
+import { FileCache, type CacheFs, type Deps } from './file-cache.js';
+import type { HostsFs } from './hosts-toml.js';
 import { parseDockerConfig, type DockerAuths } from './docker-config.js';
 import { FileUnreadableError } from '../shared/errors.js';
 import { hostPlatform } from '../model/platform.js';
@@ -58,6 +63,19 @@ export interface ProbeEnvironment {
   hostRoot: string;
   /** Problems reading the node's files, each naming the file. */
   problems: string[];
+  /** Cached access to the node's other files (set when loaded through an EnvironmentCache). */
+  nodeFiles?: NodeFiles;
+}
+
+/** What the probe chain reads from the node per target, through the environment's file cache. */
+export interface NodeFiles {
+  /** For resolveRegistryHosts (certs.d): files re-read only when changed, no error object for a missing directory. */
+  hostsFs: HostsFs;
+  /**
+   * `ca` plus the certificates of a hosts.toml endpoint's CA files: the same array while
+   * the files are unchanged (one SecureContext). Throws TrustError naming the file, as loadTrust.
+   */
+  endpointCa(caFiles: string[]): string[];
 }
 
 function hostFsFor(read: ((p: string) => string) | undefined): HostFs {
@@ -66,8 +84,17 @@ function hostFsFor(read: ((p: string) => string) | undefined): HostFs {
   return { isLink: () => false, readlink: () => '', readFile: read };
 }
 
-export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment {
-  const hfs = hostFsFor(opts.readFile);
+/**
+ * Load the node's files. With `cache`, the cache's answer (see EnvironmentCache);
+ * without, a one-off cache for this load (one CLI run). An injected `readFile`
+ * (tests) bypasses caching.
+ */
+export function loadEnvironment(opts: EnvironmentOptions = {}, cache?: EnvironmentCache): ProbeEnvironment {
+  if (opts.readFile) return buildEnvironment(opts, hostFsFor(opts.readFile));
+  return (cache ?? new EnvironmentCache()).load(opts);
+}
+
+function buildEnvironment(opts: EnvironmentOptions, hfs: HostFs, trustCache?: TrustCache): ProbeEnvironment {
   const hostRoot = normaliseRoot(opts.hostRoot);
   const strict = new Set(opts.strict ?? []);
   const problems: string[] = [];
@@ -93,6 +120,7 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
     hostRoot,
     strict: strict.has('caFiles'),
     fs: hfs,
+    ...(trustCache ? { cache: trustCache } : {}),
     ...(opts.extraCaCerts !== undefined ? { extraCaCerts: opts.extraCaCerts } : {}),
   });
   problems.push(...trust.problems);
@@ -127,4 +155,66 @@ export function loadEnvironment(opts: EnvironmentOptions = {}): ProbeEnvironment
     hostRoot,
     problems,
   };
+}
+
+export interface EnvironmentCacheOptions {
+  /** File access (tests inject one and count reads). */
+  fs?: CacheFs;
+  /** Wall clock in ms (file-cache.ts's racy check). */
+  now?: () => number;
+  /** Files remembered (default 256) and CA sets kept (default 4). */
+  maxFiles?: number;
+  maxTrustSets?: number;
+  /** Where NODE_EXTRA_CA_CERTS is read when the options do not say (default process.env). */
+  processEnv?: Record<string, string | undefined>;
+  /** The node's host name when the options do not say (default os.hostname()). */
+  hostname?: () => string;
+}
+
+/**
+ * The environment loaded once and loaded again only when something it was
+ * built from changed: the options (a config reload), or any file it looked
+ * at — resolv.conf and systemd-resolved's upstream list, hosts, the CA
+ * bundles and files, the docker config, every link followed in the host root,
+ * and the files that were missing (one appearing is a change). Files that did
+ * not change are not re-read, and an unchanged CA set is the same array.
+ * A load that throws (a strict file unreadable) is not remembered.
+ */
+export class EnvironmentCache {
+  readonly files: FileCache;
+  readonly trust: TrustCache;
+  readonly #processEnv: Record<string, string | undefined>;
+  readonly #hostname: () => string;
+  readonly #hostsFs: HostsFs;
+  #last: { key: string; deps: Deps; env: ProbeEnvironment } | null = null;
+
+  constructor(opts: EnvironmentCacheOptions = {}) {
+    this.files = new FileCache({
+      ...(opts.fs ? { fs: opts.fs } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
+      ...(opts.maxFiles !== undefined ? { maxEntries: opts.maxFiles } : {}),
+    });
+    this.trust = new TrustCache(opts.maxTrustSets !== undefined ? { maxEntries: opts.maxTrustSets } : {});
+    this.#processEnv = opts.processEnv ?? process.env;
+    this.#hostname = opts.hostname ?? osHostname;
+    this.#hostsFs = this.files.hostsFs();
+  }
+
+  load(opts: EnvironmentOptions = {}): ProbeEnvironment {
+    const resolved: EnvironmentOptions = {
+      ...opts,
+      hostname: opts.hostname ?? this.#hostname(),
+      extraCaCerts: opts.extraCaCerts === undefined ? (this.#processEnv['NODE_EXTRA_CA_CERTS'] ?? '') : opts.extraCaCerts,
+    };
+    delete resolved.readFile; // the cache reads through its own fs
+    const key = JSON.stringify(resolved);
+    const last = this.#last;
+    if (last?.key === key && !this.files.changed(last.deps)) return last.env;
+    const deps: Deps = new Map();
+    const env = buildEnvironment(resolved, this.files.recordingHostFs(deps), this.trust);
+    const read = (path: string): string => this.files.read(path);
+    env.nodeFiles = { hostsFs: this.#hostsFs, endpointCa: (caFiles) => this.trust.withFiles(env.ca, caFiles, read) };
+    this.#last = { key, deps, env };
+    return env;
+  }
 }

@@ -5,10 +5,9 @@
  *
  * loadNodeTrust adds what containerd on the node trusts: the node's system
  * bundle (first of SYSTEM_BUNDLES found under the host root) and the file in
- * NODE_EXTRA_CA_CERTS (which tls.rootCertificates does not include). The
- * result is cached by file content, so the agent re-reading the files every
- * probe gets the same array back and the shared SecureContext is not rebuilt
- * or re-hashed.
+ * NODE_EXTRA_CA_CERTS (which tls.rootCertificates does not include). Given
+ * a TrustCache (the environment cache's), unchanged texts give the same array
+ * back, so the shared SecureContext is not rebuilt or re-hashed.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
@@ -114,6 +113,8 @@ export interface NodeTrustOptions {
   /** Unreadable or invalid caFiles throw TrustError (CLI) instead of being reported (agent). */
   strict?: boolean;
   fs?: HostFs;
+  /** Where built CA sets are kept (the environment cache's); default: built for this call only. */
+  cache?: TrustCache;
 }
 
 export interface NodeTrust extends Trust {
@@ -125,8 +126,6 @@ interface CacheEntry {
   ca: string[];
   invalid: Array<{ index: number; count: number }>;
 }
-const trustCache: CacheEntry[] = [];
-const MAX_TRUST_SETS = 4;
 
 function sameTexts(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((t, i) => t === b[i]);
@@ -145,6 +144,81 @@ function validCertificates(text: string): { certs: string[]; invalid: number } {
     }
   }
   return { certs, invalid };
+}
+
+/**
+ * CA sets already built, by the texts they were built from, so that files
+ * read again unchanged give the same array back (and the SecureContextCache
+ * finds its context by identity, without hashing). Owned by whoever loads the
+ * environment (EnvironmentCache); at most `maxEntries` sets, the newest kept.
+ */
+export class TrustCache {
+  readonly #sets: CacheEntry[] = [];
+  readonly #withFiles = new WeakMap<string[], Map<string, { texts: string[]; ca: string[] }>>();
+  readonly #max: number;
+
+  constructor(opts: { maxEntries?: number } = {}) {
+    this.#max = Math.max(1, opts.maxEntries ?? 4);
+  }
+
+  /** Trust sets held. */
+  get size(): number {
+    return this.#sets.length;
+  }
+
+  /** The set for these texts: found, or built by `build` and kept. */
+  set(texts: string[], build: () => CacheEntry): CacheEntry {
+    let entry = this.#sets.find((e) => sameTexts(e.texts, texts));
+    if (!entry) {
+      entry = build();
+      this.#sets.unshift(entry);
+      if (this.#sets.length > this.#max) this.#sets.pop();
+    }
+    return entry;
+  }
+
+  /**
+   * `base` plus the certificates of a hosts.toml endpoint's CA files (loadTrust's
+   * checks and TrustError messages), the same array while `base` and the
+   * files' texts are unchanged. `read` reads a file (a FileCache re-reads only changed ones).
+   */
+  withFiles(base: string[], caFiles: string[], read: (path: string) => string): string[] {
+    if (caFiles.length === 0) return base;
+    const texts = caFiles.map((path) => {
+      try {
+        return read(path);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        throw new TrustError(path, `cannot read CA file${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+      }
+    });
+    let byFiles = this.#withFiles.get(base);
+    if (!byFiles) this.#withFiles.set(base, (byFiles = new Map<string, { texts: string[]; ca: string[] }>()));
+    const key = caFiles.join('\0');
+    const hit = byFiles.get(key);
+    if (hit && sameTexts(hit.texts, texts)) return hit.ca;
+    const have = new Set(base);
+    const ca = [...base];
+    texts.forEach((text, i) => {
+      const path = caFiles[i] ?? '';
+      const certs = pemCertificates(text);
+      if (certs.length === 0) throw new TrustError(path, 'no PEM certificate in CA file');
+      certs.forEach((pem, n) => {
+        try {
+          new X509Certificate(pem);
+        } catch (err) {
+          throw new TrustError(path, `certificate ${n + 1} in CA file is not valid`, { cause: err });
+        }
+        if (!have.has(pem)) {
+          have.add(pem);
+          ca.push(pem);
+        }
+      });
+    });
+    byFiles.set(key, { texts, ca });
+    if (byFiles.size > this.#max * 4) byFiles.delete(byFiles.keys().next().value as string);
+    return ca;
+  }
 }
 
 export function loadNodeTrust(opts: NodeTrustOptions): NodeTrust {
@@ -184,19 +258,27 @@ export function loadNodeTrust(opts: NodeTrustOptions): NodeTrust {
     sources.push(path);
     texts.push(r.text);
   }
-  let entry = trustCache.find((e) => sameTexts(e.texts, texts));
-  if (!entry) {
+  const checked = (index: number): boolean => opts.caFiles.includes(sources[index + 1] ?? '');
+  // The key says which texts were checked one by one, so a text trusted unchecked is not reused unchecked as a named file.
+  const key = [...texts, texts.map((_, i) => (checked(i) ? '1' : '0')).join('')];
+  const build = (): CacheEntry => {
     const ca = [...tls.rootCertificates];
     const invalid: Array<{ index: number; count: number }> = [];
     texts.forEach((text, index) => {
+      // Only the files the user named are checked certificate by certificate (X509 parsing of a
+      // 150-root system bundle costs ~50 ms); OpenSSL skips a bad block of the others when the
+      // SecureContext is built, and a system bundle's odd entry is not reported anyway.
+      if (!checked(index)) {
+        ca.push(...pemCertificates(text));
+        return;
+      }
       const v = validCertificates(text);
       if (v.invalid > 0) invalid.push({ index, count: v.invalid });
       ca.push(...v.certs);
     });
-    entry = { texts, ca: [...new Set(ca)], invalid };
-    trustCache.unshift(entry);
-    if (trustCache.length > MAX_TRUST_SETS) trustCache.pop();
-  }
+    return { texts: key, ca: [...new Set(ca)], invalid };
+  };
+  const entry = opts.cache ? opts.cache.set(key, build) : build();
   for (const { index, count } of entry.invalid) {
     const source = sources[index + 1] ?? '';
     if (!opts.caFiles.includes(source)) continue; // a system bundle's odd entry is not the user's problem

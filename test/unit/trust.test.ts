@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadEnvironment } from '../../src/node-config/environment.js';
-import { loadNodeTrust, SecureContextCache } from '../../src/node-config/trust.js';
+import { loadNodeTrust, SecureContextCache, TrustCache } from '../../src/node-config/trust.js';
 import { tlsStage } from '../../src/probe/stages/tls.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, type TestCA } from '../support/certs.js';
@@ -103,13 +103,39 @@ test('NODE_EXTRA_CA_CERTS is trusted; an unreadable one is a reported problem', 
 test('the CA set is built once per trust set: re-reading unchanged files returns the same array', () => {
   const root = tempDir();
   put(root, '/etc/ssl/cert.pem', ca.cert);
-  const a = envOf(root).ca;
-  const b = envOf(root).ca;
+  const trust = new TrustCache();
+  const load = (): string[] => loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '', cache: trust }).ca;
+  const a = load();
+  const b = load();
   assert.equal(a, b, 'same array, so the shared SecureContext is found without hashing');
   const contexts = new SecureContextCache();
   assert.equal(contexts.get(a), contexts.get(b));
   put(root, '/etc/ssl/cert.pem', `${ca.cert}\n${tls.rootCertificates[1] ?? ''}`);
-  assert.notEqual(envOf(root).ca, a, 'changed content: a new set');
+  assert.notEqual(load(), a, 'changed content: a new set');
+  assert.notEqual(
+    loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '' }).ca,
+    loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '' }).ca,
+    'no module-level cache: without a TrustCache each load builds its own',
+  );
+  const bounded = new TrustCache({ maxEntries: 2 });
+  for (const n of [1, 2, 3]) {
+    put(root, '/etc/ssl/cert.pem', `${ca.cert}\n${tls.rootCertificates[n] ?? ''}`);
+    loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '', cache: bounded });
+  }
+  assert.equal(bounded.size, 2, 'at most maxEntries trust sets');
+});
+
+test("a system bundle's bad block is passed over unparsed (trusted roots still verify); a named CA file's is reported", async () => {
+  const root = tempDir();
+  const bad = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----';
+  put(root, '/etc/ssl/certs/ca-certificates.crt', `${bad}\n${ca.cert}`);
+  const env = envOf(root);
+  assert.deepEqual(env.problems, []);
+  assert.deepEqual(await handshake(env.ca), { ok: true }, 'OpenSSL skips the bad block when the context is built');
+  put(root, '/corp.pem', `${bad}\n${ca.cert}`);
+  const named = loadNodeTrust({ caFiles: [join(root, '/corp.pem')], extraCaCerts: '' });
+  assert.deepEqual(named.problems, [`CA file ${join(root, '/corp.pem')}: 1 certificate(s) not valid, skipped`]);
+  assert.ok(!named.ca.includes(bad));
 });
 
 test('TLS contexts: one per trust set in a cache, bounded, and never shared between two owners', () => {
