@@ -107,6 +107,10 @@ export interface HttpDetail {
   challenges: ChallengeDetail[];
   /** Transport error code when no status was received. */
   error?: string;
+  /** The request that decided the step ("HEAD /v2/<repo>/manifests/<ref>", or "GET /v2/"). */
+  request?: string;
+  /** Connections dialled again during this endpoint's walk, beyond the stages' own (undici closes a connection after a HEAD). */
+  redials?: number;
 }
 
 export interface AuthDetail {
@@ -121,6 +125,10 @@ export interface AuthDetail {
   scope?: string;
   tokenCached?: boolean;
   tokenExpiresIn?: number;
+  /** How the token was asked for: OAuth POST (containerd's first try with a secret) or GET. */
+  tokenMethod?: 'POST' | 'GET';
+  /** The POST's status when it fell back to GET (400, 401, 404, or 405 with a username), as containerd does. */
+  tokenPostStatus?: number;
   credentialSource?: string;
   /** Status of the token request or of the verifying GET /v2/. */
   status?: number;
@@ -159,6 +167,8 @@ export interface ManifestDetail {
   redirect?: string;
   /** The request that decided the step ("HEAD /v2/<repo>/manifests/<ref>"). */
   request?: string;
+  /** The HEAD's answer was the http step's (no second request). */
+  reused?: boolean;
   /** Existing tags nearest to the missing one. */
   nearestTags?: string[];
   error?: string;
@@ -166,7 +176,27 @@ export interface ManifestDetail {
 
 /** The runtime stage (CRI pull): the runtime's failure text classified with the explain table. */
 export interface RuntimeDetail {
-  classified?: { stage: Stage; reason: Reason; cause: Cause };
+  /** The CRI endpoint ("unix:///run/containerd/containerd.sock"). */
+  endpoint: string;
+  /** From Version: "containerd", "1.6.20~ds1", "v1". */
+  runtimeName?: string;
+  runtimeVersion?: string;
+  runtimeApiVersion?: string;
+  /** The AuthConfig sent with PullImage: none (the kubelet's nil), username/password, or an identity token. Never the secret. */
+  auth: 'none' | 'basic' | 'identity_token';
+  /** PullImage's answer (containerd: the image id) and ImageStatus's image. */
+  imageRef?: string;
+  imageId?: string;
+  repoDigests?: string[];
+  size?: number;
+  /** The CRI call that failed, its gRPC status name ("NOT_FOUND", "UNKNOWN", "DEADLINE_EXCEEDED"…), and the OS error behind a failed connection (ENOENT, ECONNREFUSED, EACCES). */
+  call?: 'Version' | 'PullImage' | 'ImageStatus';
+  grpcStatus?: string;
+  error?: string;
+  /** The probe's deadline ended the call before the runtime answered. */
+  timedOut?: boolean;
+  /** The runtime's failure text classified with the explain table; null when nothing known matches (or the stage is ok). */
+  classified: { stage: Stage; reason: Reason; cause: Cause } | null;
 }
 
 /** A registry request's detail (GET /v2/, the token request, the manifest request). */

@@ -6,9 +6,17 @@
  * host with the node's resolv.conf and pins the answers in `pinned` (a live
  * Map: the token service host is added once the chain has reached it). A host that was
  * not pinned fails with ENOTFOUND instead of silently using another resolver.
+ *
+ * One connection per host and probe: the chain's TCP/TLS stages hand over
+ * the socket they verified (`handed`, by origin), and the first request to
+ * that origin runs on it; later ones reuse it (keep-alive, one Client per
+ * origin). When the socket is gone (undici closes a connection after every
+ * HEAD, a server may close an idle one), the next request dials again
+ * through the pinned lookup, and `onDial` counts it.
  */
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
+import { secureContextFor, type ClientCert } from './tls-contexts.js';
 import type { Reason } from '../diagnosis/catalog.js';
 import { SecureContextCache } from '../node-config/trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
@@ -26,6 +34,25 @@ export interface DispatcherOptions {
   skipVerify?: Set<string>;
   /** Where the SecureContext for `ca` is kept (the probe's caches); default: built for this dispatcher only. */
   secureContexts?: SecureContextCache;
+  /** Established sockets by origin (originKey), each used once for that origin's first connection. Live. */
+  handed?: Map<string, Socket>;
+  /** Per hostname: a client certificate for the handshake, headers for every request (hosts.toml). */
+  hosts?: ReadonlyMap<string, HostOptions>;
+  /** Called for every connection dialled here (not handed over), with its origin key. */
+  onDial?: (origin: string) => void;
+}
+
+export interface HostOptions {
+  clientCert?: ClientCert;
+  /** Sent on every request to this host (hosts.toml `header`). */
+  headers?: Record<string, string[]>;
+}
+
+/** "https://host:443": the key of `handed` (lowercase host, no brackets, explicit port). */
+export function originKey(protocol: 'https' | 'http' | 'https:' | 'http:', hostname: string, port: number | string | undefined): string {
+  const scheme = protocol.replace(/:$/, '');
+  const p = port === undefined || port === '' ? (scheme === 'http' ? 80 : 443) : Number(port);
+  return `${scheme}://${normaliseHost(hostname)}:${p}`;
 }
 
 function normaliseHost(host: string): string {
@@ -57,26 +84,100 @@ export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
 /** Response header limit, as Go's http.DefaultMaxHeaderBytes (1 MB) rounded up. */
 export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 
+/** The Agent, adding each host's configured headers to the requests sent to it. */
+class ProbeAgent extends Agent {
+  readonly #hosts: ReadonlyMap<string, HostOptions> | undefined;
+
+  constructor(options: Agent.Options, hosts: ReadonlyMap<string, HostOptions> | undefined) {
+    super(options);
+    this.#hosts = hosts;
+  }
+
+  override dispatch(options: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const extra = this.#hosts && options.origin !== undefined ? this.#hosts.get(hostnameOf(options.origin))?.headers : undefined;
+    if (!extra || Object.keys(extra).length === 0) return super.dispatch(options, handler);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
+    // The request's own headers (Accept, Authorization) win over configured ones of the same name.
+    if (options.headers && typeof options.headers === 'object' && !Array.isArray(options.headers)) {
+      for (const [k, v] of Object.entries(options.headers as Record<string, string | string[] | undefined>)) {
+        if (v !== undefined) headers[k.toLowerCase()] = v;
+      }
+    }
+    return super.dispatch({ ...options, headers }, handler);
+  }
+}
+
+function hostnameOf(origin: string | URL): string {
+  try {
+    return normaliseHost((typeof origin === 'string' ? new URL(origin) : origin).hostname);
+  } catch {
+    return '';
+  }
+}
+
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
-  const base = {
-    lookup,
-    timeout: opts.connectTimeoutMs,
-    ...(opts.ca.length > 0 ? { secureContext: (opts.secureContexts ?? new SecureContextCache()).get(opts.ca) } : {}),
+  const connectors = new Map<string, buildConnector.connector>();
+  const connectorFor = (hostname: string): buildConnector.connector => {
+    const skip = opts.skipVerify?.has(hostname) === true;
+    const clientCert = opts.hosts?.get(hostname)?.clientCert;
+    const key = `${skip ? 'unverified' : 'verified'}${clientCert ? `:${hostname}` : ''}`;
+    let c = connectors.get(key);
+    if (!c) {
+      const secureContext =
+        opts.ca.length > 0 || clientCert ? { secureContext: secureContextFor(opts.secureContexts, opts.ca, clientCert) } : {};
+      c = buildConnector({ lookup, timeout: opts.connectTimeoutMs, ...secureContext, rejectUnauthorized: !skip });
+      connectors.set(key, c);
+    }
+    return c;
   };
-  const verified = buildConnector({ ...base, rejectUnauthorized: true });
-  const unverified = buildConnector({ ...base, rejectUnauthorized: false });
-  const skip = opts.skipVerify;
-  return new Agent({
-    // servername (SNI) defaults to the URL's hostname in undici's connector.
-    connect: (o, cb) => (skip && skip.has(normaliseHost(o.hostname)) ? unverified : verified)(o, cb),
-    headersTimeout: opts.headersTimeoutMs,
-    bodyTimeout: opts.bodyTimeoutMs,
-    // Node's default is 16 KiB; Go's net/http (containerd) accepts ~1 MB of
-    // response headers, so a registry with big headers is not a network fault.
-    maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
+  const handed = opts.handed;
+  return new ProbeAgent(
+    {
+      // servername (SNI) defaults to the URL's hostname in undici's connector.
+      connect: (o, cb) => {
+        const origin = originKey(o.protocol === 'http:' ? 'http' : 'https', o.hostname, o.port);
+        const socket = handed?.get(origin);
+        if (socket) {
+          handed?.delete(origin);
+          if (!socket.destroyed && socket.readyState === 'open') {
+            // Asynchronously, as a real dial: undici's connect loop is not re-entrant.
+            process.nextTick(() => cb(null, socket));
+            return;
+          }
+          socket.destroy();
+        }
+        opts.onDial?.(origin);
+        connectorFor(normaliseHost(o.hostname))(o, cb);
+      },
+      // One connection per origin, kept alive across the probe's requests.
+      connections: 1,
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs,
+      // Node's default is 16 KiB; Go's net/http (containerd) accepts ~1 MB of
+      // response headers, so a registry with big headers is not a network fault.
+      maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
+    },
+    opts.hosts,
+  );
+}
+
+let cacheOnly: Agent | undefined;
+
+/**
+ * A dispatcher that never connects: every request fails with
+ * PULLPROBE_CACHE_ONLY. For asking a stage what it can answer from its
+ * caches alone (the auth stage's cached token), without any traffic.
+ */
+export function cacheOnlyDispatcher(): Agent {
+  cacheOnly ??= new Agent({
+    connect: (_o, cb) => {
+      cb(Object.assign(new Error('no connection: answered from the caches only'), { code: 'PULLPROBE_CACHE_ONLY' }), null);
+    },
   });
+  return cacheOnly;
 }
 
 // ---- transport helpers shared by the registry stages ----

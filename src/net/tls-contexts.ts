@@ -30,7 +30,7 @@ export function secureContextFor(cache: SecureContextCache | undefined, ca: stri
     .update(clientCert.key)
     .digest('hex');
   let byKey = clientContexts.get(owner);
-  if (!byKey) clientContexts.set(owner, (byKey = new Map()));
+  if (!byKey) clientContexts.set(owner, (byKey = new Map<string, tls.SecureContext>()));
   let sc = byKey.get(key);
   if (!sc) {
     sc = tls.createSecureContext({ ca, cert: clientCert.cert, key: clientCert.key });

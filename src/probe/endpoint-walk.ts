@@ -1,28 +1,30 @@
 /**
- * One endpoint's pull path: dns → tcp → tls → http(/v2/) → auth → manifest,
- * as the runtime walks it against one host (the registry, or a mirror from
- * hosts.toml). The token service is reached as its own dns/tcp/tls hop.
+ * One endpoint's pull path: dns → tcp → tls → http → auth → manifest, as the
+ * runtime walks it against one host (the registry, or a mirror from
+ * hosts.toml), on one connection (connection.ts). For an image the first
+ * request is the manifest HEAD, as containerd sends it: a 401 brings the
+ * challenge (then the token, then the HEAD again), and once a host's
+ * challenge and token are known the HEAD carries the token from the start,
+ * so a steady-state probe is that one request. The token service is reached
+ * as its own dns/tcp/tls hop with its own connection.
  */
-import { REASONS, stageOf, type Stage } from '../diagnosis/catalog.js';
-import type { ProbeContext, StageOutcome, StepDetails, StepOf, StepResult } from '../model/types.js';
-import { remainingMs } from '../net/deadline.js';
 import type { Target } from '../model/reference.js';
-import { dnsStage } from './stages/dns.js';
-import { tcpStage } from './stages/tcp.js';
-import { tlsStage } from './stages/tls.js';
-import { createDispatcher } from '../net/dispatcher.js';
-import { httpStage } from './stages/http.js';
-import { authStage } from './stages/auth.js';
+import type { StageOutcome, StepResult } from '../model/types.js';
+import type { HttpDetail } from '../model/step-detail.js';
+import { remainingMs } from '../net/deadline.js';
+import { cacheOnlyDispatcher, createDispatcher, type HostOptions } from '../net/dispatcher.js';
+import type { ClientCert } from '../net/tls-contexts.js';
+import { rememberChallenges, rememberedChallenges } from './challenge-memory.js';
+import { closeUnused, reachHost, type Connections } from './connection.js';
 import { checkRealm, forbiddenRealmAddresses, isLinkLocalOrMetadata, refuseResolvedRealm } from './realm-policy.js';
-import type { Secrets } from './scrub.js';
+import { authStage, type AuthOutcome } from './stages/auth.js';
+import { httpStage } from './stages/http.js';
 import { manifestStage } from './stages/manifest.js';
-import type { TokenCache } from './token-cache.js';
-import type { IndexCache } from './index-cache.js';
-import type { SecureContextCache } from '../node-config/trust.js';
-import type { Credential } from '../model/types.js';
-import type { ProbeEnvironment } from '../node-config/environment.js';
+import { splitHostPort, toStep, type Failure, type Walk } from './walk-steps.js';
 
-/** Where to send the requests: host[:port], scheme, trust. */
+export { round, splitHostPort, toStep, type Failure, type Walk, type WalkOptions } from './walk-steps.js';
+
+/** Where to send the requests: host[:port], scheme, trust, and the host's hosts.toml settings. */
 export interface Endpoint {
   /** host or host:port as used in URLs ("registry.lab.test", "mirror:5000"). */
   endpoint: string;
@@ -37,250 +39,74 @@ export interface Endpoint {
    * result is not degraded by it.
    */
   httpFallback?: boolean;
-}
-
-/** OpenSSL's codes for "the first bytes back were not a TLS record" (Go: tls.RecordHeaderError). */
-const PLAIN_HTTP_TLS_ERRORS: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
-
-export interface WalkOptions {
-  timeoutMs: number;
-  connectTimeoutMs?: number;
-  dnsPort?: number;
-  checkPlatform: boolean;
-  tokenCache: TokenCache;
-  /** Index summaries remembered between probes; absent: none. */
-  indexCache?: IndexCache;
-  /** TLS contexts by trust set; absent: built per connection. */
-  secureContexts?: SecureContextCache;
-  credential?: Credential;
-  /** Every credential and token sent during this probe, for scrubbing the result. */
-  secrets?: Secrets;
-}
-
-export interface Walk {
-  ctx: ProbeContext;
-  env: ProbeEnvironment;
-  opts: WalkOptions;
-  steps: StepResult[];
-  /** The stage in progress, for the deadline safety net. */
-  current: { stage: Stage; host?: string };
-}
-
-export interface Failure {
-  outcome: StageOutcome<object>;
-  stage: Stage;
-}
-
-export function round(s: number): number {
-  return Math.round(s * 1e6) / 1e6;
-}
-
-/**
- * The step for a stage's outcome, filed under the reason's stage (a manifest
- * request that timed out is an http step). StepDetails admits the producing
- * stage's detail under every stage its reasons belong to.
- */
-export function toStep<S extends Stage>(stage: S, o: StageOutcome<StepDetails[S]>): StepResult {
-  const step: { -readonly [K in keyof StepOf<Stage>]: StepOf<Stage>[K] } = {
-    stage: o.ok || !o.reason ? stage : (stageOf(o.reason) ?? stage),
-    ok: o.ok,
-    seconds: round(o.seconds),
-  };
-  if (o.host !== undefined) step.host = o.host;
-  if (!o.ok && o.reason) {
-    step.reason = o.reason;
-    step.message = o.message ?? REASONS[o.reason].message;
-  }
-  if (o.degraded) step.degraded = true;
-  step.detail = roundSeconds(o.detail);
-  return step as StepResult;
-}
-
-/** Round every `seconds` field in a detail tree to microseconds (clock subtraction leaves float noise). */
-function roundSeconds<T>(v: T): T {
-  return roundTree(v) as T;
-}
-
-function roundTree(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(roundTree);
-  if (v === null || typeof v !== 'object') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = k === 'seconds' && typeof x === 'number' ? round(x) : roundTree(x);
-  return out;
-}
-
-/** Split "host:port" / "[v6]:port" into parts. */
-export function splitHostPort(endpoint: string, defaultPort = 443): { host: string; port: number } {
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(endpoint);
-  if (v6) return { host: v6[1] ?? '', port: v6[2] ? Number(v6[2]) : defaultPort };
-  const i = endpoint.lastIndexOf(':');
-  if (i > 0 && /^\d+$/.test(endpoint.slice(i + 1))) {
-    return { host: endpoint.slice(0, i), port: Number(endpoint.slice(i + 1)) };
-  }
-  return { host: endpoint, port: defaultPort };
-}
-
-/**
- * dns → tcp → (tls) for one host; pins its working addresses for the HTTP
- * client. With `httpFallback`, a TLS handshake answered in plain HTTP is
- * recorded as an ok tls step noting the fallback, and 'plain-http' is returned.
- */
-async function reachHost(
-  w: Walk,
-  host: string,
-  port: number,
-  tls: { ca: string[]; skipVerify: boolean; httpFallback?: boolean } | null,
-  pinned: Map<string, string[]>,
-  vet?: (addresses: string[]) => Failure | null,
-): Promise<Failure | null | 'plain-http'> {
-  const { ctx, env, opts } = w;
-  w.current = { stage: 'dns', host };
-  const dns = await dnsStage(
-    ctx,
-    { host },
-    {
-      resolvConf: env.resolvConf,
-      ...(env.hosts ? { hosts: env.hosts } : {}),
-      ...(opts.dnsPort ? { port: opts.dnsPort } : {}),
-    },
-  );
-  w.steps.push(toStep('dns', dns));
-  if (!dns.ok) return { outcome: dns, stage: 'dns' };
-  const refused = vet?.(dns.detail.addresses);
-  if (refused) return refused;
-
-  w.current = { stage: 'tcp', host: `${host}:${port}` };
-  const tcp = await tcpStage(
-    ctx,
-    { host, addresses: dns.detail.addresses, port },
-    {
-      connectTimeoutMs: opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)),
-    },
-  );
-  w.steps.push(toStep('tcp', tcp));
-  if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
-
-  if (tls) {
-    w.current = { stage: 'tls', host: `${host}:${port}` };
-    const first = tcp.detail.connected[0] ?? '';
-    const out = await tlsStage(
-      ctx,
-      { host, address: first, port },
-      {
-        ca: tls.ca,
-        handshakeTimeoutMs: remainingMs(ctx),
-        skipVerify: tls.skipVerify,
-        ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
-      },
-    );
-    const code = out.ok ? undefined : out.detail.error;
-    if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
-      w.steps.push({
-        stage: 'tls',
-        ok: true,
-        seconds: round(out.seconds),
-        host: `${host}:${port}`,
-        detail: {
-          plainHttp: true,
-          error: code,
-          fallback: 'http',
-          note: 'the port answers in plain HTTP; containerd falls back to http for a localhost registry',
-        },
-      });
-      pinned.set(host, tcp.detail.connected);
-      return 'plain-http';
-    }
-    w.steps.push(toStep('tls', out));
-    if (!out.ok) return { outcome: out, stage: 'tls' };
-  }
-  pinned.set(host, tcp.detail.connected);
-  return null;
+  /** API path: "/v2" by default; an override_path endpoint's own ("/registry/v2"). */
+  path?: string;
+  /** Headers sent on every request to this host (hosts.toml `header`). */
+  headers?: Record<string, string[]>;
+  /** Client certificate and key (PEM text) presented in the TLS handshake (hosts.toml `client`). */
+  clientCert?: ClientCert;
+  /** TCP connect timeout for this host (hosts.toml `dial_timeout`). */
+  dialTimeoutMs?: number;
+  /** The registry namespace this host serves the image for, sent as `?ns=` (a mirror). */
+  ns?: string;
 }
 
 /** Walk one endpoint. Returns the first failure, or null when the image (or registry) is reachable. */
 export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint): Promise<Failure | null> {
   let ep = endpoint;
   const { host, port } = splitHostPort(ep.endpoint, ep.scheme === 'http' ? 80 : 443);
-  const pinned = new Map<string, string[]>();
-  const skip = new Set<string>();
-  if (ep.skipVerify) skip.add(host);
-  const reached = await reachHost(w, host, port, ep.scheme === 'https' ? ep : null, pinned);
+  const conns: Connections = { pinned: new Map(), handed: new Map() };
+  const reached = await reachHost(
+    w,
+    host,
+    port,
+    ep.scheme === 'https'
+      ? {
+          ca: ep.ca,
+          skipVerify: ep.skipVerify,
+          ...(ep.httpFallback ? { httpFallback: true } : {}),
+          ...(ep.clientCert ? { clientCert: ep.clientCert } : {}),
+        }
+      : null,
+    conns,
+    ep.dialTimeoutMs !== undefined ? { dialTimeoutMs: ep.dialTimeoutMs } : {},
+  );
   if (reached === 'plain-http') ep = { ...ep, scheme: 'http' };
-  else if (reached) return reached;
+  else if (reached) {
+    closeUnused(conns);
+    return reached;
+  }
 
   const { ctx, opts } = w;
   const budget = remainingMs(ctx);
+  const hostKey = host.toLowerCase();
+  const hostOptions: HostOptions = {
+    ...(ep.clientCert ? { clientCert: ep.clientCert } : {}),
+    ...(ep.headers ? { headers: ep.headers } : {}),
+  };
+  let redials = 0;
   const dispatcher = createDispatcher({
-    pinned,
+    pinned: conns.pinned,
+    handed: conns.handed,
+    hosts: new Map([[hostKey, hostOptions]]),
+    onDial: () => redials++,
     ca: ep.ca,
-    connectTimeoutMs: budget,
+    connectTimeoutMs: Math.min(budget, ep.dialTimeoutMs ?? budget),
     headersTimeoutMs: budget,
     bodyTimeoutMs: budget,
-    skipVerify: skip,
+    skipVerify: new Set(ep.skipVerify ? [hostKey] : []),
     ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
   });
+  let httpStep: StepResult | undefined;
   try {
-    w.current = { stage: 'http', host: ep.endpoint };
-    const http = await httpStage(ctx, { endpoint: ep.endpoint, scheme: ep.scheme }, { dispatcher, timeoutMs: remainingMs(ctx) });
-    w.steps.push(toStep('http', http));
-    if (!http.ok) return { outcome: http, stage: 'http' };
-
-    // The token service is its own hop: reach it like the registry itself, once
-    // its realm passed the policy (realm-policy.ts: https/http only, never
-    // link-local or metadata, by name or by what it resolves to). A refused
-    // realm is reported by authStage, without any connection.
-    const bearer = http.detail.challenges.find((c) => c.scheme === 'bearer');
-    const checked = bearer ? checkRealm(bearer.params['realm'], ep.endpoint) : null;
-    const realm = checked?.ok ? checked : null;
-    if (realm && !pinned.has(realm.hostname)) {
-      const vet = (addresses: string[]): Failure | null => {
-        const bad = forbiddenRealmAddresses(addresses);
-        if (bad.length === 0) return null;
-        const r = refuseResolvedRealm(realm, ep.endpoint, bad);
-        const outcome = {
-          ok: false,
-          reason: r.reason,
-          message: r.message,
-          host: r.host,
-          seconds: 0,
-          detail: { scheme: 'bearer' as const, ...(r.display !== undefined ? { realm: r.display } : {}), realmHost: r.host },
-        };
-        w.steps.push(toStep('auth', outcome));
-        return { outcome, stage: 'auth' };
-      };
-      const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca: ep.ca, skipVerify: false } : null, pinned, vet);
-      if (hop !== null && hop !== 'plain-http') return hop;
-    }
-
-    w.current = { stage: 'auth', host: realm?.host ?? ep.endpoint };
-    const auth = await authStage(
-      ctx,
-      {
-        endpoint: ep.endpoint,
-        scheme: ep.scheme,
-        repository: target.kind === 'image' ? target.ref.repository : null,
-        challenges: http.detail.challenges,
-        status: http.detail.status ?? 0,
-      },
-      {
-        dispatcher,
-        timeoutMs: remainingMs(ctx),
-        tokenCache: opts.tokenCache,
-        pinned,
-        ...(opts.credential ? { credential: opts.credential } : {}),
-        ...(opts.secrets ? { secrets: opts.secrets } : {}),
-      },
-    );
-    w.steps.push(toStep('auth', auth));
-    if (!auth.ok) return { outcome: auth, stage: 'auth' };
-    if (target.kind !== 'image') return null;
-
-    // A manifest redirect to a new host is reached like the token service: its own dns/tcp/tls hop.
-    // Set inside reach(); the assertion keeps TS from narrowing it to null for good (TypeScript#9998).
-    let hopFailure = null as Failure | null;
+    // A redirect to a new host is reached like the token service: its own dns/tcp/tls hop.
+    // Set inside reach(); a holder, so TS does not narrow it to null for good (TypeScript#9998).
+    const hops: { failure: Failure | null } = { failure: null };
+    const hopFailed = (): Failure | null => hops.failure;
+    let phase: 'http' | 'manifest' = 'http';
     const reach = async (url: URL): Promise<StageOutcome<object> | null> => {
-      const to = url.hostname.replace(/^\[|\]$/g, '');
-      if (pinned.has(to)) return null;
+      const to = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+      if (conns.pinned.has(to)) return null;
       // Same policy as a token realm: a registry never sends the node to a link-local or metadata address.
       const refuse = (where: string): StageOutcome<object> => ({
         ok: false,
@@ -296,22 +122,107 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         const bad = forbiddenRealmAddresses(addresses);
         return bad.length === 0 ? null : { outcome: refuse(`${to} (${bad.join(', ')})`), stage: 'manifest' };
       };
-      const hop = await reachHost(w, to, toPort, url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null, pinned, vet);
-      w.current = { stage: 'manifest', host: ep.endpoint };
+      const tls = url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null;
+      const hop = await reachHost(w, to, toPort, tls, conns, { vet });
+      w.current = { stage: phase, host: ep.endpoint };
       if (hop === null || hop === 'plain-http') return null;
-      hopFailure = hop;
+      hops.failure = hop;
       return hop.outcome;
     };
+
+    const image = target.kind === 'image' ? target.ref : null;
+    const repository = image ? image.repository : null;
+    const reference = image ? (image.digest ?? image.tag ?? 'latest') : '';
+
+    // A host whose challenge is known: the cached token goes with the first request (no traffic if none is cached).
+    let pre: AuthOutcome | undefined;
+    const remembered = image ? rememberedChallenges(opts.tokenCache, ep.endpoint) : undefined;
+    if (remembered) {
+      const a = await authStage(
+        ctx,
+        { endpoint: ep.endpoint, scheme: ep.scheme, repository, challenges: remembered, status: 401 },
+        {
+          dispatcher: cacheOnlyDispatcher(),
+          timeoutMs: remainingMs(ctx),
+          tokenCache: opts.tokenCache,
+          ...(opts.credential ? { credential: opts.credential } : {}),
+          ...(opts.secrets ? { secrets: opts.secrets } : {}),
+        },
+      );
+      if (a.ok && a.authorization) pre = a;
+    }
+
+    w.current = { stage: 'http', host: ep.endpoint };
+    const http = await httpStage(
+      ctx,
+      {
+        endpoint: ep.endpoint,
+        scheme: ep.scheme,
+        ...(ep.path !== undefined ? { path: ep.path } : {}),
+        ...(image && repository !== null
+          ? {
+              manifest: {
+                repository,
+                reference,
+                ...(ep.ns !== undefined ? { ns: ep.ns } : {}),
+                ...(pre?.authorization ? { authorization: pre.authorization } : {}),
+              },
+            }
+          : {}),
+      },
+      { dispatcher, timeoutMs: remainingMs(ctx), reach },
+    );
+    if (hopFailed() !== null) return hopFailed(); // a redirect's host could not be reached: its steps are recorded
+    httpStep = toStep('http', http);
+    w.steps.push(httpStep);
+    if (!http.ok) return { outcome: http, stage: 'http' };
+    const status = http.challengeStatus ?? http.detail.status ?? 0;
+    if (image) {
+      if (status === 401) rememberChallenges(opts.tokenCache, ep.endpoint, http.detail.challenges);
+      else if (!pre) rememberChallenges(opts.tokenCache, ep.endpoint, []);
+    }
+
+    let auth: AuthOutcome;
+    if (pre && status !== 401) {
+      auth = pre; // the token came from the cache and the registry took it
+    } else {
+      const failed = await reachRealm(w, ep.endpoint, ep.ca, http.detail.challenges, conns);
+      if (failed) return failed;
+      w.current = { stage: 'auth', host: ep.endpoint };
+      auth = await authStage(
+        ctx,
+        { endpoint: ep.endpoint, scheme: ep.scheme, repository, challenges: http.detail.challenges, status },
+        {
+          dispatcher,
+          timeoutMs: remainingMs(ctx),
+          tokenCache: opts.tokenCache,
+          pinned: conns.pinned,
+          ...(opts.credential ? { credential: opts.credential } : {}),
+          ...(opts.secrets ? { secrets: opts.secrets } : {}),
+        },
+      );
+    }
+    w.steps.push(toStep('auth', auth));
+    if (!auth.ok) return { outcome: auth, stage: 'auth' };
+    if (!image || repository === null) return null;
+
+    // The HEAD's answer stands when it was sent with the authorization the manifest request would carry.
+    const sentWith = http.head && status !== 401 ? (pre?.authorization ?? '') : undefined;
+    const reuse = sentWith !== undefined && sentWith === (auth.authorization ?? '');
+    phase = 'manifest';
     w.current = { stage: 'manifest', host: ep.endpoint };
     const manifest = await manifestStage(
       ctx,
       {
         endpoint: ep.endpoint,
         scheme: ep.scheme,
-        repository: target.ref.repository,
-        reference: target.ref.digest ?? target.ref.tag ?? 'latest',
+        repository,
+        reference,
         ...(auth.authorization ? { authorization: auth.authorization } : {}),
         hasCredential: auth.credentialsSent ?? opts.credential !== undefined,
+        ...(ep.path !== undefined ? { path: ep.path } : {}),
+        ...(ep.ns !== undefined ? { ns: ep.ns } : {}),
+        ...(reuse && http.head ? { head: http.head } : {}),
       },
       {
         dispatcher,
@@ -322,11 +233,49 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         ...(opts.indexCache ? { indexCache: opts.indexCache } : {}),
       },
     );
-    if (hopFailure !== null) return hopFailure; // its steps are recorded already
+    if (hopFailed() !== null) return hopFailed(); // its steps are recorded already
     w.steps.push(toStep('manifest', manifest));
     if (!manifest.ok) return { outcome: manifest, stage: 'manifest' };
     return null;
   } finally {
+    if (httpStep && redials > 0) (httpStep.detail as HttpDetail).redials = redials;
+    closeUnused(conns);
     await dispatcher.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * The token service is its own hop: reach it like the registry itself, once
+ * its realm passed the policy (realm-policy.ts: https/http only, never
+ * link-local or metadata, by name or by what it resolves to). A refused
+ * realm is reported by authStage, without any connection.
+ */
+async function reachRealm(
+  w: Walk,
+  endpoint: string,
+  ca: string[],
+  challenges: HttpDetail['challenges'],
+  conns: Connections,
+): Promise<Failure | null> {
+  const bearer = challenges.find((c) => c.scheme === 'bearer');
+  const checked = bearer ? checkRealm(bearer.params['realm'], endpoint) : null;
+  const realm = checked?.ok ? checked : null;
+  if (!realm || conns.pinned.has(realm.hostname.toLowerCase())) return null;
+  const vet = (addresses: string[]): Failure | null => {
+    const bad = forbiddenRealmAddresses(addresses);
+    if (bad.length === 0) return null;
+    const r = refuseResolvedRealm(realm, endpoint, bad);
+    const outcome = {
+      ok: false,
+      reason: r.reason,
+      message: r.message,
+      host: r.host,
+      seconds: 0,
+      detail: { scheme: 'bearer' as const, ...(r.display !== undefined ? { realm: r.display } : {}), realmHost: r.host },
+    };
+    w.steps.push(toStep('auth', outcome));
+    return { outcome, stage: 'auth' };
+  };
+  const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca, skipVerify: false } : null, conns, { vet });
+  return hop !== null && hop !== 'plain-http' ? hop : null;
 }

@@ -78,6 +78,9 @@ function leaks(r: ProbeResult, f: FakeRegistry): string[] {
 describe('credentials echoed by the registry never reach the result', () => {
   test('a 429 whose headers echo the Bearer token (docker-ratelimit-source)', async () => {
     const f = await registry();
+    // A first probe learns the challenge and the token; the next one sends the token with its first HEAD, as containerd does.
+    const tokenCache = new TokenCache();
+    assert.equal((await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache })).ok, true);
     f.fault({
       method: 'HEAD',
       path: /manifests/,
@@ -85,7 +88,7 @@ describe('credentials echoed by the registry never reach the result', () => {
       echoAuthorization: true,
       headers: { 'docker-ratelimit-source': '{authorization}', 'ratelimit-limit': '100;w=21600' },
     });
-    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache });
     assert.equal(r.reason, 'rate_limited');
     assert.ok(f.issuedTokens.length > 0);
     assert.deepEqual(leaks(r, f), []);

@@ -202,10 +202,10 @@ describe('probe chain', () => {
 
   test('a registry that never answers: http_timeout at the deadline, never later', async () => {
     const f = await registry();
-    f.fault({ path: '/v2/', hang: true });
+    f.fault({ path: '/v2/team/app/manifests/v1', hang: true });
     const time = new FakeTime();
     const run = track(probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 1200, clock: time, timers: time }));
-    await until(() => f.count('GET', '/v2/') >= 1, 5000, 'the /v2/ request at the registry');
+    await until(() => f.count('HEAD', '/v2/team/app/manifests/v1') >= 1, 5000, 'the manifest HEAD at the registry');
     time.advance(1199);
     await new Promise((r) => setImmediate(r));
     assert.equal(run.settled(), false, 'still waiting 1 ms before the deadline');
@@ -218,11 +218,11 @@ describe('probe chain', () => {
 
   test('an outer abort signal ends the probe (agent shutdown)', async () => {
     const f = await registry();
-    f.fault({ path: '/v2/', hang: true });
+    f.fault({ path: '/v2/team/app/manifests/v1', hang: true });
     const ac = new AbortController();
     const time = new FakeTime();
     const run = probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(), { timeoutMs: 10_000, signal: ac.signal, clock: time, timers: time });
-    await until(() => f.count('GET', '/v2/') >= 1, 5000, 'the /v2/ request at the registry');
+    await until(() => f.count('HEAD', '/v2/team/app/manifests/v1') >= 1, 5000, 'the manifest HEAD at the registry');
     ac.abort();
     // Time never advances: a result at all proves the abort ended the probe, not a timer.
     const r = await within(run, 5000, 'the probe to end on the outer abort');
@@ -338,9 +338,12 @@ describe('probe chain', () => {
     });
     const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, e, { timeoutMs: 5000, tokenCache: new TokenCache() });
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
-    assert.deepEqual(r.steps.map((s) => `${s.stage}:${s.host ?? ''}`).slice(-3), [
+    // The first request (the manifest HEAD, as containerd sends it) is the one redirected: the hop comes before its http step.
+    assert.deepEqual(r.steps.map((s) => `${s.stage}:${s.host ?? ''}`).slice(-5), [
       'dns:blobs.test',
       `tcp:blobs.test:${blobs.port}`,
+      `http:127.0.0.1:${f.port}`,
+      `auth:127.0.0.1:${f.port}`,
       `manifest:127.0.0.1:${f.port}`,
     ]);
     assert.equal(blobs.count('HEAD', '/v2/team/app/manifests/v1'), 1);

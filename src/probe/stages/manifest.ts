@@ -34,6 +34,7 @@ import {
   type RegistryError,
 } from '../../net/registry-errors.js';
 import { registryBase, statusLine } from './http.js';
+import { apiPath, MANIFEST_ACCEPT, nsQuery } from '../registry-url.js';
 import { refusedTokenVerdict } from './auth.js';
 import { cleanRegistryText } from '../scrub.js';
 import type { Platform, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
@@ -41,14 +42,7 @@ import { parseWwwAuthenticate } from '../www-authenticate.js';
 import type { ManifestDetail } from '../../model/step-detail.js';
 export type { ManifestDetail } from '../../model/step-detail.js';
 
-/** containerd's resolve Accept list, in its order (resolver.go:164-171). */
-export const MANIFEST_ACCEPT = [
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  '*/*',
-] as const;
+export { MANIFEST_ACCEPT };
 
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -70,6 +64,16 @@ export interface ManifestInput {
   authorization?: string;
   hasCredential: boolean;
   scheme?: 'https' | 'http';
+  /** API path ("/v2" by default; an override_path endpoint's own). */
+  path?: string;
+  /** Namespace for `?ns=` (a host serving another registry's names). */
+  ns?: string;
+  /**
+   * The http stage's answer to this same HEAD, sent with this same
+   * `authorization`: read instead of asking again (a steady-state probe is
+   * one request).
+   */
+  head?: FollowResult;
 }
 
 export interface ManifestOptions {
@@ -100,7 +104,9 @@ export const manifestStage = async function manifestStage(
   const t0 = ctx.clock.now();
   const seconds = (): number => (ctx.clock.now() - t0) / 1000;
   const host = input.endpoint;
-  const base = `${registryBase(input.endpoint, input.scheme)}/v2/${input.repository}`;
+  const path = apiPath(input.path);
+  const q = nsQuery(input.ns);
+  const base = `${registryBase(input.endpoint, input.scheme)}${path}/${input.repository}`;
   const headers: Record<string, string> = { accept: MANIFEST_ACCEPT.join(', ') };
   if (input.authorization) headers.authorization = input.authorization;
   const detail: ManifestDetail = {};
@@ -110,7 +116,7 @@ export const manifestStage = async function manifestStage(
     if (hint) out.hint = hint;
     return out;
   };
-  let what = `HEAD /v2/${input.repository}/manifests/${input.reference}`;
+  let what = `HEAD ${path}/${input.repository}/manifests/${input.reference}${q}`;
   detail.request = what;
   const fetch = (method: 'GET' | 'HEAD', url: string, maxBody: number): Promise<FollowResult> =>
     sendFollowing(url, {
@@ -124,12 +130,13 @@ export const manifestStage = async function manifestStage(
   try {
     let res: SendResult;
     try {
-      let got = await fetch('HEAD', `${base}/manifests/${input.reference}`, 0);
+      let got = input.head ?? (await fetch('HEAD', `${base}/manifests/${input.reference}${q}`, 0));
+      if (input.head) detail.reused = true;
       if (got.kind === 'response' && got.res.status === 405) {
         // containerd retries a refused HEAD as GET (this one is a counted pull on Docker Hub).
-        what = `GET /v2/${input.repository}/manifests/${input.reference}`;
+        what = `GET ${path}/${input.repository}/manifests/${input.reference}${q}`;
         detail.request = what;
-        got = await fetch('GET', `${base}/manifests/${input.reference}`, MAX_MANIFEST);
+        got = await fetch('GET', `${base}/manifests/${input.reference}${q}`, MAX_MANIFEST);
       }
       if (got.redirects.length > 0) detail.redirects = got.redirects;
       if (got.kind === 'bad-redirect') return fail('http_status', `${what}: ${got.problem}`);
@@ -157,7 +164,7 @@ export const manifestStage = async function manifestStage(
       const len = Number(firstHeader(res.headers, 'content-length'));
       if (Number.isFinite(len) && firstHeader(res.headers, 'content-length') !== undefined) detail.contentLength = len;
       if (mt && INDEX_MEDIA_TYPES.has(mt) && (opts.checkPlatform ?? true)) {
-        return await checkPlatform(ctx, input, opts, { base, headers, timer, detail, fail, seconds, digest });
+        return await checkPlatform(ctx, input, opts, { base, q, headers, timer, detail, fail, seconds, digest });
       }
       return { ok: true, host, seconds: seconds(), detail };
     }
@@ -201,14 +208,14 @@ export const manifestStage = async function manifestStage(
     }
     if (res.status === 404 || has('NAME_UNKNOWN') || has('MANIFEST_UNKNOWN')) {
       if (has('NAME_UNKNOWN')) return fail('name_unknown', `name unknown: repository ${input.repository} not found in ${host}`);
-      return await tagsVerdict(input, opts, { base, headers, timer, detail, fail });
+      return await tagsVerdict(input, opts, { base, q, headers, timer, detail, fail });
     }
     if (res.status === 400 && has('NAME_INVALID')) {
       return fail('name_unknown', `name invalid: repository ${input.repository} is not a valid name for ${host}`);
     }
     return fail(
       'http_status',
-      `unexpected status from ${what.replace(/ .*/, '')} request to /v2/${input.repository}/manifests/${input.reference}: ${statusLine(res.status)}`,
+      `unexpected status from ${what.replace(/ .*/, '')} request to ${path}/${input.repository}/manifests/${input.reference}${q}: ${statusLine(res.status)}`,
     );
   } finally {
     timer.dispose();
@@ -217,6 +224,8 @@ export const manifestStage = async function manifestStage(
 
 interface Shared {
   base: string;
+  /** "?ns=…" or "". */
+  q: string;
   headers: Record<string, string>;
   timer: StageTimer;
   detail: ManifestDetail;
@@ -233,7 +242,7 @@ async function tagsVerdict(input: ManifestInput, opts: ManifestOptions, s: Share
   const missing = `manifest unknown: ${input.repository}${isDigest(input.reference) ? '@' : ':'}${input.reference} not found in ${input.endpoint}`;
   let res: SendResult;
   try {
-    const got = await sendFollowing(`${s.base}/tags/list`, {
+    const got = await sendFollowing(`${s.base}/tags/list${s.q}`, {
       method: 'GET',
       headers: s.headers,
       dispatcher: opts.dispatcher,
@@ -326,13 +335,13 @@ async function readIndex(
   known: IndexSummary | undefined,
 ): Promise<StageOutcome<ManifestDetail>> {
   const want = formatPlatform(opts.platform);
-  const what = `GET /v2/${input.repository}/manifests/${ref}`;
+  const what = `GET ${apiPath(input.path)}/${input.repository}/manifests/${ref}${s.q}`;
   s.detail.request = what;
   if (s.timer.signal.aborted) return s.fail('http_timeout', `${what}: context deadline exceeded`);
   let res: SendResult;
   try {
     // One byte over the limit tells "exactly at the limit" from "larger".
-    const got = await sendFollowing(`${s.base}/manifests/${ref}`, {
+    const got = await sendFollowing(`${s.base}/manifests/${ref}${s.q}`, {
       method: 'GET',
       headers: s.headers,
       dispatcher: opts.dispatcher,
@@ -357,7 +366,7 @@ async function readIndex(
   if (res.status >= 500)
     return s.fail(
       'http_status',
-      `unexpected status from GET request to /v2/${input.repository}/manifests/${ref}: ${statusLine(res.status)}`,
+      `unexpected status from GET request to ${apiPath(input.path)}/${input.repository}/manifests/${ref}${s.q}: ${statusLine(res.status)}`,
     );
   // The HEAD already proved the image is there; another status here is not judged.
   if (res.status !== 200) return { ok: true, host: input.endpoint, seconds: s.seconds(), detail: s.detail };

@@ -175,7 +175,7 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
 }
 
 /** Wider than @types/node says: undefined when the peer sent no certificate (or the socket is gone). */
-const peerX509 = (socket: tls.TLSSocket): X509Certificate | undefined => socket.getPeerX509Certificate() as X509Certificate | undefined;
+const peerX509 = (socket: tls.TLSSocket): X509Certificate | undefined => socket.getPeerX509Certificate();
 
 /** Bound on the chain walk (a real chain is 2-4 long). */
 const MAX_CHAIN = 16;

@@ -1,0 +1,134 @@
+/**
+ * One host's connection, stage by stage: dns → tcp (every address tried and
+ * classified; the first that connected is kept) → [a tunnel step, for a
+ * proxy: not wired yet] → tls upgrade of that same socket → handed to the
+ * HTTP client (dispatcher.ts `handed`), so the stages' timings are the raw
+ * stamps of the connection the requests then use.
+ */
+import type net from 'node:net';
+import { remainingMs } from '../net/deadline.js';
+import { originKey } from '../net/dispatcher.js';
+import type { ClientCert } from '../net/tls-contexts.js';
+import { dnsStage } from './stages/dns.js';
+import { tcpStage } from './stages/tcp.js';
+import { tlsStage } from './stages/tls.js';
+import { round, toStep, type Failure, type Walk } from './walk-steps.js';
+
+/** OpenSSL's codes for "the first bytes back were not a TLS record" (Go: tls.RecordHeaderError). */
+const PLAIN_HTTP_TLS_ERRORS: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
+
+/** What the walk's hosts share for one endpoint: pinned addresses and the sockets waiting for the HTTP client. */
+export interface Connections {
+  /** hostname → addresses the DNS stage found (the dispatcher's only resolver). */
+  pinned: Map<string, string[]>;
+  /** originKey → the established socket for that origin's first request. */
+  handed: Map<string, net.Socket>;
+}
+
+export interface TlsPlan {
+  ca: string[];
+  skipVerify: boolean;
+  httpFallback?: boolean;
+  clientCert?: ClientCert;
+}
+
+export interface ReachOptions {
+  /** Refuse the addresses (realm policy) before any connection. */
+  vet?: (addresses: string[]) => Failure | null;
+  /** TCP connect timeout for this host (hosts.toml dial_timeout); default from the walk. */
+  dialTimeoutMs?: number;
+}
+
+/**
+ * dns → tcp → (tls) for one host; pins its addresses and hands the
+ * connection over. With `httpFallback`, a TLS handshake answered in plain
+ * HTTP is recorded as an ok tls step noting the fallback, and 'plain-http'
+ * is returned (that socket is closed; the client dials the port again).
+ */
+export async function reachHost(
+  w: Walk,
+  host: string,
+  port: number,
+  tls: TlsPlan | null,
+  conns: Connections,
+  o: ReachOptions = {},
+): Promise<Failure | null | 'plain-http'> {
+  const { ctx, env, opts } = w;
+  w.current = { stage: 'dns', host };
+  const dns = await dnsStage(
+    ctx,
+    { host },
+    {
+      resolvConf: env.resolvConf,
+      ...(env.hosts ? { hosts: env.hosts } : {}),
+      ...(opts.dnsPort ? { port: opts.dnsPort } : {}),
+    },
+  );
+  w.steps.push(toStep('dns', dns));
+  if (!dns.ok) return { outcome: dns, stage: 'dns' };
+  const refused = o.vet?.(dns.detail.addresses);
+  if (refused) return refused;
+
+  w.current = { stage: 'tcp', host: `${host}:${port}` };
+  const tcp = await tcpStage(
+    ctx,
+    { host, addresses: dns.detail.addresses, port },
+    { connectTimeoutMs: o.dialTimeoutMs ?? opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)), keep: true },
+  );
+  w.steps.push(toStep('tcp', tcp));
+  if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
+  const hostKey = host.toLowerCase();
+  conns.pinned.set(hostKey, tcp.detail.connected);
+  const socket = tcp.socket;
+  // A proxy's CONNECT tunnel goes here: it turns `socket` (to the proxy) into a socket to host:port.
+
+  if (!tls) {
+    if (socket) hand(conns, originKey('http', host, port), socket);
+    return null;
+  }
+  w.current = { stage: 'tls', host: `${host}:${port}` };
+  const first = tcp.detail.connected[0] ?? '';
+  const out = await tlsStage(
+    ctx,
+    { host, address: first, port, ...(socket ? { socket } : {}) },
+    {
+      ca: tls.ca,
+      handshakeTimeoutMs: remainingMs(ctx),
+      skipVerify: tls.skipVerify,
+      keep: true,
+      ...(tls.clientCert ? { clientCert: tls.clientCert } : {}),
+      ...(opts.secureContexts ? { secureContexts: opts.secureContexts } : {}),
+    },
+  );
+  const code = out.ok ? undefined : out.detail.error;
+  if (tls.httpFallback && code !== undefined && PLAIN_HTTP_TLS_ERRORS.has(code)) {
+    w.steps.push({
+      stage: 'tls',
+      ok: true,
+      seconds: round(out.seconds),
+      host: `${host}:${port}`,
+      detail: {
+        plainHttp: true,
+        error: code,
+        fallback: 'http',
+        note: 'the port answers in plain HTTP; containerd falls back to http for a localhost registry',
+      },
+    });
+    return 'plain-http';
+  }
+  w.steps.push(toStep('tls', out));
+  if (!out.ok) return { outcome: out, stage: 'tls' };
+  if (out.socket) hand(conns, originKey('https', host, port), out.socket);
+  return null;
+}
+
+function hand(conns: Connections, origin: string, socket: net.Socket): void {
+  conns.handed.get(origin)?.destroy();
+  conns.handed.set(origin, socket);
+}
+
+/** Close every socket no request took. */
+export function closeUnused(conns: Connections): void {
+  for (const s of conns.handed.values()) s.destroy();
+  conns.handed.clear();
+}
