@@ -246,10 +246,11 @@ export const nodeHostsFs: HostsFs = {
 
 export interface RegistryHosts {
   registry: string;
-  /** hosts.toml used, or the host directory when its *.crt/*.cert files were used; null without a host directory. */
+  /** hosts.toml used, the host directory when its *.crt/*.cert files were used, or config.toml (mode config-toml); null otherwise. */
   source: string | null;
   hostDir: string | null;
-  mode: 'default' | 'hosts-toml' | 'cert-files';
+  /** config-toml: config.toml's deprecated mirrors/configs, no config_path (containerd-legacy.ts). */
+  mode: 'default' | 'hosts-toml' | 'cert-files' | 'config-toml';
   endpoints: RegistryEndpoint[];
   warnings: string[];
 }

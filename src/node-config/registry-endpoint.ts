@@ -79,7 +79,8 @@ export interface ParsedUrl {
 
 /** scheme://[userinfo@]authority[path][?query][#fragment]; null when it is not such a URL. */
 export function parseEndpointUrl(url: string): ParsedUrl | null {
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(?:[^@/?#]*@)?([^/?#]+)([^?#]*)/.exec(url);
+  // Go: userinfo runs to the last "@" before the path.
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(?:[^/?#]*@)?([^@/?#]*)([^?#]*)/.exec(url);
   if (!m) return null;
   return { scheme: (m[1] ?? '').toLowerCase(), authority: m[2] ?? '', path: m[3] ?? '' };
 }
@@ -110,13 +111,14 @@ export function isLocalhost(hostport: string): boolean {
 /** An endpoint from a base URL (scheme://authority/path, already in containerd's form) and its settings. */
 export function makeEndpoint(url: string, namespace: string, isServer: boolean, s: EndpointSettings): RegistryEndpoint {
   const u = parseEndpointUrl(url) ?? { scheme: 'https', authority: '', path: '' };
-  const path = cleanPath(u.path);
+  const cleaned = cleanPath(u.path);
+  const path = cleaned === '/' ? '' : cleaned; // path.Join("/", "/", repo) is "/repo" as with ""
   return {
     url: `${u.scheme}://${u.authority}${path}`,
     scheme: u.scheme,
     authority: u.authority,
     host: /:\d+$/.test(u.authority) ? u.authority : `${u.authority}:${u.scheme === 'http' ? 80 : 443}`,
-    path: path === '/' ? '' : path,
+    path,
     namespace,
     isMirror: isProxy(u.authority, namespace),
     isServer,
