@@ -62,8 +62,35 @@ const p = (reason: Pattern['reason'], ...seq: RegExp[]): Pattern => ({
   seq: seq.map((re) => new RegExp(re.source, 'gi')),
 });
 
-/** Go's http.Transport turns a refused CONNECT into the bare status text after the URL. */
-const CONNECT_REFUSED = 'Forbidden|Proxy Authentication Required|Access violation|Bad Gateway|Service Unavailable|Gateway Timeout';
+/**
+ * Go's http.Transport turns a refused CONNECT into the bare status text after
+ * the URL (the proxy's own words; "unknown status code" when it gave none):
+ * the usual HTTP reason phrases, and tinyproxy's (Access violation for a
+ * ConnectPort/ACL refusal, Unauthorized for wrong credentials, Unable to
+ * connect when it cannot reach the registry, Filtered, Access denied).
+ */
+const CONNECT_REFUSED = [
+  'Bad Request',
+  'Unauthorized',
+  'Forbidden',
+  'Not Found',
+  'Method Not Allowed',
+  'Proxy Authentication Required',
+  'Request Time-?out',
+  'Too Many Requests',
+  'Internal Server Error',
+  'Not Implemented',
+  'Bad Gateway',
+  'Service Unavailable',
+  'Gateway Time-?out',
+  'Network Authentication Required',
+  'Access violation',
+  'Access denied',
+  'Filtered',
+  'Internal error',
+  'Unable to connect',
+  'unknown status code',
+].join('|');
 
 export const PATTERNS: readonly Pattern[] = [
   // --- the image string itself (kubelet: InvalidImageName, "couldn't parse image name")

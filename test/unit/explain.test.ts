@@ -68,3 +68,42 @@ test('the gRPC code does not decide: i/o timeout under DeadlineExceeded is still
   assert.equal(dns.reason, 'dns_timeout');
   assert.equal(tcp.reason, 'tcp_timeout');
 });
+
+// containerd's texts when the node's proxy fails (issue 8): Go's "proxyconnect" for the
+// connection to the proxy, the bare status text after the URL for a refused CONNECT
+// (tinyproxy: Access violation, 407, Unauthorized for wrong credentials, Unable to connect).
+const PROXY_TEXTS: Array<[string, string]> = [
+  ['proxy refuses connections', lab('proxyconnect tcp: dial tcp 10.0.0.1:3128: connect: connection refused')],
+  ['proxy silent', lab('proxyconnect tcp: dial tcp 10.0.0.1:3128: i/o timeout', 'DeadlineExceeded')],
+  ['proxy name unknown', lab('proxyconnect tcp: dial tcp: lookup proxy.corp.example on 10.0.0.2:53: no such host')],
+  ['proxy unreachable', lab('proxyconnect tcp: dial tcp 10.0.0.1:3128: connect: no route to host')],
+  ['CONNECT refused: Forbidden', lab('Forbidden')],
+  ['CONNECT refused: tinyproxy ConnectPort', lab('Access violation')],
+  ['CONNECT refused: no credentials', lab('Proxy Authentication Required')],
+  ['CONNECT refused: tinyproxy, wrong credentials', lab('Unauthorized')],
+  ['CONNECT refused: tinyproxy cannot reach the registry', lab('Unable to connect')],
+  ['CONNECT refused: squid cannot reach the registry', lab('Service Unavailable')],
+  ['CONNECT answered without a status text', lab('unknown status code')],
+  ['CONNECT refused, containerd 1.6 ": unknown" tail', `${lab('Forbidden')}: unknown`],
+];
+
+for (const [name, text] of PROXY_TEXTS) {
+  test(`explain: proxy failure (${name}) → proxy_error, stage http, cause network`, () => {
+    const e = explainMessage(text);
+    assert.deepEqual([e.reason, e.stage, e.cause], ['proxy_error', 'http', 'network']);
+  });
+}
+
+test('explain: texts that only look like a proxy refusal are not proxy_error', () => {
+  // a registry's own 401/403 comes with the status code, through containerd's resolver
+  assert.equal(
+    explainMessage(
+      pull(REF, REF, `failed to resolve reference "${REF}": unexpected status from HEAD request to ${MANIFEST_URL}: 401 Unauthorized`),
+    ).reason,
+    'auth_required',
+  );
+  assert.equal(explainMessage(lab('context deadline exceeded', 'DeadlineExceeded')).reason, 'tcp_timeout');
+  assert.equal(explainMessage(lab('dial tcp 10.0.0.10:443: connect: connection refused')).reason, 'tcp_refused');
+  assert.equal(explainMessage(lab('EOF')).reason, null);
+  assert.equal(explainMessage(lab('Unauthorized for this thing')).reason, null);
+});
