@@ -174,6 +174,8 @@ export const PATTERNS: readonly Pattern[] = [
 
   // --- registry answered with a server error ("…: 503 …" or "status code 503 …")
   p('http_status', /unexpected (?:HTTP )?status/, /(?::| code) 5\d\d\b/),
+  // containerd 1.6/1.7 resolver when every host failed: "pulling from host H failed with status code [manifests v1]: 503 Service Unavailable"
+  p('http_status', /\bfailed with status code \[[^\]\s]*(?: [^\]\s]*)?\]: 5\d\d\b/),
 
   // --- the registry accepted the connection but did not answer
   p('http_timeout', /timeout awaiting response headers|Client\.Timeout exceeded while awaiting headers|\bread tcp \S+: i\/o timeout/),
