@@ -26,6 +26,8 @@ export interface CachedToken {
   expiresAt: number;
   /** Seconds of life left (from the cache's clock). */
   expiresInSeconds: number;
+  /** When the token service said the token expires (epoch ms; `expires_in` uncapped), for the expiry metric. */
+  tokenExpiresAt: number;
 }
 
 export interface TokenCacheOptions {
@@ -46,6 +48,20 @@ export const DEFAULT_EXPIRES_IN = 60;
  */
 export const MAX_EXPIRES_IN = 3600;
 
+/**
+ * When a token expires by what its token service said (epoch ms): issued_at (or now) plus
+ * `expires_in` (60 s when absent or not a positive number), never later than now + expires_in.
+ */
+export function tokenExpiry(nowMs: number, expiresInSeconds: unknown, issuedAt?: string | number): number {
+  const life =
+    typeof expiresInSeconds === 'number' && Number.isFinite(expiresInSeconds) && expiresInSeconds > 0
+      ? expiresInSeconds
+      : DEFAULT_EXPIRES_IN;
+  const issued = typeof issuedAt === 'number' ? issuedAt : issuedAt ? Date.parse(issuedAt) : Number.NaN;
+  const at = nowMs + life * 1000;
+  return Number.isFinite(issued) ? Math.min(at, issued + life * 1000) : at;
+}
+
 /** The lifetime a token is kept for: `expires_in` when it is a positive finite number, capped; else the default. */
 export function tokenLifetime(expiresInSeconds: unknown): number {
   return typeof expiresInSeconds === 'number' && Number.isFinite(expiresInSeconds) && expiresInSeconds > 0
@@ -54,7 +70,7 @@ export function tokenLifetime(expiresInSeconds: unknown): number {
 }
 
 export class TokenCache {
-  readonly #entries = new Map<string, { token: string; expiresAt: number }>();
+  readonly #entries = new Map<string, { token: string; expiresAt: number; tokenExpiresAt: number }>();
   readonly #wallNow: () => number;
   readonly #marginMs: number;
   readonly #maxEntries: number;
@@ -73,7 +89,12 @@ export class TokenCache {
       this.#entries.delete(key);
       return undefined;
     }
-    return { token: e.token, expiresAt: e.expiresAt, expiresInSeconds: Math.floor((e.expiresAt - now) / 1000) };
+    return {
+      token: e.token,
+      expiresAt: e.expiresAt,
+      expiresInSeconds: Math.floor((e.expiresAt - now) / 1000),
+      tokenExpiresAt: e.tokenExpiresAt,
+    };
   }
 
   /**
@@ -81,7 +102,7 @@ export class TokenCache {
    * shorten the lifetime of a token issued a while ago, never to lengthen it
    * past now + expiresIn (a token server clock running ahead of ours).
    */
-  set(key: string, token: string, expiresInSeconds?: number, issuedAt?: string | number): void {
+  set(key: string, token: string, expiresInSeconds?: number, issuedAt?: string | number, tokenExpiresAt?: number): void {
     const ttl = tokenLifetime(expiresInSeconds);
     const now = this.#wallNow();
     let expiresAt = now + ttl * 1000;
@@ -89,7 +110,7 @@ export class TokenCache {
     if (Number.isFinite(issued)) expiresAt = Math.min(expiresAt, issued + ttl * 1000);
     if (expiresAt - this.#marginMs <= now) return; // already (nearly) expired: not worth keeping
     this.#entries.delete(key); // re-stored: now the newest
-    this.#entries.set(key, { token, expiresAt });
+    this.#entries.set(key, { token, expiresAt, tokenExpiresAt: tokenExpiresAt ?? expiresAt });
     while (this.#entries.size > this.#maxEntries) {
       const oldest = this.#entries.keys().next().value;
       if (oldest === undefined) break;

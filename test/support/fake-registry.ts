@@ -41,6 +41,8 @@ export interface FakeRegistryOptions {
   rejectIssuedTokens?: boolean;
   /** Bearer: the token answer, replacing the default JSON body (e.g. a token with a line break). */
   tokenBody?: (token: string) => string;
+  /** Bearer: identity (refresh) token → user, for OAuth POST grant_type=refresh_token. */
+  refreshTokens?: Record<string, string>;
 }
 
 export interface Fault {
@@ -81,6 +83,8 @@ export function sha256(body: Buffer | string): string {
 export class FakeRegistry {
   readonly server: Server;
   readonly requests: { method: string; path: string; authorization?: string }[] = [];
+  /** Every OAuth POST to /token: its content type and form fields. */
+  readonly tokenPosts: { contentType: string; form: Record<string, string> }[] = [];
   readonly issuedTokens: string[] = [];
   readonly #opts: FakeRegistryOptions;
   readonly #repos = new Map<string, Repo>();
@@ -161,6 +165,8 @@ export class FakeRegistry {
     const entry: { method: string; path: string; authorization?: string } = { method, path: url.pathname };
     if (req.headers.authorization) entry.authorization = req.headers.authorization;
     this.requests.push(entry);
+    const posted: Buffer[] = [];
+    if (method === 'POST') req.on('data', (d: Buffer) => posted.push(d));
     req.resume();
     const fault = this.#faults.find(
       (f) =>
@@ -175,6 +181,14 @@ export class FakeRegistry {
       const headers = Object.fromEntries(Object.entries(fault.headers ?? {}).map(([k, v]) => [k, fill(v)]));
       res.writeHead(fault.status ?? 500, headers);
       res.end(method === 'HEAD' ? undefined : fill(fault.body ?? ''));
+      return;
+    }
+    if (url.pathname === '/token' && method === 'POST') {
+      req.on('end', () => {
+        const form = Object.fromEntries(new URLSearchParams(Buffer.concat(posted).toString('utf8')));
+        this.tokenPosts.push({ contentType: req.headers['content-type'] ?? '', form });
+        this.#token(req, url, res, form);
+      });
       return;
     }
     if (url.pathname === '/token') {
@@ -205,8 +219,19 @@ export class FakeRegistry {
     return user !== undefined && Object.hasOwn(users, user) && users[user] === rest.join(':') ? user : null;
   }
 
-  #token(req: IncomingMessage, url: URL, res: ServerResponse): void {
-    const user = this.#basicUser(req);
+  /** OAuth POST form: grant_type=password (username/password) or refresh_token (refreshTokens table). */
+  #formUser(form: Record<string, string>): string | null {
+    const users = this.#opts.users ?? {};
+    if (form.grant_type === 'password') {
+      const u = form.username ?? '';
+      return Object.hasOwn(users, u) && users[u] === form.password ? u : null;
+    }
+    if (form.grant_type === 'refresh_token') return this.#opts.refreshTokens?.[form.refresh_token ?? ''] ?? null;
+    return null;
+  }
+
+  #token(req: IncomingMessage, url: URL, res: ServerResponse, form?: Record<string, string>): void {
+    const user = form ? this.#formUser(form) : this.#basicUser(req);
     if (user === null) {
       this.#send(res, 'GET', 401, { 'content-type': 'application/json' }, errBody('UNAUTHORIZED', 'invalid credentials'));
       return;
@@ -217,7 +242,8 @@ export class FakeRegistry {
     }
     const grant: Grant = { repos: new Set() };
     if (user) grant.user = user;
-    for (const scope of url.searchParams.getAll('scope')) {
+    const scopes = form ? (form.scope ?? '').split(' ').filter((x) => x !== '') : url.searchParams.getAll('scope');
+    for (const scope of scopes) {
       const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
       if (!m?.[1] || !m[2]?.split(',').includes('pull')) continue;
       const repo = this.#repos.get(m[1]);

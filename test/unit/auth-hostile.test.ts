@@ -265,7 +265,13 @@ describe('what is sent to the token service', () => {
     });
     assert.equal(out.ok, true);
     assert.equal(out.credentialsSent, true);
-    assert.match(f.requests.find((r) => r.path === '/token')?.authorization ?? '', /^Basic /);
+    // containerd's OAuth POST: the credentials in the form, no Basic header.
+    assert.equal(out.detail.tokenMethod, 'POST');
+    assert.deepEqual(
+      f.tokenPosts.map((p) => [p.form.grant_type, p.form.username]),
+      [['password', 'alice']],
+    );
+    assert.equal(f.requests.find((r) => r.path === '/token')?.authorization, undefined);
     assert.equal(out.detail.realmHost, `registry.test:${f.port}`);
     assert.ok(!JSON.stringify(out.detail).includes('topsecret'));
   });

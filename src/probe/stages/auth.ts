@@ -15,15 +15,15 @@
  * over https. Registry-supplied text is scrubbed of every credential sent
  * (scrub.ts); every Authorization value used is added to `opts.secrets`.
  */
-import type { Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
-import { classifyTransportError, send } from '../../net/dispatcher.js';
+import { classifyTransportError, send, type SendResult } from '../../net/dispatcher.js';
 import { checkRealm, forbiddenRealmAddresses, refuseResolvedRealm } from '../realm-policy.js';
 import { headerValues, parseRegistryErrors } from '../../net/registry-errors.js';
 import { registryBase, statusLine } from './http.js';
 import { cleanRegistryText, Secrets } from '../scrub.js';
-import { tokenCacheKey, tokenLifetime, type TokenCache } from '../token-cache.js';
+import { tokenCacheKey, tokenExpiry, tokenLifetime, type TokenCache } from '../token-cache.js';
 import type { Credential, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 import type { AuthDetail } from '../../model/step-detail.js';
@@ -56,7 +56,12 @@ export interface AuthOptions {
  * anonymous, or withheld from a cleartext realm): the manifest stage's
  * `hasCredential`. Neither is ever serialised into a step.
  */
-export type AuthOutcome = StageOutcome<AuthDetail> & { authorization?: string; credentialsSent?: boolean };
+export type AuthOutcome = StageOutcome<AuthDetail> & {
+  authorization?: string;
+  credentialsSent?: boolean;
+  /** Bearer: when the token expires by its token service's `expires_in` (epoch ms), for the credential expiry metric. */
+  tokenExpiresAt?: number;
+};
 
 const MAX_TOKEN_BODY = 1 << 20;
 
@@ -84,6 +89,7 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
   secrets.addCredential(cred);
   const detail: AuthDetail = { scheme: 'none' };
   if (cred) detail.credentialSource = cred.source;
+  let tokenExpiresAt: number | undefined;
   const fail = (f: Fail): AuthOutcome => {
     if (f.status !== undefined) detail.status = f.status;
     if (f.error !== undefined) detail.error = f.error;
@@ -92,6 +98,7 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
   const ok = (authorization?: string, credentialsSent = false): AuthOutcome => {
     const out: AuthOutcome = { ok: true, host: input.endpoint, seconds: seconds(), detail, credentialsSent };
     if (authorization) out.authorization = authorization;
+    if (tokenExpiresAt !== undefined) out.tokenExpiresAt = tokenExpiresAt;
     return out;
   };
 
@@ -129,6 +136,7 @@ export const authStage = async function authStage(ctx: ProbeContext, input: Auth
     const got = await bearerToken(ctx, input, opts, challenge, detail, secrets);
     if ('reason' in got) return fail(got);
     authorization = got.authorization;
+    tokenExpiresAt = got.tokenExpiresAt;
   }
   const credentialsSent = cred !== undefined && detail.credentialsWithheld !== true;
 
@@ -171,7 +179,7 @@ async function bearerToken(
   challenge: Challenge,
   detail: AuthDetail,
   secrets: Secrets,
-): Promise<{ authorization: string } | Fail> {
+): Promise<{ authorization: string; tokenExpiresAt: number } | Fail> {
   const realm = challenge.params.realm;
   const checked = checkRealm(realm, input.endpoint);
   if (checked.display) detail.realm = secrets.scrub(checked.display);
@@ -200,40 +208,61 @@ async function bearerToken(
     detail.tokenExpiresIn = cached.expiresInSeconds;
     const authorization = `Bearer ${cached.token}`;
     secrets.addAuthorization(authorization);
-    return { authorization };
+    return { authorization, tokenExpiresAt: cached.tokenExpiresAt };
   }
   detail.tokenCached = false;
 
-  if (service !== undefined) url.searchParams.set('service', service);
-  if (scope) url.searchParams.append('scope', scope);
   const host = url.host;
-  const what = cred ? 'failed to fetch token' : 'failed to fetch anonymous token';
+  // containerd doBearerAuth: with a secret, the OAuth POST first ("failed to fetch oauth token"); without one, an anonymous GET.
+  const secret = cred !== undefined && cred.password !== '' ? cred : undefined;
+  const what = secret ? 'failed to fetch oauth token' : 'failed to fetch anonymous token';
+  const getUrl = new URL(url);
+  if (service !== undefined) getUrl.searchParams.set('service', service);
+  if (scope) getUrl.searchParams.append('scope', scope);
   let sentBasic: string | undefined;
-  if (cred) secrets.addAuthorization((sentBasic = basicAuthorization(cred)));
-  const timer = stageTimer(ctx, opts.timeoutMs);
-  let res;
-  try {
-    res = await send(url.toString(), {
+  if (secret) secrets.addAuthorization((sentBasic = basicAuthorization(secret)));
+  const getToken = (signal: AbortSignal): Promise<SendResult> =>
+    send(getUrl.toString(), {
       method: 'GET',
       dispatcher: opts.dispatcher,
-      signal: timer.signal,
+      signal,
       maxBody: MAX_TOKEN_BODY,
       headers: { accept: 'application/json', ...(sentBasic ? { authorization: sentBasic } : {}) },
     });
+  // One timer for the POST and its GET fallback: the step's time covers both.
+  const timer = stageTimer(ctx, opts.timeoutMs);
+  let method: 'POST' | 'GET' = secret ? 'POST' : 'GET';
+  let res: SendResult;
+  try {
+    if (secret) {
+      secrets.add(formValue(secret.password));
+      res = await postForm(url.toString(), oauthForm(secret, service, scope), opts.dispatcher, timer.signal);
+      // containerd falls back to GET on 405 (with a username), 404 (GCR), 401 (Artifactory), 400 (ACR); never on 5xx.
+      if ((res.status === 405 && secret.username !== '') || res.status === 404 || res.status === 401 || res.status === 400) {
+        detail.tokenPostStatus = res.status;
+        method = 'GET';
+        res = await getToken(timer.signal);
+      }
+    } else {
+      res = await getToken(timer.signal);
+    }
   } catch (err) {
+    detail.tokenMethod = method;
     const f = classifyTransportError(err, timer.timedOut(), `${what} from ${host}`);
     const reason: Reason = f.reason === 'http_timeout' ? 'token_error' : f.reason;
     return { reason, host, message: f.message, ...(f.code ? { error: f.code } : {}) };
   } finally {
     timer.dispose();
   }
+  detail.tokenMethod = method;
 
   const st = statusLine(res.status);
-  // What the token service said, scrubbed (it may echo the Authorization it got) and cut short.
+  // What the token service said, scrubbed (it may echo the Authorization or the form it got) and cut short.
   const said = (): string => {
     const e = parseRegistryErrors(res.body)[0];
     return e ? `: ${cleanRegistryText(`${e.code}${e.message ? ` ${e.message}` : ''}`, secrets, 200)}` : '';
   };
+  const path = (method === 'GET' ? getUrl : url).pathname;
   if (res.status === 401 || res.status === 403) {
     if (detail.credentialsWithheld) {
       return {
@@ -248,7 +277,7 @@ async function bearerToken(
           reason: 'auth_rejected',
           host,
           status: res.status,
-          message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${st}${said()})`,
+          message: `unauthorized: the token service ${host} rejected the credentials from ${cred.source} (${method} ${st}${said()})`,
         }
       : {
           reason: 'auth_required',
@@ -262,7 +291,7 @@ async function bearerToken(
       reason: 'token_error',
       host,
       status: res.status,
-      message: `${what}: unexpected status from GET request to ${host}${url.pathname}: ${st}${said()}`,
+      message: `${what}: unexpected status from ${method} request to ${host}${path}: ${st}${said()}`,
     };
   }
   let parsed: unknown;
@@ -277,7 +306,9 @@ async function bearerToken(
     };
   }
   const r = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
-  const token = typeof r.access_token === 'string' && r.access_token !== '' ? r.access_token : typeof r.token === 'string' ? r.token : '';
+  // containerd: the POST answer must carry access_token; a GET answer token or access_token.
+  const access = typeof r.access_token === 'string' ? r.access_token : '';
+  const token = access !== '' || method === 'POST' ? access : typeof r.token === 'string' ? r.token : '';
   if (token === '') {
     return {
       reason: 'token_error',
@@ -298,11 +329,52 @@ async function bearerToken(
   }
   const expiresIn = tokenLifetime(r.expires_in);
   const issuedAt = typeof r.issued_at === 'string' ? r.issued_at : undefined;
-  opts.tokenCache.set(key, token, expiresIn, issuedAt);
+  const tokenExpiresAt = tokenExpiry(ctx.wallNow(), r.expires_in, issuedAt);
+  opts.tokenCache.set(key, token, expiresIn, issuedAt, tokenExpiresAt);
   detail.tokenExpiresIn = expiresIn;
   const authorization = `Bearer ${token}`;
   secrets.addAuthorization(authorization);
-  return { authorization };
+  return { authorization, tokenExpiresAt };
+}
+
+/** containerd FetchTokenWithOAuth's form: scope (space-joined), service, client_id, then the grant. */
+export function oauthForm(cred: Credential, service: string | undefined, scope: string | undefined): URLSearchParams {
+  const form = new URLSearchParams();
+  if (scope) form.set('scope', scope);
+  form.set('service', service ?? '');
+  form.set('client_id', 'containerd-client');
+  if (cred.username === '') {
+    form.set('grant_type', 'refresh_token');
+    form.set('refresh_token', cred.password);
+  } else {
+    form.set('grant_type', 'password');
+    form.set('username', cred.username);
+    form.set('password', cred.password);
+  }
+  return form;
+}
+
+/** A value as form encoding writes it (spaces as "+"): how the password appears in the POST body. */
+const formValue = (v: string): string => new URLSearchParams({ v }).toString().slice(2);
+
+/** The OAuth POST: undici directly (the shared send() speaks GET/HEAD only); the body read is bounded like send()'s. */
+async function postForm(url: string, form: URLSearchParams, dispatcher: Dispatcher, signal: AbortSignal): Promise<SendResult> {
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'user-agent': 'pullprobe', accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    body: form.toString(),
+    dispatcher,
+    signal,
+  });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of res.body) {
+    const b = chunk as Buffer;
+    chunks.push(b);
+    n += b.length;
+    if (n >= MAX_TOKEN_BODY) break; // leaving the loop destroys the stream
+  }
+  return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_TOKEN_BODY).toString('utf8') };
 }
 
 /** Bare-registry target: prove the authorization works by re-getting /v2/ with it. */
