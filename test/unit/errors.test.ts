@@ -29,6 +29,7 @@ const samples: errors.PullprobeError[] = [
   new errors.KubeTimeoutError('t', { cause }),
   new errors.KubeNetworkError('n', { cause }),
   new errors.TokenUnavailableError('/t', cause),
+  new errors.CredentialProviderConfigError('/etc/kubernetes/cp.yaml: providers[0].apiVersion: invalid', { cause }),
 ];
 
 test('one class per code: every code used once, each a named error with a PULLPROBE_ code', () => {
@@ -50,6 +51,7 @@ test('user errors (exit 2 in the CLI) are the usage, file and input kinds only',
     .map((e) => e.code)
     .sort();
   assert.deepEqual(user, [
+    'PULLPROBE_CREDENTIAL_PROVIDER_CONFIG',
     'PULLPROBE_DOCKER_CONFIG',
     'PULLPROBE_FILE_UNREADABLE',
     'PULLPROBE_HOSTS_TOML',
