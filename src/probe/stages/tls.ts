@@ -144,7 +144,7 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
           kind: 'ok',
           protocol: socket.getProtocol(),
           cipher: cipher.standardName || cipher.name,
-          chain: peerChain(socket),
+          chain: peerChain(socket, context),
           authorizationError: codeOf(socket.authorizationError),
         });
       } catch (err) {
@@ -157,11 +157,13 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
       return;
     }
     timer.signal.addEventListener('abort', onAbort, { once: true });
+    let context: tls.SecureContext | undefined;
     try {
+      context = secureContextFor(opts.secureContexts, opts.ca, opts.clientCert);
       socket = connect({
         ...(input.socket ? { socket: input.socket } : { host: input.address, port: input.port }),
         ...(net.isIP(name) ? {} : { servername: name }),
-        secureContext: secureContextFor(opts.secureContexts, opts.ca, opts.clientCert),
+        secureContext: context,
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined, // decided in verify(), in Go's order
       });
@@ -174,25 +176,44 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
   });
 }
 
-/** Wider than @types/node says: undefined when the peer sent no certificate (or the socket is gone). */
-const peerX509 = (socket: tls.TLSSocket): X509Certificate | undefined => socket.getPeerX509Certificate();
+/**
+ * What getPeerCertificate(true) really returns, wider than @types/node says: null once the
+ * socket is destroyed, {} when the peer sent no certificate, no issuerCertificate past the end.
+ */
+type PeerCertificate = Partial<Pick<tls.DetailedPeerCertificate, 'raw' | 'fingerprint256'>> & { issuerCertificate?: PeerCertificate };
+const peerCertificate = (socket: tls.TLSSocket): PeerCertificate | null => socket.getPeerCertificate(true);
 
-/** Bound on the chain walk (a real chain is 2-4 long). */
-const MAX_CHAIN = 16;
+/** Chains already read, by trust store (SecureContext) and leaf fingerprint: a few per context. */
+const MAX_CHAINS = 32;
+const chains = new WeakMap<tls.SecureContext, Map<string, X509Certificate[]>>();
 
 /**
  * Leaf first, following issuerCertificate links (Node completes the chain
- * from the trust store). The X509Certificate objects come straight from the
- * socket: no JS copy of every field (getPeerCertificate) and no DER re-parse.
+ * from the trust store). Reading the chain (getPeerCertificate(true) and a
+ * DER parse per certificate) is the handshake's most expensive JS: done
+ * once per leaf and trust store; later handshakes with the same leaf take
+ * the parsed chain by the leaf's fingerprint (about a tenth of the cost).
  */
-function peerChain(socket: tls.TLSSocket): X509Certificate[] {
+function peerChain(socket: tls.TLSSocket, context: tls.SecureContext | undefined): X509Certificate[] {
+  // The leaf alone (not its chain; and not getPeerX509Certificate, after which Node 20's getPeerCertificate(true) has no raw).
+  const fingerprint = (socket.getPeerCertificate(false) as PeerCertificate | null)?.fingerprint256;
+  const known = context && fingerprint ? chains.get(context)?.get(fingerprint) : undefined;
+  if (known) return known;
   const out: X509Certificate[] = [];
-  let cert = peerX509(socket);
-  while (cert && out.length < MAX_CHAIN) {
-    out.push(cert);
-    const next: X509Certificate | undefined = cert.issuerCertificate;
-    if (!next || next.fingerprint256 === cert.fingerprint256) break;
+  const seen = new Set<PeerCertificate>();
+  let cert = peerCertificate(socket);
+  while (cert?.raw && !seen.has(cert)) {
+    seen.add(cert);
+    out.push(new X509Certificate(cert.raw));
+    const next = cert.issuerCertificate;
+    if (!next || next === cert || next.fingerprint256 === cert.fingerprint256) break;
     cert = next;
+  }
+  if (context && fingerprint && out.length > 0) {
+    let byLeaf = chains.get(context);
+    if (!byLeaf) chains.set(context, (byLeaf = new Map<string, X509Certificate[]>()));
+    byLeaf.set(fingerprint, out);
+    if (byLeaf.size > MAX_CHAINS) byLeaf.delete(byLeaf.keys().next().value as string);
   }
   return out;
 }
