@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, credentialFor, parseDockerConfig } from '../../src/node-config/docker-config.js';
 import { parseImageReference } from '../../src/model/reference.js';
+import { isDefaultRegistryMatch, keyringLookup, urlsMatch } from '../../src/node-config/kubelet-keyring.js';
 import { differ, disagreements, loadTable, type ConformanceCase } from '../support/conformance.js';
 
 interface Cred {
@@ -58,6 +59,26 @@ function checkKeyring(row: KeyringCase): string[] {
   }
 }
 
+/**
+ * The same rows through the kubelet keyring itself (kubelet-keyring.ts), which the node's
+ * credential sources and plugin matchImages use: URLsMatch on the raw strings, Lookup on
+ * the raw image string, isDefaultRegistryMatch on the raw name.
+ */
+function checkKeyringExact(row: KeyringCase): string[] {
+  const e = row.expect;
+  switch (row.kind) {
+    case 'urlsMatch':
+      return differ('match', urlsMatch(row.glob ?? '', row.target ?? ''), e.match);
+    case 'lookup': {
+      const first = keyringLookup(parseDockerConfig(row.config ?? '', 'peer.json').entries, row.lookup ?? '')[0];
+      const got = first && { username: first.username, password: first.password };
+      return [...differ('ok', got !== undefined, e.ok), ...(e.first ? differ('first', got, e.first) : [])];
+    }
+    case 'isDefaultRegistry':
+      return differ('match', isDefaultRegistryMatch(row.image ?? ''), e.match);
+  }
+}
+
 function checkDockerConfig(row: DockerConfigCase): string[] {
   let auths;
   try {
@@ -82,6 +103,12 @@ describe('conformance: kubelet credential keyring and docker config decoding', (
     assert.equal(unsupported.length, 1);
     assert.equal(supported.length, 62);
     assert.deepEqual(disagreements(supported, checkKeyring), []);
+  });
+
+  it('every supported kubelet-keyring row agrees with the exact keyring (keyringLookup, urlsMatch, isDefaultRegistryMatch)', () => {
+    const { supported } = loadTable<KeyringCase>('kubelet-keyring');
+    assert.equal(supported.length, 62);
+    assert.deepEqual(disagreements(supported, checkKeyringExact), []);
   });
 
   it('every supported kubelet-dockerconfig row agrees with parseDockerConfig', () => {
