@@ -27,40 +27,13 @@ import {
   type CriImage,
   type CriVersion,
 } from './cri-codec.js';
+import { CriError, type CriErrorKind } from '../shared/errors.js';
 
 export type { CriAuth, CriImage, CriVersion } from './cri-codec.js';
+export { CriError, type CriErrorKind } from '../shared/errors.js';
 
 /** The CRI API version pullprobe speaks (sent in VersionRequest). */
 export const CRI_API_VERSION = 'v1';
-
-/**
- * How a call failed:
- * - `unavailable`: no connection to the runtime (socket missing, refused, or
- *   silent until the deadline; or the connection dropped);
- * - `timeout`: connected, but the caller's deadline passed before the answer;
- * - `aborted`: the caller's signal aborted the call;
- * - `rpc`: the runtime answered with an error status (`details` is its text);
- * - `codec`: the runtime's answer is not the expected message;
- * - `endpoint`: the endpoint is not a unix socket address.
- */
-export type CriErrorKind = 'unavailable' | 'timeout' | 'aborted' | 'rpc' | 'codec' | 'endpoint';
-
-export class CriError extends Error {
-  override readonly name = 'CriError';
-  readonly code = 'PULLPROBE_CRI';
-  constructor(
-    readonly kind: CriErrorKind,
-    readonly method: string,
-    readonly endpoint: string,
-    /** gRPC status name ("NOT_FOUND", "UNKNOWN", …), null when no status applies. */
-    readonly grpcStatus: string | null,
-    /** The runtime's (or gRPC's) text, as received: may need scrubbing before display. */
-    readonly details: string,
-    options?: ErrorOptions,
-  ) {
-    super(`${method} on ${endpoint}: ${details}`, options);
-  }
-}
 
 export interface CriCallOptions {
   /** Whole milliseconds the call may take, connection included. */

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   kubeTimeout: 'PULLPROBE_KUBE_TIMEOUT',
   kubeNetwork: 'PULLPROBE_KUBE_NETWORK',
   kubeToken: 'PULLPROBE_KUBE_TOKEN',
+  cri: 'PULLPROBE_CRI',
 } as const;
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
@@ -169,6 +170,32 @@ export class KubeTimeoutError extends PullprobeError {
 export class KubeNetworkError extends PullprobeError {
   override readonly name = 'KubeNetworkError';
   readonly code = ERROR_CODES.kubeNetwork;
+}
+
+/**
+ * How a CRI call failed (net/cri-client.ts): `unavailable` no connection to the
+ * runtime (socket missing, refused, silent until the deadline, or dropped);
+ * `timeout` connected but the caller's deadline passed; `aborted` the caller's
+ * signal; `rpc` the runtime answered with an error status; `codec` its answer
+ * is not the expected message; `endpoint` not a unix socket address.
+ */
+export type CriErrorKind = 'unavailable' | 'timeout' | 'aborted' | 'rpc' | 'codec' | 'endpoint';
+
+/** A CRI call that did not succeed. `details` is the runtime's (or gRPC's) text as received: scrub it before display. */
+export class CriError extends PullprobeError {
+  override readonly name = 'CriError';
+  readonly code = ERROR_CODES.cri;
+  constructor(
+    readonly kind: CriErrorKind,
+    readonly method: string,
+    readonly endpoint: string,
+    /** gRPC status name ("NOT_FOUND", "UNKNOWN", …), null when no status applies. */
+    readonly grpcStatus: string | null,
+    readonly details: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${method} on ${endpoint}: ${details}`, options);
+  }
 }
 
 /** The service-account token file cannot be read. */

@@ -30,6 +30,7 @@ const samples: errors.PullprobeError[] = [
   new errors.KubeNetworkError('n', { cause }),
   new errors.TokenUnavailableError('/t', cause),
   new errors.CredentialProviderConfigError('/etc/kubernetes/cp.yaml: providers[0].apiVersion: invalid', { cause }),
+  new errors.CriError('rpc', 'PullImage', 'unix:///run/x.sock', 'UNKNOWN', 'd', { cause }),
 ];
 
 test('one class per code: every code used once, each a named error with a PULLPROBE_ code', () => {

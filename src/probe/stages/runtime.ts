@@ -20,10 +20,11 @@
 import { REASONS, type Reason } from '../../diagnosis/catalog.js';
 import { explainMessage } from '../../diagnosis/explain.js';
 import { remainingMs, stageTimer } from '../../net/deadline.js';
-import type { CriAuth, CriClient, CriError } from '../../net/cri-client.js';
+import type { CriAuth, CriClient } from '../../net/cri-client.js';
 import type { Credential, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { RuntimeDetail } from '../../model/step-detail.js';
 import { cleanRegistryText, Secrets } from '../scrub.js';
+import { CriError } from '../../shared/errors.js';
 export type { RuntimeDetail } from '../../model/step-detail.js';
 export type { CriAuth } from '../../net/cri-client.js';
 
@@ -86,7 +87,7 @@ function socketPath(endpoint: string): string {
 }
 
 function isCriError(err: unknown): err is CriError {
-  return err instanceof Error && (err as { code?: unknown }).code === 'PULLPROBE_CRI';
+  return err instanceof CriError;
 }
 
 /** Plain words for a runtime that cannot be reached. */
