@@ -26,6 +26,7 @@ import type { Credential } from '../model/types.js';
 import { isPlainObject } from '../shared/guards.js';
 import { cannotRead, readNodeFile, realHostFs, type HostFs } from './host-root.js';
 import { DEFAULT_CONFIG_PATH } from './hosts-toml.js';
+import { withoutUserinfo } from './registry-endpoint.js';
 
 export { legacyEndpoints, legacyRegistryHosts } from './containerd-legacy.js';
 
@@ -239,12 +240,13 @@ function readRegistry(cfg: ContainerdConfig, reg: Table, wrong: Wrong): void {
   else
     for (const [url, a] of Object.entries(auths)) {
       const host = authsHost(url);
+      const at = `${s}.auths.${q(withoutUserinfo(url))}`;
       if (host === null) {
-        cfg.criDisabled ??= `${cfg.file}: ${s}.auths.${q(url)} is not a URL containerd can parse: its CRI plugin does not load with this file, so the kubelet cannot pull any image through this containerd`;
+        cfg.criDisabled ??= `${cfg.file}: ${at} is not a URL containerd can parse: its CRI plugin does not load with this file, so the kubelet cannot pull any image through this containerd`;
         continue;
       }
-      if (host === '') cfg.problems.push(`${cfg.file}: ${s}.auths.${q(url)} has no host (write https://${url}): containerd never uses it`);
-      const auth = readAuth(a, `${s}.auths.${q(url)}`, `registry.auths.${q(url)}`, wrong);
+      if (host === '') cfg.problems.push(`${cfg.file}: ${at} has no host (a scheme such as https:// is missing): containerd never uses it`);
+      const auth = readAuth(a, at, `registry.auths.${q(withoutUserinfo(url))}`, wrong);
       if (auth) cfg.configs[host] = { ...cfg.configs[host], auth };
     }
 

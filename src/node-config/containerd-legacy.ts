@@ -23,6 +23,7 @@ import {
   makeEndpoint,
   markDuplicates,
   parseEndpointUrl,
+  withoutUserinfo,
   type ClientCert,
   type RegistryEndpoint,
 } from './registry-endpoint.js';
@@ -32,9 +33,6 @@ const defaultScheme = (host: string): string => (isLocalhost(host) ? 'http' : 'h
 
 /** What Go's url.Parse("dummy://" + endpoint).Host gives: the authority, userinfo removed. */
 const dummyHost = (endpoint: string): string => /^(?:[^@/?#]*@)?([^/?#]*)/.exec(endpoint)?.[1] ?? '';
-
-/** An endpoint for messages: userinfo never shown. */
-const shown = (url: string): string => url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^@/?#]*@/, '$1');
 
 export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, registry: string): RegistryHosts {
   const ok = cfg?.ok === true ? cfg : null;
@@ -58,7 +56,7 @@ export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, re
     const isDefault = i >= urls.length;
     if (p === null || p.authority === '') {
       warnings.push(
-        `${ok?.file ?? 'config.toml'}: ${ok?.section ?? 'registry'}.mirrors.${JSON.stringify(key)} endpoint ${JSON.stringify(shown(url))} is not a URL with a host: containerd fails every pull of ${registry}`,
+        `${ok?.file ?? 'config.toml'}: ${ok?.section ?? 'registry'}.mirrors.${JSON.stringify(key)} endpoint ${JSON.stringify(withoutUserinfo(url))} is not a URL with a host: containerd fails every pull of ${registry}`,
       );
       continue;
     }
@@ -77,7 +75,9 @@ export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, re
   }
   for (const e of endpoints) {
     if (e.path !== '/v2' && !e.path.endsWith('/v2') && !e.path.startsWith('/v2/'))
-      warnings.push(`${e.url}: requests go to ${e.url}/<image>/manifests/…, without /v2 (containerd uses a mirror URL's path as it is)`);
+      warnings.push(
+        `${withoutUserinfo(e.url)}: requests go to ${withoutUserinfo(e.url)}/<image>/manifests/…, without /v2 (containerd uses a mirror URL's path as it is)`,
+      );
   }
   warnings.push(
     ...markDuplicates(

@@ -85,6 +85,12 @@ export function parseEndpointUrl(url: string): ParsedUrl | null {
   return { scheme: (m[1] ?? '').toLowerCase(), authority: m[2] ?? '', path: m[3] ?? '' };
 }
 
+/** A URL or URL-like key for messages: whatever ends in "@" before a "/" (userinfo, a password) removed, anywhere. */
+export function withoutUserinfo(url: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/*/.exec(url)?.[0] ?? '';
+  return scheme + url.slice(scheme.length).replace(/[^/?#]*@/g, '');
+}
+
 /** Go path.Clean for the absolute paths that occur here; "" stays "". */
 export function cleanPath(p: string): string {
   if (p === '') return '';
@@ -159,7 +165,7 @@ export function markDuplicates(endpoints: RegistryEndpoint[], fix: string): stri
     if (first < i) {
       e.duplicateOf = first;
       const tls = sameTls(endpoints[first], e) ? '' : ' with different TLS settings (ca/client/skip_verify)';
-      warnings.push(`${e.url} is tried twice${tls}: a failing pull waits for it twice; ${fix}`);
+      warnings.push(`${withoutUserinfo(e.url)} is tried twice${tls}: a failing pull waits for it twice; ${fix}`);
     }
   }
   return warnings;

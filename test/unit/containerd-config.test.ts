@@ -496,3 +496,51 @@ describe('effectiveConfigPath', () => {
   ];
   for (const [name, cfg, explicit, want] of cases) it(name, () => assert.deepEqual(effectiveConfigPath(cfg, explicit), want));
 });
+
+describe('never throws, never quotes a secret', () => {
+  it('every truncation and single-character change of a full config gives a ContainerdConfig whose messages hold no password', () => {
+    const text = lines(
+      'version = 2',
+      'disabled_plugins = []',
+      `[${V2}]`,
+      '  config_path = "/etc/containerd/certs.d"',
+      `[${V2}.mirrors."docker.io"]`,
+      '  endpoint = ["https://hunter2@mirror.test"]',
+      `[${V2}.configs."r.test".auth]`,
+      '  password = "hunter2"',
+      `  auth = "${b64('u:hunter2')}"`,
+      '  identitytoken = "hunter2"',
+      `[${V2}.configs."r.test".tls]`,
+      '  cert_file = "/c.pem"',
+      `[${V2}.auths."https://hunter2@a.test"]`,
+      '  username = "x"',
+      `[${V2}.headers]`,
+      '  Authorization = ["hunter2"]',
+    );
+    const swaps = ['"', '[', ']', '=', '\n', '5', '.', ':', '\u0000'];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const variants = [text];
+    for (let i = 0; i <= text.length; i += 3) variants.push(text.slice(0, i));
+    for (let i = 0; i < 600; i++) {
+      const at = rnd(text.length);
+      variants.push(text.slice(0, at) + (swaps[rnd(swaps.length)] ?? '') + text.slice(at + 1));
+    }
+    for (const v of variants) {
+      const cfg = parse(v);
+      for (const m of [...cfg.problems, cfg.criDisabled ?? '']) {
+        assert.ok(!m.includes('hunter2'), `${m}\n--- from ---\n${v}`);
+        assert.ok(m === '' || m.startsWith(`${FILE}: `), m);
+      }
+      for (const host of Object.keys(cfg.configs)) containerdAuth(cfg, host);
+      for (const reg of ['docker.io', 'r.test', 'x']) {
+        const h = legacyRegistryHosts(cfg, reg);
+        for (const w of h.warnings) assert.ok(!w.includes('hunter2'), w);
+      }
+      effectiveConfigPath(cfg, null);
+    }
+  });
+});
