@@ -1,0 +1,152 @@
+/**
+ * CLI start-up (issue 10): `--help`, `--version`, `COMMAND --help` and
+ * `explain` never load the network stack. The CLI runs compiled (as dist/)
+ * in a child process with a preload that records every module it loads: the
+ * ES modules through a module.register() load hook, the CommonJS ones
+ * (undici, dns-packet, pino, prom-client) from require.cache, Node's own
+ * (tls, dgram, http) from process.moduleLoadList. A probe run is the
+ * control: there the same recorder sees the network stack.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareCli } from '../support/run-cli.js';
+
+let dir: string;
+let cli: string[];
+
+const HOOKS = `
+import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) {
+  if (process.env.PULLPROBE_TEST_MODULES) appendFileSync(process.env.PULLPROBE_TEST_MODULES + '.esm', url + '\\n');
+  return next(url, context);
+}
+`;
+const PRELOAD = `
+import { register, createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+register(new URL('./hooks.mjs', import.meta.url));
+const file = process.env.PULLPROBE_TEST_MODULES;
+const require = createRequire(import.meta.url);
+process.on('exit', () => {
+  if (file) writeFileSync(file, JSON.stringify({ cjs: Object.keys(require.cache), builtins: process.moduleLoadList }));
+});
+`;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pullprobe-startup-'));
+  writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
+  writeFileSync(join(dir, 'record.mjs'), PRELOAD);
+  writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
+  cli = prepareCli();
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Loaded {
+  status: number | null;
+  stdout: string;
+  /** Module URLs (ESM), file paths (CommonJS) and Node module names loaded by the run. */
+  esm: string[];
+  cjs: string[];
+  builtins: string[];
+}
+
+let runs = 0;
+function loadedBy(args: string[]): Loaded {
+  const file = join(dir, `run-${runs++}.json`);
+  const r = spawnSync(process.execPath, ['--import', join(dir, 'record.mjs'), ...cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', PULLPROBE_TEST_MODULES: file },
+  });
+  const rec = JSON.parse(readFileSync(file, 'utf8')) as { cjs: string[]; builtins: string[] };
+  return { status: r.status, stdout: r.stdout, esm: readFileSync(`${file}.esm`, 'utf8').split('\n').filter(Boolean), ...rec };
+}
+
+/** What of the network stack a run loaded (empty: none). */
+function networkStack(l: Loaded): string[] {
+  return [
+    ...l.esm.filter((u) => /\/src\/(net|probe|agent|kube)\//.test(u) || /node_modules\/(undici|dns-packet|pino|prom-client)\//.test(u)),
+    ...l.cjs.filter((p) => /node_modules\/(undici|dns-packet|pino|prom-client)\//.test(p)),
+    ...l.builtins.filter((b) => /^NativeModule (tls|_tls_wrap|dgram|http|https|http2|dns)$/.test(b)),
+  ];
+}
+
+test('--help, --version, COMMAND --help and explain load no part of the network stack', () => {
+  const cases: string[][] = [
+    ['--help'],
+    ['--version'],
+    ['probe', '--help'],
+    ['agent', '--help'],
+    ['explain', 'dial tcp 10.0.0.5:443: connect: connection refused'],
+    ['explain', '--json', 'x509: certificate signed by unknown authority'],
+  ];
+  for (const args of cases) {
+    const l = loadedBy(args);
+    assert.ok(l.status === 0 || l.status === 1, `${args.join(' ')}: exit ${String(l.status)}`);
+    assert.ok(
+      l.esm.some((u) => u.endsWith('/src/cli.js')),
+      'the recorder sees the CLI itself',
+    );
+    assert.deepEqual(networkStack(l), [], `${args.join(' ')} loaded the network stack`);
+  }
+});
+
+test('the control: a probe loads tls, the probe code and undici, but not dns-packet when no DNS query is sent', async () => {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const l = loadedBy(['probe', '--timeout', '2s', '--hosts', join(dir, 'hosts'), `127.0.0.1:${String(port)}/x:y`]);
+    assert.equal(l.status, 1, l.stdout);
+    const stack = networkStack(l);
+    assert.ok(stack.includes('NativeModule tls'), stack.join('\n'));
+    assert.ok(
+      stack.some((p) => p.includes('/src/probe/')),
+      'probe code',
+    );
+    assert.ok(
+      l.cjs.some((p) => p.includes('node_modules/undici/')),
+      'undici',
+    );
+    assert.ok(!l.cjs.some((p) => p.includes('node_modules/dns-packet/')), 'an IP literal sends no DNS query: dns-packet stays unloaded');
+    assert.ok(!l.cjs.some((p) => p.includes('node_modules/pino/')), 'the CLI does not log through pino');
+  } finally {
+    server.close();
+  }
+});
+
+test("undici-parts: undici's Agent and request() without undici's index.js (fetch, WebSocket, caches, mocks stay unloaded)", () => {
+  const parts = new URL('../../src/net/undici-parts.ts', import.meta.url).pathname;
+  const probe = [
+    `const m = await import(${JSON.stringify(parts)});`,
+    "const { createRequire } = await import('node:module');",
+    'const cache = createRequire(import.meta.url).cache;',
+    "const http = await import('node:http');",
+    "const s = http.createServer((q, r) => r.end('hi ' + q.url));",
+    "await new Promise((r) => s.listen(0, '127.0.0.1', r));",
+    'const agent = new m.Agent();',
+    "const res = await m.request('http://127.0.0.1:' + s.address().port + '/v2/x?n=1', { dispatcher: agent, method: 'GET' });",
+    'const body = await res.body.text();',
+    'await agent.close(); s.close();',
+    'const undici = Object.keys(cache).filter((p) => p.includes("node_modules/undici/"));',
+    'console.log(JSON.stringify({ status: res.statusCode, body, index: undici.some((p) => p.endsWith("undici/index.js")), fetch: undici.some((p) => p.includes("/web/")), count: undici.length }));',
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { status: number; body: string; index: boolean; fetch: boolean; count: number };
+  assert.deepEqual(
+    { status: out.status, body: out.body, index: out.index, fetch: out.fetch },
+    {
+      status: 200,
+      body: 'hi /v2/x?n=1',
+      index: false,
+      fetch: false,
+    },
+  );
+  assert.ok(out.count > 0, 'undici itself was loaded');
+});
