@@ -73,7 +73,7 @@ export async function reachHost(
   const tcp = await tcpStage(
     ctx,
     { host, addresses: dns.detail.addresses, port },
-    { connectTimeoutMs: o.dialTimeoutMs ?? opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4)), keep: true },
+    { connectTimeoutMs: dialTimeout(opts, o.dialTimeoutMs), keep: true },
   );
   w.steps.push(toStep('tcp', tcp));
   if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
@@ -120,6 +120,11 @@ export async function reachHost(
   if (!out.ok) return { outcome: out, stage: 'tls' };
   if (out.socket) hand(conns, originKey('https', host, port), out.socket);
   return null;
+}
+
+/** The TCP connect timeout: the host's own (hosts.toml dial_timeout), else the probe's, else 40 % of the probe's deadline (at least 500 ms). */
+export function dialTimeout(opts: { connectTimeoutMs?: number; timeoutMs: number }, hostMs: number | undefined): number {
+  return hostMs ?? opts.connectTimeoutMs ?? Math.max(500, Math.round(opts.timeoutMs * 0.4));
 }
 
 function hand(conns: Connections, origin: string, socket: net.Socket): void {
