@@ -21,9 +21,9 @@ import {
 } from '@grpc/grpc-js';
 import { readFields } from '../../src/net/cri-codec.js';
 import { realClock, silentLog, type Credential, type ProbeContext } from '../../src/model/types.js';
-import { criAuthFor, runtimeStage, type CriAuth } from '../../src/probe/stages/runtime.js';
+import { criAuthFor, runtimeCause, runtimeStage, type CriAuth } from '../../src/probe/stages/runtime.js';
 import { REDACTED, Secrets } from '../../src/probe/scrub.js';
-import { within } from '../support/within.js';
+import { until, within } from '../support/within.js';
 
 function ctx(timeoutMs = 20_000): ProbeContext {
   return {
@@ -163,6 +163,7 @@ describe('runtime stage against a scripted CRI server', { timeout: 60_000 }, () 
     };
     const out = await run();
     assert.deepEqual(out.detail.classified, { stage: 'http', reason: 'http_status', cause: 'registry' });
+    assert.equal(runtimeCause(out), 'registry', "the result's cause follows the classified text");
   });
 
   it("the runtime's own DEADLINE_EXCEEDED (an i/o timeout inside) is the runtime's text, not the stage's timeout", async () => {
@@ -187,6 +188,20 @@ describe('runtime stage against a scripted CRI server', { timeout: 60_000 }, () 
     assert.equal(out.detail.timedOut, true);
     assert.equal(out.detail.classified, null);
     assert.equal(out.detail.call, 'PullImage');
+  });
+
+  it("the probe's signal aborting mid-pull cancels the call: runtime_pull_failed, timedOut", async () => {
+    script = { version: VERSION, pull: () => 'hang', status: imageOk };
+    const ac = new AbortController();
+    const c: ProbeContext = { ...ctx(), signal: ac.signal };
+    const hung = pending.length;
+    const running = runtimeStage(c, { image: 'reg.test/app:v1' }, { endpoint: `unix://${socket}`, timeoutMs: 60_000 });
+    await until(() => pending.length > hung, 10_000, 'the pull to reach the server');
+    ac.abort();
+    const out = await within(running, 10_000, 'the stage to stop on abort');
+    assert.equal(out.reason, 'runtime_pull_failed');
+    assert.equal(out.detail.timedOut, true);
+    assert.equal(runtimeCause(out), 'node');
   });
 
   it('a server that does not implement CRI v1 Version: runtime_unavailable', async () => {

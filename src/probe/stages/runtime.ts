@@ -17,7 +17,7 @@
  * its missing overall timeout never decide how long it waits. The gRPC
  * client (cri-client.ts) is imported only when the stage runs.
  */
-import { REASONS, type Reason } from '../../diagnosis/catalog.js';
+import { REASONS, type Cause, type Reason } from '../../diagnosis/catalog.js';
 import { explainMessage } from '../../diagnosis/explain.js';
 import { remainingMs, stageTimer } from '../../net/deadline.js';
 import type { CriAuth, CriClient } from '../../net/cri-client.js';
@@ -133,6 +133,16 @@ export function classify(text: string, sentCredentials: boolean): Reason | null 
   const reason = explainMessage(text).reason;
   const plain401 = /\b401 Unauthorized\b/.test(text) && !/insufficient_scope|pull access denied/i.test(text);
   return reason === 'auth_required' && sentCredentials && plain401 ? 'auth_rejected' : reason;
+}
+
+/**
+ * The ProbeResult `cause` for a runtime step (design.md: "the result's cause
+ * is that classified cause"): the classified text's cause, else the
+ * catalog's for the step's own reason (`node`); null when the step is ok.
+ */
+export function runtimeCause(outcome: StageOutcome<RuntimeDetail>): Cause | null {
+  if (outcome.ok || outcome.reason === undefined) return null;
+  return outcome.detail.classified?.cause ?? REASONS[outcome.reason].cause;
 }
 
 export const runtimeStage = async function runtimeStage(
