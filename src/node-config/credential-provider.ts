@@ -20,8 +20,9 @@ import { CredentialProviderConfigError } from '../shared/errors.js';
 import { parseGoDuration } from '../shared/go-duration.js';
 import { isPlainObject } from '../shared/guards.js';
 import { urlsMatch } from './kubelet-keyring.js';
+import { ecrTokenExpiry } from './ecr-token.js';
 
-export { CredentialProviderConfigError };
+export { CredentialProviderConfigError, ecrTokenExpiry };
 
 const CONFIG_GROUP = 'kubelet.config.k8s.io/';
 const CONFIG_VERSIONS = ['v1', 'v1beta1', 'v1alpha1'];
@@ -358,18 +359,6 @@ function runPlugin(
     });
     child.stdin?.end(JSON.stringify({ apiVersion: p.apiVersion, kind: 'CredentialProviderRequest', image }));
   });
-}
-
-/** The ECR password's own expiry (observed format, pull-path-facts §6.1): base64 JSON with `expiration` in Unix seconds. */
-export function ecrTokenExpiry(password: string): number | null {
-  if (!/^[A-Za-z0-9+/=_-]{16,}$/.test(password)) return null;
-  try {
-    const doc: unknown = JSON.parse(Buffer.from(password, 'base64').toString('utf8'));
-    const exp = isPlainObject(doc) ? (doc as Obj)['expiration'] : undefined;
-    return typeof exp === 'number' && Number.isFinite(exp) && exp > 0 ? exp * 1000 : null;
-  } catch {
-    return null;
-  }
 }
 
 function readResponse(p: ProviderSpec, image: string, stdout: string, failed: (what: string) => ExecOutcome): ExecOutcome {

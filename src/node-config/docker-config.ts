@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import type { Credential } from '../model/types.js';
 import { DOCKER_HUB, isDockerHubHost } from '../model/reference.js';
 import { labelMatch } from './label-glob.js';
+import { ecrTokenExpiry } from './ecr-token.js';
 import { cannotRead, normaliseRoot, readNodeFile, realHostFs, type HostFs } from './host-root.js';
 import { DockerConfigError, FileUnreadableError } from '../shared/errors.js';
 import { isPlainObject } from '../shared/guards.js';
@@ -182,13 +183,13 @@ export function credentialFor(auths: DockerAuths, registryHost: string, reposito
   return entryCredential(auths.source, best);
 }
 
-/** The Credential for one entry of `file`: origin docker-config, no knowable expiry. */
+/** The Credential for one entry of `file`: origin docker-config; expiry only when the password is an ECR token carrying one. */
 export function entryCredential(file: string, e: DockerAuthEntry): Credential {
   const c: Credential = {
     username: e.username,
     password: e.password,
     source: `${file}: auths[${JSON.stringify(e.key)}]`,
-    origin: { source: 'docker-config', name: file, expiresAt: null },
+    origin: { source: 'docker-config', name: file, expiresAt: ecrTokenExpiry(e.password) },
   };
   if (e.identityToken) c.identityToken = true;
   return c;

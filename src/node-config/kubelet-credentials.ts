@@ -23,6 +23,7 @@ import type { CredentialProviders } from './credential-provider.js';
 import { repositoryOf } from './credential-provider.js';
 import type { DockerAuthEntry, DockerAuths } from './docker-config.js';
 import { keyringLookup } from './kubelet-keyring.js';
+import { ecrTokenExpiry } from './ecr-token.js';
 
 export interface CredentialSources {
   providers?: CredentialProviders;
@@ -58,7 +59,7 @@ function fromDockerConfig(file: string, e: DockerAuthEntry): Keyed {
       username: e.username,
       password: e.password,
       source: where,
-      origin: { source: 'docker-config', name: file, expiresAt: null },
+      origin: { source: 'docker-config', name: file, expiresAt: ecrTokenExpiry(e.password) },
     },
   };
 }

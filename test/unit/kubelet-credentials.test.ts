@@ -168,6 +168,20 @@ describe('resolveKubeletCredential', () => {
     assert.equal(who(r.credential), 'containerd-config:/etc/containerd/config.toml:ctr');
   });
 
+  it('a static ECR token in a docker config carries its own expiry; an ordinary password none', async () => {
+    const expiration = 1_900_000_000;
+    const pw = Buffer.from(JSON.stringify({ payload: 'p', datakey: 'd', version: '2', type: 'DATA_KEY', expiration })).toString('base64');
+    const ecr = { registry: '123456789012.dkr.ecr.eu-west-1.amazonaws.com', repository: 'team/app' };
+    const cfg = docker('/var/lib/kubelet/config.json', {
+      [ecr.registry]: { username: 'AWS', password: pw },
+      'registry.lab.test': { auth: b64('u:plain') },
+    });
+    const r = await resolveKubeletCredential({ dockerConfigs: [cfg] }, ecr, ecr.registry, ctx);
+    assert.equal(r.credential?.origin?.expiresAt, expiration * 1000);
+    const plain = await resolveKubeletCredential({ dockerConfigs: [cfg] }, lab, 'registry.lab.test', ctx);
+    assert.equal(plain.credential?.origin?.expiresAt, null);
+  });
+
   it('Docker Hub images fall back to index.docker.io keys; a plugin not matching is not run', async () => {
     const ps = providers([plugin('first', { '*.lab.test': { username: 'one', password: 'p1' } })]);
     const r = await resolveKubeletCredential(
