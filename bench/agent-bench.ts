@@ -6,7 +6,7 @@
  * target: answers per second, and how many probes reached the registry.
  * Prints figures, asserts nothing.
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { NODES, type ExecResult, type Lab } from '../test/lab/support/lab.js';
@@ -14,6 +14,9 @@ import { REPO_ROOT } from '../test/lab/support/daemons.js';
 import type { BurstResult } from './inner-burst.js';
 import { mark, since, tally, total } from './registry-log.js';
 import { heading, ms, num, table } from './report.js';
+import { summariseSnapshotFile, type HeapSummary } from './heap-summary.js';
+import { memory } from './proc.js';
+import { shippedNodeOptions } from './peer-bench.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const BURST = join(REPO_ROOT, 'bench', 'inner-burst.ts');
@@ -26,6 +29,16 @@ export interface AgentBenchOptions {
   /** /probe requests in the burst and how many in flight at once. */
   burst: number;
   concurrency: number;
+  /** Take a V8 heap snapshot of the agent after ready and at the end of the window and summarise both. */
+  heapSnapshots?: boolean;
+}
+
+/** Figures the summary table takes from this part. */
+export interface AgentFigures {
+  rssMiB?: number;
+  anonMiB?: number;
+  hwmMiB?: number;
+  cpuPerProbe?: number;
 }
 
 let running: { pid: number; child: ChildProcess } | undefined;
@@ -179,15 +192,65 @@ function metric(text: string, name: string): Map<string, number> {
 const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, msec));
 const serverOf = (target: string): string => `registry-${target.split('/')[0]?.split('.')[0] ?? ''}`;
 
-export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<string> {
+/** Send SIGUSR2 (the agent runs with --heapsnapshot-signal) and wait for the new, complete snapshot file. */
+async function snapshot(pid: number, dir: string): Promise<string | null> {
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const t0 = performance.now();
+  let last = -1;
+  while (performance.now() - t0 < 30_000) {
+    await sleep(300);
+    const f = readdirSync(dir).find((n) => n.endsWith('.heapsnapshot') && !before.has(n));
+    if (!f) continue;
+    const size = statSync(join(dir, f)).size;
+    if (size > 0 && size === last) return join(dir, f);
+    last = size;
+  }
+  return null;
+}
+
+function heapTable(a: HeapSummary | null, b: HeapSummary | null): string {
+  if (!a || !b) return 'heap snapshots: not written (agent did not answer SIGUSR2 within 30 s)';
+  const names = [...new Set([...b.groups, ...a.groups].map((g) => g.name))].slice(0, 18);
+  const get = (s: HeapSummary, n: string) => s.groups.find((g) => g.name === n);
+  return [
+    `Live V8 heap (after the snapshot's full GC): ${num(a.totalBytes / 1048576, 1)} MiB after ready → ${num(b.totalBytes / 1048576, 1)} MiB at the end; biggest groups by self size:`,
+    table(
+      ['constructor / kind', 'MiB after ready', 'count', 'MiB at end', 'count', 'count growth'],
+      names.map((n) => {
+        const x = get(a, n);
+        const y = get(b, n);
+        return [
+          n,
+          x ? num(x.selfBytes / 1048576, 2) : '—',
+          x ? String(x.count) : '—',
+          y ? num(y.selfBytes / 1048576, 2) : '—',
+          y ? String(y.count) : '—',
+          x && y ? String(y.count - x.count) : '',
+        ];
+      }),
+    ),
+  ].join('\n');
+}
+
+export async function agentBench(lab: Lab, opts: AgentBenchOptions, figures: AgentFigures = {}): Promise<string> {
   const list = targets(lab);
   const config = writeConfig(lab, list);
   const client = NODES.nodeA.address;
-  const out: string[] = [heading(`(B) agent in nodeA: ${list.length} targets, interval 1s, timeout 1s, concurrency 8`)];
+  const nodeOptions = shippedNodeOptions();
+  const heapDir = join(lab.dir, 'heap');
+  if (opts.heapSnapshots) mkdirSync(heapDir, { recursive: true });
+  const flags = [nodeOptions, ...(opts.heapSnapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : [])]
+    .join(' ')
+    .trim();
+  const out: string[] = [
+    heading(`(B) agent in nodeA: ${list.length} targets, interval 1s, timeout 1s, concurrency 8`),
+    `NODE_OPTIONS=${flags || '(none)'} (heap caps from manifests/base/daemon-set.yaml)`,
+  ];
   let child: ChildProcess | undefined;
   const done: Promise<ExecResult> = lab.exec('nodeA', ['node', CLI, 'agent', '--config', config], {
     timeoutMs: (opts.seconds + 120) * 1000,
-    env: { LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA' },
+    env: { LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA', NODE_OPTIONS: flags },
     onSpawn: (c) => {
       child = c;
     },
@@ -205,6 +268,12 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     }
     const readySeconds = (performance.now() - t0) / 1000;
     const pid = nodePid(child.pid);
+    let heapA: HeapSummary | null = null;
+    if (opts.heapSnapshots && existsSync(heapDir)) {
+      await sleep(2000);
+      const file = await snapshot(pid, heapDir);
+      heapA = file ? summariseSnapshotFile(file, 25) : null;
+    }
 
     // Cycles window.
     const s0 = sample(pid);
@@ -219,6 +288,7 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     const metricsEnd = (await curlAgent(lab, '/metrics')).body;
     const runs1 = metric(metricsEnd, 'pullprobe_probes_total');
     const s1 = sample(pid);
+    const mem1 = memory(pid);
     const seen = since(lab.paths.logs, m0, client).counts;
     const up = metric(metricsEnd, 'pullprobe_registry_up');
     const why = reasons(metricsEnd);
@@ -228,7 +298,7 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
     const wall = s1.at - s0.at;
     const cycles = totalRuns / list.length;
     out.push(
-      `ready (first cycle done) after ${readySeconds.toFixed(1)} s; measured window ${wall.toFixed(1)} s, ` +
+      `/readyz 200 after ${readySeconds.toFixed(1)} s; measured window ${wall.toFixed(1)} s, ` +
         `${totalRuns} periodic probes = ${num(cycles, 1)} cycles of ${list.length} targets`,
     );
     out.push(
@@ -246,6 +316,18 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions): Promise<str
       ),
     );
     out.push(`RSS every 5 s over the window (MiB): ${series.map((k) => num(k / 1024, 0)).join(' → ')}`);
+    out.push(
+      `RSS at the end: ${num(mem1.rssKb / 1024, 1)} MiB, of which anonymous (heap, malloc) ${num(mem1.anonKb / 1024, 1)} MiB; ` +
+        'the rest is mostly the node binary’s own pages (file-backed, shared between processes)',
+    );
+    figures.rssMiB = mem1.rssKb / 1024;
+    figures.anonMiB = mem1.anonKb / 1024;
+    figures.hwmMiB = s1.hwmKb / 1024;
+    figures.cpuPerProbe = (s1.cpuSeconds - s0.cpuSeconds) / Math.max(1, totalRuns);
+    if (opts.heapSnapshots) {
+      const file = await snapshot(pid, heapDir);
+      out.push('', heapTable(heapA, file ? summariseSnapshotFile(file, 25) : null));
+    }
 
     // Requests per target per cycle, by server (a server's figure divides by the runs of its targets).
     const runsOn = (server: string): number =>

@@ -6,31 +6,44 @@
  *
  *   (A) probe: per-stage wall time vs curl -w, requests per probe (anonymous + token registry)
  *   (B) agent: RSS/CPU after N cycles of 20 targets, requests per target per cycle,
- *       /probe answers per second under a burst and probes that reached the registry
+ *       /probe answers per second under a burst and probes that reached the registry;
+ *       with --heap-snapshots, two V8 heap snapshots of the agent summarised
+ *   (C) peers: agent vs prometheus-blackbox-exporter at the same rate, idle CPU,
+ *       start → ready with 200 targets, one-shot wall vs skopeo / curl / node -e 0
+ *   then the issue-10 summary table (figures next to their goals).
  *
- *   node --import tsx bench/run.ts [--only probe|agent] [--n 20] [--agent-seconds 30]
+ *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, labPrerequisites } from '../test/lab/support/lab.js';
 import { REPO_ROOT } from '../test/lab/support/daemons.js';
 import { probeBench } from './probe-bench.js';
-import { agentBench, stopAgentSync } from './agent-bench.js';
+import { agentBench, stopAgentSync, type AgentFigures } from './agent-bench.js';
+import { peerBench, type PeerFigures } from './peer-bench.js';
+import { summaryTable } from './summary.js';
 
 interface Args {
-  only: 'probe' | 'agent' | null;
+  only: 'probe' | 'agent' | 'peer' | null;
   n: number;
   agentSeconds: number;
+  peerSeconds: number;
+  heapSnapshots: boolean;
   burst: number;
   concurrency: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { only: null, n: 20, agentSeconds: 30, burst: 200, concurrency: 50 };
+  const a: Args = { only: null, n: 20, agentSeconds: 30, peerSeconds: 15, heapSnapshots: false, burst: 200, concurrency: 50 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
-    if (k === '--only' && (v === 'probe' || v === 'agent')) a.only = v;
+    if (k === '--heap-snapshots') {
+      a.heapSnapshots = true;
+      continue;
+    }
+    if (k === '--only' && (v === 'probe' || v === 'agent' || v === 'peer')) a.only = v;
+    else if (k === '--peer-seconds') a.peerSeconds = Math.max(5, Number(v));
     else if (k === '--n') a.n = Math.max(2, Number(v));
     else if (k === '--agent-seconds') a.agentSeconds = Math.max(3, Number(v));
     else if (k === '--burst') a.burst = Math.max(1, Number(v));
@@ -67,10 +80,19 @@ async function main(): Promise<number> {
       `pullprobe bench — lab run ${lab.run} up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
         `node ${process.version}; all clients run inside nodeA (10.231.1.10)`,
     );
-    if (args.only !== 'agent') console.log(await probeBench(lab, { n: args.n }));
-    if (args.only !== 'probe') {
-      console.log(await agentBench(lab, { seconds: args.agentSeconds, burst: args.burst, concurrency: args.concurrency }));
+    const agentFigures: AgentFigures = {};
+    let peerFigures: PeerFigures = {};
+    if (args.only === null || args.only === 'probe') console.log(await probeBench(lab, { n: args.n }));
+    if (args.only === null || args.only === 'agent') {
+      const o = { seconds: args.agentSeconds, burst: args.burst, concurrency: args.concurrency, heapSnapshots: args.heapSnapshots };
+      console.log(await agentBench(lab, o, agentFigures));
     }
+    if (args.only === null || args.only === 'peer') {
+      const peer = await peerBench(lab, { seconds: args.peerSeconds });
+      peerFigures = peer.figures;
+      console.log(peer.text);
+    }
+    console.log(summaryTable(agentFigures, peerFigures));
     console.log(`\nbench finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return 0;
   } finally {

@@ -1,0 +1,448 @@
+/**
+ * Benchmark (C): pullprobe beside its peers in one process tree, against the
+ * same lab registry (registry.lab.test, docker-registry 2.8, TLS), all
+ * clients inside nodeA:
+ *   - the agent and Debian's prometheus-blackbox-exporter (an http HEAD
+ *     module with the manifest Accept list) probing the same manifests at the
+ *     same rate: daemon CPU per probe, registry requests and connections per
+ *     probe (registry access log), registry CPU per probe;
+ *   - the agent idle (no probe due) next to a bare Node process: CPU per second;
+ *   - start → ready: the agent with 200 targets, blackbox;
+ *   - one-shot wall time: `pullprobe probe` vs `skopeo inspect --raw`,
+ *     `skopeo inspect`, `curl -w` and `node -e 0`.
+ * Prints figures and returns them for the summary table; asserts nothing.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { parse } from 'yaml';
+import { NODES, type ExecResult, type Lab } from '../test/lab/support/lab.js';
+import { REPO_ROOT } from '../test/lab/support/daemons.js';
+import { MANIFEST_ACCEPT } from '../src/probe/stages/manifest.js';
+import { since, mark, total, type RequestCount } from './registry-log.js';
+import { cpuSeconds, descendants, findPid, memory } from './proc.js';
+import { heading, median, ms, num, table } from './report.js';
+import type { InnerWallResult } from './inner-wall.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+const inner = (f: string): string => join(REPO_ROOT, 'bench', f);
+export const BLACKBOX = '/usr/bin/prometheus-blackbox-exporter';
+const SKOPEO = '/usr/bin/skopeo';
+const AGENT_PORT = 9809;
+const BLACKBOX_PORT = 9115;
+const REGISTRY = 'registry.lab.test';
+
+export interface PeerFigures {
+  agentCpuPerProbe?: number;
+  blackboxCpuPerProbe?: number;
+  agentRequestsPerProbe?: number;
+  blackboxRequestsPerProbe?: number;
+  agentConnectionsPerProbe?: number;
+  blackboxConnectionsPerProbe?: number;
+  registryCpuPerAgentProbe?: number;
+  registryCpuPerBlackboxProbe?: number;
+  blackboxRssMiB?: number;
+  idleAgentMsPerS?: number;
+  idleNodeMsPerS?: number;
+  readySeconds?: number | null;
+  blackboxReadySeconds?: number | null;
+  wall?: Record<string, number>;
+}
+
+export interface PeerBenchOptions {
+  seconds: number;
+}
+
+/** NODE_OPTIONS as the DaemonSet ships it (manifests/base), so the bench measures the shipped heap caps. */
+export function shippedNodeOptions(): string {
+  const ds = parse(readFileSync(join(REPO_ROOT, 'manifests', 'base', 'daemon-set.yaml'), 'utf8')) as {
+    spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+  };
+  const env = ds.spec?.template?.spec?.containers?.[0]?.env ?? [];
+  return env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+}
+
+const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, msec));
+
+/** Anonymous image targets that exist on the registry (tags and digests), and their manifest URLs. */
+function images(lab: Lab, n: number): Array<{ ref: string; url: string }> {
+  const out: Array<{ ref: string; url: string }> = [];
+  for (const i of lab.images) {
+    out.push({ ref: `${REGISTRY}/${i.repository}:${i.tag}`, url: `https://${REGISTRY}/v2/${i.repository}/manifests/${i.tag}` });
+    out.push({ ref: `${REGISTRY}/${i.repository}@${i.digest}`, url: `https://${REGISTRY}/v2/${i.repository}/manifests/${i.digest}` });
+  }
+  return out.slice(0, n);
+}
+
+function agentConfig(lab: Lab, name: string, targets: string[], extra: string[] = []): string {
+  const file = join(lab.dir, name);
+  writeFileSync(
+    file,
+    [
+      `listen: "127.0.0.1:${AGENT_PORT}"`,
+      'timeout: 5s',
+      'concurrency: 8',
+      'node: bench-nodeA',
+      'logLevel: warn',
+      ...extra,
+      'targets:',
+      ...targets.map((t) => `  - image: "${t}"`),
+      'dns:',
+      `  resolvConf: ${lab.paths.resolvConf.nodeA}`,
+      `  hosts: ${lab.paths.hosts.nodeA}`,
+      'tls:',
+      `  caFiles: [${lab.paths.caFile}]`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+interface Daemon {
+  pid: number;
+  done: Promise<ExecResult>;
+  stop: () => Promise<void>;
+}
+
+/** A long-running command in nodeA; its pid is the real process (exec'd through ip netns exec). */
+function daemon(lab: Lab, argv: string[], env: Record<string, string> = {}): Daemon {
+  let child: ChildProcess | undefined;
+  const done = lab.exec('nodeA', argv, {
+    timeoutMs: 600_000,
+    env,
+    onSpawn: (c) => {
+      child = c;
+    },
+  });
+  if (!child?.pid) throw new Error(`${argv[0] ?? '?'} did not start`);
+  const c = child;
+  const pid = c.pid as number;
+  const stop = async (): Promise<void> => {
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      c.kill('SIGTERM');
+    }
+    await Promise.race([done, sleep(5000)]);
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
+  return { pid, done, stop };
+}
+
+/** The process of `pid` or its first descendant whose command line starts with `exe`. */
+function realPid(pid: number, exe: string): number {
+  return findPid([pid, ...descendants(pid)], exe) ?? pid;
+}
+
+async function httpStatus(lab: Lab, url: string): Promise<{ code: number; body: string }> {
+  const r = await lab.exec('nodeA', ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', url], { timeoutMs: 15_000 });
+  const i = r.stdout.lastIndexOf('\n');
+  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+}
+
+async function waitFor(lab: Lab, url: string, what: string, ms = 20_000, ok = (c: { code: number; body: string }) => c.code === 200) {
+  const t0 = performance.now();
+  for (;;) {
+    const r = await httpStatus(lab, url).catch(() => ({ code: 0, body: '' }));
+    if (ok(r)) return r;
+    if (performance.now() - t0 > ms) throw new Error(`${what} not ready after ${ms} ms (last HTTP ${r.code})`);
+    await sleep(100);
+  }
+}
+
+function probesTotal(metricsText: string): number {
+  let n = 0;
+  for (const m of metricsText.matchAll(/^pullprobe_probes_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+/** Requests and connections from nodeA to registry.lab.test in a log window. */
+function registryTraffic(lab: Lab, from: ReturnType<typeof mark>): { requests: number; connections: number; counts: RequestCount[] } {
+  const seen = since(lab.paths.logs, from, NODES.nodeA.address);
+  const counts = seen.counts.filter((c) => c.server === 'registry-registry');
+  return { requests: total(counts), connections: seen.connections, counts };
+}
+
+function blackboxConfig(lab: Lab): string {
+  const file = join(lab.dir, 'bench-blackbox.yml');
+  writeFileSync(
+    file,
+    [
+      'modules:',
+      '  head:',
+      '    prober: http',
+      '    timeout: 5s',
+      '    http:',
+      '      method: HEAD',
+      '      valid_status_codes: [200]',
+      '      preferred_ip_protocol: ip4',
+      '      headers:',
+      `        Accept: "${MANIFEST_ACCEPT.join(', ')}"`,
+      '      tls_config:',
+      `        ca_file: ${lab.paths.caFile}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ text: string; figures: PeerFigures }> {
+  const f: PeerFigures = {};
+  const out: string[] = [];
+  const nodeOptions = shippedNodeOptions();
+  const env = { NODE_OPTIONS: nodeOptions, NODE_NAME: 'bench-nodeA' };
+  const registryPid = findPid(lab.pids(), 'docker-registry', 'registry-registry.yml');
+  const list = images(lab, 5);
+  const haveBlackbox = existsSync(BLACKBOX);
+  out.push(
+    heading(
+      `(C) pullprobe beside its peers: ${list.length} manifests on ${REGISTRY}, each probed once a second, ${opts.seconds} s windows`,
+    ),
+  );
+  out.push(`agent NODE_OPTIONS (from manifests/base/daemon-set.yaml): ${nodeOptions || '(none)'}`);
+  if (!haveBlackbox) {
+    out.push(
+      `!! ${BLACKBOX} is not installed (Debian package prometheus-blackbox-exporter): the blackbox columns are empty. ` +
+        'apt-get install prometheus-blackbox-exporter to compare.',
+    );
+  }
+
+  const rows: string[][] = [];
+  // 1. The agent at 1 s.
+  {
+    const cfg = agentConfig(
+      lab,
+      'bench-peer-agent.yaml',
+      list.map((i) => i.ref),
+      ['interval: 1s', 'jitter: 0.5'],
+    );
+    const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
+    try {
+      await waitFor(lab, `http://127.0.0.1:${AGENT_PORT}/readyz`, 'agent');
+      await sleep(3000);
+      const pid = realPid(d.pid, 'node');
+      const p0 = probesTotal((await httpStatus(lab, `http://127.0.0.1:${AGENT_PORT}/metrics`)).body);
+      const m0 = mark(lab.paths.logs);
+      const c0 = cpuSeconds(pid);
+      const r0 = registryPid ? cpuSeconds(registryPid) : Number.NaN;
+      await sleep(opts.seconds * 1000);
+      const c1 = cpuSeconds(pid);
+      const r1 = registryPid ? cpuSeconds(registryPid) : Number.NaN;
+      const p1 = probesTotal((await httpStatus(lab, `http://127.0.0.1:${AGENT_PORT}/metrics`)).body);
+      const probes = p1 - p0;
+      const t = registryTraffic(lab, m0);
+      f.agentCpuPerProbe = (c1 - c0) / probes;
+      f.agentRequestsPerProbe = t.requests / probes;
+      f.agentConnectionsPerProbe = t.connections / probes;
+      f.registryCpuPerAgentProbe = (r1 - r0) / probes;
+      const mem = memory(pid);
+      rows.push([
+        'pullprobe agent',
+        String(probes),
+        ms(f.agentCpuPerProbe),
+        num(f.agentRequestsPerProbe),
+        num(f.agentConnectionsPerProbe),
+        ms(f.registryCpuPerAgentProbe),
+        num(mem.rssKb / 1024, 1),
+      ]);
+      out.push(`agent requests by kind: ${t.counts.map((c) => `${c.cls} ${c.count}`).join(', ')}`);
+    } finally {
+      await d.stop();
+    }
+  }
+  // 2. blackbox_exporter at the same rate.
+  if (haveBlackbox) {
+    const cfg = blackboxConfig(lab);
+    const d = daemon(lab, [BLACKBOX, `--config.file=${cfg}`, `--web.listen-address=127.0.0.1:${BLACKBOX_PORT}`]);
+    try {
+      await waitFor(lab, `http://127.0.0.1:${BLACKBOX_PORT}/metrics`, 'blackbox_exporter');
+      const pid = realPid(d.pid, BLACKBOX);
+      const m0 = mark(lab.paths.logs);
+      const c0 = cpuSeconds(pid);
+      const r0 = registryPid ? cpuSeconds(registryPid) : Number.NaN;
+      const args = {
+        base: `http://127.0.0.1:${BLACKBOX_PORT}`,
+        module: 'head',
+        urls: list.map((i) => i.url),
+        intervalMs: 1000,
+        seconds: opts.seconds,
+      };
+      const dr = await lab.exec('nodeA', ['node', '--import', 'tsx', inner('inner-drive.ts'), JSON.stringify(args)], {
+        timeoutMs: (opts.seconds + 30) * 1000,
+      });
+      if (dr.code !== 0) throw new Error(`inner-drive failed (exit ${dr.code}): ${dr.stderr.slice(-400)}`);
+      const drive = JSON.parse(dr.stdout.trim()) as { probes: number; success: number };
+      const c1 = cpuSeconds(pid);
+      const r1 = registryPid ? cpuSeconds(registryPid) : Number.NaN;
+      const t = registryTraffic(lab, m0);
+      f.blackboxCpuPerProbe = (c1 - c0) / drive.probes;
+      f.blackboxRequestsPerProbe = t.requests / drive.probes;
+      f.blackboxConnectionsPerProbe = t.connections / drive.probes;
+      f.registryCpuPerBlackboxProbe = (r1 - r0) / drive.probes;
+      const mem = memory(pid);
+      f.blackboxRssMiB = mem.rssKb / 1024;
+      rows.push([
+        `blackbox_exporter (${drive.success}/${drive.probes} ok)`,
+        String(drive.probes),
+        ms(f.blackboxCpuPerProbe),
+        num(f.blackboxRequestsPerProbe),
+        num(f.blackboxConnectionsPerProbe),
+        ms(f.registryCpuPerBlackboxProbe),
+        num(f.blackboxRssMiB, 1),
+      ]);
+    } finally {
+      await d.stop();
+    }
+  }
+  out.push(
+    '',
+    table(
+      [
+        'daemon',
+        'probes',
+        'daemon CPU/probe (ms)',
+        'registry requests/probe',
+        'TCP conns (= TLS handshakes)/probe',
+        'registry CPU/probe (ms)',
+        'RSS (MiB)',
+      ],
+      rows,
+    ),
+  );
+  out.push(
+    '(connections: distinct client ports in the registry log; every connection is TLS, so one handshake each. The blackbox driver talks to blackbox on loopback only.)',
+  );
+
+  // 3. Idle: no probe due (interval 1h, jitter 0: the first cycle runs at start and is waited for).
+  {
+    const cfg = agentConfig(
+      lab,
+      'bench-idle-agent.yaml',
+      list.map((i) => i.ref),
+      ['interval: 1h', 'jitter: 0'],
+    );
+    const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
+    const bare = daemon(lab, ['node', '-e', 'setInterval(() => {}, 1 << 30)']);
+    try {
+      await waitFor(
+        lab,
+        `http://127.0.0.1:${AGENT_PORT}/metrics`,
+        'idle agent first cycle',
+        30_000,
+        (r) => probesTotal(r.body) >= list.length,
+      );
+      await sleep(2000);
+      const pid = realPid(d.pid, 'node');
+      const bpid = realPid(bare.pid, 'node');
+      const a0 = cpuSeconds(pid);
+      const b0 = cpuSeconds(bpid);
+      const secs = Math.max(10, opts.seconds);
+      await sleep(secs * 1000);
+      f.idleAgentMsPerS = ((cpuSeconds(pid) - a0) * 1000) / secs;
+      f.idleNodeMsPerS = ((cpuSeconds(bpid) - b0) * 1000) / secs;
+      const mem = memory(pid);
+      out.push(
+        '',
+        `idle (${secs} s, no probe due): agent ${num(f.idleAgentMsPerS, 3)} ms CPU/s (RSS ${num(mem.rssKb / 1024, 1)} MiB), ` +
+          `bare node ${num(f.idleNodeMsPerS, 3)} ms CPU/s`,
+      );
+    } finally {
+      await d.stop();
+      await bare.stop();
+    }
+  }
+
+  // 4. Start → ready: the agent with 200 targets (interval 60 s, jitter 0.1), blackbox.
+  {
+    const many = Array.from({ length: 200 }, (_, i) => `${REGISTRY}/lab/bench-${i}:v1`);
+    const cfg = agentConfig(lab, 'bench-200-agent.yaml', many, ['interval: 60s']);
+    const runReady = async (argv: string[], url: string, e: Record<string, string> = {}): Promise<number | null> => {
+      const r = await lab.exec(
+        'nodeA',
+        ['node', '--import', 'tsx', inner('inner-ready.ts'), JSON.stringify({ argv, url, timeoutMs: 30_000, env: e })],
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      if (r.code !== 0) throw new Error(`inner-ready failed: ${r.stderr.slice(-300)}`);
+      return (JSON.parse(r.stdout.trim()) as { seconds: number | null }).seconds;
+    };
+    f.readySeconds = await runReady(['node', CLI, 'agent', '--config', cfg], `http://127.0.0.1:${AGENT_PORT}/readyz`, env);
+    if (haveBlackbox) {
+      f.blackboxReadySeconds = await runReady(
+        [BLACKBOX, `--config.file=${blackboxConfig(lab)}`, `--web.listen-address=127.0.0.1:${BLACKBOX_PORT}`],
+        `http://127.0.0.1:${BLACKBOX_PORT}/metrics`,
+      );
+    }
+    out.push(
+      `start → ready: agent with 200 targets ${f.readySeconds == null ? 'not ready within 30 s' : `${ms(f.readySeconds)} ms`} (spawn to /readyz 200); ` +
+        `blackbox_exporter ${f.blackboxReadySeconds == null ? '—' : `${ms(f.blackboxReadySeconds)} ms`} (spawn to /metrics 200)`,
+    );
+  }
+
+  // 5. One-shot wall time.
+  {
+    const certDir = join(lab.dir, 'bench-skopeo-certs');
+    mkdirSync(certDir, { recursive: true });
+    copyFileSync(lab.paths.caFile, join(certDir, 'ca.crt'));
+    const image = `${REGISTRY}/lab/probe:v1`;
+    const commands: Record<string, string[]> = {
+      'pullprobe probe': [
+        'node',
+        CLI,
+        'probe',
+        '--ca-file',
+        lab.paths.caFile,
+        '--resolv-conf',
+        lab.paths.resolvConf.nodeA,
+        '--hosts',
+        lab.paths.hosts.nodeA,
+        image,
+      ],
+      'curl -w (HEAD)': [
+        'curl',
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-I',
+        '--cacert',
+        lab.paths.caFile,
+        '-H',
+        `Accept: ${MANIFEST_ACCEPT.join(', ')}`,
+        '-w',
+        '%{http_code}',
+        `https://${REGISTRY}/v2/lab/probe/manifests/v1`,
+      ],
+      'node -e 0': ['node', '-e', '0'],
+    };
+    if (existsSync(SKOPEO)) {
+      commands['skopeo inspect --raw'] = [SKOPEO, 'inspect', '--raw', '--cert-dir', certDir, `docker://${image}`];
+      commands['skopeo inspect'] = [SKOPEO, 'inspect', '--cert-dir', certDir, `docker://${image}`];
+    } else out.push(`!! ${SKOPEO} is not installed (Debian package skopeo): no skopeo rows.`);
+    const r = await lab.exec('nodeA', ['node', '--import', 'tsx', inner('inner-wall.ts'), JSON.stringify({ n: 7, commands })], {
+      timeoutMs: 180_000,
+    });
+    if (r.code !== 0) throw new Error(`inner-wall failed: ${r.stderr.slice(-300)}`);
+    const res = JSON.parse(r.stdout.trim()) as InnerWallResult;
+    f.wall = {};
+    const wallRows = Object.entries(res).map(([name, v]) => {
+      const m = median(v.seconds);
+      (f.wall as Record<string, number>)[name] = m;
+      const bad = v.codes.filter((c) => c !== 0).length;
+      return [
+        name,
+        ms(m),
+        ms(Math.min(...v.seconds)),
+        ms(Math.max(...v.seconds)),
+        bad ? `${bad} failed: ${v.stderr.replace(/\s+/g, ' ').slice(0, 80)}` : 'ok',
+      ];
+    });
+    out.push('', `One-shot wall time in nodeA (start-up included), ${image}, 7 runs each`);
+    out.push(table(['command', 'median (ms)', 'min', 'max', 'exit'], wallRows));
+  }
+  return { text: out.join('\n'), figures: f };
+}

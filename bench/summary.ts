@@ -1,0 +1,65 @@
+/**
+ * The issue-10 table: each measure, pullprobe's figure, the peer's figure in
+ * the same run and the goal, from the figures the bench parts returned.
+ * Printed, never asserted.
+ */
+import type { AgentFigures } from './agent-bench.js';
+import type { PeerFigures } from './peer-bench.js';
+import { heading, ms, num, table } from './report.js';
+
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a !== undefined && b !== undefined && Number.isFinite(a / b) && b > 0 ? ` (${num(a / b, 1)}×)` : '';
+
+export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
+  const w = peer.wall ?? {};
+  const bb = peer.blackboxCpuPerProbe !== undefined;
+  const rows: string[][] = [
+    [
+      'daemon CPU per fresh probe',
+      `${ms(peer.agentCpuPerProbe)} ms${ratio(peer.agentCpuPerProbe, peer.blackboxCpuPerProbe)}`,
+      bb ? `blackbox_exporter HEAD ${ms(peer.blackboxCpuPerProbe)} ms` : 'blackbox_exporter not installed',
+      '≤ 1.5× blackbox',
+    ],
+    [
+      'registry requests per target per steady cycle',
+      num(peer.agentRequestsPerProbe),
+      bb ? `blackbox ${num(peer.blackboxRequestsPerProbe)}` : '—',
+      '1',
+    ],
+    [
+      'TCP connections / TLS handshakes per probe',
+      `${num(peer.agentConnectionsPerProbe)} / ${num(peer.agentConnectionsPerProbe)}`,
+      bb ? `blackbox ${num(peer.blackboxConnectionsPerProbe)} / ${num(peer.blackboxConnectionsPerProbe)}` : '—',
+      '1 / 1',
+    ],
+    [
+      'registry CPU spent per probe',
+      `${ms(peer.registryCpuPerAgentProbe)} ms`,
+      bb ? `blackbox ${ms(peer.registryCpuPerBlackboxProbe)} ms` : '—',
+      '≤ blackbox',
+    ],
+    [
+      'CLI one-shot wall (start-up included)',
+      `${ms(w['pullprobe probe'])} ms`,
+      `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms, node -e 0 ${ms(w['node -e 0'])} ms`,
+      '≤ 150 ms',
+    ],
+    [
+      'agent RSS, 20 targets @ 1 s',
+      `${num(agent.rssMiB, 1)} MiB (anonymous ${num(agent.anonMiB, 1)}), VmHWM ${num(agent.hwmMiB, 1)}`,
+      bb ? `blackbox ${num(peer.blackboxRssMiB, 1)} MiB` : '—',
+      '≤ 64 MiB steady, bounded peak',
+    ],
+    ['agent idle CPU', `${num(peer.idleAgentMsPerS, 3)} ms/s`, `bare Node ${num(peer.idleNodeMsPerS, 3)} ms/s`, '≤ 0.5 ms/s'],
+    [
+      'agent start → ready, 200 targets',
+      peer.readySeconds == null ? 'not ready in 30 s' : `${ms(peer.readySeconds)} ms`,
+      bb ? `blackbox ${peer.blackboxReadySeconds == null ? '—' : `${ms(peer.blackboxReadySeconds)} ms`}` : '—',
+      '≤ 1 s',
+    ],
+  ];
+  return [
+    heading('Summary (issue 10): pullprobe next to its peers in this run'),
+    table(['measure', 'pullprobe', 'peer in the same run', 'goal'], rows),
+  ].join('\n');
+}
