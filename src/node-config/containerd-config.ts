@@ -26,9 +26,9 @@ import type { Credential } from '../model/types.js';
 import { isPlainObject } from '../shared/guards.js';
 import { cannotRead, readNodeFile, realHostFs, type HostFs } from './host-root.js';
 import { DEFAULT_CONFIG_PATH } from './hosts-toml.js';
-import { withoutUserinfo } from './registry-endpoint.js';
+import { onNode, withoutUserinfo } from './registry-endpoint.js';
 
-export { legacyEndpoints, legacyRegistryHosts } from './containerd-legacy.js';
+export { legacyEndpoints, legacyRegistryHosts, type LegacyOptions } from './containerd-legacy.js';
 
 export interface ContainerdAuthConfig {
   username: string;
@@ -388,12 +388,14 @@ export interface ConfigPathChoice {
  * else the file's non-empty config_path; else a file written for containerd 1.x (version 1 or
  * 2), or any file with mirrors or configs, means the deprecated CRI settings (containerd 1.x
  * ignores certs.d without config_path); else (no file, or a version 3 file without registry
- * settings) containerd 2.x's default roots.
+ * settings) containerd 2.x's default roots. Paths from the file and the default are node paths,
+ * opened under `hostRoot`; explicit ones are taken as given.
  */
-export function effectiveConfigPath(cfg: ContainerdConfig | null | undefined, explicit?: string[] | null): ConfigPathChoice {
+export function effectiveConfigPath(cfg: ContainerdConfig | null | undefined, explicit?: string[] | null, hostRoot = ''): ConfigPathChoice {
   if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false };
-  if (cfg?.ok && cfg.configPath !== null) return { paths: [...cfg.configPath], from: 'config-file', legacy: false };
+  const node = (ps: string[]): string[] => ps.map((p) => onNode(p, hostRoot));
+  if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false };
   const deprecated = cfg?.ok && (Object.keys(cfg.mirrors).length > 0 || Object.keys(cfg.configs).length > 0);
   if (cfg?.ok && (cfg.version <= 2 || deprecated)) return { paths: [], from: 'legacy', legacy: true };
-  return { paths: DEFAULT_CONFIG_PATH.split(':'), from: 'default', legacy: false };
+  return { paths: node(DEFAULT_CONFIG_PATH.split(':')), from: 'default', legacy: false };
 }

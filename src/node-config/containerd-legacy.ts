@@ -22,6 +22,7 @@ import {
   isLocalhost,
   makeEndpoint,
   markDuplicates,
+  onNode,
   parseEndpointUrl,
   withoutUserinfo,
   type ClientCert,
@@ -34,7 +35,12 @@ const defaultScheme = (host: string): string => (isLocalhost(host) ? 'http' : 'h
 /** What Go's url.Parse("dummy://" + endpoint).Host gives: the authority, userinfo removed. */
 const dummyHost = (endpoint: string): string => /^(?:[^@/?#]*@)?([^/?#]*)/.exec(endpoint)?.[1] ?? '';
 
-export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, registry: string): RegistryHosts {
+export interface LegacyOptions {
+  /** Where the node's filesystem is mounted ("/host"): configs.tls file paths are node paths. */
+  hostRoot?: string;
+}
+
+export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, registry: string, opts: LegacyOptions = {}): RegistryHosts {
   const ok = cfg?.ok === true ? cfg : null;
   const warnings: string[] = [];
   const mirrors = ok?.mirrors ?? {};
@@ -61,11 +67,13 @@ export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, re
       continue;
     }
     const tls = ok && Object.hasOwn(ok.configs, p.authority) ? ok.configs[p.authority]?.tls : undefined;
-    const clientCerts: ClientCert[] = tls && tls.certFile !== '' && tls.keyFile !== '' ? [{ cert: tls.certFile, key: tls.keyFile }] : [];
+    const node = (f: string): string => onNode(f, opts.hostRoot);
+    const clientCerts: ClientCert[] =
+      tls && tls.certFile !== '' && tls.keyFile !== '' ? [{ cert: node(tls.certFile), key: node(tls.keyFile) }] : [];
     endpoints.push(
       makeEndpoint(`${p.scheme}://${p.authority}${p.path === '' ? '/v2' : p.path}`, registry, isDefault || p.authority === registry, {
         capabilities: ['pull', 'resolve'],
-        caFiles: tls && tls.caFile !== '' ? [tls.caFile] : [],
+        caFiles: tls && tls.caFile !== '' ? [node(tls.caFile)] : [],
         clientCerts,
         skipVerify: tls?.insecureSkipVerify ?? false,
         overridePath: false,
@@ -89,6 +97,6 @@ export function legacyRegistryHosts(cfg: ContainerdConfig | null | undefined, re
 }
 
 /** The endpoints alone (see legacyRegistryHosts for the warnings). */
-export function legacyEndpoints(cfg: ContainerdConfig | null | undefined, registry: string): RegistryEndpoint[] {
-  return legacyRegistryHosts(cfg, registry).endpoints;
+export function legacyEndpoints(cfg: ContainerdConfig | null | undefined, registry: string, opts: LegacyOptions = {}): RegistryEndpoint[] {
+  return legacyRegistryHosts(cfg, registry, opts).endpoints;
 }

@@ -23,6 +23,7 @@ import {
   makeEndpoint,
   markDuplicates,
   mergeHeaders,
+  onNode,
   type Capability,
   type ClientCert,
   type RegistryEndpoint,
@@ -260,6 +261,8 @@ export interface ResolveHostsOptions extends HostsOptions {
   rejectHostless?: boolean;
   /** config.toml `registry.headers`: sent to every endpoint, before the endpoint's own `header` values. */
   headers?: Record<string, string[]>;
+  /** Where the node's filesystem is mounted ("/host"): absolute ca/client paths written in hosts.toml are node paths and are opened under it. */
+  hostRoot?: string;
 }
 
 type Raw = { url: string | null; settings: HostSettings; isServer: boolean };
@@ -396,9 +399,12 @@ function toEndpoint(r: Raw, registryHost: string, opts: ResolveHostsOptions): Re
   const dial = dialTimeoutMs(settings.dialTimeout);
   return makeEndpoint(url, registryHost, r.isServer, {
     capabilities: settings.capabilities,
-    caFiles: settings.ca,
+    caFiles: settings.ca.map((f) => onNode(f, opts.hostRoot)),
     // [cert, ""]: the key is in the certificate file (containerd reads the same PEM for both).
-    clientCerts: settings.client.map(([cert, key]): ClientCert => ({ cert, key: key === '' ? cert : key })),
+    clientCerts: settings.client.map(([c, k]): ClientCert => ({
+      cert: onNode(c, opts.hostRoot),
+      key: onNode(k === '' ? c : k, opts.hostRoot),
+    })),
     skipVerify: settings.skipVerify,
     overridePath: settings.overridePath,
     headers: mergeHeaders(opts.headers ?? {}, settings.headers),

@@ -91,6 +91,16 @@ export function withoutUserinfo(url: string): string {
   return scheme + url.slice(scheme.length).replace(/[^/?#]*@/g, '');
 }
 
+/**
+ * A path written on the node (config.toml, hosts.toml) as this process must open it: under the
+ * host root ("/host") unless it already is. "" (no host root) leaves it alone.
+ */
+export function onNode(path: string, hostRoot: string | undefined): string {
+  const root = (hostRoot ?? '').replace(/\/+$/, '');
+  if (root === '' || path === root || path.startsWith(`${root}/`) || !path.startsWith('/')) return path;
+  return `${root}${path}`;
+}
+
 /** Go path.Clean for the absolute paths that occur here; "" stays "". */
 export function cleanPath(p: string): string {
   if (p === '') return '';

@@ -544,3 +544,29 @@ describe('never throws, never quotes a secret', () => {
     }
   });
 });
+
+describe('host root: paths written on the node are opened under it', () => {
+  it('config_path from the file and the default roots get the host root; an explicit flag is taken as given', () => {
+    const cfg = parse(lines('version = 2', `[${V2}]`, '  config_path = "/etc/containerd/certs.d:/host/already"'));
+    assert.deepEqual(effectiveConfigPath(cfg, null, '/host').paths, ['/host/etc/containerd/certs.d', '/host/already']);
+    assert.deepEqual(
+      effectiveConfigPath(null, null, '/host/').paths,
+      DEFAULT_CONFIG_PATH.split(':').map((p) => `/host${p}`),
+    );
+    assert.deepEqual(effectiveConfigPath(cfg, ['/mnt/certs.d'], '/host').paths, ['/mnt/certs.d']);
+  });
+
+  it('legacy configs.tls files get the host root', () => {
+    const cfg = parse(
+      lines(
+        'version = 2',
+        `[${V2}.configs."r.test".tls]`,
+        '  ca_file = "/etc/ca.pem"',
+        '  cert_file = "/etc/c.pem"',
+        '  key_file = "/etc/k.pem"',
+      ),
+    );
+    const [ep] = legacyEndpoints(cfg, 'r.test', { hostRoot: '/host' });
+    assert.deepEqual([ep?.caFiles, ep?.clientCerts], [['/host/etc/ca.pem'], [{ cert: '/host/etc/c.pem', key: '/host/etc/k.pem' }]]);
+  });
+});

@@ -612,3 +612,21 @@ describe('endpoint details the walk needs (path, headers, client certificates, d
     await assert.rejects(resolveRegistryHosts(['/etc/containerd/certs.d'], 'reg.test', fs), /reg\.test: cannot read \(EACCES\)/);
   });
 });
+
+describe('host root', () => {
+  it('absolute ca/client paths in hosts.toml are node paths, opened under the host root; relative ones already are', async () => {
+    const D = '/host/etc/containerd/certs.d/reg.test';
+    const fs = memFs({
+      [`${D}/hosts.toml`]: 'ca = ["/etc/pki/ca.pem", "rel.pem"]\nclient = "/etc/pki/client.pem"\n[host]\n',
+      '/host/etc/pki/ca.pem': 'x',
+      '/host/etc/pki/client.pem': 'x',
+      [`${D}/rel.pem`]: 'x',
+    });
+    const r = await resolveRegistryHosts(['/host/etc/containerd/certs.d'], 'reg.test', fs, { hostRoot: '/host' });
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.caFiles, e.clientCerts]),
+      [[['/host/etc/pki/ca.pem', `${D}/rel.pem`], [{ cert: '/host/etc/pki/client.pem', key: '/host/etc/pki/client.pem' }]]],
+    );
+    assert.deepEqual(r.warnings, [], 'the files exist under the host root: no false "does not exist"');
+  });
+});
