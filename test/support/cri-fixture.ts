@@ -15,6 +15,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openCriClient } from '../../src/net/cri-client.js';
 import { labImages, type Blob } from '../lab/support/oci-image.js';
 
 export interface Registry {
@@ -188,6 +189,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       no_proxy: '',
     });
     await waitFor('containerd', () => existsSync(this.socket), proc, log);
+    // The socket is up before the CRI plugin has initialised ("server is not initialized yet"): wait for a Version answer.
+    await waitFor(
+      'containerd CRI',
+      async () => {
+        const c = openCriClient(this.socket);
+        try {
+          await c.version({ timeoutMs: 1000 });
+          return true;
+        } catch {
+          return false;
+        } finally {
+          c.close();
+        }
+      },
+      proc,
+      log,
+    );
   }
 
   /** Pids of the processes this fixture started that are still running. */
