@@ -113,6 +113,8 @@ export const PATTERNS: readonly Pattern[] = [
   // --- token service answered with a status; network failures reaching it
   //     fall through to the DNS/TCP/TLS patterns (design: reported with that stage)
   p(tokenStatus, /failed to fetch (anonymous|oauth) token:/, /unexpected status/, /: (\d{3})\b/),
+  // a 200 the token service filled with something that is not a token (HTML, garbage): containerd 1.6 "unable to decode token response"
+  p('token_error', /failed to fetch (?:anonymous|oauth) token: /, /\b(?:unable|failed) to decode token response\b/),
 
   // --- TLS (before TCP/DNS: "tls: failed to verify certificate: x509: …")
   p('tls_unknown_ca', /certificate signed by unknown authority/),
