@@ -385,17 +385,24 @@ export interface ConfigPathChoice {
 
 /**
  * Which registry configuration containerd uses: an explicit `--containerd-config-path` wins;
- * else the file's non-empty config_path; else a file written for containerd 1.x (version 1 or
- * 2), or any file with mirrors or configs, means the deprecated CRI settings (containerd 1.x
- * ignores certs.d without config_path); else (no file, or a version 3 file without registry
- * settings) containerd 2.x's default roots. Paths from the file and the default are node paths,
- * opened under `hostRoot`; explicit ones are taken as given.
+ * else the file's non-empty config_path; else any mirrors or configs in the file mean the
+ * deprecated CRI settings; else a file for containerd 1.x (version 1 or 2) means them too
+ * (containerd 1.x ignores certs.d without config_path) unless `containerdMajor` says the node
+ * runs containerd 2.x (CRI Version), which then uses its default roots, as it does with no file.
+ * Paths from the file and the default are node paths, opened under `hostRoot`; explicit ones
+ * are taken as given.
  */
-export function effectiveConfigPath(cfg: ContainerdConfig | null | undefined, explicit?: string[] | null, hostRoot = ''): ConfigPathChoice {
+export function effectiveConfigPath(
+  cfg: ContainerdConfig | null | undefined,
+  explicit?: string[] | null,
+  hostRoot = '',
+  containerdMajor?: number,
+): ConfigPathChoice {
   if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false };
   const node = (ps: string[]): string[] => ps.map((p) => onNode(p, hostRoot));
   if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false };
   const deprecated = cfg?.ok && (Object.keys(cfg.mirrors).length > 0 || Object.keys(cfg.configs).length > 0);
-  if (cfg?.ok && (cfg.version <= 2 || deprecated)) return { paths: [], from: 'legacy', legacy: true };
+  const oneX = cfg?.ok && cfg.version <= 2 && (containerdMajor === undefined || containerdMajor < 2);
+  if (deprecated || oneX) return { paths: [], from: 'legacy', legacy: true };
   return { paths: node(DEFAULT_CONFIG_PATH.split(':')), from: 'default', legacy: false };
 }

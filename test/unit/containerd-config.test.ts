@@ -495,6 +495,12 @@ describe('effectiveConfigPath', () => {
     ['a file that does not parse', broken, null, { paths: DEFAULT, from: 'default', legacy: false }],
   ];
   for (const [name, cfg, explicit, want] of cases) it(name, () => assert.deepEqual(effectiveConfigPath(cfg, explicit), want));
+  it('a version 2 file without registry settings on a node known to run containerd 2.x: the default roots', () => {
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 2), { paths: DEFAULT, from: 'default', legacy: false });
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 1), { paths: [], from: 'legacy', legacy: true });
+    const v2mirrors = parse(lines('version = 2', `[${V2}.mirrors."*"]`, '  endpoint = ["https://m.test"]'));
+    assert.deepEqual(effectiveConfigPath(v2mirrors, null, '', 2), { paths: [], from: 'legacy', legacy: true });
+  });
 });
 
 describe('never throws, never quotes a secret', () => {
