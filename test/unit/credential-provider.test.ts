@@ -17,6 +17,7 @@ import {
   type CredentialProviderConfig,
 } from '../../src/node-config/credential-provider.js';
 import { urlsMatch } from '../../src/node-config/kubelet-keyring.js';
+import { loadCredentialProviders } from '../../src/node-config/credential-provider-load.js';
 
 const V1 = 'credentialprovider.kubelet.k8s.io/v1';
 let dir: string;
@@ -345,4 +346,31 @@ describe('running a provider', () => {
       }
     });
   }
+});
+
+describe('loadCredentialProviders', () => {
+  it('reads the config, checks the bin dir as the kubelet does at start-up, and names what is missing', () => {
+    const cfgFile = join(dir, 'cp.json');
+    writeFileSync(cfgFile, config([provider('answer'), provider('not-there')]));
+    const loaded = loadCredentialProviders({ configFile: cfgFile, binDir: dir });
+    assert.ok(loaded.providers);
+    assert.deepEqual(loaded.problems, [`plugin binary executable ${join(dir, 'not-there')} did not exist`]);
+    const noDir = loadCredentialProviders({ configFile: cfgFile, binDir: join(dir, 'nope') });
+    assert.deepEqual(noDir.problems, [`plugin binary directory ${join(dir, 'nope')} did not exist`]);
+  });
+
+  it('a bad or missing config: a problem, or with strict (named on the command line) an error', () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n');
+    const r = loadCredentialProviders({ configFile: bad, binDir: dir });
+    assert.equal(r.providers, undefined);
+    assert.match(r.problems[0] ?? '', /bad\.yaml: providers: at least 1 item .*probing without credential providers$/);
+    assert.throws(() => loadCredentialProviders({ configFile: bad, binDir: dir, strict: true }), CredentialProviderConfigError);
+    const missing = loadCredentialProviders({ configFile: join(dir, 'missing.yaml'), binDir: dir });
+    assert.match(missing.problems[0] ?? '', /missing\.yaml: cannot read credential provider config \(ENOENT\)/);
+    assert.throws(
+      () => loadCredentialProviders({ configFile: join(dir, 'missing.yaml'), binDir: dir, strict: true }),
+      /cannot read credential provider config/,
+    );
+  });
 });
