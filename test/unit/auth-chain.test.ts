@@ -187,3 +187,43 @@ describe('the realm is checked before any connection for it', () => {
   // A name resolving to a link-local address is refused after DNS, before TCP: tested in
   // auth-hostile.test.ts with an injected connector, never with a real link-local address.
 });
+
+describe('a token service that breaks only one of POST and GET (as containerd sees it)', () => {
+  test('POST answers 500: token_error at the token host naming the POST, no GET fallback, nothing secret in the result', async () => {
+    const f = await registry();
+    f.fault({
+      method: 'POST',
+      path: '/token',
+      status: 500,
+      body: JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `saw ${PASSWORD}` }] }),
+    });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.stage, 'auth');
+    assert.equal(r.reason, 'token_error');
+    assert.equal(r.host, `127.0.0.1:${f.port}`);
+    assert.match(r.message ?? '', /^failed to fetch oauth token: unexpected status from POST request to 127\.0\.0\.1:\d+\/token: 500 /);
+    assert.equal(f.count('GET', '/token'), 0);
+    assert.deepEqual(leaks(r, f), []);
+  });
+
+  test('POST answers 404 (GCR-style): the GET fallback gets the token, the probe is ok and says how', async () => {
+    const f = await registry();
+    f.fault({ method: 'POST', path: '/token', status: 404 });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.ok, true, r.message ?? '');
+    const step = r.steps.find((s) => s.stage === 'auth');
+    assert.deepEqual(step?.detail && 'tokenMethod' in step.detail ? [step.detail.tokenMethod, step.detail.tokenPostStatus] : null, [
+      'GET',
+      404,
+    ]);
+    assert.equal(f.count('GET', '/token'), 1);
+  });
+
+  test('GET broken, POST fine: credentials never need the GET', async () => {
+    const f = await registry();
+    f.fault({ method: 'GET', path: '/token', status: 500 });
+    const r = await probeTarget(`127.0.0.1:${f.port}/team/app:v1`, env(f.port), { timeoutMs: 5000, tokenCache: new TokenCache() });
+    assert.equal(r.ok, true, r.message ?? '');
+    assert.equal(f.count('POST', '/token'), 1);
+  });
+});
