@@ -11,7 +11,8 @@ import { AgentMetrics } from './metrics.js';
 import { StatusStore } from './status-store.js';
 import { createServer, type AgentServer } from './server.js';
 import { resolveNodeIdentity, type NodeIdentity } from './node-identity.js';
-import { loadEnvironment, type ProbeEnvironment } from '../node-config/environment.js';
+import { EnvironmentCache, loadEnvironment, type ProbeEnvironment } from '../node-config/environment.js';
+import { RoadCache, type RoadOptions } from '../node-config/road.js';
 import { probeTarget } from '../probe/chain.js';
 import { TokenCache } from '../probe/token-cache.js';
 import { createProbeCaches } from '../probe/probe-caches.js';
@@ -75,6 +76,9 @@ export class Agent {
   private envError: string | null = null;
   /** Index summaries and TLS contexts, kept for the agent's life (tokens: `tokens`). */
   private readonly caches = createProbeCaches();
+  /** The node's files, re-read only when they change (environment.ts), and the runtime's road (road.ts). */
+  private readonly envCache = new EnvironmentCache();
+  private readonly roadCache: RoadCache;
   /** Registries found on this node's pods and not configured: probed like configured registry targets. */
   private discoveredTargets: TargetConfig[] = [];
   /** Each target string parsed once when the targets change, then passed on parsed (probe, metrics). */
@@ -98,6 +102,8 @@ export class Agent {
     readonly port: number,
   ) {
     this.lastEnv = env;
+    // The provider plugins run with this process's environment (plus their config's), as the kubelet's do with its own.
+    this.roadCache = new RoadCache({ env: opts.processEnv ?? process.env });
   }
 
   get config(): AgentConfig {
@@ -308,10 +314,11 @@ export class Agent {
   }
 
   /** One probe with the node's current files (resolv.conf is re-read every time). */
-  async probe(t: TargetConfig, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
+  async probe(t: TargetConfig, timeoutMs: number, signal?: AbortSignal, pull = false): Promise<ProbeResult> {
     let env = this.lastEnv;
     try {
-      env = loadEnvironment(environmentOptions(this.config));
+      env = loadEnvironment(environmentOptions(this.config), this.envCache);
+      env.road = this.roadCache.load(roadOptions(this.config));
       this.lastEnv = env;
       if (this.envError) this.log.info({}, 'node files readable again');
       this.envError = null;
@@ -326,12 +333,14 @@ export class Agent {
       caches: this.caches,
       tokenCache: this.tokens,
       log: this.log,
+      ...(pull && t.pull === true ? { pull: true } : {}),
       ...(signal ? { signal } : {}),
     });
   }
 
   private async periodic(t: TargetConfig, signal: AbortSignal): Promise<void> {
-    const result = await this.probe(t, t.timeoutMs, signal);
+    // A target's `pull: true` pulls through the CRI on the periodic probe only, never for a /probe request.
+    const result = await this.probe(t, t.timeoutMs, signal, true);
     if (signal.aborted && this.stopping) return;
     if (!this.allTargets().some((c) => c.target === t.target)) {
       // A reload removed the target while it was being probed: its result would be a ghost.
@@ -451,6 +460,19 @@ export class Agent {
     })();
     return this.stopping;
   }
+}
+
+/** The runtime's road as the config describes it (design.md `containerd`, `credentials`, `runtime`). */
+export function roadOptions(config: AgentConfig): RoadOptions {
+  return {
+    hostRoot: config.hostRoot ?? '',
+    containerdConfig: config.containerd.config,
+    containerdConfigPath: config.containerd.configPathSet ? config.containerd.configPath : null,
+    providerConfig: config.credentials.providerConfig,
+    providerBinDir: config.credentials.providerBinDir,
+    proxy: config.runtime.proxy,
+    criEndpoint: config.runtime.endpoint,
+  };
 }
 
 export function environmentOptions(config: AgentConfig): Parameters<typeof loadEnvironment>[0] {

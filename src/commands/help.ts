@@ -34,6 +34,19 @@ Flags:
   --docker-config FILE           docker config.json / .dockerconfigjson with credentials
   --containerd-config-path DIRS  containerd certs.d directories, ':'-separated
                                  (default /etc/containerd/certs.d:/etc/docker/certs.d)
+  --containerd-config FILE       containerd's config.toml: CRI registry config_path, mirrors and
+                                 per-registry auth/tls (default /etc/containerd/config.toml; absent is fine)
+  --credential-provider-config FILE
+                                 the kubelet's CredentialProviderConfig (YAML or JSON)
+  --credential-provider-bin-dir DIR
+                                 where the credential provider executables are
+  --proxy-from-pid PID           use the proxy settings (HTTPS_PROXY, NO_PROXY, …) of that
+                                 process, e.g. containerd's (default: this process's own)
+  --no-proxy                     ignore proxy settings
+  --cri-endpoint URL             the container runtime's CRI socket
+                                 (default unix:///run/containerd/containerd.sock)
+  --pull                         also pull the image through the CRI, with the credentials the
+                                 kubelet would pass (step "runtime")
   --platform OS/ARCH[/VARIANT]   platform to look for in image indexes (default: this host)
   --concurrency N                targets probed at once (default 4)
   -h, --help                     show this help

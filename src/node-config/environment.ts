@@ -65,6 +65,8 @@ export interface ProbeEnvironment {
   problems: string[];
   /** Cached access to the node's other files (set when loaded through an EnvironmentCache). */
   nodeFiles?: NodeFiles;
+  /** containerd's config.toml, the kubelet's credential sources, the proxy and the CRI socket (road.ts); absent: certs.d and --docker-config only. */
+  road?: import('./road.js').Road;
 }
 
 /** What the probe chain reads from the node per target, through the environment's file cache. */

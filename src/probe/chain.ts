@@ -11,10 +11,13 @@ import { realClock, silentLog, type Clock, type Log, type ProbeContext, type Pro
 import { parseTarget, type Target } from '../model/reference.js';
 import type { TokenCache } from './token-cache.js';
 import { createProbeCaches, type ProbeCaches } from './probe-caches.js';
-import { credentialFor } from '../node-config/docker-config.js';
-import { loadTrust } from '../node-config/trust.js';
-import { endpointsFor, resolveRegistryHosts, type RegistryEndpoint } from '../node-config/hosts-toml.js';
-import { round, walkEndpoint, type Endpoint, type Failure, type Walk } from './endpoint-walk.js';
+import { round, walkEndpoint, type Failure, type Walk } from './endpoint-walk.js';
+import { planEndpoints } from './endpoints.js';
+import { criDisabledOutcome, keyringCredential, resultCredentials, startRuntime, type RuntimeRun } from './road-steps.js';
+import { toStep } from './endpoint-walk.js';
+import type { Credential } from '../model/types.js';
+import { proxyDisplay } from '../node-config/proxy-env.js';
+import { DEFAULT_CRI_ENDPOINT } from '../node-config/road.js';
 import type { ProbeEnvironment } from '../node-config/environment.js';
 import { scrubResult, Secrets } from './scrub.js';
 import { realTimers, type Timers } from '../shared/timers.js';
@@ -31,6 +34,8 @@ export interface ProbeOptions {
   checkPlatform?: boolean;
   /** What the target string is, when the caller knows (config `image:` / `registry:`). */
   kind?: 'image' | 'registry';
+  /** Also pull the image through the CRI (step `runtime`; --pull, target `pull: true`). */
+  pull?: boolean;
   /** Aborts the probe early (agent shutdown, scheduler overrun). */
   signal?: AbortSignal;
   /** What is remembered between probes (tokens, index summaries, TLS contexts); its owner decides how long. Default: this call's own. */
@@ -70,6 +75,8 @@ function baseResult(input: string, target: Target | null): ProbeResult {
     hint: null,
     degraded: false,
     seconds: 0,
+    credentials: null,
+    proxy: null,
     steps: [],
   };
 }
@@ -90,61 +97,6 @@ function fail(
   result.message = message ?? info.message;
   result.hint = hint ?? info.hint;
   result.host = host;
-}
-
-/** "mirror:443" → "mirror" for https (and ":80" for http), as image names write hosts. */
-function urlHost(ep: RegistryEndpoint): string {
-  const dflt = ep.scheme === 'http' ? ':80' : ':443';
-  return ep.host.endsWith(dflt) ? ep.host.slice(0, -dflt.length) : ep.host;
-}
-
-/** The endpoints containerd would try for this target, in order, with their trust. */
-async function endpointsOf(target: Target, env: ProbeEnvironment, log: Log): Promise<{ endpoints: Endpoint[]; notes: string[] }> {
-  const registry = target.kind === 'image' ? target.ref.registry : target.registry;
-  const fallback: Endpoint = {
-    endpoint: target.kind === 'image' ? target.ref.endpoint : target.endpoint,
-    scheme: 'https',
-    ca: env.ca,
-    skipVerify: false,
-  };
-  if (env.containerdConfigPath.length === 0) return { endpoints: [fallback], notes: [] };
-  let hosts;
-  try {
-    hosts = await resolveRegistryHosts(env.containerdConfigPath, registry);
-  } catch (err) {
-    // An unreadable hosts.toml fails every pull in containerd too; say so and probe the registry itself.
-    return { endpoints: [fallback], notes: [(err as Error).message] };
-  }
-  const need = target.kind === 'image' && target.ref.digest === undefined ? 'resolve' : 'pull';
-  const notes = [...hosts.warnings];
-  const endpoints: Endpoint[] = [];
-  for (const ep of endpointsFor(hosts, target.kind === 'image' ? need : 'resolve')) {
-    if (ep.duplicateOf !== null) continue; // containerd's second try of the same URL adds nothing to a diagnosis
-    if (ep.overridePath) {
-      notes.push(`${ep.url}: override_path is not probed (only /v2 endpoints are)`);
-      continue;
-    }
-    let ca = env.ca;
-    if (ep.caFiles.length > 0) {
-      try {
-        ca = [...env.ca, ...loadTrust(ep.caFiles).ca.filter((c) => !env.ca.includes(c))];
-      } catch (err) {
-        notes.push((err as Error).message);
-      }
-    }
-    endpoints.push({
-      endpoint: urlHost(ep),
-      scheme: ep.scheme === 'http' ? 'http' : 'https',
-      ca,
-      skipVerify: ep.skipVerify,
-      // hosts-toml.ts marks a localhost:PORT endpoint `httpFallback` (containerd 1.7.8+); read without depending on its version.
-      ...(ep.scheme !== 'http' && (ep as RegistryEndpoint & { httpFallback?: boolean }).httpFallback === true
-        ? { httpFallback: true }
-        : {}),
-    });
-  }
-  if (notes.length) log.debug({ registry, notes }, 'containerd host configuration');
-  return { endpoints: endpoints.length ? endpoints : [fallback], notes };
 }
 
 /**
@@ -200,21 +152,32 @@ async function probeWithin(
   const target = parsed.target;
   const result = baseResult(input, target);
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
-  const { endpoints, notes } = await endpointsOf(target, env, ctx.log);
+  const plan = await planEndpoints(target, env, ctx.log);
+  const endpoints = plan.endpoints;
+  // Every credential, token and configured header the probe sends; scrubbed from the result before it leaves.
+  const secrets = new Secrets().add(...plan.headerValues);
+  // The credential each endpoint gets (the kubelet's keyring, else containerd's own for that host).
+  const problems = new Set<string>();
+  const credentials = new Map<number, Credential | undefined>();
+  const credentialOf = async (i: number): Promise<Credential | undefined> => {
+    if (credentials.has(i)) return credentials.get(i);
+    const got = await keyringCredential(env, target, endpoints[i]?.authority ?? registry, ctx);
+    for (const p of got.problems) problems.add(p);
+    secrets.addCredential(got.credential);
+    credentials.set(i, got.credential);
+    return got.credential;
+  };
+  const first = await credentialOf(0);
   const refDetail: ReferenceDetail =
     target.kind === 'image'
       ? { image: target.ref.normalized, endpoint: target.ref.endpoint }
       : { registry: target.registry, endpoint: target.endpoint };
-  if (endpoints.length > 1 || endpoints[0]?.endpoint !== refDetail.endpoint)
-    refDetail.endpoints = endpoints.map((e) => `${e.scheme}://${e.endpoint}`);
+  if (endpoints.length > 1 || endpoints[0]?.endpoint.endpoint !== refDetail.endpoint)
+    refDetail.endpoints = endpoints.map((e) => `${e.endpoint.scheme}://${e.endpoint.endpoint}`);
+  const notes = [...plan.notes, ...(env.road?.problems ?? []), ...problems];
   if (notes.length) refDetail.notes = notes;
   result.steps.push({ stage: 'reference', ok: true, seconds: refSeconds, detail: refDetail });
 
-  const credential = env.auths
-    ? credentialFor(env.auths, registry, target.kind === 'image' ? target.ref.repository : undefined)
-    : undefined;
-  // Every credential and token the probe sends; scrubbed from the result before it leaves.
-  const secrets = new Secrets().addCredential(credential);
   const caches = opts.caches ?? createProbeCaches();
   const w: Walk = {
     ctx,
@@ -229,22 +192,41 @@ async function probeWithin(
       secureContexts: caches.tlsContexts,
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
-      ...(credential ? { credential } : {}),
       secrets,
     },
   };
 
+  // --pull: the real pull through the CRI runs beside the walk, with the credentials the kubelet would pass.
+  const road = env.road;
+  const runtime: RuntimeRun | null =
+    opts.pull === true && target.kind === 'image'
+      ? startRuntime(ctx, target.ref.normalized, first, road?.criEndpoint ?? DEFAULT_CRI_ENDPOINT, {
+          timeoutMs,
+          ...(opts.signal ? { outer: opts.signal } : {}),
+          secrets,
+        })
+      : null;
+
+  // Which endpoint decided the verdict (the one that worked, else the first that failed): its credential and proxy are reported.
+  let decided = 0;
   // containerd tries each host in order and reports the first error when all fail.
   const walkAll = async (): Promise<{ first: Failure | null; failed: number }> => {
-    let first: Failure | null = null;
+    let firstFailure: Failure | null = null;
     let failed = 0;
-    for (const ep of endpoints) {
-      const f = await walkEndpoint(w, target, ep);
-      if (f === null) return { first: null, failed };
-      first ??= f;
+    for (const [i, planned] of endpoints.entries()) {
+      const credential = await credentialOf(i);
+      if (credential) w.opts.credential = credential;
+      else delete w.opts.credential;
+      const f = await walkEndpoint(w, target, planned.endpoint);
+      if (f === null) {
+        decided = i;
+        return { first: null, failed };
+      }
+      if (firstFailure === null) decided = i;
+      firstFailure ??= f;
       failed++;
     }
-    return { first, failed };
+    return { first: firstFailure, failed };
   };
 
   // Safety net: whatever a stage or server does, the probe ends at its deadline.
@@ -303,6 +285,21 @@ async function probeWithin(
     const o = outcome.first.outcome;
     fail(result, o.reason ?? TIMEOUT_REASON[outcome.first.stage], o.message, o.hint, o.host ?? null);
   }
+  const rt = runtime ? await runtime.done : road?.criDisabled ? criDisabledOutcome(road.criEndpoint, road.criDisabled) : null;
+  if (rt) {
+    if (!rt.ok && rt.reason === 'runtime_unavailable' && road?.criDisabled && runtime)
+      rt.message = `${rt.message ?? ''}; ${road.criDisabled}`;
+    result.steps.push(toStep('runtime', rt));
+    // The network path decides first; a pull that fails past a good path is the runtime's own verdict.
+    if (result.ok && !rt.ok && rt.reason) {
+      fail(result, rt.reason, rt.message, rt.hint, rt.host ?? null, 'runtime');
+      const classified = rt.detail.classified;
+      if (rt.reason === 'runtime_pull_failed' && classified) result.cause = classified.cause;
+    }
+  }
+  const used = endpoints[decided];
+  result.credentials = resultCredentials(credentials.get(decided));
+  result.proxy = used?.proxy ? proxyDisplay(used.proxy) : null;
   // ok, but a nameserver, an address or a mirror on the way is broken.
   result.degraded = result.ok && result.steps.some((s) => s.degraded === true || !s.ok);
   result.seconds = round((clock.now() - t0) / 1000);

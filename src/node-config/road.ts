@@ -1,0 +1,220 @@
+/**
+ * The rest of the road the node's runtime takes, beyond resolv.conf, hosts and
+ * the trust store (environment.ts): containerd's config.toml (which certs.d
+ * roots or deprecated mirrors it uses, its per-registry auth, whether its CRI
+ * plugin loads at all), the kubelet's credential sources (its node-wide docker
+ * config file, credential-provider plugins, plus a `--docker-config` the user
+ * names, which stands where the kubelet puts a pod's pull secrets: first), the
+ * proxy settings containerd pulls through, and the CRI socket.
+ *
+ * Nothing here stops a probe: an unreadable or broken file is a problem naming
+ * the file, and the probe goes on with what could be read, as containerd and
+ * the kubelet do. Only files the user named on the command line (`strict`) are
+ * configuration errors.
+ *
+ * A RoadCache keeps the credential-provider plugins (and their credential
+ * cache) as long as their config file is unchanged, and re-reads config.toml
+ * and the docker config only when they change (file-cache.ts stamps).
+ */
+import { posix } from 'node:path';
+import type { DockerAuths } from './docker-config.js';
+import { kubeletDockerConfigPaths, parseDockerConfig } from './docker-config.js';
+import {
+  containerdAuth,
+  effectiveConfigPath,
+  parseContainerdConfig,
+  type ConfigPathChoice,
+  type ContainerdConfig,
+} from './containerd-config.js';
+import { CredentialProviders, parseCredentialProviderConfig } from './credential-provider.js';
+import type { CredentialSources } from './kubelet-credentials.js';
+import { loadProxyEnv, type ProcFs, type ProxyEnv, type ProxySourceMode } from './proxy-env.js';
+import { FileCache, type CacheFs } from './file-cache.js';
+import { normaliseRoot } from './host-root.js';
+import { FileUnreadableError } from '../shared/errors.js';
+
+export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
+export const DEFAULT_CRI_ENDPOINT = 'unix:///run/containerd/containerd.sock';
+
+export interface RoadOptions {
+  /** Where the node's filesystem is mounted ("" = this one). Paths below are the node's own. */
+  hostRoot?: string;
+  /** containerd's config.toml (default /etc/containerd/config.toml; absent is fine); null: none. */
+  containerdConfig?: string | null;
+  /** certs.d roots the user set explicitly (they win over config.toml's config_path); null: not set. */
+  containerdConfigPath?: string[] | null;
+  /** The kubelet's CredentialProviderConfig and the executables' directory. */
+  providerConfig?: string | null;
+  providerBinDir?: string | null;
+  /** Where the proxy settings come from (default 'env': this process's own). */
+  proxy?: ProxySourceMode;
+  /** Read the proxy settings of this process (CLI --proxy-from-pid). */
+  proxyPid?: number;
+  /** The CRI socket (unix:///…). */
+  criEndpoint?: string;
+  /** Read the kubelet's node-wide docker config files (default true). */
+  kubeletDockerConfig?: boolean;
+  /** The CLI: a provider config the user named that cannot be read or parsed is a configuration error (exit 2). */
+  strict?: boolean;
+}
+
+export interface Road {
+  /** The parsed config.toml, null when there is none. */
+  containerd: ContainerdConfig | null;
+  /** certs.d roots (or the deprecated mirrors) containerd uses for registry hosts. */
+  configPath: ConfigPathChoice;
+  /** The kubelet's credential sources, in its order (the user's --docker-config is added by the chain, first). */
+  credentials: Omit<CredentialSources, 'dockerConfigs'> & { dockerConfigs: Array<{ file: string; auths: DockerAuths }> };
+  /** The proxy settings containerd pulls through; null: no proxy. */
+  proxy: ProxyEnv | null;
+  criEndpoint: string;
+  /** What could not be read or used, each naming the file; never a secret. */
+  problems: string[];
+  /** containerd's CRI plugin does not load with this config.toml: every kubelet pull on the node fails. */
+  criDisabled: string | null;
+}
+
+export interface RoadCacheOptions {
+  fs?: CacheFs;
+  procFs?: ProcFs;
+  procRoot?: string;
+  /** This process's environment (proxy 'env' mode, provider exec env). */
+  env?: Record<string, string | undefined>;
+  /** Wall clock (epoch ms), for the provider cache and the road's own refresh. */
+  wallNow?: () => number;
+  /**
+   * A road is built again at most this often for the same options (default 5 s):
+   * the agent probes many targets a cycle, and finding containerd's process
+   * scans /proc. Files changed in between are seen at the next build.
+   */
+  maxAgeMs?: number;
+}
+
+/** Road built once per change of its files; the provider plugins outlive loads while their config is unchanged. */
+export class RoadCache {
+  readonly #files: FileCache;
+  readonly #opts: RoadCacheOptions;
+  #providers: { key: string; text: string; providers: CredentialProviders } | null = null;
+  #containerd: { file: string; text: string; config: ContainerdConfig } | null = null;
+  #last: { key: string; at: number; road: Road } | null = null;
+
+  constructor(opts: RoadCacheOptions = {}) {
+    this.#opts = opts;
+    this.#files = new FileCache(opts.fs ? { fs: opts.fs } : {});
+  }
+
+  /** Read a node file through the host root: text, or null when it does not exist; throws other read errors. */
+  #read(hostRoot: string, file: string): string | null {
+    const path = hostRoot + (file.startsWith('/') ? file : `/${file}`);
+    if (!this.#files.exists(path)) return null;
+    return this.#files.read(path);
+  }
+
+  load(o: RoadOptions = {}): Road {
+    const now = (this.#opts.wallNow ?? Date.now)();
+    const key = JSON.stringify(o);
+    const last = this.#last;
+    if (last?.key === key && now - last.at >= 0 && now - last.at < (this.#opts.maxAgeMs ?? 5000)) return last.road;
+    const road = this.#build(o);
+    this.#last = { key, at: now, road };
+    return road;
+  }
+
+  #build(o: RoadOptions): Road {
+    const hostRoot = normaliseRoot(o.hostRoot);
+    const problems: string[] = [];
+
+    let containerd: ContainerdConfig | null = null;
+    const ctrFile = o.containerdConfig === undefined ? DEFAULT_CONTAINERD_CONFIG : o.containerdConfig;
+    if (ctrFile !== null && ctrFile !== '') {
+      try {
+        const text = this.#read(hostRoot, ctrFile);
+        if (text !== null) {
+          if (this.#containerd?.file !== ctrFile || this.#containerd.text !== text)
+            this.#containerd = { file: ctrFile, text, config: parseContainerdConfig(text, ctrFile) };
+          containerd = this.#containerd.config;
+        }
+      } catch (err) {
+        problems.push(`${ctrFile}: cannot read containerd's config (${codeOf(err)}); probing without its registry settings`);
+      }
+    }
+    if (containerd) problems.push(...containerd.problems);
+    const configPath = effectiveConfigPath(containerd, o.containerdConfigPath ?? null);
+
+    const dockerConfigs: Array<{ file: string; auths: DockerAuths }> = [];
+    if (o.kubeletDockerConfig ?? true) {
+      for (const file of kubeletDockerConfigPaths()) {
+        let text: string | null;
+        try {
+          text = this.#read(hostRoot, file);
+        } catch (err) {
+          problems.push(`${file}: cannot read (${codeOf(err)}); the kubelet skips it`);
+          continue;
+        }
+        if (text === null) continue;
+        try {
+          dockerConfigs.push({
+            file,
+            auths: parseDockerConfig(text, file, posix.basename(file) === '.dockercfg' ? 'dockercfg' : 'config.json'),
+          });
+          break; // the kubelet uses the first file that reads and parses
+        } catch (err) {
+          problems.push(`${(err as Error).message}; the kubelet skips this file`);
+        }
+      }
+    }
+
+    let providers: CredentialProviders | undefined;
+    if (o.providerConfig) {
+      const file = o.providerConfig;
+      const binDir = hostRoot + (o.providerBinDir ?? '');
+      try {
+        const text = this.#read(hostRoot, file);
+        if (text === null) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        const key = `${file}\0${binDir}`;
+        if (this.#providers?.key !== key || this.#providers.text !== text) {
+          const deps = {
+            ...(this.#opts.env ? { env: this.#opts.env } : {}),
+            ...(this.#opts.wallNow ? { wallNow: this.#opts.wallNow } : {}),
+          };
+          this.#providers = { key, text, providers: new CredentialProviders(parseCredentialProviderConfig(text, file), binDir, deps) };
+        }
+        providers = this.#providers.providers;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        const message = typeof code === 'string' ? `${file}: cannot read the credential provider config (${code})` : (err as Error).message;
+        if (o.strict) throw new FileUnreadableError(file, message);
+        problems.push(`${message}; probing without credential providers, as the kubelet cannot start with it`);
+      }
+    }
+
+    const proxied = loadProxyEnv(o.proxy ?? 'env', {
+      ...(o.proxyPid !== undefined ? { pid: o.proxyPid } : {}),
+      // With hostPID the container's /proc lists the node's processes: not under the host root.
+      ...(this.#opts.procRoot !== undefined ? { procRoot: this.#opts.procRoot } : {}),
+      ...(this.#opts.procFs ? { fs: this.#opts.procFs } : {}),
+      ...(this.#opts.env ? { env: this.#opts.env } : {}),
+    });
+    problems.push(...proxied.problems);
+
+    const cfg = containerd;
+    return {
+      containerd,
+      configPath,
+      credentials: {
+        dockerConfigs,
+        ...(providers ? { providers } : {}),
+        ...(cfg?.ok ? { containerd: { auths: (host: string) => containerdAuth(cfg, host) } } : {}),
+      },
+      proxy: proxied.env,
+      criEndpoint: o.criEndpoint ?? DEFAULT_CRI_ENDPOINT,
+      problems,
+      criDisabled: containerd?.criDisabled ?? null,
+    };
+  }
+}
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+}

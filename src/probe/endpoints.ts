@@ -1,0 +1,120 @@
+/**
+ * The endpoints containerd would try for a target, in its order, with what
+ * each needs on the wire: hosts.toml mirrors first then the server (or, with
+ * a config.toml that has no config_path, its deprecated `registry.mirrors`),
+ * capability filtering, trust (`ca`, `skip_verify`), client certificates,
+ * headers, `override_path`, `dial_timeout`, the `?ns=` of a mirror, and the
+ * proxy containerd's environment sends that host through.
+ */
+import { readFileSync } from 'node:fs';
+import type { Log } from '../model/types.js';
+import type { Target } from '../model/reference.js';
+import type { ProbeEnvironment } from '../node-config/environment.js';
+import { endpointsFor, resolveRegistryHosts, type RegistryHosts } from '../node-config/hosts-toml.js';
+import { legacyRegistryHosts } from '../node-config/containerd-config.js';
+import type { RegistryEndpoint } from '../node-config/registry-endpoint.js';
+import { loadTrust } from '../node-config/trust.js';
+import { proxyFor } from '../node-config/proxy-env.js';
+import { splitHostPort, type Endpoint } from './endpoint-walk.js';
+
+/** An endpoint to walk, and what the result should say about the road it took. */
+export interface PlannedEndpoint {
+  endpoint: Endpoint;
+  /** The host containerd contacts (URL host): the key of `registry.configs."<host>".auth`. */
+  authority: string;
+  /** The proxy the requests to this host go through (proxy-env.ts proxyFor); null: direct. */
+  proxy: URL | null;
+}
+
+export interface EndpointPlan {
+  endpoints: PlannedEndpoint[];
+  notes: string[];
+  /** Header values from hosts.toml / config.toml (may be secrets: scrubbed from the result). */
+  headerValues: string[];
+}
+
+/** "mirror:443" → "mirror" for https (and ":80" for http), as image names write hosts. */
+function urlHost(ep: RegistryEndpoint): string {
+  const dflt = ep.scheme === 'http' ? ':80' : ':443';
+  return ep.host.endsWith(dflt) ? ep.host.slice(0, -dflt.length) : ep.host;
+}
+
+/** A client certificate file, read as the CA files are (paths as resolved from the certs.d directory). */
+function readPem(path: string): string {
+  return readFileSync(path, 'utf8');
+}
+
+/** The endpoints containerd would try for this target, in order, with their trust. */
+export async function planEndpoints(target: Target, env: ProbeEnvironment, log: Log): Promise<EndpointPlan> {
+  const registry = target.kind === 'image' ? target.ref.registry : target.registry;
+  const road = env.road;
+  const proxyOf = (scheme: 'https' | 'http', endpoint: string): URL | null => {
+    if (!road?.proxy) return null;
+    const { host, port } = splitHostPort(endpoint, scheme === 'http' ? 80 : 443);
+    return proxyFor(road.proxy, scheme, host, port);
+  };
+  const fallbackHost = target.kind === 'image' ? target.ref.endpoint : target.endpoint;
+  const fallback = (): PlannedEndpoint => ({
+    endpoint: { endpoint: fallbackHost, scheme: 'https', ca: env.ca, skipVerify: false },
+    authority: fallbackHost,
+    proxy: proxyOf('https', fallbackHost),
+  });
+  const notes: string[] = [];
+  const headerValues: string[] = [];
+
+  let hosts: RegistryHosts;
+  const choice = road?.configPath;
+  try {
+    if (choice?.legacy === true) hosts = legacyRegistryHosts(road?.containerd, registry);
+    else {
+      const paths = choice ? choice.paths : env.containerdConfigPath;
+      if (paths.length === 0) return { endpoints: [fallback()], notes, headerValues };
+      hosts = await resolveRegistryHosts(paths, registry, env.nodeFiles?.hostsFs);
+    }
+  } catch (err) {
+    // An unreadable hosts.toml fails every pull in containerd too; say so and probe the registry itself.
+    return { endpoints: [fallback()], notes: [(err as Error).message], headerValues };
+  }
+  notes.push(...hosts.warnings);
+  const need = target.kind === 'image' && target.ref.digest === undefined ? 'resolve' : 'pull';
+  const endpoints: PlannedEndpoint[] = [];
+  const global = road?.containerd?.ok ? road.containerd.headers : {};
+  for (const ep of endpointsFor(hosts, target.kind === 'image' ? need : 'resolve')) {
+    if (ep.duplicateOf !== null) continue; // containerd's second try of the same URL adds nothing to a diagnosis
+    let ca = env.ca;
+    if (ep.caFiles.length > 0) {
+      try {
+        ca = env.nodeFiles
+          ? env.nodeFiles.endpointCa(ep.caFiles)
+          : [...env.ca, ...loadTrust(ep.caFiles).ca.filter((c) => !env.ca.includes(c))];
+      } catch (err) {
+        notes.push((err as Error).message);
+      }
+    }
+    const scheme = ep.scheme === 'http' ? 'http' : 'https';
+    const endpoint: Endpoint = { endpoint: urlHost(ep), scheme, ca, skipVerify: ep.skipVerify };
+    if (scheme === 'https' && ep.httpFallback === true) endpoint.httpFallback = true;
+    if (ep.path !== '/v2') endpoint.path = ep.path;
+    const headers = { ...global, ...ep.headers };
+    if (Object.keys(headers).length > 0) {
+      endpoint.headers = headers;
+      headerValues.push(...Object.values(headers).flat());
+    }
+    const cc = ep.clientCerts[0];
+    if (cc) {
+      try {
+        endpoint.clientCert = { cert: readPem(cc.cert), key: readPem(cc.key) };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        notes.push(
+          `${cc.cert}: cannot read the client certificate (${typeof code === 'string' ? code : 'error'}): containerd fails every pull of ${registry}`,
+        );
+      }
+    }
+    if (ep.dialTimeoutMs !== undefined) endpoint.dialTimeoutMs = ep.dialTimeoutMs;
+    if (ep.isMirror) endpoint.ns = ep.namespace;
+    endpoints.push({ endpoint, authority: ep.authority, proxy: proxyOf(scheme, endpoint.endpoint) });
+  }
+  if (notes.length) log.debug({ registry, notes }, 'containerd host configuration');
+  return { endpoints: endpoints.length ? endpoints : [fallback()], notes, headerValues };
+}
