@@ -80,7 +80,6 @@ function agentConfig(lab: Lab, name: string, targets: string[], extra: string[] 
     file,
     [
       `listen: "127.0.0.1:${AGENT_PORT}"`,
-      'timeout: 5s',
       'concurrency: 8',
       'node: bench-nodeA',
       'logLevel: warn',
@@ -100,6 +99,7 @@ function agentConfig(lab: Lab, name: string, targets: string[], extra: string[] 
 
 interface Daemon {
   pid: number;
+  exited: () => boolean;
   done: Promise<ExecResult>;
   stop: () => Promise<void>;
 }
@@ -130,7 +130,7 @@ function daemon(lab: Lab, argv: string[], env: Record<string, string> = {}): Dae
       /* gone */
     }
   };
-  return { pid, done, stop };
+  return { pid, done, stop, exited: () => c.exitCode !== null || c.signalCode !== null };
 }
 
 /** The process of `pid` or its first descendant whose command line starts with `exe`. */
@@ -144,9 +144,20 @@ async function httpStatus(lab: Lab, url: string): Promise<{ code: number; body: 
   return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
 }
 
-async function waitFor(lab: Lab, url: string, what: string, ms = 20_000, ok = (c: { code: number; body: string }) => c.code === 200) {
+async function waitFor(
+  lab: Lab,
+  url: string,
+  what: string,
+  ms = 20_000,
+  ok = (c: { code: number; body: string }) => c.code === 200,
+  d?: Daemon,
+) {
   const t0 = performance.now();
   for (;;) {
+    if (d?.exited()) {
+      const r = await d.done;
+      throw new Error(`${what} exited (${r.code ?? r.signal}): ${(r.stderr + r.stdout).slice(-400)}`);
+    }
     const r = await httpStatus(lab, url).catch(() => ({ code: 0, body: '' }));
     if (ok(r)) return r;
     if (performance.now() - t0 > ms) throw new Error(`${what} not ready after ${ms} ms (last HTTP ${r.code})`);
@@ -218,11 +229,11 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       lab,
       'bench-peer-agent.yaml',
       list.map((i) => i.ref),
-      ['interval: 1s', 'jitter: 0.5'],
+      ['interval: 1s', 'timeout: 1s', 'jitter: 0.5'],
     );
     const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
     try {
-      await waitFor(lab, `http://127.0.0.1:${AGENT_PORT}/readyz`, 'agent');
+      await waitFor(lab, `http://127.0.0.1:${AGENT_PORT}/readyz`, 'agent', 20_000, undefined, d);
       await sleep(3000);
       const pid = realPid(d.pid, 'node');
       const p0 = probesTotal((await httpStatus(lab, `http://127.0.0.1:${AGENT_PORT}/metrics`)).body);
@@ -259,7 +270,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
     const cfg = blackboxConfig(lab);
     const d = daemon(lab, [BLACKBOX, `--config.file=${cfg}`, `--web.listen-address=127.0.0.1:${BLACKBOX_PORT}`]);
     try {
-      await waitFor(lab, `http://127.0.0.1:${BLACKBOX_PORT}/metrics`, 'blackbox_exporter');
+      await waitFor(lab, `http://127.0.0.1:${BLACKBOX_PORT}/metrics`, 'blackbox_exporter', 20_000, undefined, d);
       const pid = realPid(d.pid, BLACKBOX);
       const m0 = mark(lab.paths.logs);
       const c0 = cpuSeconds(pid);
@@ -323,7 +334,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       lab,
       'bench-idle-agent.yaml',
       list.map((i) => i.ref),
-      ['interval: 1h', 'jitter: 0'],
+      ['interval: 1h', 'timeout: 5s', 'jitter: 0'],
     );
     const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
     const bare = daemon(lab, ['node', '-e', 'setInterval(() => {}, 1 << 30)']);
@@ -359,7 +370,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
   // 4. Start → ready: the agent with 200 targets (interval 60 s, jitter 0.1), blackbox.
   {
     const many = Array.from({ length: 200 }, (_, i) => `${REGISTRY}/lab/bench-${i}:v1`);
-    const cfg = agentConfig(lab, 'bench-200-agent.yaml', many, ['interval: 60s']);
+    const cfg = agentConfig(lab, 'bench-200-agent.yaml', many, ['interval: 60s', 'timeout: 5s']);
     const runReady = async (argv: string[], url: string, e: Record<string, string> = {}): Promise<number | null> => {
       const r = await lab.exec(
         'nodeA',

@@ -10,9 +10,11 @@
  *       with --heap-snapshots, two V8 heap snapshots of the agent summarised
  *   (C) peers: agent vs prometheus-blackbox-exporter at the same rate, idle CPU,
  *       start → ready with 200 targets, one-shot wall vs skopeo / curl / node -e 0
+ *   (D) with --runtime (starts the lab's containerd): time to verdict beside a real CRI pull
+ *       on drop-443 and token-hang, credential-provider exec cost with and without cache
  *   then the issue-10 summary table (figures next to their goals).
  *
- *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots]
+ *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--runtime]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ import { probeBench } from './probe-bench.js';
 import { agentBench, stopAgentSync, type AgentFigures } from './agent-bench.js';
 import { peerBench, type PeerFigures } from './peer-bench.js';
 import { summaryTable } from './summary.js';
+import { runtimeBench } from './runtime-bench.js';
 
 interface Args {
   only: 'probe' | 'agent' | 'peer' | null;
@@ -29,17 +32,28 @@ interface Args {
   agentSeconds: number;
   peerSeconds: number;
   heapSnapshots: boolean;
+  runtime: boolean;
   burst: number;
   concurrency: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { only: null, n: 20, agentSeconds: 30, peerSeconds: 15, heapSnapshots: false, burst: 200, concurrency: 50 };
+  const a: Args = {
+    only: null,
+    n: 20,
+    agentSeconds: 30,
+    peerSeconds: 15,
+    heapSnapshots: false,
+    runtime: false,
+    burst: 200,
+    concurrency: 50,
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
-    if (k === '--heap-snapshots') {
-      a.heapSnapshots = true;
+    if (k === '--heap-snapshots' || k === '--runtime') {
+      if (k === '--runtime') a.runtime = true;
+      else a.heapSnapshots = true;
       continue;
     }
     if (k === '--only' && (v === 'probe' || v === 'agent' || v === 'peer')) a.only = v;
@@ -69,7 +83,7 @@ async function main(): Promise<number> {
   // Lab.up installs SIGINT/SIGTERM/exit hooks that tear the lab down; the agent is
   // stopped first by ours (registered before, so it runs first on exit).
   process.on('exit', stopAgentSync);
-  const lab = await Lab.up();
+  const lab = await Lab.up(args.runtime ? { containerd: true } : {});
   const onSignal = (): void => {
     stopAgentSync();
   };
@@ -88,9 +102,20 @@ async function main(): Promise<number> {
       console.log(await agentBench(lab, o, agentFigures));
     }
     if (args.only === null || args.only === 'peer') {
-      const peer = await peerBench(lab, { seconds: args.peerSeconds });
-      peerFigures = peer.figures;
-      console.log(peer.text);
+      try {
+        const peer = await peerBench(lab, { seconds: args.peerSeconds });
+        peerFigures = peer.figures;
+        console.log(peer.text);
+      } catch (err) {
+        console.log(`\n!! (C) peers could not finish: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (args.runtime) {
+      try {
+        console.log(await runtimeBench(lab));
+      } catch (err) {
+        console.log(`\n!! (D) runtime could not finish: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
     console.log(summaryTable(agentFigures, peerFigures));
     console.log(`\nbench finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
