@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, labTestOptions, type FaultName, type NodeName } from './support/lab.js';
 import { REPO_ROOT } from './support/daemons.js';
-import { criErrorText, criPull, criRemoveImage, criVersion, type CriAuth, type CriPullResult } from './support/cri-pull.js';
+import { criErrorText, criPull, criRemoveImage, waitForCri, type CriAuth, type CriPullResult } from './support/cri-pull.js';
 import { proxyUrl } from './support/proxy.js';
 import { providerAuth, writeProviders, type LabProviders } from './support/providers.js';
 import type { ContainerdRestartOptions } from './support/lab.js';
@@ -132,7 +132,7 @@ const fromPid = (): string[] => ['--proxy-from-pid', String(lab.containerdPid('n
 
 async function runCase(t: TestContext, c: Case): Promise<void> {
   if (c.containerd) await lab.restartContainerd('nodeA', c.containerd());
-  await criVersion(socket('nodeA'), 8000); // the CRI plugin answers before the pull starts
+  await waitForCri(socket('nodeA')); // the CRI plugin answers before the pull starts
   for (const f of faults(c)) lab.fault(f, { subnet: 'A' });
   if (c.resolv !== undefined) {
     lab.writeResolvConf('nodeA', c.resolv);

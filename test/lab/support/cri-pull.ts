@@ -213,6 +213,19 @@ export async function criVersion(socket: string, deadlineMs = 5000): Promise<str
   return `${f.get(2)?.[0]?.toString('utf8') ?? '?'} ${f.get(3)?.[0]?.toString('utf8') ?? '?'}`;
 }
 
+/** Wait until the CRI answers Version (a fresh containerd says "server is not initialized yet" for a moment). */
+export async function waitForCri(socket: string, timeoutMs = 8000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await criVersion(socket, 2000);
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** `rpc error: code = X desc = …` as the kubelet's event shows it. */
 export function criErrorText(r: { code: number; text: string }): string {
   const name = GRPC_CODES[r.code] ?? String(r.code);

@@ -11,7 +11,7 @@
  * tinyproxy resolves names with glibc, so it runs with a lab resolv.conf
  * bind-mounted over /etc/resolv.conf (as containerd does in the nodes).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDR, DNS_NAMES, PROXY_PORT, SUBNETS } from './addresses.js';
 import { spawnInNs, waitListening, type Daemon } from './daemons.js';
@@ -52,6 +52,7 @@ export function tinyproxyConfig(kind: ProxyKind, creds: Pick<LabCredentials, 'us
   ].join('\n');
 }
 
+const TINYPROXY = '/usr/bin/tinyproxy';
 const BIND = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
 
 /** Start the three proxies; resolves when all listen. */
@@ -61,7 +62,9 @@ export async function startProxies(
   creds: Pick<LabCredentials, 'user' | 'password'>,
   onStart: (d: Daemon) => void,
 ): Promise<void> {
+  if (!existsSync(TINYPROXY)) throw new Error(`Lab.up({ proxy: true }) needs ${TINYPROXY} (Debian package tinyproxy)`);
   const confDir = join(dir, 'conf');
+  mkdirSync(confDir, { recursive: true });
   const resolv = join(confDir, 'proxy-resolv.conf');
   const hosts = join(confDir, 'proxy-hosts');
   writeFileSync(resolv, `nameserver ${ADDR.dnsGood}\nnameserver ${ADDR.dnsGood2}\noptions timeout:1 attempts:2\n`);
@@ -73,7 +76,7 @@ export async function startProxies(
     const d = spawnInNs(
       servicesNs,
       `tinyproxy-${kind}`,
-      ['/bin/sh', '-c', BIND, 'sh', resolv, hosts, '/usr/bin/tinyproxy', '-d', '-c', conf],
+      ['/bin/sh', '-c', BIND, 'sh', resolv, hosts, TINYPROXY, '-d', '-c', conf],
       join(dir, 'logs'),
     );
     onStart(d);
