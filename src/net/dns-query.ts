@@ -121,9 +121,15 @@ function matches(p: DecodedPacket, id: number, qname: string, type: DnsQueryType
 type DnsPacket = typeof import('dns-packet');
 let packetModule: Promise<DnsPacket> | undefined;
 
-/** dns-packet is loaded when the first query is sent: an answer from the hosts file or an IP literal never needs it (~15-35 ms of a CLI run). */
+/**
+ * dns-packet is loaded when the first query is sent: an answer from the hosts file or an IP
+ * literal never needs it (~15-35 ms of a CLI run). Node gives a CommonJS module's exports as
+ * named exports too; a bundle (esbuild) gives them only as `default`: both are read.
+ */
 function dnsPacket(): Promise<DnsPacket> {
-  return (packetModule ??= import('dns-packet'));
+  return (packetModule ??= import('dns-packet').then((m) =>
+    typeof m.encode === 'function' ? m : (m as unknown as { default: DnsPacket }).default,
+  ));
 }
 
 export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
