@@ -16,7 +16,10 @@
  */
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
+import { connect as tlsConnect } from 'node:tls';
 import { secureContextFor, type ClientCert } from './tls-contexts.js';
+import { connectThroughProxy } from './proxy-tunnel.js';
+import { proxyHost } from '../node-config/proxy-env.js';
 import type { Reason } from '../diagnosis/catalog.js';
 import { SecureContextCache } from '../node-config/trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
@@ -46,6 +49,8 @@ export interface HostOptions {
   clientCert?: ClientCert;
   /** Sent on every request to this host (hosts.toml `header`). */
   headers?: Record<string, string[]>;
+  /** https through this HTTP proxy (CONNECT tunnel); the proxy's host must be pinned. */
+  proxy?: URL;
 }
 
 /** "https://host:443": the key of `handed` (lowercase host, no brackets, explicit port). */
@@ -150,7 +155,13 @@ export function createDispatcher(opts: DispatcherOptions): Agent {
           socket.destroy();
         }
         opts.onDial?.(origin);
-        connectorFor(normaliseHost(o.hostname))(o, cb);
+        const hostname = normaliseHost(o.hostname);
+        const proxy = o.protocol === 'https:' ? opts.hosts?.get(hostname)?.proxy : undefined;
+        if (proxy) {
+          dialThroughProxy(proxy, hostname, Number(o.port || 443), opts, cb);
+          return;
+        }
+        connectorFor(hostname)(o, cb);
       },
       // One connection per origin, kept alive across the probe's requests.
       connections: 1,
@@ -161,6 +172,35 @@ export function createDispatcher(opts: DispatcherOptions): Agent {
       maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
     },
     opts.hosts,
+  );
+}
+
+/** A new connection to a proxied https host: dial the pinned proxy, CONNECT, TLS with the host over the tunnel. */
+function dialThroughProxy(proxy: URL, hostname: string, port: number, opts: DispatcherOptions, cb: buildConnector.Callback): void {
+  const address = opts.pinned.get(proxyHost(proxy).toLowerCase())?.[0];
+  const o = { signal: new AbortController().signal, timeoutMs: opts.connectTimeoutMs, ...(address ? { address } : {}) };
+  connectThroughProxy(proxy, { host: hostname, port }, o).then(
+    (t) => {
+      if (!t.ok) {
+        cb(Object.assign(new Error(t.message), { code: 'UND_ERR_PROXY' }), null);
+        return;
+      }
+      const clientCert = opts.hosts?.get(hostname)?.clientCert;
+      const socket = tlsConnect({
+        socket: t.socket,
+        host: hostname, // the name the certificate is checked against
+        ...(isIP(hostname) ? {} : { servername: hostname }),
+        secureContext: secureContextFor(opts.secureContexts, opts.ca, clientCert),
+        rejectUnauthorized: opts.skipVerify?.has(hostname) !== true,
+      });
+      const onError = (err: Error): void => cb(err, null);
+      socket.once('error', onError);
+      socket.once('secureConnect', () => {
+        socket.off('error', onError);
+        cb(null, socket);
+      });
+    },
+    (err: unknown) => cb(err instanceof Error ? err : new Error(String(err)), null),
   );
 }
 

@@ -1,7 +1,7 @@
 /**
  * One host's connection, stage by stage: dns → tcp (every address tried and
  * classified; the first that connected is kept) → [a tunnel step, for a
- * proxy: not wired yet] → tls upgrade of that same socket → handed to the
+ * proxy: CONNECT through it] → tls upgrade of that same socket → handed to the
  * HTTP client (dispatcher.ts `handed`), so the stages' timings are the raw
  * stamps of the connection the requests then use.
  */
@@ -9,6 +9,9 @@ import type net from 'node:net';
 import { remainingMs } from '../net/deadline.js';
 import { originKey } from '../net/dispatcher.js';
 import type { ClientCert } from '../net/tls-contexts.js';
+import { openConnectTunnel } from '../net/proxy-tunnel.js';
+import { proxyHost, proxyPort } from '../node-config/proxy-env.js';
+import { joinHostPort } from '../shared/host-port.js';
 import { dnsStage } from './stages/dns.js';
 import { tcpStage } from './stages/tcp.js';
 import { tlsStage } from './stages/tls.js';
@@ -37,6 +40,12 @@ export interface ReachOptions {
   vet?: (addresses: string[]) => Failure | null;
   /** TCP connect timeout for this host (hosts.toml dial_timeout); default from the walk. */
   dialTimeoutMs?: number;
+  /**
+   * An HTTP proxy for this https host: dns and tcp go to the proxy (their
+   * steps name it), then a CONNECT tunnel to host:port (a failure is
+   * proxy_error), then the TLS handshake with the host over the tunnel.
+   */
+  proxy?: URL;
 }
 
 /**
@@ -54,10 +63,13 @@ export async function reachHost(
   o: ReachOptions = {},
 ): Promise<Failure | null | 'plain-http'> {
   const { ctx, env, opts } = w;
-  w.current = { stage: 'dns', host };
+  const proxy = tls && o.proxy ? o.proxy : undefined;
+  const dialHost = proxy ? proxyHost(proxy) : host;
+  const dialPort = proxy ? proxyPort(proxy) : port;
+  w.current = { stage: 'dns', host: dialHost };
   const dns = await dnsStage(
     ctx,
-    { host },
+    { host: dialHost },
     {
       resolvConf: env.resolvConf,
       ...(env.hosts ? { hosts: env.hosts } : {}),
@@ -69,18 +81,48 @@ export async function reachHost(
   const refused = o.vet?.(dns.detail.addresses);
   if (refused) return refused;
 
-  w.current = { stage: 'tcp', host: `${host}:${port}` };
+  w.current = { stage: 'tcp', host: joinHostPort(dialHost, dialPort) };
   const tcp = await tcpStage(
     ctx,
-    { host, addresses: dns.detail.addresses, port },
+    { host: dialHost, addresses: dns.detail.addresses, port: dialPort },
     { connectTimeoutMs: dialTimeout(opts, o.dialTimeoutMs), keep: true },
   );
   w.steps.push(toStep('tcp', tcp));
   if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
-  const hostKey = host.toLowerCase();
-  conns.pinned.set(hostKey, tcp.detail.connected);
-  const socket = tcp.socket;
-  // A proxy's CONNECT tunnel goes here: it turns `socket` (to the proxy) into a socket to host:port.
+  conns.pinned.set(dialHost.toLowerCase(), tcp.detail.connected);
+  let socket = tcp.socket;
+  if (proxy && socket) {
+    w.current = { stage: 'http', host: joinHostPort(dialHost, dialPort) };
+    const tunnel = await openConnectTunnel(
+      socket,
+      proxy,
+      { host, port },
+      {
+        signal: ctx.signal,
+        timeoutMs: remainingMs(ctx),
+        clock: ctx.clock,
+        ...(ctx.timers ? { timers: ctx.timers } : {}),
+      },
+    );
+    if (!tunnel.ok) {
+      const outcome = {
+        ok: false,
+        reason: tunnel.reason,
+        message: tunnel.message,
+        host: joinHostPort(dialHost, dialPort),
+        seconds: tunnel.seconds,
+        detail: {
+          challenges: [],
+          request: `CONNECT ${joinHostPort(host, port)}`,
+          ...(tunnel.status !== undefined ? { status: tunnel.status } : {}),
+          ...(tunnel.code !== undefined ? { error: tunnel.code } : {}),
+        },
+      };
+      w.steps.push(toStep('http', outcome));
+      return { outcome, stage: 'http' };
+    }
+    socket = tunnel.socket;
+  }
 
   if (!tls) {
     if (socket) hand(conns, originKey('http', host, port), socket);

@@ -49,6 +49,8 @@ export interface Endpoint {
   dialTimeoutMs?: number;
   /** The registry namespace this host serves the image for, sent as `?ns=` (a mirror). */
   ns?: string;
+  /** The HTTP proxy containerd's environment sends this host through (https only: CONNECT tunnel); absent: direct. */
+  proxy?: URL;
 }
 
 /** Walk one endpoint. Returns the first failure, or null when the image (or registry) is reachable. */
@@ -69,7 +71,10 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         }
       : null,
     conns,
-    ep.dialTimeoutMs !== undefined ? { dialTimeoutMs: ep.dialTimeoutMs } : {},
+    {
+      ...(ep.dialTimeoutMs !== undefined ? { dialTimeoutMs: ep.dialTimeoutMs } : {}),
+      ...(ep.proxy && ep.scheme === 'https' ? { proxy: ep.proxy } : {}),
+    },
   );
   if (reached === 'plain-http') ep = { ...ep, scheme: 'http' };
   else if (reached) {
@@ -83,6 +88,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
   const hostOptions: HostOptions = {
     ...(ep.clientCert ? { clientCert: ep.clientCert } : {}),
     ...(ep.headers ? { headers: ep.headers } : {}),
+    ...(ep.proxy && ep.scheme === 'https' && reached !== 'plain-http' ? { proxy: ep.proxy } : {}),
   };
   let redials = 0;
   const dispatcher = createDispatcher({

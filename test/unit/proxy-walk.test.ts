@@ -1,0 +1,160 @@
+/**
+ * An https endpoint through an HTTP proxy, as containerd goes through the
+ * proxy of its environment: dns and tcp to the proxy (their steps name it),
+ * a CONNECT tunnel to the registry (a refusal is proxy_error, naming the
+ * proxy), then TLS with the registry over that same socket, which carries
+ * the requests. A loopback CONNECT proxy that counts its tunnels.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { within } from '../support/within.js';
+import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
+import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
+import { parseTarget } from '../../src/model/reference.js';
+import { realClock, type ProbeContext } from '../../src/model/types.js';
+import { loadEnvironment } from '../../src/node-config/environment.js';
+import { TokenCache } from '../../src/probe/token-cache.js';
+
+let ca: TestCA;
+let leaf: CertPair;
+let dir: string;
+let registry: FakeRegistry;
+let proxy: Server;
+let proxyPort = 0;
+let refuse = false;
+const tunnels: string[] = [];
+const sockets = new Set<Socket>();
+
+before(async () => {
+  ca = createCA();
+  leaf = ca.issue('registry', { sans: ['127.0.0.1'] });
+  dir = mkdtempSync(join(tmpdir(), 'pullprobe-proxy-walk-'));
+  writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  writeFileSync(join(dir, 'ca.crt'), ca.cert);
+  registry = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
+  registry.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+  // A minimal CONNECT proxy: only 127.0.0.1 targets, or 403 when `refuse` is set.
+  proxy = createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    client.once('data', (head: Buffer) => {
+      const m = /^CONNECT (127\.0\.0\.1):(\d+) HTTP\/1\.1\r\n/.exec(head.toString('latin1'));
+      if (!m || refuse) {
+        client.end('HTTP/1.1 403 Access violation\r\n\r\n');
+        return;
+      }
+      tunnels.push(`${m[1]}:${m[2]}`);
+      const upstream = connect({ host: m[1], port: Number(m[2]) }, () => {
+        client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        client.pipe(upstream).pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+    });
+  });
+  await within(new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r)), 5000, 'the proxy to listen');
+  proxyPort = (proxy.address() as AddressInfo).port;
+});
+after(async () => {
+  for (const s of sockets) s.destroy();
+  await within(new Promise<void>((r) => proxy.close(() => r())), 5000, 'the proxy to close');
+  await registry.close();
+  ca.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function walk(tag = 'v1'): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
+  const parsed = parseTarget(`127.0.0.1:${registry.port}/team/app:${tag}`);
+  assert.ok(parsed.ok);
+  const ctx: ProbeContext = {
+    signal: new AbortController().signal,
+    deadlineAt: realClock.now() + 5000,
+    clock: realClock,
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    wallNow: Date.now,
+  };
+  const env = loadEnvironment({
+    resolvConfPath: join(dir, 'resolv.conf'),
+    hostsPath: null,
+    caFiles: [join(dir, 'ca.crt')],
+    containerdConfigPath: [],
+    platform: { os: 'linux', architecture: 'amd64' },
+  });
+  const w: Walk = {
+    ctx,
+    env,
+    steps: [],
+    current: { stage: 'dns' },
+    opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() },
+  };
+  const failure = await walkEndpoint(w, parsed.target, {
+    endpoint: `127.0.0.1:${registry.port}`,
+    scheme: 'https',
+    ca: env.ca,
+    skipVerify: false,
+    proxy: new URL(`http://user:secret@127.0.0.1:${proxyPort}`),
+  });
+  return { failure, w };
+}
+
+describe('through an HTTP proxy', () => {
+  test('tcp to the proxy, CONNECT, TLS with the registry over the tunnel, the HEAD on it: one tunnel', async () => {
+    tunnels.length = 0;
+    const before = registry.requests.length;
+    const { failure, w } = await walk();
+    assert.equal(failure, null, failure?.outcome.message);
+    assert.deepEqual(
+      w.steps.map((s) => `${s.stage}:${s.host ?? ''}`),
+      [
+        'dns:127.0.0.1',
+        `tcp:127.0.0.1:${proxyPort}`,
+        `tls:127.0.0.1:${registry.port}`,
+        `http:127.0.0.1:${registry.port}`,
+        `auth:127.0.0.1:${registry.port}`,
+        `manifest:127.0.0.1:${registry.port}`,
+      ],
+    );
+    assert.deepEqual(tunnels, [`127.0.0.1:${registry.port}`], 'one tunnel carries the handshake and the request');
+    assert.deepEqual(
+      registry.requests.slice(before).map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/team/app/manifests/v1'],
+    );
+  });
+
+  test('a connection dialled again (undici closes after a HEAD) goes through the proxy too', async () => {
+    tunnels.length = 0;
+    const before = registry.requests.length;
+    const { failure, w } = await walk('v2');
+    assert.equal(failure?.outcome.reason, 'manifest_unknown', JSON.stringify(w.steps));
+    assert.deepEqual(
+      registry.requests.slice(before).map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/team/app/manifests/v2', 'GET /v2/team/app/tags/list'],
+    );
+    assert.deepEqual(tunnels, [`127.0.0.1:${registry.port}`, `127.0.0.1:${registry.port}`]);
+    const http = w.steps.find((s) => s.stage === 'http');
+    assert.ok(http?.detail && 'challenges' in http.detail);
+    assert.equal(http.detail.redials, 1);
+  });
+
+  test('the proxy refuses the tunnel: proxy_error at the proxy, no TLS step, no secret in the message', async () => {
+    refuse = true;
+    try {
+      const { failure, w } = await walk();
+      assert.equal(failure?.outcome.reason, 'proxy_error');
+      assert.equal(failure.outcome.host, `127.0.0.1:${proxyPort}`);
+      assert.match(failure.outcome.message ?? '', /403|Access violation/);
+      assert.doesNotMatch(JSON.stringify(w.steps), /secret/);
+      assert.equal(
+        w.steps.some((s) => s.stage === 'tls'),
+        false,
+      );
+    } finally {
+      refuse = false;
+    }
+  });
+});
