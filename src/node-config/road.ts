@@ -16,9 +16,8 @@
  * cache) as long as their config file is unchanged, and re-reads config.toml
  * and the docker config only when they change (file-cache.ts stamps).
  */
-import { posix } from 'node:path';
 import type { DockerAuths } from './docker-config.js';
-import { kubeletDockerConfigPaths, parseDockerConfig } from './docker-config.js';
+import { kubeletDockerConfigPaths, readKubeletDockerConfig } from './docker-config.js';
 import {
   containerdAuth,
   effectiveConfigPath,
@@ -26,12 +25,12 @@ import {
   type ConfigPathChoice,
   type ContainerdConfig,
 } from './containerd-config.js';
-import { CredentialProviders, parseCredentialProviderConfig } from './credential-provider.js';
+import type { CredentialProviders } from './credential-provider.js';
+import { loadCredentialProviders, type LoadedCredentialProviders } from './credential-provider-load.js';
 import type { CredentialSources } from './kubelet-credentials.js';
 import { loadProxyEnv, type ProcFs, type ProxyEnv, type ProxySourceMode } from './proxy-env.js';
 import { FileCache, type CacheFs } from './file-cache.js';
 import { normaliseRoot } from './host-root.js';
-import { FileUnreadableError } from '../shared/errors.js';
 
 export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
 export const DEFAULT_CRI_ENDPOINT = 'unix:///run/containerd/containerd.sock';
@@ -94,20 +93,13 @@ export interface RoadCacheOptions {
 export class RoadCache {
   readonly #files: FileCache;
   readonly #opts: RoadCacheOptions;
-  #providers: { key: string; text: string; providers: CredentialProviders } | null = null;
+  #providers: { key: string; loaded: LoadedCredentialProviders } | null = null;
   #containerd: { file: string; text: string; config: ContainerdConfig } | null = null;
   #last: { key: string; at: number; road: Road } | null = null;
 
   constructor(opts: RoadCacheOptions = {}) {
     this.#opts = opts;
     this.#files = new FileCache(opts.fs ? { fs: opts.fs } : {});
-  }
-
-  /** Read a node file through the host root: text, or null when it does not exist; throws other read errors. */
-  #read(hostRoot: string, file: string): string | null {
-    const path = hostRoot + (file.startsWith('/') ? file : `/${file}`);
-    if (!this.#files.exists(path)) return null;
-    return this.#files.read(path);
   }
 
   load(o: RoadOptions = {}): Road {
@@ -120,15 +112,22 @@ export class RoadCache {
     return road;
   }
 
+  /** A file's text, or null when it does not exist; throws other read errors. */
+  #read(path: string): string | null {
+    if (!this.#files.exists(path)) return null;
+    return this.#files.read(path);
+  }
+
   #build(o: RoadOptions): Road {
     const hostRoot = normaliseRoot(o.hostRoot);
     const problems: string[] = [];
 
+    // Paths in the options are as this process sees them (a host root already in front, as for resolv.conf).
     let containerd: ContainerdConfig | null = null;
-    const ctrFile = o.containerdConfig === undefined ? DEFAULT_CONTAINERD_CONFIG : o.containerdConfig;
+    const ctrFile = o.containerdConfig === undefined ? `${hostRoot}${DEFAULT_CONTAINERD_CONFIG}` : o.containerdConfig;
     if (ctrFile !== null && ctrFile !== '') {
       try {
-        const text = this.#read(hostRoot, ctrFile);
+        const text = this.#read(ctrFile);
         if (text !== null) {
           if (this.#containerd?.file !== ctrFile || this.#containerd.text !== text)
             this.#containerd = { file: ctrFile, text, config: parseContainerdConfig(text, ctrFile) };
@@ -139,53 +138,31 @@ export class RoadCache {
       }
     }
     if (containerd) problems.push(...containerd.problems);
-    const configPath = effectiveConfigPath(containerd, o.containerdConfigPath ?? null);
+    const configPath = effectiveConfigPath(containerd, o.containerdConfigPath ?? null, hostRoot);
 
+    // The kubelet's own docker config file: node paths, under the host root.
     const dockerConfigs: Array<{ file: string; auths: DockerAuths }> = [];
     if (o.kubeletDockerConfig ?? true) {
-      for (const file of kubeletDockerConfigPaths()) {
-        let text: string | null;
-        try {
-          text = this.#read(hostRoot, file);
-        } catch (err) {
-          problems.push(`${file}: cannot read (${codeOf(err)}); the kubelet skips it`);
-          continue;
-        }
-        if (text === null) continue;
-        try {
-          dockerConfigs.push({
-            file,
-            auths: parseDockerConfig(text, file, posix.basename(file) === '.dockercfg' ? 'dockercfg' : 'config.json'),
-          });
-          break; // the kubelet uses the first file that reads and parses
-        } catch (err) {
-          problems.push(`${(err as Error).message}; the kubelet skips this file`);
-        }
-      }
+      const found = readKubeletDockerConfig(kubeletDockerConfigPaths(), hostRoot);
+      problems.push(...found.problems);
+      if (found.found) dockerConfigs.push({ file: found.found.source, auths: found.found });
     }
 
     let providers: CredentialProviders | undefined;
     if (o.providerConfig) {
-      const file = o.providerConfig;
-      const binDir = hostRoot + (o.providerBinDir ?? '');
-      try {
-        const text = this.#read(hostRoot, file);
-        if (text === null) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
-        const key = `${file}\0${binDir}`;
-        if (this.#providers?.key !== key || this.#providers.text !== text) {
-          const deps = {
-            ...(this.#opts.env ? { env: this.#opts.env } : {}),
-            ...(this.#opts.wallNow ? { wallNow: this.#opts.wallNow } : {}),
-          };
-          this.#providers = { key, text, providers: new CredentialProviders(parseCredentialProviderConfig(text, file), binDir, deps) };
-        }
-        providers = this.#providers.providers;
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        const message = typeof code === 'string' ? `${file}: cannot read the credential provider config (${code})` : (err as Error).message;
-        if (o.strict) throw new FileUnreadableError(file, message);
-        problems.push(`${message}; probing without credential providers, as the kubelet cannot start with it`);
+      const configFile = o.providerConfig;
+      const binDir = o.providerBinDir ?? '';
+      const key = `${configFile}\0${binDir}\0${this.#files.stamp(configFile)}`;
+      if (this.#providers?.key !== key) {
+        const deps = {
+          ...(this.#opts.env ? { env: this.#opts.env } : {}),
+          ...(this.#opts.wallNow ? { wallNow: this.#opts.wallNow } : {}),
+        };
+        const loaded = loadCredentialProviders({ configFile, binDir, hostRoot, strict: o.strict === true, deps });
+        this.#providers = { key, loaded };
       }
+      providers = this.#providers.loaded.providers;
+      problems.push(...this.#providers.loaded.problems);
     }
 
     const proxied = loadProxyEnv(o.proxy ?? 'env', {

@@ -102,7 +102,7 @@ describe('credentials on the runtime road', () => {
     const root = hostRoot({ '/etc/containerd/config.toml': v2Auth('alice', PASSWORD) });
     const r = await probeTarget(image, envFor(root), { timeoutMs: 5000 });
     assert.equal(r.ok, true, JSON.stringify(r));
-    assert.deepEqual(r.credentials, { source: 'containerd-config', name: '/etc/containerd/config.toml', expiresAt: null });
+    assert.deepEqual(r.credentials, { source: 'containerd-config', name: join(root, '/etc/containerd/config.toml'), expiresAt: null });
     assert.ok(!JSON.stringify(r).includes(PASSWORD));
   });
 
@@ -145,7 +145,10 @@ describe('credentials on the runtime road', () => {
       '/usr/libexec/providers/lab-provider': `#!/bin/sh\ncat >/dev/null\nprintf '%s' '${answer}'\n`,
     });
     chmodSync(join(root, '/usr/libexec/providers/lab-provider'), 0o755);
-    const env = envFor(root, { providerConfig: '/etc/kubernetes/providers.yaml', providerBinDir: '/usr/libexec/providers' });
+    const env = envFor(root, {
+      providerConfig: join(root, '/etc/kubernetes/providers.yaml'),
+      providerBinDir: join(root, '/usr/libexec/providers'),
+    });
     const r = await probeTarget(image, env, { timeoutMs: 5000 });
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.deepEqual(r.credentials, {
