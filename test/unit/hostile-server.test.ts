@@ -582,7 +582,10 @@ describe('hostile token services and challenges', () => {
   }
 
   test('401 invalid_token for an issued token: token_error anonymously, auth_rejected with credentials', async () => {
-    const s = await server(bearer(() => ({ token: 'issued-but-refused', expires_in: 300 }), { rejectIssued: true }));
+    // access_token too: with credentials the token comes from containerd's OAuth POST, whose answer must carry it.
+    const s = await server(
+      bearer(() => ({ token: 'issued-but-refused', access_token: 'issued-but-refused', expires_in: 300 }), { rejectIssued: true }),
+    );
     expectReason(await probe(target(s)), ['token_error'], 'invalid_token anonymous');
     expectReason(await probe(target(s), { dockerConfig: dockerConfig(s.port) }), ['auth_rejected'], 'invalid_token with credentials');
   });
