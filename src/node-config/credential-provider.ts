@@ -19,7 +19,7 @@ import { parseDocument } from 'yaml';
 import { CredentialProviderConfigError } from '../shared/errors.js';
 import { parseGoDuration } from '../shared/go-duration.js';
 import { isPlainObject } from '../shared/guards.js';
-import { urlsMatch } from './kubelet-keyring.js';
+import { parseSchemeless, urlsMatch } from './kubelet-keyring.js';
 import { ecrTokenExpiry } from './ecr-token.js';
 
 export { CredentialProviderConfigError, ecrTokenExpiry };
@@ -91,6 +91,8 @@ export function parseCredentialProviderConfig(text: string, file: string): Crede
     if (!Array.isArray(match) || match.length === 0) return fail(`${at}.matchImages`, 'at least 1 item in matchImages is required');
     const matchImages = match.map((m: unknown, j) => {
       if (typeof m !== 'string' || m === '') return fail(`${at}.matchImages[${j}]`, 'must be a non-empty string');
+      // kubelet validateCredentialProviderConfig: each entry must parse as a schemeless URL.
+      if (parseSchemeless(m) === null) fail(`${at}.matchImages[${j}]`, `match image ${JSON.stringify(m)} is invalid`);
       return m;
     });
     const dcd = p['defaultCacheDuration'];

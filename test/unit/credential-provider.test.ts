@@ -117,6 +117,10 @@ providers:
       [config([provider('a'), provider('a')]), /providers\[1\]\.name: duplicate provider name "a"/],
       [config([provider('a', { matchImages: [] })]), /providers\[0\]\.matchImages: at least 1 item/],
       [config([provider('../a')]), /providers\[0\]\.name: .*no "\/"/],
+      [
+        config([provider('a', { matchImages: ['ok.io', 'reg.io:http'] })]),
+        /providers\[0\]\.matchImages\[1\]: match image "reg\.io:http" is invalid/,
+      ],
       [config([]), /providers: at least 1 item/],
       [
         JSON.stringify({ apiVersion: 'kubelet.config.k8s.io/v2', kind: 'CredentialProviderConfig', providers: [provider('a')] }),
