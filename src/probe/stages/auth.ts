@@ -15,7 +15,7 @@
  * over https. Registry-supplied text is scrubbed of every credential sent
  * (scrub.ts); every Authorization value used is added to `opts.secrets`.
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
 import { classifyTransportError, send, type SendResult } from '../../net/dispatcher.js';
@@ -24,6 +24,8 @@ import { headerValues, parseRegistryErrors } from '../../net/registry-errors.js'
 import { registryBase, statusLine } from './http.js';
 import { cleanRegistryText, Secrets } from '../scrub.js';
 import { tokenCacheKey, tokenExpiry, tokenLifetime, type TokenCache } from '../token-cache.js';
+import { formValue, MAX_TOKEN_BODY, oauthForm, postForm } from '../token-request.js';
+export { oauthForm } from '../token-request.js';
 import type { Credential, ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import { parseWwwAuthenticate, type Challenge } from '../www-authenticate.js';
 import type { AuthDetail } from '../../model/step-detail.js';
@@ -62,8 +64,6 @@ export type AuthOutcome = StageOutcome<AuthDetail> & {
   /** Bearer: when the token expires by its token service's `expires_in` (epoch ms), for the credential expiry metric. */
   tokenExpiresAt?: number;
 };
-
-const MAX_TOKEN_BODY = 1 << 20;
 
 export function basicAuthorization(c: Credential): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64')}`;
@@ -335,46 +335,6 @@ async function bearerToken(
   const authorization = `Bearer ${token}`;
   secrets.addAuthorization(authorization);
   return { authorization, tokenExpiresAt };
-}
-
-/** containerd FetchTokenWithOAuth's form: scope (space-joined), service, client_id, then the grant. */
-export function oauthForm(cred: Credential, service: string | undefined, scope: string | undefined): URLSearchParams {
-  const form = new URLSearchParams();
-  if (scope) form.set('scope', scope);
-  form.set('service', service ?? '');
-  form.set('client_id', 'containerd-client');
-  if (cred.username === '') {
-    form.set('grant_type', 'refresh_token');
-    form.set('refresh_token', cred.password);
-  } else {
-    form.set('grant_type', 'password');
-    form.set('username', cred.username);
-    form.set('password', cred.password);
-  }
-  return form;
-}
-
-/** A value as form encoding writes it (spaces as "+"): how the password appears in the POST body. */
-const formValue = (v: string): string => new URLSearchParams({ v }).toString().slice(2);
-
-/** The OAuth POST: undici directly (the shared send() speaks GET/HEAD only); the body read is bounded like send()'s. */
-async function postForm(url: string, form: URLSearchParams, dispatcher: Dispatcher, signal: AbortSignal): Promise<SendResult> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'user-agent': 'pullprobe', accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-    body: form.toString(),
-    dispatcher,
-    signal,
-  });
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res.body) {
-    const b = chunk as Buffer;
-    chunks.push(b);
-    n += b.length;
-    if (n >= MAX_TOKEN_BODY) break; // leaving the loop destroys the stream
-  }
-  return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_TOKEN_BODY).toString('utf8') };
 }
 
 /** Bare-registry target: prove the authorization works by re-getting /v2/ with it. */
