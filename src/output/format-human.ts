@@ -47,6 +47,7 @@ const MANIFEST_REQUEST = /^(HEAD|GET) \/v2\/.+\/manifests\//;
 /** The manifest request's detail of an http step, when that step was the manifest request. */
 function manifestRequestDetail(step: StepResult): ManifestDetail | undefined {
   if (step.stage !== 'http' || step.detail === undefined || !('request' in step.detail)) return undefined;
+  if ('challenges' in step.detail) return undefined; // the http step's own request (it names the manifest HEAD too)
   const request = step.detail.request;
   return typeof request === 'string' && MANIFEST_REQUEST.test(request) ? step.detail : undefined;
 }

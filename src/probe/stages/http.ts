@@ -119,7 +119,8 @@ export const httpStage = async function httpStage(ctx: ProbeContext, input: Http
     if (apiVersion) detail.apiVersion = apiVersion;
     const isHead = request.startsWith('HEAD ');
     const reason = statusReason(res.status);
-    if (!reason || (isHead && reason === 'not_a_registry')) {
+    // The manifest HEAD answered: the manifest stage judges its status (a 5xx there, as containerd reports it).
+    if (!reason || (isHead && reason !== 'proxy_error')) {
       const out: HttpOutcome = { ok: true, host, seconds: seconds(), detail, challengeStatus: res.status === 401 ? 401 : 200 };
       if (head) out.head = head;
       return out;
