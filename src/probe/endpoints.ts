@@ -64,12 +64,15 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
 
   let hosts: RegistryHosts;
   const choice = road?.configPath;
+  // config.toml's registry.headers go to every endpoint, before each host's own values (as containerd sends both).
+  const global = road?.containerd?.ok ? road.containerd.headers : {};
+  const where = { hostRoot: env.hostRoot, headers: global };
   try {
-    if (choice?.legacy === true) hosts = legacyRegistryHosts(road?.containerd, registry);
+    if (choice?.legacy === true) hosts = legacyRegistryHosts(road?.containerd, registry, { hostRoot: env.hostRoot });
     else {
       const paths = choice ? choice.paths : env.containerdConfigPath;
       if (paths.length === 0) return { endpoints: [fallback()], notes, headerValues };
-      hosts = await resolveRegistryHosts(paths, registry, env.nodeFiles?.hostsFs);
+      hosts = await resolveRegistryHosts(paths, registry, env.nodeFiles?.hostsFs, where);
     }
   } catch (err) {
     // An unreadable hosts.toml fails every pull in containerd too; say so and probe the registry itself.
@@ -78,7 +81,6 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
   notes.push(...hosts.warnings);
   const need = target.kind === 'image' && target.ref.digest === undefined ? 'resolve' : 'pull';
   const endpoints: PlannedEndpoint[] = [];
-  const global = road?.containerd?.ok ? road.containerd.headers : {};
   for (const ep of endpointsFor(hosts, target.kind === 'image' ? need : 'resolve')) {
     if (ep.duplicateOf !== null) continue; // containerd's second try of the same URL adds nothing to a diagnosis
     let ca = env.ca;
@@ -95,10 +97,9 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
     const endpoint: Endpoint = { endpoint: urlHost(ep), scheme, ca, skipVerify: ep.skipVerify };
     if (scheme === 'https' && ep.httpFallback === true) endpoint.httpFallback = true;
     if (ep.path !== '/v2') endpoint.path = ep.path;
-    const headers = { ...global, ...ep.headers };
-    if (Object.keys(headers).length > 0) {
-      endpoint.headers = headers;
-      headerValues.push(...Object.values(headers).flat());
+    if (Object.keys(ep.headers).length > 0) {
+      endpoint.headers = ep.headers;
+      headerValues.push(...Object.values(ep.headers).flat());
     }
     const cc = ep.clientCerts[0];
     if (cc) {
