@@ -38,6 +38,12 @@ export interface KubeletCredential {
   credential?: Credential;
   /** Every keyring credential with a secret, in the order the kubelet tries them (credential first). */
   candidates: Credential[];
+  /**
+   * The kubelet's keyring matched (it sends an AuthConfig, so containerd never looks at its
+   * own config.toml auth). When false, another contacted host (a mirror) gets
+   * `sources.containerd.auths(thatHost)`: no need to run the plugins again for it.
+   */
+  keyringMatched: boolean;
   /** What could not be used and why (plugin failures, entries the kubelet reads as empty). Never a secret. */
   problems: string[];
 }
@@ -103,9 +109,10 @@ export async function resolveKubeletCredential(
       );
   }
   const first = candidates[0];
-  if (first) return { credential: first, candidates, problems };
-  if (matched.length > 0) return { candidates, problems };
+  const keyringMatched = matched.length > 0;
+  if (first) return { credential: first, candidates, keyringMatched, problems };
+  if (keyringMatched) return { candidates, keyringMatched, problems };
   const fromContainerd = sources.containerd?.auths(host);
-  if (fromContainerd) return { credential: fromContainerd, candidates: [fromContainerd], problems };
-  return { candidates, problems };
+  if (fromContainerd) return { credential: fromContainerd, candidates: [fromContainerd], keyringMatched, problems };
+  return { candidates, keyringMatched, problems };
 }

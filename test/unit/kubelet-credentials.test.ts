@@ -130,6 +130,7 @@ describe('resolveKubeletCredential', () => {
       ctx,
     );
     assert.equal(who(none.credential), 'containerd-config:/etc/containerd/config.toml:ctr');
+    assert.equal(none.keyringMatched, false);
     // The host is the host contacted: a mirror gets none of the registry's containerd auth.
     const mirror = await resolveKubeletCredential({ dockerConfigs: [], containerd: containerd('ctr') }, lab, 'mirror.lab.test', ctx);
     assert.equal(mirror.credential, undefined);
@@ -140,6 +141,7 @@ describe('resolveKubeletCredential', () => {
       ctx,
     );
     assert.equal(who(keyring.credential), 'docker-config:/c.json:k');
+    assert.equal(keyring.keyringMatched, true);
   });
 
   it('an identitytoken-only entry matches but the kubelet passes it empty: anonymous, containerd config not used, said why', async () => {
