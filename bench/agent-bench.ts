@@ -209,14 +209,14 @@ async function snapshot(pid: number, dir: string): Promise<string | null> {
   return null;
 }
 
-function heapTable(a: HeapSummary | null, b: HeapSummary | null): string {
+function heapTable(a: HeapSummary | null, b: HeapSummary | null, whenA: string, whenB: string): string {
   if (!a || !b) return 'heap snapshots: not written (agent did not answer SIGUSR2 within 30 s)';
   const names = [...new Set([...b.groups, ...a.groups].map((g) => g.name))].slice(0, 18);
   const get = (s: HeapSummary, n: string) => s.groups.find((g) => g.name === n);
   return [
-    `Live V8 heap (after the snapshot's full GC): ${num(a.totalBytes / 1048576, 1)} MiB after ready → ${num(b.totalBytes / 1048576, 1)} MiB at the end; biggest groups by self size:`,
+    `Live V8 heap (after the snapshot's full GC): ${num(a.totalBytes / 1048576, 1)} MiB ${whenA} → ${num(b.totalBytes / 1048576, 1)} MiB ${whenB}; biggest groups by self size:`,
     table(
-      ['constructor / kind', 'MiB after ready', 'count', 'MiB at end', 'count', 'count growth'],
+      ['constructor / kind', `MiB ${whenA}`, 'count', `MiB ${whenB}`, 'count', 'count growth'],
       names.map((n) => {
         const x = get(a, n);
         const y = get(b, n);
@@ -268,12 +268,9 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions, figures: Age
     }
     const readySeconds = (performance.now() - t0) / 1000;
     const pid = nodePid(child.pid);
+    // Heap snapshots are taken only after the window's figures: writing one costs the
+    // process tens of MiB of native memory that glibc keeps, which would inflate RSS.
     let heapA: HeapSummary | null = null;
-    if (opts.heapSnapshots && existsSync(heapDir)) {
-      await sleep(2000);
-      const file = await snapshot(pid, heapDir);
-      heapA = file ? summariseSnapshotFile(file, 25) : null;
-    }
 
     // Cycles window.
     const s0 = sample(pid);
@@ -324,9 +321,9 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions, figures: Age
     figures.anonMiB = mem1.anonKb / 1024;
     figures.hwmMiB = s1.hwmKb / 1024;
     figures.cpuPerProbe = (s1.cpuSeconds - s0.cpuSeconds) / Math.max(1, totalRuns);
-    if (opts.heapSnapshots) {
+    if (opts.heapSnapshots && existsSync(heapDir)) {
       const file = await snapshot(pid, heapDir);
-      out.push('', heapTable(heapA, file ? summariseSnapshotFile(file, 25) : null));
+      heapA = file ? summariseSnapshotFile(file, 25) : null;
     }
 
     // Requests per target per cycle, by server (a server's figure divides by the runs of its targets).
@@ -384,6 +381,10 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions, figures: Age
 
     // Stop: SIGTERM, then read the agent's own account of the on-demand probes.
     const s2 = sample(pid);
+    if (opts.heapSnapshots && existsSync(heapDir)) {
+      const file = await snapshot(pid, heapDir);
+      out.push('', heapTable(heapA, file ? summariseSnapshotFile(file, 25) : null, 'at the end of the window', 'after the burst'));
+    }
     const tStop = performance.now();
     child.kill('SIGTERM');
     const res = await Promise.race([done, sleep(10_000).then(() => null)]);

@@ -345,6 +345,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         'idle agent first cycle',
         30_000,
         (r) => probesTotal(r.body) >= list.length,
+        d,
       );
       await sleep(2000);
       const pid = realPid(d.pid, 'node');
