@@ -279,7 +279,7 @@ describe('hostile registries: slow, huge and malformed answers', () => {
   test('headers that never finish (slow-loris): http_timeout within the deadline, in-process and through the CLI', async () => {
     const s = await server(
       registry({
-        v2: (_req, sock, srv) => {
+        manifest: (_req, sock, srv) => {
           sock.write('HTTP/1.1 200 OK\r\ndocker-distribution-api-version: registry/2.0\r\n');
           srv.every(100, () => {
             if (!sock.destroyed) sock.write('x-slow: 1\r\n');
@@ -312,14 +312,25 @@ describe('hostile registries: slow, huge and malformed answers', () => {
 
   test('200 KB of response headers (Go accepts up to 1 MB) is a healthy registry, not a timeout', async () => {
     const pad = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`x-pad-${i}`, 'p'.repeat(1000)]));
-    const s = await server(registry({ v2: (req, sock) => respondJson(sock, req, 200, {}, pad) }));
+    const s = await server(
+      registry({
+        manifest: (req, sock) =>
+          respond(
+            sock,
+            req,
+            200,
+            { 'content-type': DOCKER_MANIFEST, 'docker-content-digest': sha256(MANIFEST), ...REGISTRY_HEADERS, ...pad },
+            MANIFEST,
+          ),
+      }),
+    );
     const r = await probe(target(s));
     assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
   });
 
   test('1.5 MB of response headers: the registry is at fault (not a network timeout); CLI memory bounded', async () => {
     const pad = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`x-pad-${i}`, 'p'.repeat(1000)]));
-    const s = await server(registry({ v2: (req, sock) => respondJson(sock, req, 200, {}, pad) }));
+    const s = await server(registry({ manifest: (req, sock) => respondJson(sock, req, 200, {}, pad) }));
     const r = await probe(target(s));
     expectReason(r, ['http_status', 'not_a_registry'], '1.5 MB headers');
     const { results } = await cliJson([target(s)], '1.5 MB headers');
