@@ -65,6 +65,8 @@ interface Case {
   containerdReason?: string;
   /** containerd is expected to give up only at the CRI deadline (DROP, hang). */
   deadline?: boolean;
+  /** Pass no --containerd-config-path (the case's config.toml alone says where to go). */
+  noCertsD?: boolean;
   /** Checks on pullprobe's result beyond the verdict. */
   check?: (r: ProbeResult) => void;
 }
@@ -131,7 +133,14 @@ const proxyEnv = (url: string, noProxy = ''): ContainerdRestartOptions => ({ env
 const fromPid = (): string[] => ['--proxy-from-pid', String(lab.containerdPid('nodeA'))];
 
 async function runCase(t: TestContext, c: Case): Promise<void> {
-  if (c.containerd) await lab.restartContainerd('nodeA', c.containerd());
+  const restart = c.containerd?.();
+  if (restart) await lab.restartContainerd('nodeA', restart);
+  // The lab itself: what --proxy-from-pid will read is containerd's own environment.
+  for (const [k, v] of Object.entries(restart?.env ?? {})) {
+    const pid = lab.containerdPid('nodeA');
+    assert.equal(readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'containerd');
+    assert.ok(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`${k}=${v}`), `containerd's environment has ${k}`);
+  }
   await waitForCri(socket('nodeA')); // the CRI plugin answers before the pull starts
   for (const f of faults(c)) lab.fault(f, { subnet: 'A' });
   if (c.resolv !== undefined) {
@@ -143,7 +152,9 @@ async function runCase(t: TestContext, c: Case): Promise<void> {
   try {
     const [cri, probedOrError, ctl] = await Promise.all([
       sleep(Math.max(0, settle)).then(() => criPull(socket('nodeA'), c.image, c.auth?.(), CRI_DEADLINE_MS)),
-      probe('nodeA', c.image, [...base(), ...(c.args?.() ?? [])]).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))),
+      probe('nodeA', c.image, [...(c.noCertsD ? [] : base()), ...(c.args?.() ?? [])]).catch((e: unknown) =>
+        e instanceof Error ? e : new Error(String(e)),
+      ),
       control ? criPull(socket('nodeB'), c.image, c.auth?.(), CRI_DEADLINE_MS) : Promise.resolve(null),
     ]);
     // containerd's side first: its verdict is the reference, and it is checked even while pullprobe waits for a flag.
@@ -374,8 +385,9 @@ describe('runtime parity: a real CRI pull and pullprobe agree', labTestOptions()
           `  endpoint = ["https://${lab.addresses.dnsDead}", "https://registry.lab.test"]\n` +
           `[plugins."io.containerd.grpc.v1.cri".registry.configs."registry.lab.test".tls]\n  ca_file = "${lab.paths.caFile}"\n`,
       }),
-      // No --containerd-config-path: the file's mirrors (and nothing else) say where to go.
-      args: () => ['--containerd-config', configToml('nodeA'), '--containerd-config-path', ''],
+      // No --containerd-config-path: the file's mirrors and configs.tls (and nothing else) say where to go and whom to trust.
+      noCertsD: true,
+      args: () => ['--containerd-config', configToml('nodeA')],
       want: 'ok',
       check: (r) => assert.equal(r.degraded, true, 'a failing mirror with a working fallback is degraded'),
     },
