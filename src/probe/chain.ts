@@ -297,6 +297,8 @@ async function probeWithin(
       if (rt.reason === 'runtime_pull_failed' && classified) result.cause = classified.cause;
     }
   }
+  // No or refused credentials while a credential source failed (a plugin, a file): say which, it is likely why.
+  if (result.cause === 'credentials' && problems.size > 0) result.message = `${result.message ?? ''} (${[...problems].join('; ')})`;
   const used = endpoints[decided];
   result.credentials = resultCredentials(credentials.get(decided));
   result.proxy = used?.proxy ? proxyDisplay(used.proxy) : null;

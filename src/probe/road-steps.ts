@@ -17,6 +17,9 @@ import { rfc3339 } from '../shared/rfc3339.js';
 import { criAuthFor, runtimeStage } from './stages/runtime.js';
 import type { Secrets } from './scrub.js';
 
+/** The share of the probe's remaining time a credential-provider plugin may take. */
+export const PROVIDER_SHARE = 0.5;
+
 export interface HostCredential {
   credential: Credential | undefined;
   /** Credentials that could not be used and why (a failing plugin, an unreadable file); never a secret. */
@@ -52,9 +55,12 @@ export async function keyringCredential(
     ...(road.credentials.providers && target.kind === 'image' ? { providers: road.credentials.providers } : {}),
     ...(road.credentials.containerd ? { containerd: road.credentials.containerd } : {}),
   };
+  // The kubelet gives a plugin a minute, then pulls without its credentials. The probe cannot wait
+  // that long: a plugin gets at most half of what is left, so a hung plugin reads as what it is
+  // (no credentials, the plugin named) and not as a network fault at the probe's deadline.
   const got = await resolveKubeletCredential(sources, { registry, repository: repository ?? '' }, authority, {
     signal: ctx.signal,
-    deadlineMs: remainingMs(ctx),
+    deadlineMs: Math.floor(remainingMs(ctx) * PROVIDER_SHARE),
   });
   return { credential: got.credential, problems: got.problems };
 }

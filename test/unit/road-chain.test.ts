@@ -158,6 +158,30 @@ describe('credentials on the runtime road', () => {
     });
     assert.ok(!JSON.stringify(r).includes(PASSWORD));
   });
+
+  test('a hanging plugin: the probe does not spend its deadline on it — no credentials, the plugin named, as the kubelet ends up', async () => {
+    const root = hostRoot({
+      '/etc/kubernetes/providers.yaml': [
+        'apiVersion: kubelet.config.k8s.io/v1',
+        'kind: CredentialProviderConfig',
+        'providers:',
+        '  - name: lab-hanging',
+        `    matchImages: ["${hostKey}"]`,
+        '    defaultCacheDuration: 10m',
+        '    apiVersion: credentialprovider.kubelet.k8s.io/v1',
+      ].join('\n'),
+      '/usr/libexec/providers/lab-hanging': '#!/bin/sh\nexec sleep 600\n',
+    });
+    chmodSync(join(root, '/usr/libexec/providers/lab-hanging'), 0o755);
+    const env = envFor(root, {
+      providerConfig: join(root, '/etc/kubernetes/providers.yaml'),
+      providerBinDir: join(root, '/usr/libexec/providers'),
+    });
+    const r = await probeTarget(image, env, { timeoutMs: 1500 });
+    assert.equal(r.reason, 'auth_required', JSON.stringify(r));
+    assert.equal(r.credentials, null);
+    assert.match(r.message ?? '', /lab-hanging/);
+  });
 });
 
 describe('the runtime step', () => {
