@@ -1,18 +1,19 @@
 /**
- * A small CRI (`runtime.v1`) client on the runtime's unix socket: Version,
- * ImageStatus, PullImage and RemoveImage, with the hand-written codec in
- * cri-codec.ts and unary gRPC over node:http2 (grpc-unary.ts): no gRPC
- * library and no proto loader in the agent (grpc-js would bring 56
- * packages, 12 MB, @types/node among them, into the production image).
- * Works with containerd and CRI-O.
+ * A small CRI (`runtime.v1`) client over gRPC on the runtime's unix socket:
+ * Version, ImageStatus, PullImage and RemoveImage, with the hand-written
+ * codec in cri-codec.ts (no proto loader). Works with containerd and CRI-O.
  *
- * Every call is bounded by the caller: `timeoutMs` covers connecting too (a
- * missing or refusing socket fails at once; a socket that accepts and never
- * speaks HTTP/2 fails at the deadline as `unavailable`), it is sent as
- * `grpc-timeout`, and an AbortSignal cancels the call. containerd's own 30 s
- * dial timeout and its missing overall timeout never decide how long
- * pullprobe waits. The runtime stage imports this module only when it runs.
+ * Every call is bounded by the caller: a gRPC deadline (`timeoutMs`) covers
+ * channel set-up too (the channel never waits for the socket to appear:
+ * `waitForReady` is off, so a missing or refusing socket fails at once, and
+ * a socket that accepts and never speaks HTTP/2 fails at the deadline), and
+ * an AbortSignal cancels the call. containerd's own 30 s dial timeout and its
+ * missing overall timeout never decide how long pullprobe waits.
+ *
+ * Loaded lazily (the runtime stage imports it with `import()`), so a probe
+ * without `--pull` never loads @grpc/grpc-js.
  */
+import { Client, Metadata, connectivityState, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import {
   decodeEmpty,
   decodeImageStatusResponse,
@@ -26,8 +27,7 @@ import {
   type CriImage,
   type CriVersion,
 } from './cri-codec.js';
-import { CriError } from '../shared/errors.js';
-import { openGrpcChannel } from './grpc-unary.js';
+import { CriError, type CriErrorKind } from '../shared/errors.js';
 
 export type { CriAuth, CriImage, CriVersion } from './cri-codec.js';
 export { CriError, type CriErrorKind } from '../shared/errors.js';
@@ -76,49 +76,92 @@ export function criSocketPath(endpoint: string): string {
   return t;
 }
 
+const STATUS_NAMES = new Map<number, string>(
+  Object.entries(status)
+    .filter((e): e is [string, number] => typeof e[1] === 'number')
+    .map(([name, code]) => [code, name]),
+);
+
 /** Open a client for a CRI endpoint. The channel connects on the first call. Throws CriError('endpoint') for a non-unix endpoint. */
 export function openCriClient(endpoint: string): CriClient {
-  if (criTarget(endpoint) === null) {
+  const target = criTarget(endpoint);
+  if (target === null) {
     throw new CriError('endpoint', 'connect', endpoint, null, 'not a unix socket endpoint (expected unix:///path/to/socket)');
   }
-  const channel = openGrpcChannel(criSocketPath(endpoint));
+  const client = new Client(target, credentials.createInsecure(), {
+    'grpc.enable_http_proxy': 0,
+    'grpc.enable_retries': 0,
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+  let closed = false;
 
-  async function unary<T>(method: string, path: string, request: Buffer, decode: (b: Buffer) => T, o: CriCallOptions): Promise<T> {
-    const r = await channel.call(path, request, o);
-    if (r.ok) {
-      try {
-        return decode(r.message);
-      } catch (err) {
-        throw new CriError(
-          'codec',
-          method,
-          endpoint,
-          null,
-          `unreadable ${method} answer: ${err instanceof Error ? err.message : 'bad bytes'}`,
-          {
-            cause: err,
-          },
-        );
+  const connected = (): boolean => {
+    try {
+      return client.getChannel().getConnectivityState(false) === connectivityState.READY;
+    } catch {
+      return false;
+    }
+  };
+
+  function unary<T>(method: string, path: string, request: Buffer, decode: (b: Buffer) => T, o: CriCallOptions): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const fail = (kind: CriErrorKind, grpcStatus: string | null, details: string, cause?: unknown): void => {
+        reject(new CriError(kind, method, endpoint, grpcStatus, details, cause === undefined ? undefined : { cause }));
+      };
+      if (closed) {
+        fail('aborted', null, 'client closed');
+        return;
       }
-    }
-    switch (r.kind) {
-      case 'connect':
-        throw new CriError('unavailable', method, endpoint, 'UNAVAILABLE', r.details);
-      case 'deadline':
-        throw new CriError(
-          r.connected ? 'timeout' : 'unavailable',
-          method,
-          endpoint,
-          'DEADLINE_EXCEEDED',
-          `no answer within ${o.timeoutMs} ms`,
-        );
-      case 'aborted':
-        throw new CriError('aborted', method, endpoint, 'CANCELLED', 'cancelled by the caller');
-      case 'status':
-        throw new CriError('rpc', method, endpoint, r.status, r.details);
-      case 'protocol':
-        throw new CriError('codec', method, endpoint, null, r.details);
-    }
+      if (o.signal?.aborted) {
+        fail('aborted', null, 'aborted before the call');
+        return;
+      }
+      const timeoutMs = Math.max(1, Math.floor(o.timeoutMs));
+      const deadline = Date.now() + timeoutMs;
+      let decodeError: unknown;
+      const deserialize = (b: Buffer): T => {
+        try {
+          return decode(b);
+        } catch (err) {
+          decodeError = err;
+          throw err;
+        }
+      };
+      let abortedBySignal = false;
+      const call = client.makeUnaryRequest<Buffer, T>(
+        path,
+        (b) => b,
+        deserialize,
+        request,
+        new Metadata(),
+        { deadline },
+        (err: ServiceError | null, value?: T) => {
+          o.signal?.removeEventListener('abort', onAbort);
+          if (err === null && value !== undefined) {
+            resolve(value);
+            return;
+          }
+          if (err === null) {
+            fail('codec', null, 'empty answer');
+            return;
+          }
+          const name = STATUS_NAMES.get(err.code) ?? String(err.code);
+          const details = err.details || err.message;
+          if (abortedBySignal) fail('aborted', name, 'cancelled by the caller', err);
+          else if (decodeError !== undefined)
+            fail('codec', name, `unreadable ${method} answer: ${decodeError instanceof Error ? decodeError.message : 'bad bytes'}`, err);
+          else if (err.code === status.UNAVAILABLE && !connected()) fail('unavailable', name, details, err);
+          else if (err.code === status.DEADLINE_EXCEEDED && Date.now() >= deadline - 5) {
+            fail(connected() ? 'timeout' : 'unavailable', name, details, err);
+          } else fail('rpc', name, details, err);
+        },
+      );
+      const onAbort = (): void => {
+        abortedBySignal = true;
+        call.cancel();
+      };
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   return {
@@ -132,7 +175,9 @@ export function openCriClient(endpoint: string): CriClient {
       await unary('RemoveImage', `${SERVICE_IMAGE}RemoveImage`, encodeRemoveImageRequest(image), decodeEmpty, o);
     },
     close() {
-      channel.close();
+      if (closed) return;
+      closed = true;
+      client.close();
     },
   };
 }

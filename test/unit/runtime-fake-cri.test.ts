@@ -1,12 +1,12 @@
 /**
- * The runtime stage and CRI client against a scripted CRI server: grpc-js's
- * own server (a dev dependency: the reference gRPC implementation checks the
- * hand-written HTTP/2 client in grpc-unary.ts) on a unix socket. What a real containerd rarely does on demand — echo a
+ * The runtime stage and CRI client against a scripted CRI server (grpc-js on
+ * a unix socket): what a real containerd rarely does on demand — echo a
  * credential in its error text, answer 503 text, time out by itself, hang
  * past the stage deadline, speak another API, lose the image.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,5 +242,25 @@ describe('criAuthFor: the AuthConfig the kubelet passes', () => {
       password: 'p',
     });
     assert.equal(criAuthFor(undefined), undefined);
+  });
+});
+
+describe('the gRPC library is loaded only when the runtime stage runs', () => {
+  it('importing the stage module does not load @grpc/grpc-js; running it does', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      const req = createRequire(import.meta.url);
+      const grpcLoaded = () => Object.keys(req.cache).some((k) => k.includes('@grpc'));
+      const m = await import('./src/probe/stages/runtime.ts');
+      const before = grpcLoaded();
+      const t = { now: () => performance.now() };
+      await m.runtimeStage({ signal: new AbortController().signal, deadlineAt: t.now() + 2000, clock: t, log: { debug() {}, info() {}, warn() {}, error() {} }, wallNow: Date.now },
+        { image: 'x/y:z' }, { endpoint: '/nonexistent/cri.sock', timeoutMs: 1000 });
+      console.log(JSON.stringify({ before, after: grpcLoaded() }));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: process.cwd(),
+      encoding: 'utf8',
+    });
+    assert.deepEqual(JSON.parse(out.trim()), { before: false, after: true });
   });
 });
