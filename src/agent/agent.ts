@@ -68,7 +68,8 @@ function errorText(err: unknown): string {
 }
 
 export class Agent {
-  private ready_ = false;
+  /** Every configured target has a result (logged once); readiness does not wait for it. */
+  private firstCycleDone = false;
   private stopping: Promise<void> | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
   private lastConfigText: string | null = null;
@@ -110,8 +111,9 @@ export class Agent {
     return this.holder.current;
   }
 
+  /** Ready = serving and every target's first probe scheduled (the first cycle is spread over the jitter window, not awaited). */
   get ready(): boolean {
-    return this.ready_;
+    return this.scheduler.scheduled;
   }
 
   /** Validate everything, then start probing. Config errors come back, nothing is probed. */
@@ -366,8 +368,8 @@ export class Agent {
       if (result.ok) this.log.info(fields, before ? 'target reachable again' : 'target reachable');
       else this.log.warn(fields, 'target failing');
     }
-    if (!this.ready_ && this.config.targets.every((c) => this.store.get(c.target)?.result)) {
-      this.ready_ = true;
+    if (!this.firstCycleDone && this.config.targets.every((c) => this.store.get(c.target)?.result)) {
+      this.firstCycleDone = true;
       this.log.info({}, 'first probe cycle complete');
     }
   }

@@ -13,7 +13,7 @@ import type { TokenCache } from './token-cache.js';
 import { createProbeCaches, type ProbeCaches } from './probe-caches.js';
 import { round, walkEndpoint, type Failure, type Walk } from './endpoint-walk.js';
 import { planEndpoints } from './endpoints.js';
-import { criDisabledOutcome, keyringCredential, resultCredentials, startRuntime, type RuntimeRun } from './road-steps.js';
+import { criDisabledOutcome, probeCredentials, resultCredentials, startRuntime, type RuntimeRun } from './road-steps.js';
 import { toStep } from './endpoint-walk.js';
 import type { Credential } from '../model/types.js';
 import { proxyDisplay } from '../node-config/proxy-env.js';
@@ -156,18 +156,19 @@ async function probeWithin(
   const endpoints = plan.endpoints;
   // Every credential, token and configured header the probe sends; scrubbed from the result before it leaves.
   const secrets = new Secrets().add(...plan.headerValues);
-  // The credential each endpoint gets (the kubelet's keyring, else containerd's own for that host).
-  const problems = new Set<string>();
+  // The credentials of this pull, asked once: the kubelet's keyring, else containerd's own per host.
+  const creds = await probeCredentials(env, target, endpoints[0]?.authority ?? registry, ctx);
+  const problems = new Set(creds.problems);
   const credentials = new Map<number, Credential | undefined>();
-  const credentialOf = async (i: number): Promise<Credential | undefined> => {
-    if (credentials.has(i)) return credentials.get(i);
-    const got = await keyringCredential(env, target, endpoints[i]?.authority ?? registry, ctx);
-    for (const p of got.problems) problems.add(p);
-    secrets.addCredential(got.credential);
-    credentials.set(i, got.credential);
-    return got.credential;
+  const credentialOf = (i: number): Credential | undefined => {
+    if (!credentials.has(i)) {
+      const c = creds.forHost(endpoints[i]?.authority ?? registry);
+      secrets.addCredential(c);
+      credentials.set(i, c);
+    }
+    return credentials.get(i);
   };
-  const first = await credentialOf(0);
+  credentialOf(0);
   const refDetail: ReferenceDetail =
     target.kind === 'image'
       ? { image: target.ref.normalized, endpoint: target.ref.endpoint }
@@ -200,7 +201,7 @@ async function probeWithin(
   const road = env.road;
   const runtime: RuntimeRun | null =
     opts.pull === true && target.kind === 'image'
-      ? startRuntime(ctx, target.ref.normalized, first, road?.criEndpoint ?? DEFAULT_CRI_ENDPOINT, {
+      ? startRuntime(ctx, target.ref.normalized, creds.keyring, road?.criEndpoint ?? DEFAULT_CRI_ENDPOINT, {
           timeoutMs,
           ...(opts.signal ? { outer: opts.signal } : {}),
           secrets,
@@ -214,10 +215,12 @@ async function probeWithin(
     let firstFailure: Failure | null = null;
     let failed = 0;
     for (const [i, planned] of endpoints.entries()) {
-      const credential = await credentialOf(i);
+      const credential = credentialOf(i);
       if (credential) w.opts.credential = credential;
       else delete w.opts.credential;
-      const f = await walkEndpoint(w, target, planned.endpoint);
+      // The proxy containerd's environment names for this host (https: a CONNECT tunnel).
+      const viaProxy = planned.proxy !== null && planned.endpoint.scheme === 'https';
+      const f = await walkEndpoint(w, target, viaProxy && planned.proxy ? { ...planned.endpoint, proxy: planned.proxy } : planned.endpoint);
       if (f === null) {
         decided = i;
         return { first: null, failed };
@@ -301,7 +304,7 @@ async function probeWithin(
   if (result.cause === 'credentials' && problems.size > 0) result.message = `${result.message ?? ''} (${[...problems].join('; ')})`;
   const used = endpoints[decided];
   result.credentials = resultCredentials(credentials.get(decided));
-  result.proxy = used?.proxy ? proxyDisplay(used.proxy) : null;
+  result.proxy = used?.proxy && used.endpoint.scheme === 'https' ? proxyDisplay(used.proxy) : null;
   // ok, but a nameserver, an address or a mirror on the way is broken.
   result.degraded = result.ok && result.steps.some((s) => s.degraded === true || !s.ok);
   result.seconds = round((clock.now() - t0) / 1000);

@@ -20,32 +20,39 @@ import type { Secrets } from './scrub.js';
 /** The share of the probe's remaining time a credential-provider plugin may take. */
 export const PROVIDER_SHARE = 0.5;
 
-export interface HostCredential {
-  credential: Credential | undefined;
+export interface ProbeCredentials {
+  /** The credential for the host containerd contacts (a mirror's host, or the registry's). */
+  forHost(authority: string): Credential | undefined;
+  /** The keyring's first credential: what the kubelet passes to the CRI (undefined: none). */
+  keyring: Credential | undefined;
   /** Credentials that could not be used and why (a failing plugin, an unreadable file); never a secret. */
   problems: string[];
 }
 
 /**
- * The credential a pull of `target` from `authority` (the host containerd
- * contacts) gets: the kubelet's keyring (the user's --docker-config first, as
- * the kubelet puts pull secrets first, then the node's docker config file, then
- * credential-provider plugins), else containerd's `registry.configs.<host>.auth`.
+ * The credentials a pull of `target` gets, asked once per probe (a plugin
+ * runs once, whatever the number of mirrors): the kubelet's keyring (the
+ * user's --docker-config first, as the kubelet puts pull secrets first, then
+ * the node's docker config file, then credential-provider plugins) for every
+ * host — the kubelet sets no ServerAddress, so containerd offers them to
+ * mirrors too — and, only when the keyring matched nothing, containerd's own
+ * `registry.configs.<host>.auth` for the host it contacts.
  * Without a road (tests, old callers): the --docker-config alone, as before.
  */
-export async function keyringCredential(
+export async function probeCredentials(
   env: ProbeEnvironment,
   target: Target,
   authority: string,
   ctx: ProbeContext,
-): Promise<HostCredential> {
+): Promise<ProbeCredentials> {
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const repository = target.kind === 'image' ? target.ref.repository : undefined;
   const road = env.road;
   if (!road) {
     const credential = env.auths ? credentialFor(env.auths, registry, repository) : undefined;
-    return { credential, problems: [] };
+    return { forHost: () => credential, keyring: credential, problems: [] };
   }
+  const containerd = road.credentials.containerd;
   const sources: CredentialSources = {
     dockerConfigs: [
       ...(env.auths && env.dockerConfigPath !== null ? [{ file: env.dockerConfigPath, auths: env.auths }] : []),
@@ -53,7 +60,6 @@ export async function keyringCredential(
     ],
     // The kubelet runs plugins for the images of its pods; a bare registry target has no image to ask for.
     ...(road.credentials.providers && target.kind === 'image' ? { providers: road.credentials.providers } : {}),
-    ...(road.credentials.containerd ? { containerd: road.credentials.containerd } : {}),
   };
   // The kubelet gives a plugin a minute, then pulls without its credentials. The probe cannot wait
   // that long: a plugin gets at most half of what is left, so a hung plugin reads as what it is
@@ -62,7 +68,9 @@ export async function keyringCredential(
     signal: ctx.signal,
     deadlineMs: Math.floor(remainingMs(ctx) * PROVIDER_SHARE),
   });
-  return { credential: got.credential, problems: got.problems };
+  const keyring = got.credential;
+  const forHost = (host: string): Credential | undefined => keyring ?? (got.keyringMatched ? undefined : containerd?.auths(host));
+  return { forHost, keyring, problems: got.problems };
 }
 
 /** design.md `credentials`: the source and its file or plugin, never the secret. */

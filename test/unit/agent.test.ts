@@ -142,9 +142,12 @@ test('probes, reloads (keeping the old config when the new one is invalid), neve
   const agent = r.agent;
   try {
     assert.equal(agent.writer.enabled, false, 'outside a cluster the node writer is off');
+    // Ready means serving with the first probes scheduled; the first result comes after.
     await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const up = new RegExp(`pullprobe_registry_up\\{registry="127.0.0.1:${reg.port}",target="${image.replace(/[.]/g, '\\.')}"\\} 1`);
+    await until('the first result', async () => up.test((await get(port, '/metrics')).body));
     let m = (await get(port, '/metrics')).body;
-    assert.match(m, new RegExp(`pullprobe_registry_up\\{registry="127.0.0.1:${reg.port}",target="${image.replace(/[.]/g, '\\.')}"\\} 1`));
+    assert.match(m, up);
     assert.match(m, /pullprobe_config_reload_success 1/);
 
     // Invalid new config: refused, old config kept and still probed, said in the log and the metric.
