@@ -15,6 +15,7 @@ import { causeOf, type Cause, type Reason, type Stage } from '../diagnosis/catal
 import { parseTarget, type Target } from '../model/reference.js';
 import type { ProbeResult, StepResult } from '../model/types.js';
 import { rateLimitValues } from './rate-limit-values.js';
+import { credentialExpiries } from './credential-expiry.js';
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -62,6 +63,8 @@ interface TargetState {
   failureReasons: Set<Reason>;
   tlsHosts: Set<string>;
   nameservers: Set<string>;
+  /** Credential sources with a known expiry last reported for this target. */
+  credentialSources: Set<string>;
 }
 
 export class AgentMetrics {
@@ -79,6 +82,7 @@ export class AgentMetrics {
   private readonly lastProbe: Gauge<'registry' | 'target'>;
   private readonly lastSuccess: Gauge<'registry' | 'target'>;
   private readonly certExpiry: Gauge<'registry' | 'host'>;
+  private readonly credentialExpiry: Gauge<'registry' | 'source'>;
   private readonly nameserverUp: Gauge<'nameserver'>;
   private readonly rateLimitRemaining: Gauge<'registry' | 'target'>;
   private readonly rateLimitLimit: Gauge<'registry' | 'target'>;
@@ -139,6 +143,12 @@ export class AgentMetrics {
       name: 'pullprobe_tls_cert_expiry_timestamp_seconds',
       help: `Unix time the earliest certificate in the host's chain expires ${CACHED}.`,
       labelNames: ['registry', 'host'],
+      registers,
+    });
+    this.credentialExpiry = new Gauge({
+      name: 'pullprobe_credential_expiry_timestamp_seconds',
+      help: `Unix time the credentials used for the registry stop working, where knowable (credential provider cacheDuration, an ECR token's expiry, the registry token's expires_in as source "token") ${CACHED}.`,
+      labelNames: ['registry', 'source'],
       registers,
     });
     this.nameserverUp = new Gauge({
@@ -292,6 +302,7 @@ export class AgentMetrics {
 
     this.recordTls(state, result.steps);
     this.recordNameservers(state, result.steps);
+    this.recordCredentialExpiry(state, credentialExpiries(result, wallNowSeconds));
     return true;
   }
 
@@ -308,6 +319,22 @@ export class AgentMetrics {
     this.targets.delete(target);
     this.releaseTls(state.registry, state.tlsHosts);
     this.releaseNameservers(state.nameservers);
+    this.releaseCredentialExpiry(state.registry, state.credentialSources);
+  }
+
+  private recordCredentialExpiry(state: TargetState, expiries: Map<string, number>): void {
+    const dropped = new Set([...state.credentialSources].filter((s) => !expiries.has(s)));
+    state.credentialSources = new Set(expiries.keys());
+    for (const [source, at] of expiries) this.credentialExpiry.set({ registry: state.registry, source }, at);
+    this.releaseCredentialExpiry(state.registry, dropped);
+  }
+
+  /** Remove expiry series that no target of the registry still reports. */
+  private releaseCredentialExpiry(registry: string, sources: Set<string>): void {
+    for (const source of sources) {
+      const used = [...this.targets.values()].some((s) => s.registry === registry && s.credentialSources.has(source));
+      if (!used) this.credentialExpiry.remove({ registry, source });
+    }
   }
 
   private state(target: string, registry: string): TargetState {
@@ -321,6 +348,7 @@ export class AgentMetrics {
       failureReasons: new Set(),
       tlsHosts: new Set(),
       nameservers: new Set(),
+      credentialSources: new Set(),
     };
     this.targets.set(target, fresh);
     return fresh;

@@ -286,3 +286,22 @@ test('the event-loop monitor samples once a second, not every 10 ms (an idle age
   const real = new AgentMetrics();
   assert.match(await real.text(), /^nodejs_eventloop_lag_seconds /m);
 });
+
+test('credential expiry: the credentials’ own under their source, the registry token under "token"; gone when no longer reported', async () => {
+  const m = new AgentMetrics({ defaultMetrics: false });
+  const withToken: StepResult[] = OK_STEPS.map((s) =>
+    s.stage === 'auth' ? { ...s, detail: { scheme: 'bearer', tokenCached: false, tokenExpiresIn: 300 } } : s,
+  );
+  m.record(
+    T,
+    { ...okResult(T, withToken), credentials: { source: 'credential-provider', name: 'ecr', expiresAt: '2023-11-15T10:13:20Z' } },
+    1_700_000_000,
+  );
+  let text = await m.text();
+  assert.equal(sample(text, `pullprobe_credential_expiry_timestamp_seconds{registry="${R}",source="credential-provider"}`), 1_700_043_200);
+  assert.equal(sample(text, `pullprobe_credential_expiry_timestamp_seconds{registry="${R}",source="token"}`), 1_700_000_300);
+  // Anonymous now, no token: both series go.
+  m.record(T, okResult(), 1_700_000_060);
+  text = await m.text();
+  assert.ok(!text.includes('pullprobe_credential_expiry_timestamp_seconds{'), text);
+});
