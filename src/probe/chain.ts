@@ -16,7 +16,7 @@ import { planEndpoints } from './endpoints.js';
 import { criDisabledOutcome, probeCredentials, resultCredentials, startRuntime, type RuntimeRun } from './road-steps.js';
 import { toStep } from './endpoint-walk.js';
 import type { Credential } from '../model/types.js';
-import { proxyDisplay } from '../node-config/proxy-env.js';
+import { proxyDisplay, proxyFor } from '../node-config/proxy-env.js';
 import { DEFAULT_CRI_ENDPOINT } from '../node-config/road.js';
 import type { ProbeEnvironment } from '../node-config/environment.js';
 import { scrubResult, Secrets } from './scrub.js';
@@ -196,6 +196,8 @@ async function probeWithin(
       secrets,
     },
   };
+  const proxyEnv = env.road?.proxy;
+  if (proxyEnv) w.opts.proxyFor = (scheme, host, port) => proxyFor(proxyEnv, scheme, host, port);
 
   // --pull: the real pull through the CRI runs beside the walk, with the credentials the kubelet would pass.
   const road = env.road;

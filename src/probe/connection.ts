@@ -7,10 +7,10 @@
  */
 import type net from 'node:net';
 import { remainingMs } from '../net/deadline.js';
-import { originKey } from '../net/dispatcher.js';
+import { originKey, type HostOptions } from '../net/dispatcher.js';
 import type { ClientCert } from '../net/tls-contexts.js';
 import { openConnectTunnel } from '../net/proxy-tunnel.js';
-import { proxyHost, proxyPort } from '../node-config/proxy-env.js';
+import { proxyDisplay, proxyHost, proxyPort } from '../node-config/proxy-env.js';
 import { joinHostPort } from '../shared/host-port.js';
 import { dnsStage } from './stages/dns.js';
 import { tcpStage } from './stages/tcp.js';
@@ -26,6 +26,8 @@ export interface Connections {
   pinned: Map<string, string[]>;
   /** originKey → the established socket for that origin's first request. */
   handed: Map<string, net.Socket>;
+  /** hostname → what the HTTP client needs for it (headers, client certificate, proxy); read by the dispatcher at each request. */
+  hosts?: Map<string, HostOptions>;
 }
 
 export interface TlsPlan {
@@ -77,7 +79,7 @@ export async function reachHost(
     },
   );
   w.steps.push(toStep('dns', dns));
-  if (!dns.ok) return { outcome: dns, stage: 'dns' };
+  if (!dns.ok) return proxy ? proxyUnreachable(w, proxy, host, port, dns.message) : { outcome: dns, stage: 'dns' };
   const refused = o.vet?.(dns.detail.addresses);
   if (refused) return refused;
 
@@ -88,7 +90,9 @@ export async function reachHost(
     { connectTimeoutMs: dialTimeout(opts, o.dialTimeoutMs), keep: true },
   );
   w.steps.push(toStep('tcp', tcp));
-  if (!tcp.ok) return { outcome: tcp, stage: 'tcp' };
+  if (!tcp.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tcp.message) : { outcome: tcp, stage: 'tcp' };
+  // Connections the HTTP client dials again for this host go through the same proxy.
+  if (proxy && conns.hosts) conns.hosts.set(host.toLowerCase(), { ...conns.hosts.get(host.toLowerCase()), proxy });
   conns.pinned.set(dialHost.toLowerCase(), tcp.detail.connected);
   let socket = tcp.socket;
   if (proxy && socket) {
@@ -178,4 +182,23 @@ function hand(conns: Connections, origin: string, socket: net.Socket): void {
 export function closeUnused(conns: Connections): void {
   for (const s of conns.handed.values()) s.destroy();
   conns.handed.clear();
+}
+
+/**
+ * The proxy itself cannot be reached (its name does not resolve, its port refuses or
+ * stays silent): its dns/tcp step is already recorded; the verdict is proxy_error
+ * naming the proxy, as containerd reports it (`proxyconnect tcp: dial tcp …`), never a
+ * fault of the registry behind it.
+ */
+function proxyUnreachable(w: Walk, proxy: URL, host: string, port: number, why: string | undefined): Failure {
+  const outcome = {
+    ok: false,
+    reason: 'proxy_error' as const,
+    message: `proxyconnect: cannot connect to the proxy ${proxyDisplay(proxy)}${why ? `: ${why}` : ''}`,
+    host: joinHostPort(proxyHost(proxy), proxyPort(proxy)),
+    seconds: 0,
+    detail: { challenges: [], request: `CONNECT ${joinHostPort(host, port)}` },
+  };
+  w.steps.push(toStep('http', outcome));
+  return { outcome, stage: 'http' };
 }

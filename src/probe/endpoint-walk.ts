@@ -57,7 +57,7 @@ export interface Endpoint {
 export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint): Promise<Failure | null> {
   let ep = endpoint;
   const { host, port } = splitHostPort(ep.endpoint, ep.scheme === 'http' ? 80 : 443);
-  const conns: Connections = { pinned: new Map(), handed: new Map() };
+  const conns: Connections = { pinned: new Map(), handed: new Map(), hosts: new Map() };
   const reached = await reachHost(
     w,
     host,
@@ -91,10 +91,12 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     ...(ep.proxy && ep.scheme === 'https' && reached !== 'plain-http' ? { proxy: ep.proxy } : {}),
   };
   let redials = 0;
+  const hosts = conns.hosts ?? new Map<string, HostOptions>();
+  hosts.set(hostKey, hostOptions);
   const dispatcher = createDispatcher({
     pinned: conns.pinned,
     handed: conns.handed,
-    hosts: new Map([[hostKey, hostOptions]]),
+    hosts,
     onDial: () => redials++,
     ca: ep.ca,
     connectTimeoutMs: Math.min(budget, ep.dialTimeoutMs ?? budget),
@@ -129,7 +131,8 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         return bad.length === 0 ? null : { outcome: refuse(`${to} (${bad.join(', ')})`), stage: 'manifest' };
       };
       const tls = url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null;
-      const hop = await reachHost(w, to, toPort, tls, conns, { vet });
+      const redirectProxy = tls ? w.opts.proxyFor?.('https', to, toPort) : null;
+      const hop = await reachHost(w, to, toPort, tls, conns, { vet, ...(redirectProxy ? { proxy: redirectProxy } : {}) });
       w.current = { stage: phase, host: ep.endpoint };
       if (hop === null || hop === 'plain-http') return null;
       hops.failure = hop;
@@ -282,6 +285,11 @@ async function reachRealm(
     w.steps.push(toStep('auth', outcome));
     return { outcome, stage: 'auth' };
   };
-  const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca, skipVerify: false } : null, conns, { vet });
+  // The token request goes through the proxy containerd's environment names for the token service's host.
+  const proxy = realm.tls ? w.opts.proxyFor?.('https', realm.hostname, realm.port) : null;
+  const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca, skipVerify: false } : null, conns, {
+    vet,
+    ...(proxy ? { proxy } : {}),
+  });
   return hop !== null && hop !== 'plain-http' ? hop : null;
 }

@@ -23,6 +23,8 @@ export interface WalkOptions {
   credential?: Credential;
   /** Every credential and token sent during this probe, for scrubbing the result. */
   secrets?: Secrets;
+  /** The proxy containerd's environment sends a host through (proxy-env.ts proxyFor); absent or null: direct. For the token service and redirect hops. */
+  proxyFor?: (scheme: 'https' | 'http', host: string, port: number) => URL | null;
 }
 
 export interface Walk {

@@ -36,6 +36,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pullprobe-proxy-walk-'));
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
   writeFileSync(join(dir, 'ca.crt'), ca.cert);
+  writeFileSync(join(dir, 'hosts'), '127.0.0.1 auth.test\n');
   registry = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key } });
   registry.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
   // A minimal CONNECT proxy: only 127.0.0.1 targets, or 403 when `refuse` is set.
@@ -43,13 +44,14 @@ before(async () => {
     sockets.add(client);
     client.on('error', () => undefined);
     client.once('data', (head: Buffer) => {
-      const m = /^CONNECT (127\.0\.0\.1):(\d+) HTTP\/1\.1\r\n/.exec(head.toString('latin1'));
+      const m = /^CONNECT (127\.0\.0\.1|auth\.test):(\d+) HTTP\/1\.1\r\n/.exec(head.toString('latin1'));
       if (!m || refuse) {
         client.end('HTTP/1.1 403 Access violation\r\n\r\n');
         return;
       }
       tunnels.push(`${m[1]}:${m[2]}`);
-      const upstream = connect({ host: m[1], port: Number(m[2]) }, () => {
+      // The proxy resolves names itself (auth.test is only in the proxy's view, like a corporate proxy's DNS).
+      const upstream = connect({ host: '127.0.0.1', port: Number(m[2]) }, () => {
         client.write('HTTP/1.1 200 Connection established\r\n\r\n');
         client.pipe(upstream).pipe(client);
       });
@@ -68,8 +70,12 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function walk(tag = 'v1'): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
-  const parsed = parseTarget(`127.0.0.1:${registry.port}/team/app:${tag}`);
+async function walk(
+  tag = 'v1',
+  o: { reg?: FakeRegistry; proxyPort?: number; proxyFor?: Walk['opts']['proxyFor'] } = {},
+): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
+  const reg = o.reg ?? registry;
+  const parsed = parseTarget(`127.0.0.1:${reg.port}/team/app:${tag}`);
   assert.ok(parsed.ok);
   const ctx: ProbeContext = {
     signal: new AbortController().signal,
@@ -80,7 +86,7 @@ async function walk(tag = 'v1'): Promise<{ failure: Awaited<ReturnType<typeof wa
   };
   const env = loadEnvironment({
     resolvConfPath: join(dir, 'resolv.conf'),
-    hostsPath: null,
+    hostsPath: join(dir, 'hosts'),
     caFiles: [join(dir, 'ca.crt')],
     containerdConfigPath: [],
     platform: { os: 'linux', architecture: 'amd64' },
@@ -90,14 +96,14 @@ async function walk(tag = 'v1'): Promise<{ failure: Awaited<ReturnType<typeof wa
     env,
     steps: [],
     current: { stage: 'dns' },
-    opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() },
+    opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache(), ...(o.proxyFor ? { proxyFor: o.proxyFor } : {}) },
   };
   const failure = await walkEndpoint(w, parsed.target, {
-    endpoint: `127.0.0.1:${registry.port}`,
+    endpoint: `127.0.0.1:${reg.port}`,
     scheme: 'https',
     ca: env.ca,
     skipVerify: false,
-    proxy: new URL(`http://user:secret@127.0.0.1:${proxyPort}`),
+    proxy: new URL(`http://user:secret@127.0.0.1:${o.proxyPort ?? proxyPort}`),
   });
   return { failure, w };
 }
@@ -155,6 +161,45 @@ describe('through an HTTP proxy', () => {
       );
     } finally {
       refuse = false;
+    }
+  });
+
+  test('the proxy itself is down: proxy_error naming the proxy (never the registry behind it), no fallback to going direct', async () => {
+    const dead = createServer();
+    await within(new Promise<void>((r) => dead.listen(0, '127.0.0.1', r)), 5000, 'a port to listen');
+    const deadPort = (dead.address() as AddressInfo).port;
+    await within(new Promise<void>((r) => dead.close(() => r())), 5000, 'the port to close');
+    const before = registry.requests.length;
+    const { failure, w } = await walk('v1', { proxyPort: deadPort });
+    assert.equal(failure?.outcome.reason, 'proxy_error', JSON.stringify(w.steps));
+    assert.equal(failure.outcome.host, `127.0.0.1:${deadPort}`);
+    assert.match(failure.outcome.message ?? '', /proxy/);
+    assert.doesNotMatch(JSON.stringify(w.steps), /secret/);
+    assert.equal(registry.requests.length, before, 'nothing reached the registry directly');
+  });
+
+  test('the token service is reached through the proxy its host gets, as containerd sends its token request', async () => {
+    // The token service on its own name (auth.test), so its hop is its own: dns, then through the proxy.
+    const both = ca.issue('registry-and-auth', { sans: ['127.0.0.1', 'auth.test'] });
+    const tokenReg = await FakeRegistry.start({ tls: { cert: both.cert, key: both.key }, auth: 'bearer', realmHost: 'auth.test' });
+    try {
+      tokenReg.addRepo('team/app', { public: true });
+      tokenReg.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+      tunnels.length = 0;
+      const asked: string[] = [];
+      const { failure, w } = await walk('v1', {
+        reg: tokenReg,
+        proxyFor: (scheme, host, port) => {
+          asked.push(`${scheme}://${host}:${port}`);
+          return new URL(`http://127.0.0.1:${proxyPort}`);
+        },
+      });
+      assert.equal(failure, null, JSON.stringify(w.steps));
+      assert.deepEqual(asked, [`https://auth.test:${tokenReg.port}`], 'the walk asked which proxy the token service gets');
+      assert.ok(tunnels.includes(`auth.test:${tokenReg.port}`), `the token request tunnelled: ${tunnels.join(', ')}`);
+      assert.ok(tunnels.includes(`127.0.0.1:${tokenReg.port}`), `the registry tunnelled: ${tunnels.join(', ')}`);
+    } finally {
+      await tokenReg.close();
     }
   });
 });
