@@ -204,7 +204,16 @@ test('the shipped config is accepted by the agent, listens on HOST_IP, and every
   assert.equal(r.config.hostRoot, '/host');
   const mountPaths = mounts(base).map((m) => m.mountPath);
   const covered = (p: string): boolean => mountPaths.some((m) => p === m || p.startsWith(`${m}/`));
-  const read = [r.config.dns.resolvConf, r.config.dns.hosts, ...r.config.containerd.configPath, '/host/run/systemd/resolve/resolv.conf'];
+  // containerd's config.toml decides the certs.d roots (its config_path or the default ones, opened under /host).
+  assert.equal(r.config.containerd.configPathSet, false, 'config.toml, not the ConfigMap, decides the certs.d roots');
+  const certsD = r.config.containerd.configPath.map((d) => `/host${d}`);
+  const read = [
+    r.config.dns.resolvConf,
+    r.config.dns.hosts,
+    r.config.containerd.config ?? '',
+    ...certsD,
+    '/host/run/systemd/resolve/resolv.conf',
+  ];
   for (const p of read) assert.ok(covered(p), `${p} is mounted`);
   const bundles = SYSTEM_BUNDLES.map((b) => posix.join('/host', b));
   assert.deepEqual(
