@@ -1,7 +1,9 @@
 /**
- * JSON from a registry, read with bounds: a size limit, a nesting limit
- * checked by a linear scan before JSON.parse (a 4 MB "[[[[…" would
- * otherwise build millions of arrays), and an object at the top. Pure.
+ * JSON from a registry, read with bounds: a size limit, a nesting limit and
+ * a limit on the number of objects and arrays, checked by one linear scan before
+ * JSON.parse (a 4 MB "[[[[…" would otherwise build millions of arrays, and
+ * 4 MB of "{},{},…" 1.4 million objects: more than a capped agent's heap),
+ * and an object at the top. Pure.
  */
 
 export type BoundedJson = { ok: true; value: Record<string, unknown> } | { ok: false; problem: string };
@@ -11,12 +13,31 @@ export interface JsonBounds {
   maxLength: number;
   /** Deepest nesting of objects/arrays accepted. */
   maxDepth: number;
+  /** Most objects and arrays accepted; DEFAULT_MAX_CONTAINERS when left out. */
+  maxContainers?: number;
 }
 
-/** Deepest nesting of `[`/`{` outside strings, stopping early once past `limit`. */
-export function jsonDepth(text: string, limit: number): number {
+/**
+ * A real image index of 10,000 manifests (3 MB) has about 25,000 objects and arrays (an entry,
+ * its platform, maybe annotations or os.features); the leanest valid 4 MB index (75,000
+ * `{"digest":…,"platform":{…}}` entries) 150,000. 200,000 of the costliest kind (one-member
+ * objects, each with a key of its own) take ~28 MB of heap, under the agent's 64 MB cap;
+ * 4 MB of `{},` would be 1.4 million objects, beyond it.
+ */
+export const DEFAULT_MAX_CONTAINERS = 200_000;
+
+export interface JsonShape {
+  /** Deepest nesting of `[`/`{` seen (the scan stops once past the depth limit). */
+  depth: number;
+  /** `[` and `{` outside strings seen (the scan stops once past the container limit). */
+  containers: number;
+}
+
+/** One pass over the text outside strings: nesting depth and objects/arrays count, stopping early once past either limit. */
+export function jsonShape(text: string, maxDepth: number, maxContainers: number): JsonShape {
   let depth = 0;
   let deepest = 0;
+  let containers = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -28,22 +49,30 @@ export function jsonDepth(text: string, limit: number): number {
     }
     if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
+      if (++containers > maxContainers) break;
       depth++;
       if (depth > deepest) {
         deepest = depth;
-        if (deepest > limit) return deepest;
+        if (deepest > maxDepth) break;
       }
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
-  return deepest;
+  return { depth: deepest, containers };
+}
+
+/** Deepest nesting of `[`/`{` outside strings, stopping early once past `limit`. */
+export function jsonDepth(text: string, limit: number): number {
+  return jsonShape(text, limit, Number.POSITIVE_INFINITY).depth;
 }
 
 export function parseBoundedJson(text: string, bounds: JsonBounds): BoundedJson {
   if (text.length > bounds.maxLength) return { ok: false, problem: `${text.length} characters, over the ${bounds.maxLength} limit` };
   const start = /^\s*(.)/.exec(text.slice(0, 64))?.[1];
   if (start !== '{') return { ok: false, problem: start === undefined ? 'an empty body' : 'not a JSON object' };
-  if (jsonDepth(text, bounds.maxDepth) > bounds.maxDepth)
-    return { ok: false, problem: `JSON nested more than ${bounds.maxDepth} levels deep` };
+  const maxContainers = bounds.maxContainers ?? DEFAULT_MAX_CONTAINERS;
+  const shape = jsonShape(text, bounds.maxDepth, maxContainers);
+  if (shape.depth > bounds.maxDepth) return { ok: false, problem: `JSON nested more than ${bounds.maxDepth} levels deep` };
+  if (shape.containers > maxContainers) return { ok: false, problem: `JSON with more than ${maxContainers} objects and arrays` };
   let value: unknown;
   try {
     value = JSON.parse(text);
