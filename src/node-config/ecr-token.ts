@@ -11,7 +11,7 @@ export function ecrTokenExpiry(password: string): number | null {
   if (!/^[A-Za-z0-9+/=_-]{16,}$/.test(password)) return null;
   try {
     const doc: unknown = JSON.parse(Buffer.from(password, 'base64').toString('utf8'));
-    const exp = isPlainObject(doc) ? (doc)['expiration'] : undefined;
+    const exp = isPlainObject(doc) ? doc['expiration'] : undefined;
     return typeof exp === 'number' && Number.isFinite(exp) && exp > 0 ? exp * 1000 : null;
   } catch {
     return null;
