@@ -18,7 +18,7 @@
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 # npm run build bundles src/ with esbuild into dist/ (one file per command, loaded lazily;
 # undici, dns-packet, yaml, smol-toml and ipaddr.js inside), so a CLI run reads a few files
