@@ -80,6 +80,8 @@ export class Agent {
   /** The node's files, re-read only when they change (environment.ts), and the runtime's road (road.ts). */
   private readonly envCache = new EnvironmentCache();
   private readonly roadCache: RoadCache;
+  private roadProblems = '';
+  private criDisabled: string | null = null;
   /** Registries found on this node's pods and not configured: probed like configured registry targets. */
   private discoveredTargets: TargetConfig[] = [];
   /** Each target string parsed once when the targets change, then passed on parsed (probe, metrics). */
@@ -321,6 +323,16 @@ export class Agent {
     try {
       env = loadEnvironment(environmentOptions(this.config), this.envCache);
       env.road = this.roadCache.load(roadOptions(this.config));
+      // containerd's config, the kubelet's credential sources, the proxy: what could not be read, once per change.
+      const roadProblems = env.road.problems.join('\n');
+      if (roadProblems !== this.roadProblems) {
+        if (env.road.problems.length > 0) this.log.warn({ problems: env.road.problems }, 'node runtime configuration problems');
+        else if (this.roadProblems) this.log.info({}, 'node runtime configuration readable again');
+        this.roadProblems = roadProblems;
+      }
+      if (env.road.criDisabled && env.road.criDisabled !== this.criDisabled)
+        this.log.error({ problem: env.road.criDisabled }, 'containerd CRI plugin disabled');
+      this.criDisabled = env.road.criDisabled;
       this.lastEnv = env;
       if (this.envError) this.log.info({}, 'node files readable again');
       this.envError = null;

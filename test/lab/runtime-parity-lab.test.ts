@@ -398,6 +398,26 @@ describe('runtime parity: a real CRI pull and pullprobe agree', labTestOptions()
       want: 'ok',
       check: (r) => assert.equal(r.steps.find((s) => s.stage === 'runtime')?.ok, true, 'a runtime step that pulled'),
     },
+    // A failing path with --pull: pullprobe's own CRI pull fails too, and its text classifies to the HTTP verdict.
+    ...(
+      [
+        ['reject-443', net('tcp_refused')],
+        ['tls-untrusted', net('tls_unknown_ca')],
+      ] as const
+    ).map(([fault, want]): Case => ({
+      name: `--pull with ${fault}: the runtime step's classified reason is the HTTP verdict's`,
+      image: img('registry.lab.test', 'lab/single'),
+      fault,
+      args: () => ['--pull', '--cri-endpoint', `unix://${socket('nodeA')}`],
+      want,
+      check: (r) => {
+        const rt = r.steps.find((s) => s.stage === 'runtime');
+        assert.equal(rt?.ok, false, 'the runtime step failed too');
+        assert.equal(rt.reason, 'runtime_pull_failed');
+        const classified = rt.detail && 'classified' in rt.detail ? rt.detail.classified : null;
+        assert.deepEqual(classified && { reason: classified.reason, cause: classified.cause }, want, JSON.stringify(rt));
+      },
+    })),
   ];
 
   describe("the lab's faults (flags pullprobe has today)", () => {

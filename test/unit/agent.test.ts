@@ -225,3 +225,36 @@ test('a changed config file is picked up without SIGHUP (ConfigMap updates), onc
     await r.agent.stop();
   }
 });
+
+test("containerd's config.toml that does not parse: named once in the log (file and line), the probes go on without it", async () => {
+  const port = await freePort();
+  const path = join(dir, 'agent-bad-toml.yaml');
+  const toml = join(dir, 'bad-config.toml');
+  writeFileSync(toml, 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry\n');
+  const image = `127.0.0.1:${reg.port}/team/app:v1`;
+  writeFileSync(path, config(port, [`  - image: ${image}`]).replace('  configPath: ""', `  configPath: ""\n  config: ${toml}`));
+  const lines: string[] = [];
+  const own = pino(
+    { level: 'info' },
+    new Writable({
+      write(c, _e, cb) {
+        lines.push(String(c));
+        cb();
+      },
+    }),
+  );
+  const r = await Agent.start({ configPath: path, env: { hostname: 'node-3' }, processEnv: {}, inCluster: inClusterOff, log: own });
+  assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+  try {
+    const up = new RegExp(`pullprobe_registry_up\\{registry="127.0.0.1:${reg.port}",target="[^"]+"\\} 1`);
+    await until('two probes done', async () => {
+      const m = (await get(port, '/metrics')).body;
+      return up.test(m) && /pullprobe_probes_total\{[^}]*\} [2-9]/.test(m);
+    });
+    const warned = lines.filter((l) => l.includes('"msg":"node runtime configuration problems"'));
+    assert.equal(warned.length, 1, lines.join(''));
+    assert.match(warned[0] ?? '', /bad-config\.toml: not valid TOML at line 2/);
+  } finally {
+    await r.agent.stop();
+  }
+});
