@@ -15,7 +15,9 @@
  * through the pinned lookup, and `onDial` counts it.
  */
 import { isIP, type LookupFunction, type Socket } from 'node:net';
-import { Agent, buildConnector, request, type Dispatcher } from 'undici';
+import { Agent, buildConnector, request, type Dispatcher } from './undici-parts.js';
+// Namespaced types only (erased): the code itself loads just the parts of undici in use.
+import type { Agent as AgentTypes, buildConnector as ConnectorTypes } from 'undici';
 import { connect as tlsConnect } from 'node:tls';
 import { secureContextFor, type ClientCert } from './tls-contexts.js';
 import { connectThroughProxy } from './proxy-tunnel.js';
@@ -93,12 +95,12 @@ export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 class ProbeAgent extends Agent {
   readonly #hosts: ReadonlyMap<string, HostOptions> | undefined;
 
-  constructor(options: Agent.Options, hosts: ReadonlyMap<string, HostOptions> | undefined) {
+  constructor(options: AgentTypes.Options, hosts: ReadonlyMap<string, HostOptions> | undefined) {
     super(options);
     this.#hosts = hosts;
   }
 
-  override dispatch(options: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  override dispatch(options: AgentTypes.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const extra = this.#hosts && options.origin !== undefined ? this.#hosts.get(hostnameOf(options.origin))?.headers : undefined;
     if (!extra || Object.keys(extra).length === 0) return super.dispatch(options, handler);
     const headers: Record<string, string | string[]> = {};
@@ -124,8 +126,8 @@ function hostnameOf(origin: string | URL): string {
 export function createDispatcher(opts: DispatcherOptions): Agent {
   const lookup = pinnedLookup(opts.pinned);
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
-  const connectors = new Map<string, buildConnector.connector>();
-  const connectorFor = (hostname: string): buildConnector.connector => {
+  const connectors = new Map<string, ConnectorTypes.connector>();
+  const connectorFor = (hostname: string): ConnectorTypes.connector => {
     const skip = opts.skipVerify?.has(hostname) === true;
     const clientCert = opts.hosts?.get(hostname)?.clientCert;
     const key = `${skip ? 'unverified' : 'verified'}${clientCert ? `:${hostname}` : ''}`;
@@ -176,7 +178,7 @@ export function createDispatcher(opts: DispatcherOptions): Agent {
 }
 
 /** A new connection to a proxied https host: dial the pinned proxy, CONNECT, TLS with the host over the tunnel. */
-function dialThroughProxy(proxy: URL, hostname: string, port: number, opts: DispatcherOptions, cb: buildConnector.Callback): void {
+function dialThroughProxy(proxy: URL, hostname: string, port: number, opts: DispatcherOptions, cb: ConnectorTypes.Callback): void {
   const address = opts.pinned.get(proxyHost(proxy).toLowerCase())?.[0];
   const o = { signal: new AbortController().signal, timeoutMs: opts.connectTimeoutMs, ...(address ? { address } : {}) };
   connectThroughProxy(proxy, { host: hostname, port }, o).then(
