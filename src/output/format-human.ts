@@ -106,8 +106,21 @@ function summary(step: StepResult): string {
       const exp = d.earliestExpiry ? `, expires ${d.earliestExpiry.slice(0, 10)}` : '';
       return `${host}${proto}${exp}`;
     }
-    case 'http':
-      return `${host} GET /v2/ → ${step.detail?.status ?? '?'}`;
+    case 'http': {
+      // The request this step was: the manifest HEAD for an image (as containerd), GET /v2/ for a registry.
+      const d = step.detail;
+      const request = d && 'request' in d && typeof d.request === 'string' ? d.request : 'GET /v2/';
+      const status = d && 'status' in d ? String(d.status ?? '?') : '?';
+      return `${host} ${request} → ${status}`;
+    }
+    case 'runtime': {
+      const d = step.detail;
+      if (d === undefined || !('endpoint' in d)) return host;
+      const runtime = d.runtimeName ? ` ${d.runtimeName}${d.runtimeVersion ? ` ${d.runtimeVersion}` : ''}` : '';
+      const pulled = step.ok && d.imageId ? ` pulled ${d.imageId.slice(0, 19)}…` : '';
+      const classified = d.classified ? ` (${d.classified.stage}/${d.classified.reason})` : '';
+      return `${d.endpoint}${runtime}${pulled}${classified}`;
+    }
     case 'auth': {
       const d = step.detail;
       if (d === undefined || !('scheme' in d)) return host;
@@ -131,6 +144,14 @@ export function formatResult(r: ProbeResult, opts: FormatOptions): string {
     const tail = step.ok ? '' : `  ${visible(step.message ?? '')}`;
     lines.push(`  ${mark} ${shownStage(step).padEnd(9)} ${seconds(step.seconds).padStart(8)}  ${visible(summary(step))}${tail}`);
   }
+  // Who supplied the credentials and which proxy the requests went through (never a secret).
+  const road: string[] = [];
+  if (r.credentials) {
+    const until = r.credentials.expiresAt ? `, valid until ${r.credentials.expiresAt}` : '';
+    road.push(`credentials from ${r.credentials.source} ${r.credentials.name}${until}`);
+  }
+  if (r.proxy) road.push(`through proxy ${r.proxy}`);
+  if (road.length > 0) lines.push(`  ${paint(opts, 90, '·')} ${visible(road.join('; '))}`);
   if (!r.ok) {
     const failed = [...r.steps].reverse().find((s) => !s.ok);
     const last = Math.max(STAGES.indexOf(r.stage ?? 'reference'), failed ? STAGES.indexOf(shownStage(failed)) : -1);

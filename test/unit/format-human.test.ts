@@ -168,7 +168,7 @@ describe('human output from typed step details', () => {
           host: `${R}:443`,
           detail: { address: '10.0.0.10', protocol: 'TLSv1.3', earliestExpiry: '2031-01-02T00:00:00Z' },
         },
-        { stage: 'http', ok: true, seconds: 0.001, host: R, detail: { status: 401, challenges: [] } },
+        { stage: 'http', ok: true, seconds: 0.001, host: R, detail: { status: 401, challenges: [], request: 'HEAD /v2/app/manifests/v1' } },
         { stage: 'auth', ok: true, seconds: 0.001, host: R, detail: { scheme: 'bearer', tokenCached: true } },
         {
           stage: 'manifest',
@@ -177,19 +177,36 @@ describe('human output from typed step details', () => {
           host: R,
           detail: { digest: `sha256:${'a'.repeat(64)}`, mediaType: 'application/vnd.oci.image.index.v1+json' },
         },
+        {
+          stage: 'runtime',
+          ok: true,
+          seconds: 0.9,
+          detail: {
+            endpoint: 'unix:///run/containerd/containerd.sock',
+            runtimeName: 'containerd',
+            runtimeVersion: '1.6.20',
+            auth: 'basic',
+            imageId: `sha256:${'b'.repeat(64)}`,
+            classified: null,
+          },
+        },
       ],
+      credentials: { source: 'credential-provider', name: 'ecr-credential-provider', expiresAt: '2031-01-01T12:00:00Z' },
+      proxy: 'http://proxy.corp:3128',
     };
     const lines = formatResult(r, { color: false })
       .split('\n')
       .map((l) => l.replace(/\s+/g, ' ').trim());
-    assert.deepEqual(lines.slice(1, 8), [
+    assert.deepEqual(lines.slice(1, 10), [
       `✓ reference 0.000s ${R}/app:v1`,
       `✓ dns 0.001s ${R} → 10.0.0.10 (2 nameservers)`,
       `! tcp 0.001s ${R}:443 (1/2 addresses connect)`,
       `✓ tls 0.001s ${R}:443 TLSv1.3, expires 2031-01-02`,
-      `✓ http 0.001s ${R} GET /v2/ → 401`,
+      `✓ http 0.001s ${R} HEAD /v2/app/manifests/v1 → 401`,
       `✓ auth 0.001s ${R} bearer (cached token)`,
       `✓ manifest 0.001s ${R} sha256:aaaaaaaaaaaa… vnd.oci.image.index.v1+json`,
+      `✓ runtime 0.900s unix:///run/containerd/containerd.sock containerd 1.6.20 pulled sha256:bbbbbbbbbbbb…`,
+      `· credentials from credential-provider ecr-credential-provider, valid until 2031-01-01T12:00:00Z; through proxy http://proxy.corp:3128`,
     ]);
   });
 
