@@ -10,11 +10,11 @@
  *       with --heap-snapshots, two V8 heap snapshots of the agent summarised
  *   (C) peers: agent vs prometheus-blackbox-exporter at the same rate, idle CPU,
  *       start → ready with 200 targets, one-shot wall vs skopeo / curl / node -e 0
- *   (D) with --runtime (starts the lab's containerd): time to verdict beside a real CRI pull
+ *   (D) (starts the lab's containerd; --no-runtime skips it): time to verdict beside a real CRI pull
  *       on drop-443 and token-hang, credential-provider exec cost with and without cache
  *   then the issue-10 summary table (figures next to their goals).
  *
- *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--runtime]
+ *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--no-runtime]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +32,8 @@ interface Args {
   agentSeconds: number;
   peerSeconds: number;
   heapSnapshots: boolean;
-  runtime: boolean;
+  /** null: on for a whole run, off with --only. */
+  runtime: boolean | null;
   burst: number;
   concurrency: number;
 }
@@ -44,16 +45,16 @@ function parseArgs(argv: string[]): Args {
     agentSeconds: 30,
     peerSeconds: 15,
     heapSnapshots: false,
-    runtime: false,
+    runtime: null,
     burst: 200,
     concurrency: 50,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
-    if (k === '--heap-snapshots' || k === '--runtime') {
-      if (k === '--runtime') a.runtime = true;
-      else a.heapSnapshots = true;
+    if (k === '--heap-snapshots' || k === '--runtime' || k === '--no-runtime') {
+      if (k === '--heap-snapshots') a.heapSnapshots = true;
+      else a.runtime = k === '--runtime';
       continue;
     }
     if (k === '--only' && (v === 'probe' || v === 'agent' || v === 'peer')) a.only = v;
@@ -83,7 +84,7 @@ async function main(): Promise<number> {
   // Lab.up installs SIGINT/SIGTERM/exit hooks that tear the lab down; the agent is
   // stopped first by ours (registered before, so it runs first on exit).
   process.on('exit', stopAgentSync);
-  const lab = await Lab.up(args.runtime ? { containerd: true } : {});
+  const lab = await Lab.up((args.runtime ?? args.only === null) ? { containerd: true } : {});
   const onSignal = (): void => {
     stopAgentSync();
   };
@@ -110,7 +111,7 @@ async function main(): Promise<number> {
         console.log(`\n!! (C) peers could not finish: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    if (args.runtime) {
+    if (args.runtime ?? args.only === null) {
       try {
         console.log(await runtimeBench(lab));
       } catch (err) {
