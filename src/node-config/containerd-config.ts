@@ -28,8 +28,6 @@ import { cannotRead, readNodeFile, realHostFs, type HostFs } from './host-root.j
 import { DEFAULT_CONFIG_PATH } from './hosts-toml.js';
 import { onNode, withoutUserinfo } from './registry-endpoint.js';
 
-export { legacyEndpoints, legacyRegistryHosts, type LegacyOptions } from './containerd-legacy.js';
-
 export interface ContainerdAuthConfig {
   username: string;
   password: string;

@@ -11,7 +11,7 @@ import type { Log } from '../model/types.js';
 import type { Target } from '../model/reference.js';
 import type { ProbeEnvironment } from '../node-config/environment.js';
 import { endpointsFor, resolveRegistryHosts, type RegistryHosts } from '../node-config/hosts-toml.js';
-import { legacyRegistryHosts } from '../node-config/containerd-config.js';
+import { legacyRegistryHosts } from '../node-config/containerd-legacy.js';
 import type { RegistryEndpoint } from '../node-config/registry-endpoint.js';
 import { loadTrust } from '../node-config/trust.js';
 import { proxyFor } from '../node-config/proxy-env.js';

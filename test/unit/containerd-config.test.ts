@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import {
   containerdAuth,
   effectiveConfigPath,
-  legacyEndpoints,
-  legacyRegistryHosts,
   loadContainerdConfig,
   parseContainerdConfig,
   type ContainerdConfig,
 } from '../../src/node-config/containerd-config.js';
+import { legacyEndpoints, legacyRegistryHosts } from '../../src/node-config/containerd-legacy.js';
 import type { HostFs } from '../../src/node-config/host-root.js';
 import { DEFAULT_CONFIG_PATH } from '../../src/node-config/hosts-toml.js';
 
