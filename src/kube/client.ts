@@ -6,7 +6,7 @@
  * re-read the (projected, rotating) token file and the call is retried once.
  * The bearer token never appears in an error or a log.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from '../net/undici-parts.js';
 import type { TokenSource } from './in-cluster.js';
 import type { NodeCondition } from './patches.js';
 import { unrefTimers, type Timers } from '../shared/timers.js';

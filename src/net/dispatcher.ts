@@ -225,8 +225,10 @@ export function cacheOnlyDispatcher(): Agent {
 // ---- transport helpers shared by the registry stages ----
 
 export interface SendOptions {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
   headers?: Record<string, string>;
+  /** POST: the request body. */
+  body?: string;
   dispatcher: Dispatcher;
   signal: AbortSignal;
   /** Read at most this many bytes of the body (the rest is discarded). 0 = discard. */
@@ -244,6 +246,7 @@ export async function send(url: string, o: SendOptions): Promise<SendResult> {
   const res = await request(url, {
     method: o.method,
     headers: { 'user-agent': 'pullprobe', ...o.headers },
+    ...(o.body !== undefined ? { body: o.body } : {}),
     dispatcher: o.dispatcher,
     signal: o.signal,
   });

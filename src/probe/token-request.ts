@@ -4,8 +4,8 @@
  * password appears in it (for scrubbing), and the request itself, its answer read with
  * the same bound as a GET's.
  */
-import { request, type Dispatcher } from 'undici';
-import type { SendResult } from '../net/dispatcher.js';
+import type { Dispatcher } from 'undici';
+import { send, type SendResult } from '../net/dispatcher.js';
 import type { Credential } from '../model/types.js';
 
 /** Most bytes of a token answer read. */
@@ -31,22 +31,14 @@ export function oauthForm(cred: Credential, service: string | undefined, scope: 
 /** A value as form encoding writes it (spaces as "+"): how the password appears in the POST body. */
 export const formValue = (v: string): string => new URLSearchParams({ v }).toString().slice(2);
 
-/** The OAuth POST: undici directly (the shared send() speaks GET/HEAD only); the body read is bounded like send()'s. */
-export async function postForm(url: string, form: URLSearchParams, dispatcher: Dispatcher, signal: AbortSignal): Promise<SendResult> {
-  const res = await request(url, {
+/** The OAuth POST, through the shared send() (its answer read with the same bound as a GET's). */
+export function postForm(url: string, form: URLSearchParams, dispatcher: Dispatcher, signal: AbortSignal): Promise<SendResult> {
+  return send(url, {
     method: 'POST',
-    headers: { 'user-agent': 'pullprobe', accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
     body: form.toString(),
     dispatcher,
     signal,
+    maxBody: MAX_TOKEN_BODY,
   });
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res.body) {
-    const b = chunk as Buffer;
-    chunks.push(b);
-    n += b.length;
-    if (n >= MAX_TOKEN_BODY) break; // leaving the loop destroys the stream
-  }
-  return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_TOKEN_BODY).toString('utf8') };
 }
