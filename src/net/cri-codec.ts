@@ -1,8 +1,10 @@
 /**
  * The protobuf wire format of the few CRI `runtime.v1` messages pullprobe
- * sends and reads (field numbers: reference/pull-path-facts.md §4, from
- * cri-api's api.proto). Hand-written on purpose: a proto loader (protobufjs)
- * costs start-up time and memory for six messages.
+ * sends and reads, as the project's proto of that subset says
+ * (cri-runtime-v1.proto beside this file; field numbers from cri-api's
+ * api.proto). Hand-written on purpose: a proto loader (protobufjs) costs
+ * start-up time and memory for six messages; test/unit/cri-proto.test.ts holds
+ * this codec to the proto with protobufjs in both directions.
  *
  * Encoders write proto3 the way Go's protobuf does (empty strings and false
  * left out, a set sub-message always written). Decoders skip unknown fields,
