@@ -13,7 +13,14 @@ import type { TokenCache } from './token-cache.js';
 import { createProbeCaches, type ProbeCaches } from './probe-caches.js';
 import { round, walkEndpoint, type Failure, type Walk } from './endpoint-walk.js';
 import { planEndpoints } from './endpoints.js';
-import { criDisabledOutcome, probeCredentials, resultCredentials, startRuntime, type RuntimeRun } from './road-steps.js';
+import {
+  criDisabledOutcome,
+  probeCredentials,
+  resultCredentials,
+  startRuntime,
+  type ProbeCredentials,
+  type RuntimeRun,
+} from './road-steps.js';
 import { toStep } from './endpoint-walk.js';
 import type { Credential } from '../model/types.js';
 import { proxyDisplay, proxyFor } from '../node-config/proxy-env.js';
@@ -157,7 +164,11 @@ async function probeWithin(
   // Every credential, token and configured header the probe sends; scrubbed from the result before it leaves.
   const secrets = new Secrets().add(...plan.headerValues);
   // The credentials of this pull, asked once: the kubelet's keyring, else containerd's own per host.
-  const creds = await probeCredentials(env, target, endpoints[0]?.authority ?? registry, ctx);
+  const creds = await probeCredentials(env, target, endpoints[0]?.authority ?? registry, ctx).catch((err: unknown): ProbeCredentials => ({
+    forHost: () => undefined,
+    keyring: undefined,
+    problems: [`pullprobe internal error while looking up credentials: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300)],
+  }));
   const problems = new Set(creds.problems);
   const credentials = new Map<number, Credential | undefined>();
   const credentialOf = (i: number): Credential | undefined => {
@@ -220,9 +231,7 @@ async function probeWithin(
       const credential = credentialOf(i);
       if (credential) w.opts.credential = credential;
       else delete w.opts.credential;
-      // The proxy containerd's environment names for this host (https: a CONNECT tunnel).
-      const viaProxy = planned.proxy !== null && planned.endpoint.scheme === 'https';
-      const f = await walkEndpoint(w, target, viaProxy && planned.proxy ? { ...planned.endpoint, proxy: planned.proxy } : planned.endpoint);
+      const f = await walkEndpoint(w, target, planned.endpoint);
       if (f === null) {
         decided = i;
         return { first: null, failed };
@@ -306,7 +315,7 @@ async function probeWithin(
   if (result.cause === 'credentials' && problems.size > 0) result.message = `${result.message ?? ''} (${[...problems].join('; ')})`;
   const used = endpoints[decided];
   result.credentials = resultCredentials(credentials.get(decided));
-  result.proxy = used?.proxy && used.endpoint.scheme === 'https' ? proxyDisplay(used.proxy) : null;
+  result.proxy = used?.endpoint.proxy ? proxyDisplay(used.endpoint.proxy) : null;
   // ok, but a nameserver, an address or a mirror on the way is broken.
   result.degraded = result.ok && result.steps.some((s) => s.degraded === true || !s.ok);
   result.seconds = round((clock.now() - t0) / 1000);

@@ -22,8 +22,6 @@ export interface PlannedEndpoint {
   endpoint: Endpoint;
   /** The host containerd contacts (URL host): the key of `registry.configs."<host>".auth`. */
   authority: string;
-  /** The proxy the requests to this host go through (proxy-env.ts proxyFor); null: direct. */
-  proxy: URL | null;
 }
 
 export interface EndpointPlan {
@@ -48,16 +46,17 @@ function readPem(path: string): string {
 export async function planEndpoints(target: Target, env: ProbeEnvironment, log: Log): Promise<EndpointPlan> {
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const road = env.road;
-  const proxyOf = (scheme: 'https' | 'http', endpoint: string): URL | null => {
-    if (!road?.proxy) return null;
-    const { host, port } = splitHostPort(endpoint, scheme === 'http' ? 80 : 443);
-    return proxyFor(road.proxy, scheme, host, port);
+  // The proxy containerd's environment names for an https host (a CONNECT tunnel; plain http goes direct).
+  const withProxy = (endpoint: Endpoint): Endpoint => {
+    if (!road?.proxy || endpoint.scheme !== 'https') return endpoint;
+    const { host, port } = splitHostPort(endpoint.endpoint, 443);
+    const proxy = proxyFor(road.proxy, 'https', host, port);
+    return proxy ? { ...endpoint, proxy } : endpoint;
   };
   const fallbackHost = target.kind === 'image' ? target.ref.endpoint : target.endpoint;
   const fallback = (): PlannedEndpoint => ({
-    endpoint: { endpoint: fallbackHost, scheme: 'https', ca: env.ca, skipVerify: false },
+    endpoint: withProxy({ endpoint: fallbackHost, scheme: 'https', ca: env.ca, skipVerify: false }),
     authority: fallbackHost,
-    proxy: proxyOf('https', fallbackHost),
   });
   const notes: string[] = [];
   const headerValues: string[] = [];
@@ -114,7 +113,7 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
     }
     if (ep.dialTimeoutMs !== undefined) endpoint.dialTimeoutMs = ep.dialTimeoutMs;
     if (ep.isMirror) endpoint.ns = ep.namespace;
-    endpoints.push({ endpoint, authority: ep.authority, proxy: proxyOf(scheme, endpoint.endpoint) });
+    endpoints.push({ endpoint: withProxy(endpoint), authority: ep.authority });
   }
   if (notes.length) log.debug({ registry, notes }, 'containerd host configuration');
   return { endpoints: endpoints.length ? endpoints : [fallback()], notes, headerValues };
