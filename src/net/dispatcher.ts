@@ -10,8 +10,8 @@
  * One connection per host and probe: the chain's TCP/TLS stages hand over
  * the socket they verified (`handed`, by origin), and the first request to
  * that origin runs on it; later ones reuse it (keep-alive, one Client per
- * origin). When the socket is gone (undici closes a connection after every
- * HEAD, a server may close an idle one), the next request dials again
+ * origin), a HEAD's included. When the socket is gone (a server may close
+ * an idle one, or answer with Connection: close), the next request dials again
  * through the pinned lookup, and `onDial` counts it.
  */
 import { isIP, type LookupFunction, type Socket } from 'node:net';
@@ -247,6 +247,10 @@ export async function send(url: string, o: SendOptions): Promise<SendResult> {
     method: o.method,
     headers: { 'user-agent': 'pullprobe', ...o.headers },
     ...(o.body !== undefined ? { body: o.body } : {}),
+    // undici closes a connection after every HEAD (for servers that answer HEAD with a body);
+    // Go's client, containerd's, keeps it: the probe's next request (the index GET, the HEAD
+    // again with a token) goes on the same connection, as containerd's does.
+    ...(o.method === 'HEAD' ? { reset: false } : {}),
     dispatcher: o.dispatcher,
     signal: o.signal,
   });

@@ -155,12 +155,15 @@ export class HostileServer {
           return;
         }
         const head = buf.subarray(0, end).toString('latin1');
-        buf = buf.subarray(end + 4); // GET/HEAD only: no request bodies
         const req = parseHead(head);
         if (!req) {
           sock.destroy();
           return;
         }
+        // A request body (the OAuth POST) is skipped, so the next request on a kept-alive connection parses.
+        const bodyLength = Number(req.headers['content-length'] ?? 0) || 0;
+        if (buf.length < end + 4 + bodyLength) return; // wait for the rest of the body
+        buf = buf.subarray(end + 4 + bodyLength);
         const entry: { method: string; path: string; authorization?: string } = { method: req.method, path: req.path };
         if (req.headers['authorization'] !== undefined) entry.authorization = req.headers['authorization'];
         this.requests.push(entry);

@@ -58,7 +58,8 @@ before(async () => {
       res.writeHead(200, { ...h, 'content-type': 'application/json' });
       res.end(JSON.stringify({ name: 'team/app', tags: ['v1'] }));
     } else {
-      res.writeHead(404, { ...h, 'content-type': 'application/json' });
+      // Connection: close after a missing manifest, so the tags/list request dials again.
+      res.writeHead(404, { ...h, 'content-type': 'application/json', ...(req.method === 'HEAD' ? { connection: 'close' } : {}) });
       res.end(req.method === 'HEAD' ? undefined : '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
     }
   });
@@ -161,7 +162,7 @@ describe('endpoint fields from hosts.toml', () => {
     );
     const http = w.steps.find((s) => s.stage === 'http');
     assert.ok(http?.detail && 'challenges' in http.detail);
-    assert.equal(http.detail.redials, 1, 'the tags/list request needed a new connection (undici closes after a HEAD)');
+    assert.equal(http.detail.redials, 1, 'the tags/list request needed a new connection (the server closed it after the HEAD)');
   });
 
   test('dial_timeout: the host’s own TCP connect timeout wins over the probe’s', () => {

@@ -132,9 +132,16 @@ describe('through an HTTP proxy', () => {
     );
   });
 
-  test('a connection dialled again (undici closes after a HEAD) goes through the proxy too', async () => {
+  test('a connection dialled again (the registry closed it after the HEAD) goes through the proxy too', async () => {
     tunnels.length = 0;
     const before = registry.requests.length;
+    registry.fault({
+      method: 'HEAD',
+      path: '/v2/team/app/manifests/v2',
+      times: 1,
+      status: 404,
+      headers: { connection: 'close', 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' },
+    });
     const { failure, w } = await walk('v2');
     assert.equal(failure?.outcome.reason, 'manifest_unknown', JSON.stringify(w.steps));
     assert.deepEqual(
