@@ -3,8 +3,9 @@
  * plus every certificate in the extra CA files (`--ca-file`, `tls.caFiles`).
  * Passing `ca` to tls.connect replaces the default roots, so both go in.
  *
- * loadNodeTrust adds what containerd on the node trusts: the node's system
- * bundle (first of SYSTEM_BUNDLES found under the host root) and the file in
+ * loadNodeTrust takes what containerd on the node trusts: the node's system
+ * bundle (first of SYSTEM_BUNDLES found under the host root) in place of
+ * Node's bundled roots (those only where the node has none), plus the file in
  * NODE_EXTRA_CA_CERTS (which tls.rootCertificates does not include). Given
  * a TrustCache (the environment cache's), unchanged texts give the same array
  * back, so the shared SecureContext is not rebuilt or re-hashed.
@@ -226,11 +227,13 @@ export function loadNodeTrust(opts: NodeTrustOptions): NodeTrust {
   const problems: string[] = [];
   const sources: string[] = ['system'];
   const texts: string[] = [];
+  let bundleFound = false;
   for (const bundle of SYSTEM_BUNDLES) {
     const r = readNodeFile(`${opts.hostRoot ?? ''}${bundle}`, opts.hostRoot, hfs);
     if (!r.ok) continue;
     sources.push(r.path);
     texts.push(r.text);
+    bundleFound = true;
     break;
   }
   const extra = opts.extraCaCerts === undefined ? process.env['NODE_EXTRA_CA_CERTS'] : opts.extraCaCerts;
@@ -260,23 +263,34 @@ export function loadNodeTrust(opts: NodeTrustOptions): NodeTrust {
   }
   const checked = (index: number): boolean => opts.caFiles.includes(sources[index + 1] ?? '');
   // The key says which texts were checked one by one, so a text trusted unchecked is not reused unchecked as a named file.
-  const key = [...texts, texts.map((_, i) => (checked(i) ? '1' : '0')).join('')];
+  const key = [...texts, texts.map((_, i) => (checked(i) ? '1' : '0')).join('') + (bundleFound ? 'b' : '')];
   const build = (): CacheEntry => {
-    const ca = [...tls.rootCertificates];
+    // containerd (Go's SystemCertPool) trusts the node's bundle, not a list of its own: Node's
+    // bundled roots stand in only where the node has no bundle. Each certificate goes in once
+    // (the same root in two files, wrapped differently, would cost OpenSSL a parse each time).
+    const seen = new Set<string>();
+    const ca: string[] = [];
+    const add = (pem: string): void => {
+      const k = pem.replace(/\s+/g, '');
+      if (seen.has(k)) return;
+      seen.add(k);
+      ca.push(pem);
+    };
+    if (!bundleFound) tls.rootCertificates.forEach(add);
     const invalid: Array<{ index: number; count: number }> = [];
     texts.forEach((text, index) => {
       // Only the files the user named are checked certificate by certificate (X509 parsing of a
       // 150-root system bundle costs ~50 ms); OpenSSL skips a bad block of the others when the
       // SecureContext is built, and a system bundle's odd entry is not reported anyway.
       if (!checked(index)) {
-        ca.push(...pemCertificates(text));
+        pemCertificates(text).forEach(add);
         return;
       }
       const v = validCertificates(text);
       if (v.invalid > 0) invalid.push({ index, count: v.invalid });
-      ca.push(...v.certs);
+      v.certs.forEach(add);
     });
-    return { texts: key, ca: [...new Set(ca)], invalid };
+    return { texts: key, ca, invalid };
   };
   const entry = opts.cache ? opts.cache.set(key, build) : build();
   for (const { index, count } of entry.invalid) {

@@ -79,6 +79,32 @@ test("a CA only in the node's system bundle (Debian path, under the host root) i
   assert.deepEqual(await handshake(envOf(tempDir()).ca), { ok: false, reason: 'tls_unknown_ca' }, 'an empty node root: unknown CA');
 });
 
+test("the node's bundle is the trust set, as containerd's system pool: Node's own roots stand in only where the node has none", () => {
+  const root = tempDir();
+  put(root, '/etc/ssl/certs/ca-certificates.crt', ca.cert);
+  const withBundle = loadNodeTrust({ caFiles: [], hostRoot: root, extraCaCerts: '' });
+  assert.deepEqual(withBundle.ca, [ca.cert.trim()], "a root Node ships but the node's bundle lacks is not trusted");
+  const without = loadNodeTrust({ caFiles: [], hostRoot: tempDir(), extraCaCerts: '' });
+  assert.deepEqual(without.ca, [...tls.rootCertificates]);
+});
+
+test('a certificate in two files, wrapped differently, goes into the set once', () => {
+  const root = tempDir();
+  const rewrapped = ca.cert
+    .trim()
+    .replace(/\r?\n/g, '\r\n')
+    .replace(/(-----BEGIN CERTIFICATE-----\r\n)(.{32})/, '$1$2\r\n');
+  put(root, '/etc/ssl/certs/ca-certificates.crt', `${tls.rootCertificates[0] ?? ''}\n${ca.cert}`);
+  put(root, '/corp.pem', rewrapped);
+  const trust = loadNodeTrust({
+    caFiles: [join(root, '/corp.pem')],
+    hostRoot: root,
+    extraCaCerts: join(root, '/etc/ssl/certs/ca-certificates.crt'),
+  });
+  assert.equal(trust.ca.length, 2, trust.ca.map((c) => c.slice(28, 60)).join(' | '));
+  assert.deepEqual(trust.problems, []);
+});
+
 test('RHEL layout: ca-bundle.crt is an absolute link resolved inside the host root', async () => {
   const root = tempDir();
   put(root, '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', ca.cert);
