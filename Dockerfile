@@ -21,8 +21,9 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 # npm run build bundles src/ with esbuild into dist/ (one file per command, loaded lazily;
-# undici, dns-packet, yaml, smol-toml and ipaddr.js inside), so a CLI run reads a few files
-# instead of ~150 modules. pino, prom-client and @grpc/grpc-js stay in node_modules.
+# undici, dns-packet, smol-toml and ipaddr.js inside), so a CLI run reads a few files
+# instead of ~150 modules. pino, prom-client, @grpc/grpc-js and yaml (read only for an agent or
+# credential-provider config) stay in node_modules.
 RUN npm ci --no-audit --no-fund && npm run build
 # Production dependencies only, installed apart (no dev tools, no install scripts).
 RUN mkdir -p /prod && cp package.json package-lock.json /prod/ && cd /prod && npm ci --omit=dev --ignore-scripts --no-audit --no-fund

@@ -4,6 +4,7 @@
  * 2 usage or configuration error (message on stderr, nothing on stdout).
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { stdoutIsTTY, type Io } from './commands/io.js';
 import { COMMAND_HELP, USAGE, isCommandName, wantsHelp } from './commands/help.js';
@@ -16,10 +17,21 @@ export function packageVersion(read: (url: URL) => string = (url) => readFileSyn
 }
 
 /**
+ * A one-shot run compiles undici's HTTP parser (WebAssembly) with V8's
+ * baseline compiler only: the optimising tier would compile it again on
+ * background threads, and the process waits for that before it exits (~0.15 s
+ * of a probe's wall time on Node 20, issue 10). The agent keeps the default.
+ */
+function oneShotCompiler(): void {
+  setFlagsFromString('--liftoff-only');
+}
+
+/**
  * Each command's module is imported only when that command runs, so help,
  * version and `explain` never load the network stack (undici, tls, dns).
  */
 async function runCommand(command: string, rest: string[], io: Io): Promise<number> {
+  if (command === 'probe' || command === 'why' || command === 'report') oneShotCompiler();
   switch (command) {
     case 'probe': {
       const { runProbeCommand } = await import('./commands/probe-command.js');
@@ -98,6 +110,17 @@ function isMain(): boolean {
   }
 }
 
+/**
+ * Exit once stdout and stderr have taken what was written. The command's work
+ * is done; waiting for the event loop to drain would also wait for V8's
+ * background compilation (the optimised HTTP parser of a probe: ~0.2 s of a
+ * one-shot run, issue 10) and for sockets a server keeps half-open.
+ */
+function exitWhenWritten(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 if (isMain()) {
   main(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
@@ -105,12 +128,10 @@ if (isMain()) {
     isTTY: stdoutIsTTY(),
     env: process.env,
   }).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => exitWhenWritten(code),
     (err: unknown) => {
       process.stderr.write(`pullprobe: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 2;
+      exitWhenWritten(2);
     },
   );
 }

@@ -14,13 +14,24 @@
  * problem naming the plugin and what went wrong, never a secret.
  */
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
 import { CredentialProviderConfigError } from '../shared/errors.js';
 import { parseGoDuration } from '../shared/go-duration.js';
 import { isPlainObject } from '../shared/guards.js';
 import { parseSchemeless, urlsMatch } from './kubelet-keyring.js';
 import { ecrTokenExpiry } from './ecr-token.js';
+
+let yamlModule: typeof import('yaml') | undefined;
+
+/**
+ * yaml, required when a provider config is first read: a static import put
+ * the whole parser into every probing CLI run's start-up (issue 10).
+ */
+function yaml(): typeof import('yaml') {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlModule;
+}
 
 export { CredentialProviderConfigError, ecrTokenExpiry };
 
@@ -54,7 +65,7 @@ export function parseCredentialProviderConfig(text: string, file: string): Crede
   const fail = (where: string, what: string): never => {
     throw new CredentialProviderConfigError(`${file}: ${where ? `${where}: ` : ''}${what}`);
   };
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const line = doc.errors[0]?.linePos?.[0]?.line;
     fail('', `not valid YAML or JSON${line !== undefined ? ` (line ${line})` : ''}`);

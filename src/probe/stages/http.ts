@@ -9,7 +9,7 @@
  * or 403 without Docker-Distribution-API-Version), and for a bare-registry
  * target, whose natural request it is. 200 or 401 there means a registry.
  */
-import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
 import type { Reason } from '../../diagnosis/catalog.js';
 import { stageTimer } from '../../net/deadline.js';
@@ -46,9 +46,21 @@ export interface HttpOptions {
  */
 export type HttpOutcome = StageOutcome<HttpDetail> & { head?: FollowResult; challengeStatus?: number };
 
+let texts: Record<number, string | undefined> | undefined;
+
+/**
+ * node:http's status texts, required when first needed: an ESM import of
+ * node:http builds its whole namespace, and on Node 22+ that loads Node's own
+ * copy of undici (fetch, WebSocket) into every probing CLI run.
+ */
+function statusTexts(): Record<number, string | undefined> {
+  texts ??= (createRequire(import.meta.url)('node:http') as typeof import('node:http')).STATUS_CODES;
+  return texts;
+}
+
 /** "503 Service Unavailable". */
 export function statusLine(status: number): string {
-  const text = STATUS_CODES[status];
+  const text = statusTexts()[status];
   return text ? `${status} ${text}` : String(status);
 }
 
