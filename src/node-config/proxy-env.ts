@@ -235,6 +235,21 @@ function isContainerd(procRoot: string, pid: string, fs: ProcFs): boolean {
  * none is visible (a pod without hostPID sees only its own processes).
  */
 export function findContainerdPid(procRoot = '/proc', fs: ProcFs = realProcFs): number | null {
+  // The pid found last time is checked first: a scan reads two files per process of the node,
+  // every few seconds in the agent (issue 10). A restarted containerd has a new pid: scan again.
+  const last = lastFound.get(fs)?.get(procRoot);
+  if (last !== undefined && isContainerd(procRoot, String(last), fs)) return last;
+  const found = scanForContainerd(procRoot, fs);
+  let byRoot = lastFound.get(fs);
+  if (!byRoot) lastFound.set(fs, (byRoot = new Map<string, number>()));
+  if (found === null) byRoot.delete(procRoot);
+  else byRoot.set(procRoot, found);
+  return found;
+}
+
+const lastFound = new WeakMap<ProcFs, Map<string, number>>();
+
+function scanForContainerd(procRoot: string, fs: ProcFs): number | null {
   let entries: string[];
   try {
     entries = fs.readdir(procRoot);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import {
+  realProcFs,
   findContainerdPid,
   loadProxyEnv,
   parseEnviron,
@@ -253,6 +254,28 @@ test('findContainerdPid: the lowest pid named exactly containerd (comm, else arg
   assert.equal(findContainerdPid(byArgv), 40);
   assert.equal(findContainerdPid(fakeProc({ '2': { comm: 'kubelet\n' } })), null);
   assert.equal(findContainerdPid('/nonexistent/proc'), null);
+});
+
+test('findContainerdPid checks the pid it found last before scanning again; a restarted containerd is found anew', () => {
+  const root = fakeProc({ '3': { comm: 'bash\n' }, '12': { comm: 'containerd\n' } });
+  let scans = 0;
+  const counting: ProcFs = {
+    readFile: (p) => realProcFs.readFile(p),
+    readdir: (p) => {
+      scans++;
+      return realProcFs.readdir(p);
+    },
+  };
+  assert.equal(findContainerdPid(root, counting), 12);
+  assert.equal(findContainerdPid(root, counting), 12);
+  assert.equal(scans, 1, 'the second call read /proc/12/comm only');
+  rmSync(join(root, '12'), { recursive: true });
+  mkdirSync(join(root, '40'));
+  writeFileSync(join(root, '40', 'comm'), 'containerd\n');
+  assert.equal(findContainerdPid(root, counting), 40);
+  assert.equal(scans, 2);
+  rmSync(join(root, '40'), { recursive: true });
+  assert.equal(findContainerdPid(root, counting), null);
 });
 
 test('findContainerdPid finds a real process named containerd in /proc', async () => {
