@@ -43,6 +43,9 @@ export interface AgentOptions {
 export type StartResult = { ok: true; agent: Agent } | { ok: false; errors: string[] };
 
 /** Secrets never logged: belt and braces on top of never passing them to the logger. */
+/** Node files are checked for changes at most once a second (not on every probe). */
+export const ENV_RECHECK_MS = 1000;
+
 const REDACT = ['password', 'token', 'authorization', 'auth', '*.password', '*.token', '*.authorization', '*.auth'];
 
 /**
@@ -78,7 +81,7 @@ export class Agent {
   /** Index summaries and TLS contexts, kept for the agent's life (tokens: `tokens`). */
   private readonly caches = createProbeCaches();
   /** The node's files, re-read only when they change (environment.ts), and the runtime's road (road.ts). */
-  private readonly envCache = new EnvironmentCache();
+  private readonly envCache = new EnvironmentCache({ recheckMs: ENV_RECHECK_MS });
   private readonly roadCache: RoadCache;
   private roadProblems = '';
   private criDisabled: string | null = null;

@@ -171,6 +171,13 @@ export interface EnvironmentCacheOptions {
   processEnv?: Record<string, string | undefined>;
   /** The node's host name when the options do not say (default os.hostname()). */
   hostname?: () => string;
+  /**
+   * Within this many ms of the last check the files are not stat'ed again
+   * (default 0: every load checks). The agent loads once per probe and uses
+   * 1 s: a node file's change is seen within a second, at one check per second
+   * instead of ~10 stats per probe (issue 10).
+   */
+  recheckMs?: number;
 }
 
 /**
@@ -188,7 +195,9 @@ export class EnvironmentCache {
   readonly #processEnv: Record<string, string | undefined>;
   readonly #hostname: () => string;
   readonly #hostsFs: HostsFs;
-  #last: { key: string; deps: Deps; env: ProbeEnvironment } | null = null;
+  readonly #now: () => number;
+  readonly #recheckMs: number;
+  #last: { key: string; deps: Deps; env: ProbeEnvironment; checkedAt: number } | null = null;
 
   constructor(opts: EnvironmentCacheOptions = {}) {
     this.files = new FileCache({
@@ -200,6 +209,8 @@ export class EnvironmentCache {
     this.#processEnv = opts.processEnv ?? process.env;
     this.#hostname = opts.hostname ?? osHostname;
     this.#hostsFs = this.files.hostsFs();
+    this.#now = opts.now ?? Date.now;
+    this.#recheckMs = Math.max(0, opts.recheckMs ?? 0);
   }
 
   load(opts: EnvironmentOptions = {}): ProbeEnvironment {
@@ -211,12 +222,20 @@ export class EnvironmentCache {
     delete resolved.readFile; // the cache reads through its own fs
     const key = JSON.stringify(resolved);
     const last = this.#last;
-    if (last?.key === key && !this.files.changed(last.deps)) return last.env;
+    const now = this.#now();
+    if (last?.key === key) {
+      const recent = now >= last.checkedAt && now - last.checkedAt < this.#recheckMs;
+      if (recent) return last.env;
+      if (!this.files.changed(last.deps)) {
+        last.checkedAt = now;
+        return last.env;
+      }
+    }
     const deps: Deps = new Map();
     const env = buildEnvironment(resolved, this.files.recordingHostFs(deps), this.trust);
     const read = (path: string): string => this.files.read(path);
     env.nodeFiles = { hostsFs: this.#hostsFs, endpointCa: (caFiles) => this.trust.withFiles(env.ca, caFiles, read) };
-    this.#last = { key, deps, env };
+    this.#last = { key, deps, env, checkedAt: now };
     return env;
   }
 }

@@ -127,6 +127,31 @@ test('N loads with no change: each file read once, the same ProbeEnvironment bac
   assert.ok(first.ca.includes(tls.rootCertificates[0] ?? ''));
 });
 
+test("recheckMs (the agent): within the window no file is stat'ed; after it a change is seen", () => {
+  const fs = node();
+  let now = NOW;
+  const cache = new EnvironmentCache({ fs, now: () => now, processEnv: {}, recheckMs: 1000 });
+  const first = cache.load(OPTS);
+  const stats = fs.stats;
+  fs.edit('/etc/resolv.conf', 'nameserver 10.0.0.3\n', NOW - 30_000);
+  now += 999;
+  assert.equal(cache.load(OPTS), first, 'inside the window: the remembered environment');
+  assert.equal(fs.stats, stats, 'and not one stat');
+  now += 1;
+  const second = cache.load(OPTS);
+  assert.notEqual(second, first);
+  assert.deepEqual(
+    second.resolvConf.nameservers.map((n) => n.address),
+    ['10.0.0.3'],
+  );
+  now += 10;
+  assert.notEqual(cache.load({ ...OPTS, hostname: 'node-2' }), second, 'other options load again at once');
+  now -= 60_000; // a clock stepped back checks again rather than trusting the window
+  const statsBefore = fs.stats;
+  cache.load({ ...OPTS, hostname: 'node-2' });
+  assert.ok(fs.stats > statsBefore);
+});
+
 test('a new mtime, size or inode is a change: that file is read again, the others are not, and the CA set stays the same array', () => {
   const fs = node();
   const cache = cacheOn(fs);
