@@ -23,6 +23,7 @@ import { since, mark, total, type RequestCount } from './registry-log.js';
 import { cpuSeconds, descendants, findPid, memory } from './proc.js';
 import { heading, median, ms, num, table } from './report.js';
 import type { InnerWallResult } from './inner-wall.js';
+import type { ShippedNode } from './shipped-node.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const inner = (f: string): string => join(REPO_ROOT, 'bench', f);
@@ -49,10 +50,29 @@ export interface PeerFigures {
   readySeconds?: number | null;
   blackboxReadySeconds?: number | null;
   wall?: Record<string, number>;
+  /** The agent at 1 s on this machine's node, and on the image's runtime (when fetched). */
+  machineAgent?: AgentRun;
+  shippedAgent?: AgentRun;
+  /** The image's runtime version when one-shot rows ran on it too. */
+  shippedVersion?: string;
+}
+
+export interface AgentRun {
+  runtime: string;
+  cpuPerProbe: number;
+  requestsPerProbe: number;
+  connectionsPerProbe: number;
+  registryCpuPerProbe: number;
+  rssMiB: number;
+  /** Resident pages of the node executable (code and data). */
+  binaryMiB: number;
+  anonMiB: number;
 }
 
 export interface PeerBenchOptions {
   seconds: number;
+  /** The image's Node.js (shipped-node.ts): the agent and the one-shot probe run on it too. */
+  shipped?: ShippedNode;
 }
 
 /** NODE_OPTIONS as the DaemonSet ships it (manifests/base), so the bench measures the shipped heap caps. */
@@ -228,19 +248,24 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
   }
 
   const rows: string[][] = [];
-  // 1. The agent at 1 s.
-  {
+  // 1. The agent at 1 s: on this machine's node, then on the image's runtime when there is one.
+  const runtimes: Array<{ bin: string; label: string; shipped: boolean }> = [
+    { bin: 'node', label: `node ${process.version}`, shipped: false },
+  ];
+  if (opts.shipped?.ok) runtimes.push({ bin: opts.shipped.path, label: `node ${opts.shipped.version}, the image's`, shipped: true });
+  else if (opts.shipped) out.push(`!! the image's Node.js could not be fetched (${opts.shipped.problem}): this machine's node only.`);
+  for (const rt of runtimes) {
     const cfg = agentConfig(
       lab,
       'bench-peer-agent.yaml',
       list.map((i) => i.ref),
       ['interval: 1s', 'timeout: 1s', 'jitter: 0.5'],
     );
-    const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
+    const d = daemon(lab, [rt.bin, CLI, 'agent', '--config', cfg], env);
     try {
       await waitFor(lab, `http://127.0.0.1:${AGENT_PORT}/readyz`, 'agent', 20_000, undefined, d);
       await sleep(3000);
-      const pid = realPid(d.pid, 'node');
+      const pid = realPid(d.pid, rt.bin);
       const p0 = probesTotal((await httpStatus(lab, `http://127.0.0.1:${AGENT_PORT}/metrics`)).body);
       const m0 = mark(lab.paths.logs);
       const c0 = cpuSeconds(pid);
@@ -251,21 +276,35 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       const p1 = probesTotal((await httpStatus(lab, `http://127.0.0.1:${AGENT_PORT}/metrics`)).body);
       const probes = p1 - p0;
       const t = registryTraffic(lab, m0);
-      f.agentCpuPerProbe = (c1 - c0) / probes;
-      f.agentRequestsPerProbe = t.requests / probes;
-      f.agentConnectionsPerProbe = t.connections / probes;
-      f.registryCpuPerAgentProbe = (r1 - r0) / probes;
       const mem = memory(pid);
+      const fig: AgentRun = {
+        runtime: rt.label,
+        cpuPerProbe: (c1 - c0) / probes,
+        requestsPerProbe: t.requests / probes,
+        connectionsPerProbe: t.connections / probes,
+        registryCpuPerProbe: (r1 - r0) / probes,
+        rssMiB: mem.rssKb / 1024,
+        binaryMiB: mem.binaryKb / 1024,
+        anonMiB: mem.anonKb / 1024,
+      };
+      if (rt.shipped) f.shippedAgent = fig;
+      else {
+        f.agentCpuPerProbe = fig.cpuPerProbe;
+        f.agentRequestsPerProbe = fig.requestsPerProbe;
+        f.agentConnectionsPerProbe = fig.connectionsPerProbe;
+        f.registryCpuPerAgentProbe = fig.registryCpuPerProbe;
+        f.machineAgent = fig;
+      }
       rows.push([
-        'pullprobe agent',
+        `pullprobe agent (${rt.label})`,
         String(probes),
-        ms(f.agentCpuPerProbe),
-        num(f.agentRequestsPerProbe),
-        num(f.agentConnectionsPerProbe),
-        ms(f.registryCpuPerAgentProbe),
-        num(mem.rssKb / 1024, 1),
+        ms(fig.cpuPerProbe),
+        num(fig.requestsPerProbe),
+        num(fig.connectionsPerProbe),
+        ms(fig.registryCpuPerProbe),
+        `${num(fig.rssMiB, 1)} (${num(fig.binaryMiB, 1)} / ${num(fig.anonMiB, 1)})`,
       ]);
-      out.push(`agent requests by kind: ${t.counts.map((c) => `${c.cls} ${c.count}`).join(', ')}`);
+      out.push(`agent (${rt.label}) requests by kind: ${t.counts.map((c) => `${c.cls} ${c.count}`).join(', ')}`);
     } finally {
       await d.stop();
     }
@@ -308,7 +347,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         num(f.blackboxRequestsPerProbe),
         num(f.blackboxConnectionsPerProbe),
         ms(f.registryCpuPerBlackboxProbe),
-        num(f.blackboxRssMiB, 1),
+        `${num(f.blackboxRssMiB, 1)} (${num(mem.binaryKb / 1024, 1)} / ${num(mem.anonKb / 1024, 1)})`,
       ]);
     } finally {
       await d.stop();
@@ -324,7 +363,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         'registry requests/probe',
         'TCP conns (= TLS handshakes)/probe',
         'registry CPU/probe (ms)',
-        'RSS (MiB)',
+        'RSS (MiB) (node binary / anonymous)',
       ],
       rows,
     ),
@@ -442,6 +481,12 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       ],
       'node -e 0': ['node', '-e', '0'],
     };
+    if (opts.shipped?.ok) {
+      const n = opts.shipped.path;
+      commands[`pullprobe probe (node ${opts.shipped.version})`] = [n, ...(commands['pullprobe probe'] ?? []).slice(1)];
+      commands[`node -e 0 (node ${opts.shipped.version})`] = [n, '-e', '0'];
+      f.shippedVersion = opts.shipped.version;
+    }
     if (existsSync(SKOPEO)) {
       commands['skopeo inspect --raw'] = [SKOPEO, 'inspect', '--raw', '--cert-dir', certDir, `docker://${image}`];
       commands['skopeo inspect'] = [SKOPEO, 'inspect', '--cert-dir', certDir, `docker://${image}`];

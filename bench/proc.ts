@@ -4,7 +4,7 @@
  * /proc/<pid>/stat, which matters for an idle process), RSS and its peak,
  * and finding a lab daemon by its command line. Reads only.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** CPU seconds used so far by all threads of `pid` (0 when it is gone). */
 export function cpuSeconds(pid: number): number {
@@ -25,8 +25,12 @@ export function cpuSeconds(pid: number): number {
   return ns / 1e9;
 }
 
-/** VmRSS and VmHWM in KiB, and the anonymous part of RSS (not the shared node binary). */
-export function memory(pid: number): { rssKb: number; hwmKb: number; anonKb: number } {
+/**
+ * VmRSS and VmHWM in KiB, the anonymous part of RSS, and the resident pages of
+ * the executable itself (the node binary's code and data, shared with every
+ * process that runs it).
+ */
+export function memory(pid: number): { rssKb: number; hwmKb: number; anonKb: number; binaryKb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (text: string, k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
   let anonKb = Number.NaN;
@@ -35,7 +39,20 @@ export function memory(pid: number): { rssKb: number; hwmKb: number; anonKb: num
   } catch {
     /* older kernel */
   }
-  return { rssKb: kb(status, 'VmRSS'), hwmKb: kb(status, 'VmHWM'), anonKb };
+  let binaryKb = Number.NaN;
+  try {
+    const exe = readlinkSync(`/proc/${pid}/exe`);
+    binaryKb = 0;
+    let inExe = false;
+    for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) inExe = head[1] === exe;
+      else if (inExe && line.startsWith('Rss:')) binaryKb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+    }
+  } catch {
+    /* gone */
+  }
+  return { rssKb: kb(status, 'VmRSS'), hwmKb: kb(status, 'VmHWM'), anonKb, binaryKb };
 }
 
 /** The first of `pids` whose command line contains every one of `needles`. */

