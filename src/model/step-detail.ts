@@ -109,7 +109,7 @@ export interface HttpDetail {
   error?: string;
   /** The request that decided the step ("HEAD /v2/<repo>/manifests/<ref>", or "GET /v2/"). */
   request?: string;
-  /** Connections dialled again during this endpoint's walk, beyond the stages' own (undici closes a connection after a HEAD). */
+  /** Connections dialled during this endpoint's walk beyond those the TCP/TLS stages handed over (e.g. the server closed one). */
   redials?: number;
 }
 
