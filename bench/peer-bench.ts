@@ -34,13 +34,9 @@ const BLACKBOX_PORT = 9115;
 const REGISTRY = 'registry.lab.test';
 
 export interface PeerFigures {
-  agentCpuPerProbe?: number;
   blackboxCpuPerProbe?: number;
-  agentRequestsPerProbe?: number;
   blackboxRequestsPerProbe?: number;
-  agentConnectionsPerProbe?: number;
   blackboxConnectionsPerProbe?: number;
-  registryCpuPerAgentProbe?: number;
   registryCpuPerBlackboxProbe?: number;
   blackboxRssMiB?: number;
   idleAgentMsPerS?: number;
@@ -288,13 +284,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         anonMiB: mem.anonKb / 1024,
       };
       if (rt.shipped) f.shippedAgent = fig;
-      else {
-        f.agentCpuPerProbe = fig.cpuPerProbe;
-        f.agentRequestsPerProbe = fig.requestsPerProbe;
-        f.agentConnectionsPerProbe = fig.connectionsPerProbe;
-        f.registryCpuPerAgentProbe = fig.registryCpuPerProbe;
-        f.machineAgent = fig;
-      }
+      else f.machineAgent = fig;
       rows.push([
         `pullprobe agent (${rt.label})`,
         String(probes),

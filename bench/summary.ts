@@ -19,30 +19,30 @@ function onRuntimes(peer: PeerFigures, show: (a: AgentRun) => string): string | 
 export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
   const w = peer.wall ?? {};
   const sv = peer.shippedVersion;
+  const m = peer.machineAgent;
   const bb = peer.blackboxCpuPerProbe !== undefined;
   const rows: string[][] = [
     [
       'daemon CPU per fresh probe',
-      onRuntimes(peer, (a) => `${ms(a.cpuPerProbe)} ms${ratio(a.cpuPerProbe, peer.blackboxCpuPerProbe)}`) ??
-        `${ms(peer.agentCpuPerProbe)} ms${ratio(peer.agentCpuPerProbe, peer.blackboxCpuPerProbe)}`,
+      onRuntimes(peer, (a) => `${ms(a.cpuPerProbe)} ms${ratio(a.cpuPerProbe, peer.blackboxCpuPerProbe)}`) ?? '—',
       bb ? `blackbox_exporter HEAD ${ms(peer.blackboxCpuPerProbe)} ms` : 'blackbox_exporter not installed',
       '≤ 1.5× blackbox',
     ],
     [
       'registry requests per target per steady cycle',
-      num(peer.agentRequestsPerProbe),
+      num(m?.requestsPerProbe),
       bb ? `blackbox ${num(peer.blackboxRequestsPerProbe)}` : '—',
       '1',
     ],
     [
       'TCP connections / TLS handshakes per probe',
-      `${num(peer.agentConnectionsPerProbe)} / ${num(peer.agentConnectionsPerProbe)}`,
+      `${num(m?.connectionsPerProbe)} / ${num(m?.connectionsPerProbe)}`,
       bb ? `blackbox ${num(peer.blackboxConnectionsPerProbe)} / ${num(peer.blackboxConnectionsPerProbe)}` : '—',
       '1 / 1',
     ],
     [
       'registry CPU spent per probe',
-      `${ms(peer.registryCpuPerAgentProbe)} ms`,
+      `${ms(m?.registryCpuPerProbe)} ms`,
       bb ? `blackbox ${ms(peer.registryCpuPerBlackboxProbe)} ms` : '—',
       '≤ blackbox',
     ],
