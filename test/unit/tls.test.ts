@@ -5,9 +5,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { after, before, describe, test } from 'node:test';
-import { parseSubjectAltName, tlsStage } from '../../src/probe/stages/tls.js';
-import { loadTrust, pemCertificates, TrustError } from '../../src/node-config/trust.js';
+import { after, before, describe, mock, test } from 'node:test';
+import { parseSubjectAltName, tlsStage, type TlsInput } from '../../src/probe/stages/tls.js';
+import { loadTrust, pemCertificates, SecureContextCache, TrustError } from '../../src/node-config/trust.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, opensslDate, type CertPair, type TestCA } from '../support/certs.js';
 import { FakeTime, settle, track } from '../support/fake-time.js';
@@ -103,213 +103,270 @@ async function start(server: net.Server, sni: string[] = []): Promise<Running> {
 
 const HOST = 'registry.lab.test';
 
-describe('tlsStage', { timeout: 30_000 }, () => {
-  let ca: TestCA;
-  let otherCA: TestCA;
-  let trusted: string[];
-  let good: CertPair;
-  let expired: CertPair;
-  let otherName: CertPair;
-  let ipCert: CertPair;
-  let untrusted: CertPair;
-  let untrustedExpired: CertPair;
-  let untrustedOtherName: CertPair;
-  let longLived: CertPair;
+/**
+ * The two ways the stage is reached: it dials itself (the CLI's and tests' path), or it upgrades the
+ * TCP stage's connected socket (the probe's one connection; tls-client.ts, without tls.connect).
+ */
+const VIAS = [
+  {
+    name: 'its own connection',
+    input: (host: string, port: number): Promise<TlsInput> => Promise.resolve({ host, address: '127.0.0.1', port }),
+  },
+  {
+    name: "the TCP stage's connected socket",
+    input: async (host: string, port: number): Promise<TlsInput> => ({ host, address: '127.0.0.1', port, socket: await dial(port) }),
+  },
+];
 
+function dial(port: number): Promise<net.Socket> {
+  return within(
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    }),
+    5000,
+    'a TCP connection to the test server',
+  );
+}
+
+for (const via of VIAS) {
+  describe(`tlsStage over ${via.name}`, { timeout: 30_000 }, () => {
+    let ca: TestCA;
+    let otherCA: TestCA;
+    let trusted: string[];
+    let good: CertPair;
+    let expired: CertPair;
+    let otherName: CertPair;
+    let ipCert: CertPair;
+    let untrusted: CertPair;
+    let untrustedExpired: CertPair;
+    let untrustedOtherName: CertPair;
+    let longLived: CertPair;
+
+    before(() => {
+      ca = createCA();
+      otherCA = createCA('some other CA');
+      trusted = loadTrust([ca.certPath]).ca;
+      good = ca.issue('good', { sans: [HOST, '127.0.0.1'] });
+      expired = ca.issue('expired', { sans: [HOST], startDate: '20240101000000Z', endDate: '20240201000000Z' });
+      otherName = ca.issue('other', { sans: ['other.test'] });
+      ipCert = ca.issue('ip', { sans: ['127.0.0.1'] });
+      untrusted = otherCA.issue('untrusted', { sans: [HOST] });
+      untrustedExpired = otherCA.issue('untrusted-expired', { sans: [HOST], startDate: '20240101000000Z', endDate: '20240201000000Z' });
+      untrustedOtherName = otherCA.issue('untrusted-other', { sans: ['other.test'] });
+      // Outlives its CA (CA: 10 years), so the earliest expiry in the chain is the CA's.
+      longLived = ca.issue('long', { sans: [HOST], endDate: opensslDate(new Date(Date.now() + 20 * 365 * 86400_000)) });
+    });
+    after(() => {
+      ca.cleanup();
+      otherCA.cleanup();
+    });
+
+    async function probe(pair: CertPair, opts: { host?: string; skipVerify?: boolean; wallNow?: () => number; chain?: string } = {}) {
+      const srv = await tlsServer(pair, opts.chain);
+      try {
+        const out = await tlsStage(makeCtx(10_000, opts.wallNow), await via.input(opts.host ?? HOST, srv.port), {
+          ca: trusted,
+          handshakeTimeoutMs: 5000,
+          ...(opts.skipVerify ? { skipVerify: true } : {}),
+        });
+        return { out, sni: srv.sni, port: srv.port };
+      } finally {
+        await srv.close();
+      }
+    }
+
+    test('good certificate from a CA in opts.ca → ok, SNI sent, details recorded', async () => {
+      const { out, sni, port } = await probe(good);
+      assert.equal(out.ok, true, out.message);
+      assert.equal(out.reason, undefined);
+      assert.equal(out.host, `${HOST}:${port}`);
+      assert.deepEqual(sni, [HOST]);
+      const d = out.detail;
+      assert.match(d.protocol ?? '', /^TLSv1\.[23]$/);
+      assert.ok(d.cipher);
+      assert.deepEqual(d.sans, [HOST, '127.0.0.1']);
+      assert.match(d.subject ?? '', new RegExp(`CN=${HOST.replace(/\./g, '\\.')}`));
+      assert.match(d.issuer ?? '', /CN=pullprobe test CA/);
+      assert.match(d.notAfter ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+      assert.match(d.notBefore ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+      // The leaf expires before the CA, so it is the earliest in the chain.
+      assert.equal(d.earliestExpiry, d.notAfter);
+      assert.equal(d.earliestExpirySeconds, Date.parse(d.notAfter ?? '') / 1000);
+      assert.equal(d.authorizationError, undefined);
+      assert.ok((d.chain?.length ?? 0) >= 1);
+      assert.equal(d.chain?.[0]?.notAfter, d.notAfter);
+    });
+
+    test('the client closes its connection after the handshake and after a timeout', async () => {
+      const srv = await tlsServer(good);
+      const silent = await start(net.createServer((s) => s.resume()));
+      try {
+        const ok = await tlsStage(makeCtx(), await via.input(HOST, srv.port), { ca: trusted, handshakeTimeoutMs: 5000 });
+        assert.equal(ok.ok, true, ok.message);
+        await srv.drained();
+        const late = await tlsStage(makeCtx(), await via.input(HOST, silent.port), { ca: trusted, handshakeTimeoutMs: 100 });
+        assert.equal(late.reason, 'tls_timeout');
+        await silent.drained();
+      } finally {
+        await srv.close();
+        await silent.close();
+      }
+    });
+
+    test("earliestExpiry is the earliest notAfter in the chain, not the leaf's", async () => {
+      const { out } = await probe(longLived, { chain: ca.cert });
+      assert.equal(out.ok, true, out.message);
+      const chain = out.detail.chain ?? [];
+      assert.ok(chain.length >= 2, `chain ${JSON.stringify(chain)}`);
+      const caNotAfter = chain[1]?.notAfter ?? '';
+      assert.ok(Date.parse(caNotAfter) < Date.parse(out.detail.notAfter ?? ''));
+      assert.equal(out.detail.earliestExpiry, caNotAfter);
+      assert.equal(out.detail.earliestExpirySeconds, Date.parse(caNotAfter) / 1000);
+    });
+
+    test('certificate from an unknown CA → tls_unknown_ca, details still recorded', async () => {
+      const { out } = await probe(untrusted);
+      assert.equal(out.ok, false);
+      assert.equal(out.reason, 'tls_unknown_ca');
+      assert.ok(out.detail.authorizationError);
+      assert.match(out.detail.issuer ?? '', /CN=some other CA/);
+      assert.deepEqual(out.detail.sans, [HOST]);
+      assert.ok(out.detail.earliestExpiry);
+    });
+
+    test('skipVerify accepts an unknown CA but keeps the verification code in detail', async () => {
+      const { out } = await probe(untrusted, { skipVerify: true });
+      assert.equal(out.ok, true);
+      assert.ok(out.detail.authorizationError);
+    });
+
+    test('expired certificate → tls_expired, notAfter recorded', async () => {
+      const { out } = await probe(expired);
+      assert.equal(out.ok, false);
+      assert.equal(out.reason, 'tls_expired');
+      assert.equal(out.detail.notAfter, '2024-02-01T00:00:00Z');
+      assert.equal(out.detail.earliestExpiry, '2024-02-01T00:00:00Z');
+      assert.equal(out.detail.earliestExpirySeconds, Date.UTC(2024, 1, 1) / 1000);
+    });
+
+    test('expiry is judged with the injected wall clock', async () => {
+      const inThreeYears = (): number => Date.now() + 3 * 365 * 86400_000;
+      const { out } = await probe(good, { wallNow: inThreeYears });
+      assert.equal(out.reason, 'tls_expired');
+    });
+
+    test('certificate for other.test reached as registry.lab.test → tls_hostname_mismatch', async () => {
+      const { out, sni } = await probe(otherName);
+      assert.equal(out.ok, false);
+      assert.equal(out.reason, 'tls_hostname_mismatch');
+      assert.deepEqual(sni, [HOST]);
+      assert.deepEqual(out.detail.sans, ['other.test']);
+    });
+
+    test('IP host: no SNI, verified against IP SANs', async () => {
+      const ok = await probe(ipCert, { host: '127.0.0.1' });
+      assert.equal(ok.out.ok, true, ok.out.message);
+      assert.deepEqual(ok.sni, []);
+      const bad = await probe(otherName, { host: '127.0.0.1' });
+      assert.equal(bad.out.reason, 'tls_hostname_mismatch');
+      assert.deepEqual(bad.sni, []);
+    });
+
+    test("several problems are reported in Go's order: expiry, then host name, then unknown CA", async () => {
+      const expiredAndUnknown = await probe(untrustedExpired);
+      assert.equal(expiredAndUnknown.out.reason, 'tls_expired');
+      const mismatchAndUnknown = await probe(untrustedOtherName);
+      assert.equal(mismatchAndUnknown.out.reason, 'tls_hostname_mismatch');
+    });
+
+    test('plain HTTP on the port → tls_handshake', async () => {
+      const srv = await start(http.createServer((_req, res) => res.end('hello')));
+      try {
+        const out = await tlsStage(makeCtx(), await via.input(HOST, srv.port), { ca: trusted, handshakeTimeoutMs: 5000 });
+        assert.equal(out.ok, false);
+        assert.equal(out.reason, 'tls_handshake');
+        assert.ok(out.detail.error);
+        assert.equal(out.detail.subject, undefined);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    test('the server hangs up during the handshake → tls_handshake, ECONNRESET', async () => {
+      const srv = await start(net.createServer((s) => s.once('data', () => s.end())));
+      try {
+        const out = await tlsStage(makeCtx(), await via.input(HOST, srv.port), { ca: trusted, handshakeTimeoutMs: 5000 });
+        assert.equal(out.reason, 'tls_handshake');
+        assert.equal(out.detail.error, 'ECONNRESET');
+        await srv.drained();
+      } finally {
+        await srv.close();
+      }
+    });
+
+    test('server accepts TCP but never answers the ClientHello → tls_timeout within handshakeTimeoutMs', async () => {
+      const silent = silentServer();
+      const srv = await start(silent.server);
+      try {
+        const time = new FakeTime();
+        const run = track(tlsStage(fakeCtx(time), await via.input(HOST, srv.port), { ca: trusted, handshakeTimeoutMs: 200 }));
+        await until(silent.greeted, 5000, 'the ClientHello at the server');
+        time.advance(199);
+        await new Promise((r) => setImmediate(r));
+        assert.equal(run.settled(), false, 'still handshaking 1 ms before handshakeTimeoutMs');
+        time.advance(1);
+        const out = await settle(time, run.p, 'the TLS stage after its handshake timeout');
+        assert.equal(out.ok, false);
+        assert.equal(out.reason, 'tls_timeout');
+        assert.equal(out.seconds, 0.2);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    test('the probe deadline caps the handshake timeout', async () => {
+      const silent = silentServer();
+      const srv = await start(silent.server);
+      try {
+        const time = new FakeTime();
+        const run = track(tlsStage(fakeCtx(time, 150), await via.input(HOST, srv.port), { ca: trusted, handshakeTimeoutMs: 30_000 }));
+        await until(silent.greeted, 5000, 'the ClientHello at the server');
+        time.advance(150);
+        const out = await settle(time, run.p, 'the TLS stage at the probe deadline');
+        assert.equal(out.reason, 'tls_timeout');
+        assert.equal(out.seconds, 0.15, 'ended at the probe deadline, not after handshakeTimeoutMs');
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+}
+
+describe("tlsStage over the TCP stage's socket: the peer's chain", { timeout: 30_000 }, () => {
+  let ca: TestCA;
   before(() => {
     ca = createCA();
-    otherCA = createCA('some other CA');
-    trusted = loadTrust([ca.certPath]).ca;
-    good = ca.issue('good', { sans: [HOST, '127.0.0.1'] });
-    expired = ca.issue('expired', { sans: [HOST], startDate: '20240101000000Z', endDate: '20240201000000Z' });
-    otherName = ca.issue('other', { sans: ['other.test'] });
-    ipCert = ca.issue('ip', { sans: ['127.0.0.1'] });
-    untrusted = otherCA.issue('untrusted', { sans: [HOST] });
-    untrustedExpired = otherCA.issue('untrusted-expired', { sans: [HOST], startDate: '20240101000000Z', endDate: '20240201000000Z' });
-    untrustedOtherName = otherCA.issue('untrusted-other', { sans: ['other.test'] });
-    // Outlives its CA (CA: 10 years), so the earliest expiry in the chain is the CA's.
-    longLived = ca.issue('long', { sans: [HOST], endDate: opensslDate(new Date(Date.now() + 20 * 365 * 86400_000)) });
   });
-  after(() => {
-    ca.cleanup();
-    otherCA.cleanup();
-  });
+  after(() => ca.cleanup());
 
-  async function probe(pair: CertPair, opts: { host?: string; skipVerify?: boolean; wallNow?: () => number; chain?: string } = {}) {
-    const srv = await tlsServer(pair, opts.chain);
+  test('is read in detail once per leaf and trust store, not on every handshake (tls.connect reads it on each)', async () => {
+    const srv = await tlsServer(ca.issue('good', { sans: [HOST] }));
+    const spy = mock.method(tls.TLSSocket.prototype, 'getPeerCertificate');
+    const detailed = (): number => spy.mock.calls.filter((c) => c.arguments[0] === true).length;
     try {
-      const out = await tlsStage(
-        makeCtx(10_000, opts.wallNow),
-        { host: opts.host ?? HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 5000, ...(opts.skipVerify ? { skipVerify: true } : {}) },
-      );
-      return { out, sni: srv.sni, port: srv.port };
+      const opts = { ca: loadTrust([ca.certPath]).ca, handshakeTimeoutMs: 5000, secureContexts: new SecureContextCache() };
+      const input = async (): Promise<TlsInput> => ({ host: HOST, address: '127.0.0.1', port: srv.port, socket: await dial(srv.port) });
+      const first = await tlsStage(makeCtx(), await input(), opts);
+      assert.equal(first.ok, true, first.message);
+      assert.equal(detailed(), 1, 'the first handshake with this leaf reads its chain once');
+      const second = await tlsStage(makeCtx(), await input(), opts);
+      assert.equal(second.ok, true, second.message);
+      assert.equal(detailed(), 1, 'a later handshake with the same leaf takes the chain already read');
+      assert.deepEqual(second.detail.chain, first.detail.chain);
     } finally {
-      await srv.close();
-    }
-  }
-
-  test('good certificate from a CA in opts.ca → ok, SNI sent, details recorded', async () => {
-    const { out, sni, port } = await probe(good);
-    assert.equal(out.ok, true, out.message);
-    assert.equal(out.reason, undefined);
-    assert.equal(out.host, `${HOST}:${port}`);
-    assert.deepEqual(sni, [HOST]);
-    const d = out.detail;
-    assert.match(d.protocol ?? '', /^TLSv1\.[23]$/);
-    assert.ok(d.cipher);
-    assert.deepEqual(d.sans, [HOST, '127.0.0.1']);
-    assert.match(d.subject ?? '', new RegExp(`CN=${HOST.replace(/\./g, '\\.')}`));
-    assert.match(d.issuer ?? '', /CN=pullprobe test CA/);
-    assert.match(d.notAfter ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
-    assert.match(d.notBefore ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
-    // The leaf expires before the CA, so it is the earliest in the chain.
-    assert.equal(d.earliestExpiry, d.notAfter);
-    assert.equal(d.earliestExpirySeconds, Date.parse(d.notAfter ?? '') / 1000);
-    assert.equal(d.authorizationError, undefined);
-    assert.ok((d.chain?.length ?? 0) >= 1);
-    assert.equal(d.chain?.[0]?.notAfter, d.notAfter);
-  });
-
-  test('the client closes its connection after the handshake and after a timeout', async () => {
-    const srv = await tlsServer(good);
-    const silent = await start(net.createServer((s) => s.resume()));
-    try {
-      const ok = await tlsStage(makeCtx(), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 5000 });
-      assert.equal(ok.ok, true, ok.message);
-      await srv.drained();
-      const late = await tlsStage(
-        makeCtx(),
-        { host: HOST, address: '127.0.0.1', port: silent.port },
-        { ca: trusted, handshakeTimeoutMs: 100 },
-      );
-      assert.equal(late.reason, 'tls_timeout');
-      await silent.drained();
-    } finally {
-      await srv.close();
-      await silent.close();
-    }
-  });
-
-  test("earliestExpiry is the earliest notAfter in the chain, not the leaf's", async () => {
-    const { out } = await probe(longLived, { chain: ca.cert });
-    assert.equal(out.ok, true, out.message);
-    const chain = out.detail.chain ?? [];
-    assert.ok(chain.length >= 2, `chain ${JSON.stringify(chain)}`);
-    const caNotAfter = chain[1]?.notAfter ?? '';
-    assert.ok(Date.parse(caNotAfter) < Date.parse(out.detail.notAfter ?? ''));
-    assert.equal(out.detail.earliestExpiry, caNotAfter);
-    assert.equal(out.detail.earliestExpirySeconds, Date.parse(caNotAfter) / 1000);
-  });
-
-  test('certificate from an unknown CA → tls_unknown_ca, details still recorded', async () => {
-    const { out } = await probe(untrusted);
-    assert.equal(out.ok, false);
-    assert.equal(out.reason, 'tls_unknown_ca');
-    assert.ok(out.detail.authorizationError);
-    assert.match(out.detail.issuer ?? '', /CN=some other CA/);
-    assert.deepEqual(out.detail.sans, [HOST]);
-    assert.ok(out.detail.earliestExpiry);
-  });
-
-  test('skipVerify accepts an unknown CA but keeps the verification code in detail', async () => {
-    const { out } = await probe(untrusted, { skipVerify: true });
-    assert.equal(out.ok, true);
-    assert.ok(out.detail.authorizationError);
-  });
-
-  test('expired certificate → tls_expired, notAfter recorded', async () => {
-    const { out } = await probe(expired);
-    assert.equal(out.ok, false);
-    assert.equal(out.reason, 'tls_expired');
-    assert.equal(out.detail.notAfter, '2024-02-01T00:00:00Z');
-    assert.equal(out.detail.earliestExpiry, '2024-02-01T00:00:00Z');
-    assert.equal(out.detail.earliestExpirySeconds, Date.UTC(2024, 1, 1) / 1000);
-  });
-
-  test('expiry is judged with the injected wall clock', async () => {
-    const inThreeYears = (): number => Date.now() + 3 * 365 * 86400_000;
-    const { out } = await probe(good, { wallNow: inThreeYears });
-    assert.equal(out.reason, 'tls_expired');
-  });
-
-  test('certificate for other.test reached as registry.lab.test → tls_hostname_mismatch', async () => {
-    const { out, sni } = await probe(otherName);
-    assert.equal(out.ok, false);
-    assert.equal(out.reason, 'tls_hostname_mismatch');
-    assert.deepEqual(sni, [HOST]);
-    assert.deepEqual(out.detail.sans, ['other.test']);
-  });
-
-  test('IP host: no SNI, verified against IP SANs', async () => {
-    const ok = await probe(ipCert, { host: '127.0.0.1' });
-    assert.equal(ok.out.ok, true, ok.out.message);
-    assert.deepEqual(ok.sni, []);
-    const bad = await probe(otherName, { host: '127.0.0.1' });
-    assert.equal(bad.out.reason, 'tls_hostname_mismatch');
-    assert.deepEqual(bad.sni, []);
-  });
-
-  test("several problems are reported in Go's order: expiry, then host name, then unknown CA", async () => {
-    const expiredAndUnknown = await probe(untrustedExpired);
-    assert.equal(expiredAndUnknown.out.reason, 'tls_expired');
-    const mismatchAndUnknown = await probe(untrustedOtherName);
-    assert.equal(mismatchAndUnknown.out.reason, 'tls_hostname_mismatch');
-  });
-
-  test('plain HTTP on the port → tls_handshake', async () => {
-    const srv = await start(http.createServer((_req, res) => res.end('hello')));
-    try {
-      const out = await tlsStage(
-        makeCtx(),
-        { host: HOST, address: '127.0.0.1', port: srv.port },
-        { ca: trusted, handshakeTimeoutMs: 5000 },
-      );
-      assert.equal(out.ok, false);
-      assert.equal(out.reason, 'tls_handshake');
-      assert.ok(out.detail.error);
-      assert.equal(out.detail.subject, undefined);
-    } finally {
-      await srv.close();
-    }
-  });
-
-  test('server accepts TCP but never answers the ClientHello → tls_timeout within handshakeTimeoutMs', async () => {
-    const silent = silentServer();
-    const srv = await start(silent.server);
-    try {
-      const time = new FakeTime();
-      const run = track(
-        tlsStage(fakeCtx(time), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 200 }),
-      );
-      await until(silent.greeted, 5000, 'the ClientHello at the server');
-      time.advance(199);
-      await new Promise((r) => setImmediate(r));
-      assert.equal(run.settled(), false, 'still handshaking 1 ms before handshakeTimeoutMs');
-      time.advance(1);
-      const out = await settle(time, run.p, 'the TLS stage after its handshake timeout');
-      assert.equal(out.ok, false);
-      assert.equal(out.reason, 'tls_timeout');
-      assert.equal(out.seconds, 0.2);
-    } finally {
-      await srv.close();
-    }
-  });
-
-  test('the probe deadline caps the handshake timeout', async () => {
-    const silent = silentServer();
-    const srv = await start(silent.server);
-    try {
-      const time = new FakeTime();
-      const run = track(
-        tlsStage(fakeCtx(time, 150), { host: HOST, address: '127.0.0.1', port: srv.port }, { ca: trusted, handshakeTimeoutMs: 30_000 }),
-      );
-      await until(silent.greeted, 5000, 'the ClientHello at the server');
-      time.advance(150);
-      const out = await settle(time, run.p, 'the TLS stage at the probe deadline');
-      assert.equal(out.reason, 'tls_timeout');
-      assert.equal(out.seconds, 0.15, 'ended at the probe deadline, not after handshakeTimeoutMs');
-    } finally {
+      spy.mock.restore();
       await srv.close();
     }
   });

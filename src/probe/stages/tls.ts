@@ -8,8 +8,9 @@
  *
  * Given the TCP stage's connected `socket`, the handshake upgrades it (one
  * connection per probe) and, with `keep`, the verified TLS socket is
- * returned beside the outcome for the HTTP requests. The chain is read once,
- * as the X509Certificate objects the socket already holds.
+ * returned beside the outcome for the HTTP requests; that handshake skips
+ * tls.connect's own identity check (tls-client.ts), which verify() does.
+ * The chain is read once per leaf and trust store.
  */
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
@@ -20,6 +21,7 @@ import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
 import type { SecureContextCache } from '../../node-config/trust.js';
 import { secureContextFor, type ClientCert } from '../../net/tls-contexts.js';
+import { connectOverSocket } from '../../net/tls-client.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { TlsDetail } from '../../model/step-detail.js';
 export type { TlsChainEntry, TlsDetail } from '../../model/step-detail.js';
@@ -160,13 +162,16 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
     let context: tls.SecureContext | undefined;
     try {
       context = secureContextFor(opts.secureContexts, opts.ca, opts.clientCert);
-      socket = connect({
-        ...(input.socket ? { socket: input.socket } : { host: input.address, port: input.port }),
-        ...(net.isIP(name) ? {} : { servername: name }),
-        secureContext: context,
-        rejectUnauthorized: false,
-        checkServerIdentity: () => undefined, // decided in verify(), in Go's order
-      });
+      socket =
+        input.socket && !opts.connect
+          ? connectOverSocket({ socket: input.socket, secureContext: context, ...(net.isIP(name) ? {} : { servername: name }) })
+          : connect({
+              ...(input.socket ? { socket: input.socket } : { host: input.address, port: input.port }),
+              ...(net.isIP(name) ? {} : { servername: name }),
+              secureContext: context,
+              rejectUnauthorized: false,
+              checkServerIdentity: () => undefined, // decided in verify(), in Go's order
+            });
     } catch (err) {
       finish({ kind: 'error', code: errorCode(err) ?? 'EINVAL' });
       return;
