@@ -249,7 +249,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
   } finally {
     if (httpStep && redials > 0) (httpStep.detail as HttpDetail).redials = redials;
     closeUnused(conns);
-    await dispatcher.destroy().catch(() => undefined);
+    await dispatcher.release();
   }
 }
 

@@ -8,9 +8,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
+import { until } from '../support/within.js';
 import { FakeRegistry, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type FakeRegistryOptions } from '../support/fake-registry.js';
 import { probeTarget } from '../../src/probe/chain.js';
 import { createProbeCaches } from '../../src/probe/probe-caches.js';
@@ -49,13 +51,20 @@ interface Counted {
   f: FakeRegistry;
   /** TCP connections accepted so far. */
   connections: () => number;
+  /** TCP connections open now. */
+  live: () => number;
 }
 
 async function registry(opts: FakeRegistryOptions): Promise<Counted> {
   const f = await FakeRegistry.start({ tls: { cert: leaf.cert, key: leaf.key }, ...opts });
   open.push(f);
   let connections = 0;
-  f.server.on('connection', () => connections++);
+  let live = 0;
+  f.server.on('connection', (socket: Socket) => {
+    connections++;
+    live++;
+    socket.once('close', () => live--);
+  });
   f.addRepo('pub/app', { public: true });
   f.putManifest(
     'pub/app',
@@ -63,7 +72,7 @@ async function registry(opts: FakeRegistryOptions): Promise<Counted> {
     DOCKER_MANIFEST,
     'v1',
   );
-  return { f, connections: () => connections };
+  return { f, connections: () => connections, live: () => live };
 }
 
 /** Connections and requests one probe costs at the registry. */
@@ -107,6 +116,31 @@ describe('one connection, one request', () => {
     const manifest = steady.r.steps.find((s) => s.stage === 'manifest');
     assert.ok(manifest?.detail && 'reused' in manifest.detail);
     assert.equal(manifest.detail.reused, true, 'the manifest step read the http step’s answer');
+  });
+
+  test('a healthy probe formats no error stack trace, and its connection is closed when it returns', async () => {
+    const c = await registry({ auth: 'none' });
+    const caches = createProbeCaches();
+    const probe = (): Promise<ProbeResult> => probeTarget(`127.0.0.1:${c.f.port}/pub/app:v1`, env(), { timeoutMs: 5000, caches });
+    assert.equal((await probe()).ok, true);
+    await until(() => c.live() === 0, 5000, 'the first probe’s connection to close');
+    // undici's destroy() closed the connection with an error, and Node formatted its stack: on every probe.
+    let formatted = 0;
+    const prior = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
+    Error.prepareStackTrace = (err: Error) => {
+      formatted++;
+      return String(err);
+    };
+    let r: ProbeResult;
+    try {
+      r = await probe();
+    } finally {
+      if (prior) Object.defineProperty(Error, 'prepareStackTrace', prior);
+      else delete (Error as { prepareStackTrace?: unknown }).prepareStackTrace;
+    }
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.equal(formatted, 0, 'no error stack formatted during a healthy probe');
+    await until(() => c.live() === 0, 5000, 'the probe’s connection to close');
   });
 
   test('plain anonymous registry: one connection, one HEAD, from the first probe on', async () => {
