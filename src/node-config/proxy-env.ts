@@ -286,7 +286,14 @@ export interface ProxySourceOptions {
  * An explicit pid is read as it is; when unreadable the probe runs without a
  * proxy and says so (guessing another source would hide the mistake).
  */
-export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}): { env: ProxyEnv | null; problems: string[] } {
+export interface LoadedProxyEnv {
+  env: ProxyEnv | null;
+  problems: string[];
+  /** 'runtime' mode found no containerd process in /proc (so this process's settings are used). */
+  containerdMissing?: true;
+}
+
+export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}): LoadedProxyEnv {
   if (mode === 'none') return { env: null, problems: [] };
   const own = (): ProxyEnv => proxyEnvFrom(o.env ?? process.env, 'this process');
   const procRoot = o.procRoot ?? '/proc';
@@ -308,6 +315,7 @@ export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}):
         `no containerd process visible in ${procRoot} (the agent needs hostPID): using this process's proxy settings`,
         ...proxyProblems(env),
       ],
+      containerdMissing: true,
     };
   }
   const r = readProcessProxyEnv(pid, procRoot, fs);

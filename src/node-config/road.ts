@@ -28,7 +28,7 @@ import {
 import type { CredentialProviders } from './credential-provider.js';
 import { loadCredentialProviders, type LoadedCredentialProviders } from './credential-provider-load.js';
 import type { CredentialSources } from './kubelet-credentials.js';
-import { loadProxyEnv, type ProcFs, type ProxyEnv, type ProxySourceMode } from './proxy-env.js';
+import { loadProxyEnv, type LoadedProxyEnv, type ProcFs, type ProxyEnv, type ProxySourceMode } from './proxy-env.js';
 import { FileCache, type CacheFs } from './file-cache.js';
 import { normaliseRoot } from './host-root.js';
 
@@ -87,6 +87,13 @@ export interface RoadCacheOptions {
    * scans /proc. Files changed in between are seen at the next build.
    */
   maxAgeMs?: number;
+  /**
+   * When no containerd process was found in /proc, /proc is searched again only after this long
+   * (default 60 s): a search reads two files per process of the node, and a node without a visible
+   * containerd (no hostPID, another runtime) stays that way. A containerd that starts later is
+   * found within this time.
+   */
+  noContainerdRecheckMs?: number;
 }
 
 /** Road built once per change of its files; the provider plugins outlive loads while their config is unchanged. */
@@ -96,6 +103,7 @@ export class RoadCache {
   #providers: { key: string; loaded: LoadedCredentialProviders } | null = null;
   #containerd: { file: string; text: string; config: ContainerdConfig } | null = null;
   #last: { key: string; at: number; road: Road } | null = null;
+  #noContainerd: { key: string; at: number; loaded: LoadedProxyEnv } | null = null;
 
   constructor(opts: RoadCacheOptions = {}) {
     this.#opts = opts;
@@ -107,7 +115,7 @@ export class RoadCache {
     const key = JSON.stringify(o);
     const last = this.#last;
     if (last?.key === key && now - last.at >= 0 && now - last.at < (this.#opts.maxAgeMs ?? 5000)) return last.road;
-    const road = this.#build(o);
+    const road = this.#build(o, now);
     this.#last = { key, at: now, road };
     return road;
   }
@@ -118,7 +126,7 @@ export class RoadCache {
     return this.#files.read(path);
   }
 
-  #build(o: RoadOptions): Road {
+  #build(o: RoadOptions, now: number): Road {
     const hostRoot = normaliseRoot(o.hostRoot);
     const problems: string[] = [];
 
@@ -165,13 +173,7 @@ export class RoadCache {
       problems.push(...this.#providers.loaded.problems);
     }
 
-    const proxied = loadProxyEnv(o.proxy ?? 'env', {
-      ...(o.proxyPid !== undefined ? { pid: o.proxyPid } : {}),
-      // With hostPID the container's /proc lists the node's processes: not under the host root.
-      ...(this.#opts.procRoot !== undefined ? { procRoot: this.#opts.procRoot } : {}),
-      ...(this.#opts.procFs ? { fs: this.#opts.procFs } : {}),
-      ...(this.#opts.env ? { env: this.#opts.env } : {}),
-    });
+    const proxied = this.#proxy(o, now);
     problems.push(...proxied.problems);
 
     const cfg = containerd;
@@ -188,6 +190,22 @@ export class RoadCache {
       problems,
       criDisabled: containerd?.criDisabled ?? null,
     };
+  }
+
+  /** The proxy settings; a search of /proc that found no containerd is not repeated for noContainerdRecheckMs. */
+  #proxy(o: RoadOptions, now: number): LoadedProxyEnv {
+    const key = JSON.stringify([o.proxy ?? 'env', o.proxyPid ?? null]);
+    const missed = this.#noContainerd;
+    if (missed?.key === key && now - missed.at >= 0 && now - missed.at < (this.#opts.noContainerdRecheckMs ?? 60_000)) return missed.loaded;
+    const loaded = loadProxyEnv(o.proxy ?? 'env', {
+      ...(o.proxyPid !== undefined ? { pid: o.proxyPid } : {}),
+      // With hostPID the container's /proc lists the node's processes: not under the host root.
+      ...(this.#opts.procRoot !== undefined ? { procRoot: this.#opts.procRoot } : {}),
+      ...(this.#opts.procFs ? { fs: this.#opts.procFs } : {}),
+      ...(this.#opts.env ? { env: this.#opts.env } : {}),
+    });
+    this.#noContainerd = loaded.containerdMissing ? { key, at: now, loaded } : null;
+    return loaded;
   }
 }
 

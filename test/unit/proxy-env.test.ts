@@ -21,6 +21,7 @@ import {
   type ProcFs,
 } from '../../src/node-config/proxy-env.js';
 import { parseNoProxy, useProxy } from '../../src/node-config/no-proxy.js';
+import { RoadCache } from '../../src/node-config/road.js';
 
 // Cases re-expressed from golang/net@29181b8c03a8e33d784696b8cf368d3d7b576a9e:http/httpproxy/proxy_test.go
 // (proxyForURLTests, UseProxyTests + noProxy, TestInvalidNoProxy, TestAllNoProxy, TestFromEnvironment*).
@@ -316,4 +317,33 @@ test('loadProxyEnv: runtime mode reads containerd, falls back to this process wi
   const badPid = loadProxyEnv('runtime', { pid: 8, procRoot: root, env: own });
   assert.equal(badPid.env, null);
   assert.equal(badPid.problems.length, 1);
+});
+
+test('the agent searches /proc again only once a minute while no containerd is visible; then finds one that started', () => {
+  const root = fakeProc({ '3': { comm: 'bash\n' }, '7': { comm: 'kubelet\n' } });
+  let scans = 0;
+  const counting: ProcFs = {
+    readFile: (p) => realProcFs.readFile(p),
+    readdir: (p) => {
+      scans++;
+      return realProcFs.readdir(p);
+    },
+  };
+  let now = 1_000_000;
+  const roads = new RoadCache({ procFs: counting, procRoot: root, env: {}, wallNow: () => now, maxAgeMs: 0 });
+  const load = () => roads.load({ proxy: 'runtime', containerdConfig: null, kubeletDockerConfig: false });
+  assert.match(load().problems.join('\n'), /no containerd process visible/);
+  now += 30_000;
+  assert.match(load().problems.join('\n'), /no containerd process visible/);
+  assert.equal(scans, 1, 'the second road, 30 s later, did not search /proc again');
+  mkdirSync(join(root, '12'));
+  writeFileSync(join(root, '12', 'comm'), 'containerd\n');
+  writeFileSync(join(root, '12', 'environ'), 'HTTPS_PROXY=http://proxy.lab.test:3128\0');
+  now += 30_000;
+  const found = load();
+  assert.equal(scans, 2, 'a minute after the search that found nothing');
+  assert.doesNotMatch(found.problems.join('\n'), /no containerd process visible/);
+  assert.equal(found.proxy?.httpsProxy, 'http://proxy.lab.test:3128');
+  load();
+  assert.equal(scans, 2, 'a containerd found is checked by its pid, not searched for');
 });
