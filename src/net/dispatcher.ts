@@ -91,6 +91,9 @@ export function pinnedLookup(pinned: Map<string, string[]>): LookupFunction {
 /** Response header limit, as Go's http.DefaultMaxHeaderBytes (1 MB) rounded up. */
 export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 
+/** What release() closes the agent with: one error for every probe, as nothing waits on it. */
+const RELEASED = Object.assign(new Error('the probe is over'), { code: 'PULLPROBE_RELEASED' });
+
 /** The Agent, adding each host's configured headers to the requests sent to it. */
 export class ProbeAgent extends Agent {
   readonly #hosts: ReadonlyMap<string, HostOptions> | undefined;
@@ -110,7 +113,8 @@ export class ProbeAgent extends Agent {
   async release(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
-    await this.destroy().catch(() => undefined);
+    // With no error given, undici makes one per client (a stack trace captured each time); no request is pending here.
+    await this.destroy(RELEASED).catch(() => undefined);
   }
 
   override dispatch(options: AgentTypes.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
