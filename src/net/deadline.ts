@@ -46,6 +46,33 @@ export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
   };
 }
 
+/**
+ * stageTimer for a stage that needs no AbortSignal, only a callback (TCP connect, TLS handshake):
+ * `onFire` runs once after `ms` or at the probe deadline, whichever is first (never inside this
+ * call: a probe already aborted fires it in a microtask; callers check ctx.signal first to skip
+ * the work). Cheaper: no AbortController, no signal of its own.
+ */
+export function stageDeadline(ctx: ProbeContext, ms: number, onFire: () => void): Omit<StageTimer, 'signal'> {
+  const wait = Math.max(0, Math.min(ms, remainingMs(ctx)));
+  let fired = false;
+  let disposed = false;
+  const fire = (): void => {
+    if (fired || disposed) return;
+    fired = true;
+    onFire();
+  };
+  const timers = ctx.timers ?? unrefTimers;
+  const timer = timers.setTimeout(fire, wait);
+  const dispose = (): void => {
+    disposed = true;
+    timers.clearTimeout(timer);
+    ctx.signal.removeEventListener('abort', fire);
+  };
+  if (ctx.signal.aborted) queueMicrotask(fire);
+  else ctx.signal.addEventListener('abort', fire, { once: true });
+  return { timedOut: () => fired, dispose };
+}
+
 export { DeadlineError };
 
 /** Resolve after ms, or reject when the signal aborts. */

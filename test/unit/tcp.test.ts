@@ -215,7 +215,7 @@ describe('tcpStage', { timeout: 20_000 }, () => {
   test('all addresses fail → reason from the first address in input order', async () => {
     const port = await closedPort();
     const nc = neverConnect();
-    const connect = (o: { host: string; port: number; signal: AbortSignal }): net.Socket =>
+    const connect = (o: { host: string; port: number }): net.Socket =>
       o.host === '127.0.0.1' ? net.connect({ host: o.host, port: o.port }) : nc.connect();
     const first = await tcpStage(
       makeCtx(),

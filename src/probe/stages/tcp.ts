@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { REASONS, type Reason } from '../../diagnosis/catalog.js';
-import { stageTimer } from '../../net/deadline.js';
+import { stageDeadline } from '../../net/deadline.js';
 import { errorCode, tcpReasonForCode } from '../../net/error-codes.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
 import type { TcpAddressResult, TcpDetail } from '../../model/step-detail.js';
@@ -24,7 +24,7 @@ export interface TcpInput {
   port: number;
 }
 
-export type TcpConnect = (o: { host: string; port: number; signal: AbortSignal }) => net.Socket;
+export type TcpConnect = (o: { host: string; port: number }) => net.Socket;
 
 export interface TcpOptions {
   /** Per-address connect timeout; capped by the time left in the probe. */
@@ -41,7 +41,7 @@ export type TcpOutcome = StageOutcome<TcpDetail> & { socket?: net.Socket };
 /** Code recorded when the per-address timeout or the probe deadline fires. */
 const TIMEOUT_CODE = 'ETIMEDOUT';
 
-const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.port, signal: o.signal });
+const defaultConnect: TcpConnect = (o) => net.connect({ host: o.host, port: o.port });
 
 export { joinHostPort };
 
@@ -90,14 +90,12 @@ function dialOne(
 ): Promise<Dialled> {
   return new Promise((resolve) => {
     const start = ctx.clock.now();
-    const timer = stageTimer(ctx, timeoutMs);
     let socket: net.Socket | undefined;
     let done = false;
     const finish = (ok: boolean, error?: string): void => {
       if (done) return;
       done = true;
-      timer.signal.removeEventListener('abort', onAbort);
-      timer.dispose();
+      deadline.dispose();
       const seconds = (ctx.clock.now() - start) / 1000;
       const result = error === undefined ? { address, ok, seconds } : { address, ok, error, seconds };
       if (socket) {
@@ -105,7 +103,6 @@ function dialOne(
         socket.removeListener('error', onError);
         socket.on('error', ignore); // a late error (after destroy, or while kept) must not crash the process
         if (ok && keep) {
-          // The socket was opened with the per-address timeout's signal: aborting it later must not close it.
           resolve({ result, socket });
           return;
         }
@@ -113,17 +110,16 @@ function dialOne(
       }
       resolve({ result });
     };
-    const onAbort = (): void => finish(false, TIMEOUT_CODE);
     const onConnect = (): void => finish(true);
-    const onError = (err: unknown): void => finish(false, timer.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
-
-    if (timer.signal.aborted) {
-      finish(false, TIMEOUT_CODE);
+    const onError = (err: unknown): void => finish(false, deadline.timedOut() ? TIMEOUT_CODE : (errorCode(err) ?? 'EUNKNOWN'));
+    // The timeout destroys the socket (finish): no signal is handed to net.connect.
+    const deadline = stageDeadline(ctx, timeoutMs, () => finish(false, TIMEOUT_CODE));
+    if (ctx.signal.aborted) {
+      finish(false, TIMEOUT_CODE); // the probe was over before the dial
       return;
     }
-    timer.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      socket = connect({ host: address, port, signal: timer.signal });
+      socket = connect({ host: address, port });
     } catch (err) {
       finish(false, errorCode(err) ?? 'EINVAL');
       return;

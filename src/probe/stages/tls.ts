@@ -16,7 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { REASONS, type Reason } from '../../diagnosis/catalog.js';
-import { stageTimer } from '../../net/deadline.js';
+import { stageDeadline } from '../../net/deadline.js';
 import { errorCode, tlsReasonForCode } from '../../net/error-codes.js';
 import { joinHostPort } from './tcp.js';
 import type { SecureContextCache } from '../../node-config/trust.js';
@@ -114,14 +114,12 @@ type HandshakeResult = Handshaken | { kind: 'timeout' } | { kind: 'error'; code:
 function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOptions): Promise<HandshakeResult> {
   const connect = opts.connect ?? tls.connect;
   return new Promise((resolve) => {
-    const timer = stageTimer(ctx, opts.handshakeTimeoutMs);
     let socket: tls.TLSSocket | undefined;
     let done = false;
     const finish = (r: HandshakeResult): void => {
       if (done) return;
       done = true;
-      timer.signal.removeEventListener('abort', onAbort);
-      timer.dispose();
+      deadline.dispose();
       if (socket) {
         socket.removeListener('secureConnect', onSecure);
         socket.removeListener('error', onError);
@@ -135,9 +133,8 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
       input.socket?.destroy();
       resolve(r);
     };
-    const onAbort = (): void => finish({ kind: 'timeout' });
     const onError = (err: unknown): void =>
-      finish(timer.timedOut() ? { kind: 'timeout' } : { kind: 'error', code: errorCode(err) ?? 'EUNKNOWN' });
+      finish(deadline.timedOut() ? { kind: 'timeout' } : { kind: 'error', code: errorCode(err) ?? 'EUNKNOWN' });
     const onSecure = (): void => {
       if (!socket) return;
       try {
@@ -154,11 +151,11 @@ function handshake(ctx: ProbeContext, input: TlsInput, name: string, opts: TlsOp
       }
     };
 
-    if (timer.signal.aborted) {
-      finish({ kind: 'timeout' });
+    const deadline = stageDeadline(ctx, opts.handshakeTimeoutMs, () => finish({ kind: 'timeout' }));
+    if (ctx.signal.aborted) {
+      finish({ kind: 'timeout' }); // the probe was over before the handshake (finish closes the socket)
       return;
     }
-    timer.signal.addEventListener('abort', onAbort, { once: true });
     let context: tls.SecureContext | undefined;
     try {
       context = secureContextFor(opts.secureContexts, opts.ca, opts.clientCert);
