@@ -1,12 +1,17 @@
 /**
- * One DNS question to one nameserver, on the wire (dns-packet): UDP on a
- * connected socket (so ICMP port-unreachable surfaces as ECONNREFUSED),
- * random id, replies checked against id and question (mismatches ignored),
- * and a TCP retry (2-byte length prefix) when the reply is truncated.
- * Never throws: every outcome is classified in the result. Every socket
- * error path (a failed connect — ENETUNREACH for an unroutable IPv6
- * nameserver —, a failed or throwing send, a TCP reset or close) settles the
- * query, and every wait on a socket event is bounded by the query's budget.
+ * DNS questions for one name to one nameserver, on the wire (dns-packet):
+ * every asked type (A, AAAA) goes out on ONE connected UDP socket, as
+ * glibc's resolver sends them (a socket per type doubled the sockets, and
+ * their CPU, of every probe), and the socket is closed once no type waits
+ * on it. Connected, so ICMP port-unreachable surfaces as ECONNREFUSED. Each
+ * question has its own random id; a reply counts only for the question whose
+ * id and question it carries (mismatches ignored). A truncated reply is
+ * retried over TCP (2-byte length prefix) for that type alone.
+ * Never throws: every outcome is classified per type. Every socket error path
+ * (a failed connect — ENETUNREACH for an unroutable IPv6 nameserver —, a
+ * failed or throwing send, a socket error or close) settles every type still
+ * waiting on that socket (a TCP retry's, that type alone), and every wait on
+ * a socket event is bounded by one budget for the whole exchange.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -132,23 +137,54 @@ function dnsPacket(): Promise<DnsPacket> {
   ));
 }
 
+export type DnsQueryTypesOptions<T extends readonly DnsQueryType[] = readonly DnsQueryType[]> = Omit<DnsQueryOptions, 'type'> & {
+  types: T;
+};
+
+/** One type's question: what goes on the wire and what its reply must carry. */
+interface Question {
+  type: DnsQueryType;
+  id: number;
+  query: Buffer;
+}
+
+/** One type at one nameserver (queryDnsTypes with that type alone). */
 export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
+  const { type, ...rest } = opts;
+  const [result] = await queryDnsTypes({ ...rest, types: [type] });
+  return result;
+}
+
+/**
+ * Every type of `opts.types` for one name at one nameserver, sharing one UDP
+ * socket and one budget; one result per type, in the order asked, each with
+ * the seconds until its own answer.
+ */
+export async function queryDnsTypes<const T extends readonly DnsQueryType[]>(
+  opts: DnsQueryTypesOptions<T>,
+): Promise<{ -readonly [K in keyof T]: DnsQueryResult }> {
   const packet = await dnsPacket(); // before the clock starts: loading it is not DNS time
   const clock = opts.clock ?? realClock;
   const transport = opts.transport ?? realTransport;
   const started = clock.now();
+  const seconds = (): number => (clock.now() - started) / 1000;
   const qname = normName(opts.name);
-  const id = randomInt(0, 0x10000);
-  let query: Buffer;
+  let questions: Question[];
   try {
-    query = packet.encode({
-      type: 'query',
-      id,
-      flags: packet.RECURSION_DESIRED,
-      questions: [{ type: opts.type, name: qname, class: 'IN' }],
+    questions = opts.types.map((type) => {
+      const id = randomInt(0, 0x10000);
+      const query = packet.encode({
+        type: 'query',
+        id,
+        flags: packet.RECURSION_DESIRED,
+        questions: [{ type, name: qname, class: 'IN' }],
+      });
+      return { type, id, query };
     });
   } catch (err) {
-    return { rcode: null, answers: [], truncated: false, transport: 'udp', ...classify(err), seconds: (clock.now() - started) / 1000 };
+    // Whether the question encodes depends on the name, not on the type: every type fails alike.
+    const failed: DnsQueryResult = { rcode: null, answers: [], truncated: false, transport: 'udp', ...classify(err), seconds: seconds() };
+    return opts.types.map(() => ({ ...failed })) as { -readonly [K in keyof T]: DnsQueryResult };
   }
   const budget = new AbortController();
   const timers = opts.timers ?? realTimers;
@@ -157,31 +193,37 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
   if (opts.signal?.aborted) budget.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const udp = await udpExchange(packet, transport, opts, query, id, qname, budget.signal);
-    const seconds = (): number => (clock.now() - started) / 1000;
-    if (udp.kind === 'error') return { rcode: null, answers: [], truncated: false, transport: 'udp', ...udp.err, seconds: seconds() };
-    if (udp.kind === 'timeout')
-      return { rcode: null, answers: [], truncated: false, transport: 'udp', error: 'timeout', seconds: seconds() };
-    if (!udp.reply.flag_tc) {
-      return {
-        rcode: rcodeOf(udp.reply),
-        answers: addressesFromAnswer(udp.reply, qname, opts.type),
-        truncated: false,
-        transport: 'udp',
-        seconds: seconds(),
-      };
-    }
-    const tcp = await tcpExchange(packet, transport, opts, query, id, qname, budget.signal);
-    if (tcp.kind === 'error') return { rcode: null, answers: [], truncated: true, transport: 'tcp', ...tcp.err, seconds: seconds() };
-    if (tcp.kind === 'timeout')
-      return { rcode: null, answers: [], truncated: true, transport: 'tcp', error: 'timeout', seconds: seconds() };
-    return {
-      rcode: rcodeOf(tcp.reply),
-      answers: addressesFromAnswer(tcp.reply, qname, opts.type),
-      truncated: true,
-      transport: 'tcp',
-      seconds: seconds(),
-    };
+    const udp = udpExchange(packet, transport, opts, questions, qname, budget.signal);
+    const results = await Promise.all(
+      udp.map(async ([q, pending]): Promise<DnsQueryResult> => {
+        const reply = await pending;
+        if (reply.kind === 'error')
+          return { rcode: null, answers: [], truncated: false, transport: 'udp', ...reply.err, seconds: seconds() };
+        if (reply.kind === 'timeout')
+          return { rcode: null, answers: [], truncated: false, transport: 'udp', error: 'timeout', seconds: seconds() };
+        if (!reply.reply.flag_tc) {
+          return {
+            rcode: rcodeOf(reply.reply),
+            answers: addressesFromAnswer(reply.reply, qname, q.type),
+            truncated: false,
+            transport: 'udp',
+            seconds: seconds(),
+          };
+        }
+        const tcp = await tcpExchange(packet, transport, opts, q, qname, budget.signal);
+        if (tcp.kind === 'error') return { rcode: null, answers: [], truncated: true, transport: 'tcp', ...tcp.err, seconds: seconds() };
+        if (tcp.kind === 'timeout')
+          return { rcode: null, answers: [], truncated: true, transport: 'tcp', error: 'timeout', seconds: seconds() };
+        return {
+          rcode: rcodeOf(tcp.reply),
+          answers: addressesFromAnswer(tcp.reply, qname, q.type),
+          truncated: true,
+          transport: 'tcp',
+          seconds: seconds(),
+        };
+      }),
+    );
+    return results as { -readonly [K in keyof T]: DnsQueryResult };
   } finally {
     timers.clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
@@ -191,79 +233,103 @@ export async function queryDns(opts: DnsQueryOptions): Promise<DnsQueryResult> {
 type Exchange =
   { kind: 'reply'; reply: DecodedPacket } | { kind: 'timeout' } | { kind: 'error'; err: { error: DnsQueryError; errorCode?: string } };
 
+/**
+ * Every question on one connected UDP socket: each question's exchange
+ * settles on its own reply, or with all the others still open on a failed
+ * connect or send, a socket error, a close, or the end of the budget. The
+ * socket is closed as soon as no question is left open.
+ */
 function udpExchange(
   packet: DnsPacket,
   transport: DnsTransport,
-  opts: DnsQueryOptions,
-  query: Buffer,
-  id: number,
+  opts: { server: string; port: number },
+  questions: Question[],
   qname: string,
   signal: AbortSignal,
-): Promise<Exchange> {
-  return new Promise((resolve) => {
-    let done = false;
-    let socket: DnsUdpSocket | undefined;
-    const finish = (r: Exchange): void => {
-      if (done) return;
-      done = true;
+): Array<[Question, Promise<Exchange>]> {
+  const open = new Map<Question, (r: Exchange) => void>();
+  const exchanges = questions.map((q): [Question, Promise<Exchange>] => [q, new Promise((resolve) => open.set(q, resolve))]);
+  let socket: DnsUdpSocket | undefined;
+  const settle = (q: Question, r: Exchange): void => {
+    const resolve = open.get(q);
+    if (resolve === undefined) return;
+    open.delete(q);
+    if (open.size === 0) {
       signal.removeEventListener('abort', onAbort);
       try {
         socket?.close();
       } catch {
         /* already closed */
       }
-      resolve(r);
-    };
-    const fail = (err: unknown): void => finish({ kind: 'error', err: classify(err) });
-    const onAbort = (): void => finish({ kind: 'timeout' });
-    if (signal.aborted) {
-      finish({ kind: 'timeout' });
-      return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const host = opts.server.split('%')[0] ?? opts.server;
-      const s = transport.createUdpSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-      socket = s;
-      s.on('error', fail);
-      s.on('close', () => finish({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } }));
-      s.on('message', (msg) => {
-        let reply: DecodedPacket;
-        try {
-          reply = packet.decode(msg);
-        } catch {
+    resolve(r);
+  };
+  const settleAll = (r: Exchange): void => {
+    for (const q of [...open.keys()]) settle(q, r);
+  };
+  const fail = (err: unknown): void => settleAll({ kind: 'error', err: classify(err) });
+  const onAbort = (): void => settleAll({ kind: 'timeout' });
+  // No type asked: no socket to open (nothing would ever close it).
+  if (open.size === 0) return exchanges;
+  if (signal.aborted) {
+    onAbort();
+    return exchanges;
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const host = opts.server.split('%')[0] ?? opts.server;
+    const s = transport.createUdpSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    socket = s;
+    s.on('error', fail);
+    s.on('close', () => settleAll({ kind: 'error', err: { error: 'network', errorCode: 'ECONNRESET' } }));
+    s.on('message', (msg) => {
+      let reply: DecodedPacket;
+      try {
+        reply = packet.decode(msg);
+      } catch {
+        return;
+      }
+      for (const q of open.keys()) {
+        if (matches(reply, q.id, qname, q.type)) {
+          settle(q, { kind: 'reply', reply });
           return;
         }
-        if (matches(reply, id, qname, opts.type)) finish({ kind: 'reply', reply });
-      });
-      // dgram hands a failed connect (ENETUNREACH, EADDRNOTAVAIL, …) to this
-      // callback, not to 'error': sending anyway would throw ERR_SOCKET_BAD_PORT.
-      s.connect(opts.port, opts.server, (err) => {
-        if (done) return;
-        if (err) {
-          fail(err);
-          return;
-        }
+      }
+    });
+    // dgram hands a failed connect (ENETUNREACH, EADDRNOTAVAIL, …) to this
+    // callback, not to 'error': sending anyway would throw ERR_SOCKET_BAD_PORT.
+    s.connect(opts.port, opts.server, (err) => {
+      if (open.size === 0) return;
+      if (err) {
+        fail(err);
+        return;
+      }
+      // A failed send fails every question still open, not just its own: on
+      // a connected socket it reports the socket's pending error, e.g. the
+      // ICMP port-unreachable that the previous question drew (ECONNREFUSED
+      // is then consumed, and no 'error' would ever reach the others).
+      for (const q of questions) {
+        if (open.size === 0) break; // a send threw: the socket is closed
         try {
-          s.send(query, (sendErr) => {
+          s.send(q.query, (sendErr) => {
             if (sendErr) fail(sendErr);
           });
         } catch (sendErr) {
           fail(sendErr);
         }
-      });
-    } catch (err) {
-      fail(err);
-    }
-  });
+      }
+    });
+  } catch (err) {
+    fail(err);
+  }
+  return exchanges;
 }
 
 function tcpExchange(
   packet: DnsPacket,
   transport: DnsTransport,
-  opts: DnsQueryOptions,
-  query: Buffer,
-  id: number,
+  opts: { server: string; port: number },
+  question: Question,
   qname: string,
   signal: AbortSignal,
 ): Promise<Exchange> {
@@ -296,9 +362,9 @@ function tcpExchange(
       s.on('error', fail);
       s.on('connect', () => {
         const len = Buffer.alloc(2);
-        len.writeUInt16BE(query.length);
+        len.writeUInt16BE(question.query.length);
         try {
-          s.write(Buffer.concat([len, query]));
+          s.write(Buffer.concat([len, question.query]));
         } catch (err) {
           fail(err);
         }
@@ -316,7 +382,7 @@ function tcpExchange(
           } catch {
             continue;
           }
-          if (matches(reply, id, qname, opts.type)) {
+          if (matches(reply, question.id, qname, question.type)) {
             finish({ kind: 'reply', reply });
             return;
           }

@@ -13,7 +13,7 @@
 import { isIP } from 'node:net';
 import { reasonInfo, type Reason } from '../../diagnosis/catalog.js';
 import { remainingMs, stageTimer } from '../../net/deadline.js';
-import { queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } from '../../net/dns-query.js';
+import { queryDnsTypes, type queryDns, type DnsQueryResult, type DnsQueryType, type DnsTransport } from '../../net/dns-query.js';
 import { lookupHosts, type HostsTable } from '../../node-config/hosts-file.js';
 import { usedNameservers, type Nameserver, type ResolvConf } from '../../node-config/resolv-conf.js';
 import type { ProbeContext, StageFn, StageOutcome } from '../../model/types.js';
@@ -30,6 +30,7 @@ export interface DnsOptions {
   hosts?: HostsTable;
   /** Overrides every nameserver's port (tests run servers on a random port). */
   port?: number;
+  /** Asks one type at a time instead of queryDnsTypes' one socket for every family (tests script replies). */
   query?: typeof queryDns;
   transport?: DnsTransport;
   families?: DnsQueryType[];
@@ -92,7 +93,7 @@ async function askServer(
   attempts: Attempt[],
   round: Round,
 ): Promise<ServerRun> {
-  const query = opts.query ?? queryDns;
+  const query = opts.query;
   const families = opts.families ?? ['A', 'AAAA'];
   const timeoutMs = Math.max(1, conf.timeoutSeconds) * 1000;
   const started = ctx.clock.now();
@@ -105,21 +106,21 @@ async function askServer(
     const timer = stageTimer(ctx, timeoutMs);
     let results: DnsQueryResult[];
     try {
-      results = await Promise.all(
-        families.map((type) =>
-          query({
-            server: ns.address,
-            port,
-            name,
-            type,
-            timeoutMs,
-            clock: ctx.clock,
-            timers: ctx.timers,
-            signal: i > 0 ? AbortSignal.any([timer.signal, round.stop]) : timer.signal,
-            ...(opts.transport ? { transport: opts.transport } : {}),
-          }),
-        ),
-      );
+      const ask = {
+        server: ns.address,
+        port,
+        name,
+        timeoutMs,
+        clock: ctx.clock,
+        timers: ctx.timers,
+        signal: i > 0 ? AbortSignal.any([timer.signal, round.stop]) : timer.signal,
+        ...(opts.transport ? { transport: opts.transport } : {}),
+      };
+      // Every family on one socket per nameserver, as glibc asks A and AAAA.
+      results =
+        query === undefined
+          ? await queryDnsTypes({ ...ask, types: families })
+          : await Promise.all(families.map((type) => query({ ...ask, type })));
     } finally {
       timer.dispose();
     }
