@@ -16,7 +16,7 @@
  *       on drop-443 and token-hang, credential-provider exec cost with and without cache
  *   then the issue-10 summary table (figures next to their goals).
  *
- *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 15] [--heap-snapshots] [--no-runtime] [--no-shipped-node]
+ *   node --import tsx bench/run.ts [--only probe|agent|peer] [--n 20] [--agent-seconds 30] [--peer-seconds 30] [--peer-warmup 150] [--heap-snapshots] [--no-runtime] [--no-shipped-node]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,6 +34,8 @@ interface Args {
   n: number;
   agentSeconds: number;
   peerSeconds: number;
+  /** Seconds after ready before the peer bench's steady window. */
+  peerWarmup: number;
   heapSnapshots: boolean;
   /** null: on for a whole run, off with --only. */
   runtime: boolean | null;
@@ -48,7 +50,8 @@ function parseArgs(argv: string[]): Args {
     only: null,
     n: 20,
     agentSeconds: 30,
-    peerSeconds: 15,
+    peerSeconds: 30,
+    peerWarmup: 150,
     heapSnapshots: false,
     runtime: null,
     shippedNode: true,
@@ -66,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     }
     if (k === '--only' && (v === 'probe' || v === 'agent' || v === 'peer')) a.only = v;
     else if (k === '--peer-seconds') a.peerSeconds = Math.max(5, Number(v));
+    else if (k === '--peer-warmup') a.peerWarmup = Math.max(0, Number(v));
     else if (k === '--n') a.n = Math.max(2, Number(v));
     else if (k === '--agent-seconds') a.agentSeconds = Math.max(3, Number(v));
     else if (k === '--burst') a.burst = Math.max(1, Number(v));
@@ -112,7 +116,7 @@ async function main(): Promise<number> {
     if (args.only === null || args.only === 'peer') {
       try {
         const shipped = args.shippedNode ? shippedNode() : undefined;
-        const peer = await peerBench(lab, { seconds: args.peerSeconds, ...(shipped ? { shipped } : {}) });
+        const peer = await peerBench(lab, { seconds: args.peerSeconds, warmupSeconds: args.peerWarmup, ...(shipped ? { shipped } : {}) });
         peerFigures = peer.figures;
         console.log(peer.text);
       } catch (err) {

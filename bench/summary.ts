@@ -24,8 +24,14 @@ export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
   const rows: string[][] = [
     [
       'daemon CPU per fresh probe',
-      onRuntimes(peer, (a) => `${ms(a.cpuPerProbe)} ms${ratio(a.cpuPerProbe, peer.blackboxCpuPerProbe)}`) ?? '—',
-      bb ? `blackbox_exporter HEAD ${ms(peer.blackboxCpuPerProbe)} ms` : 'blackbox_exporter not installed',
+      onRuntimes(
+        peer,
+        (a) =>
+          `${ms(a.cpuPerProbe)} ms${ratio(a.cpuPerProbe, peer.blackboxCpuPerProbe)} steady (first window ${ms(a.cpuPerProbeFirst)} ms)`,
+      ) ?? '—',
+      bb
+        ? `blackbox_exporter HEAD ${ms(peer.blackboxCpuPerProbe)} ms steady (first window ${ms(peer.blackboxCpuPerProbeFirst)} ms)`
+        : 'blackbox_exporter not installed',
       '≤ 1.5× blackbox',
     ],
     [
