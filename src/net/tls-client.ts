@@ -40,9 +40,9 @@ export interface ClientTlsOptions {
   servername?: string;
 }
 
-/** The handshake over `o.socket`, without tls.connect's identity check (see the header). */
-export function connectOverSocket(o: ClientTlsOptions): tls.TLSSocket {
-  if (!HAS_INTERNALS) {
+/** The handshake over `o.socket`, without tls.connect's identity check (see the header). `internals`: for tests of the fallback. */
+export function connectOverSocket(o: ClientTlsOptions, internals = HAS_INTERNALS): tls.TLSSocket {
+  if (!internals) {
     return tls.connect({
       socket: o.socket,
       secureContext: o.secureContext,
@@ -57,14 +57,14 @@ export function connectOverSocket(o: ClientTlsOptions): tls.TLSSocket {
     requestCert: true,
     rejectUnauthorized: false,
   });
-  const internals = socket as tls.TLSSocket & ClientInternals;
-  internals._releaseControl?.();
-  if (o.servername !== undefined) internals.setServername?.(o.servername);
+  const own = socket as tls.TLSSocket & ClientInternals;
+  own._releaseControl?.();
+  if (o.servername !== undefined) own.setServername?.(o.servername);
   let secured = false;
   socket.once('secure', () => {
     secured = true;
     socket.removeListener('end', onEndEarly);
-    const err = internals._handle?.verifyError?.();
+    const err = own._handle?.verifyError?.();
     socket.authorized = !err;
     // A string, as tls.connect sets it (@types/node says Error).
     if (err) (socket as { authorizationError: unknown }).authorizationError = (typeof err.code === 'string' && err.code) || err.message;
@@ -77,6 +77,6 @@ export function connectOverSocket(o: ClientTlsOptions): tls.TLSSocket {
     );
   };
   socket.prependListener('end', onEndEarly);
-  internals._start?.();
+  own._start?.();
   return socket;
 }

@@ -237,6 +237,21 @@ function fakeProc(entries: Record<string, { comm?: string; cmdline?: string }>):
   return root;
 }
 
+/** The real /proc reader, counting directory scans. */
+function countingProcFs(): { fs: ProcFs; scans: () => number } {
+  let scans = 0;
+  return {
+    fs: {
+      readFile: (p) => realProcFs.readFile(p),
+      readdir: (p) => {
+        scans++;
+        return realProcFs.readdir(p);
+      },
+    },
+    scans: () => scans,
+  };
+}
+
 test('findContainerdPid: the lowest pid named exactly containerd (comm, else argv[0]); shims and other names are not', () => {
   const root = fakeProc({
     '1': { comm: 'systemd\n' },
@@ -259,22 +274,15 @@ test('findContainerdPid: the lowest pid named exactly containerd (comm, else arg
 
 test('findContainerdPid checks the pid it found last before scanning again; a restarted containerd is found anew', () => {
   const root = fakeProc({ '3': { comm: 'bash\n' }, '12': { comm: 'containerd\n' } });
-  let scans = 0;
-  const counting: ProcFs = {
-    readFile: (p) => realProcFs.readFile(p),
-    readdir: (p) => {
-      scans++;
-      return realProcFs.readdir(p);
-    },
-  };
+  const { fs: counting, scans } = countingProcFs();
   assert.equal(findContainerdPid(root, counting), 12);
   assert.equal(findContainerdPid(root, counting), 12);
-  assert.equal(scans, 1, 'the second call read /proc/12/comm only');
+  assert.equal(scans(), 1, 'the second call read /proc/12/comm only');
   rmSync(join(root, '12'), { recursive: true });
   mkdirSync(join(root, '40'));
   writeFileSync(join(root, '40', 'comm'), 'containerd\n');
   assert.equal(findContainerdPid(root, counting), 40);
-  assert.equal(scans, 2);
+  assert.equal(scans(), 2);
   rmSync(join(root, '40'), { recursive: true });
   assert.equal(findContainerdPid(root, counting), null);
 });
@@ -321,29 +329,22 @@ test('loadProxyEnv: runtime mode reads containerd, falls back to this process wi
 
 test('the agent searches /proc again only once a minute while no containerd is visible; then finds one that started', () => {
   const root = fakeProc({ '3': { comm: 'bash\n' }, '7': { comm: 'kubelet\n' } });
-  let scans = 0;
-  const counting: ProcFs = {
-    readFile: (p) => realProcFs.readFile(p),
-    readdir: (p) => {
-      scans++;
-      return realProcFs.readdir(p);
-    },
-  };
+  const { fs: counting, scans } = countingProcFs();
   let now = 1_000_000;
   const roads = new RoadCache({ procFs: counting, procRoot: root, env: {}, wallNow: () => now, maxAgeMs: 0 });
   const load = () => roads.load({ proxy: 'runtime', containerdConfig: null, kubeletDockerConfig: false });
   assert.match(load().problems.join('\n'), /no containerd process visible/);
   now += 30_000;
   assert.match(load().problems.join('\n'), /no containerd process visible/);
-  assert.equal(scans, 1, 'the second road, 30 s later, did not search /proc again');
+  assert.equal(scans(), 1, 'the second road, 30 s later, did not search /proc again');
   mkdirSync(join(root, '12'));
   writeFileSync(join(root, '12', 'comm'), 'containerd\n');
   writeFileSync(join(root, '12', 'environ'), 'HTTPS_PROXY=http://proxy.lab.test:3128\0');
   now += 30_000;
   const found = load();
-  assert.equal(scans, 2, 'a minute after the search that found nothing');
+  assert.equal(scans(), 2, 'a minute after the search that found nothing');
   assert.doesNotMatch(found.problems.join('\n'), /no containerd process visible/);
   assert.equal(found.proxy?.httpsProxy, 'http://proxy.lab.test:3128');
   load();
-  assert.equal(scans, 2, 'a containerd found is checked by its pid, not searched for');
+  assert.equal(scans(), 2, 'a containerd found is checked by its pid, not searched for');
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, mock, test } from 'node:test';
 import { parseSubjectAltName, tlsStage, type TlsInput } from '../../src/probe/stages/tls.js';
+import { connectOverSocket } from '../../src/net/tls-client.js';
 import { loadTrust, pemCertificates, SecureContextCache, TrustError } from '../../src/node-config/trust.js';
 import { realClock, silentLog, type ProbeContext } from '../../src/model/types.js';
 import { createCA, opensslDate, type CertPair, type TestCA } from '../support/certs.js';
@@ -370,6 +372,47 @@ describe("tlsStage over the TCP stage's socket: the peer's chain", { timeout: 30
       await srv.close();
     }
   });
+});
+
+describe('connectOverSocket: the same socket with or without TLSSocket internals (fallback: tls.connect)', { timeout: 30_000 }, () => {
+  let ca: TestCA;
+  let otherCA: TestCA;
+  before(() => {
+    ca = createCA();
+    otherCA = createCA('some other CA');
+  });
+  after(() => {
+    ca.cleanup();
+    otherCA.cleanup();
+  });
+
+  for (const internals of [true, false]) {
+    test(`internals ${String(internals)}: secureConnect, SNI, authorized or the verification code`, async () => {
+      const context = tls.createSecureContext({ ca: loadTrust([ca.certPath]).ca });
+      for (const [pair, authorized] of [
+        [ca.issue('good', { sans: [HOST] }), true],
+        [otherCA.issue('untrusted', { sans: [HOST] }), false],
+      ] as const) {
+        const srv = await tlsServer(pair);
+        const spy = mock.method(tls.TLSSocket.prototype, 'getPeerCertificate');
+        try {
+          const socket = connectOverSocket({ socket: await dial(srv.port), secureContext: context, servername: HOST }, internals);
+          await within(once(socket, 'secureConnect'), 5000, 'the handshake');
+          assert.equal(socket.authorized, authorized);
+          if (authorized) assert.ok(!socket.authorizationError);
+          else assert.match(String(socket.authorizationError), /^[A-Z_]+$/, 'the verification code, a string');
+          assert.deepEqual(srv.sni, [HOST]);
+          // tls.connect reads the chain in detail for its identity check (after a verified chain); the direct socket never does.
+          const detailed = spy.mock.calls.filter((c) => c.arguments[0] === true).length;
+          assert.equal(detailed > 0, !internals && authorized);
+          socket.destroy();
+        } finally {
+          spy.mock.restore();
+          await srv.close();
+        }
+      }
+    });
+  }
 });
 
 describe('parseSubjectAltName', () => {
