@@ -25,25 +25,10 @@ export interface StageTimer {
  */
 export function stageTimer(ctx: ProbeContext, ms: number): StageTimer {
   const controller = new AbortController();
-  const wait = Math.max(0, Math.min(ms, remainingMs(ctx)));
-  let fired = false;
-  const fire = (): void => {
-    fired = true;
-    controller.abort(new DeadlineError());
-  };
-  const timers = ctx.timers ?? unrefTimers;
-  const timer = timers.setTimeout(fire, wait);
-  const onParent = (): void => fire();
-  if (ctx.signal.aborted) fire();
-  else ctx.signal.addEventListener('abort', onParent, { once: true });
-  return {
-    signal: controller.signal,
-    timedOut: () => fired,
-    dispose() {
-      timers.clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onParent);
-    },
-  };
+  const deadline = stageDeadline(ctx, ms, () => controller.abort(new DeadlineError()));
+  // At once, not in stageDeadline's microtask: callers look at signal.aborted right away.
+  if (ctx.signal.aborted) controller.abort(new DeadlineError());
+  return { signal: controller.signal, timedOut: () => controller.signal.aborted, dispose: deadline.dispose };
 }
 
 /**

@@ -60,9 +60,7 @@ export function connectOverSocket(o: ClientTlsOptions, internals = HAS_INTERNALS
   const own = socket as tls.TLSSocket & ClientInternals;
   own._releaseControl?.();
   if (o.servername !== undefined) own.setServername?.(o.servername);
-  let secured = false;
   socket.once('secure', () => {
-    secured = true;
     socket.removeListener('end', onEndEarly);
     const err = own._handle?.verifyError?.();
     socket.authorized = !err;
@@ -71,7 +69,6 @@ export function connectOverSocket(o: ClientTlsOptions, internals = HAS_INTERNALS
     socket.emit('secureConnect');
   });
   const onEndEarly = (): void => {
-    if (secured) return;
     socket.destroy(
       Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }),
     );

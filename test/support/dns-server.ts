@@ -79,6 +79,27 @@ function reply(q: DecodedPacket, opts: DnsServerOptions, transport: 'udp' | 'tcp
   return packet.encode({ ...base, flags: flags | (known ? RCODE.NOERROR : RCODE.NXDOMAIN), answers });
 }
 
+/**
+ * DNS over TCP on a server's connection (RFC 1035 4.2.2: each message behind a 2-byte length):
+ * `onMessage` gets every whole message and a `send` that frames the reply the same way.
+ */
+export function onTcpDnsMessages(socket: net.Socket, onMessage: (msg: Buffer, send: (reply: Buffer) => void) => void): void {
+  const send = (reply: Buffer): void => {
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(reply.length);
+    socket.write(Buffer.concat([len, reply]));
+  };
+  let buf = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+      buf = buf.subarray(2 + msg.length);
+      onMessage(msg, send);
+    }
+  });
+}
+
 export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsServer> {
   const address = opts.address ?? '127.0.0.1';
   const queries: SeenQuery[] = [];
@@ -113,26 +134,16 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const len = buf.readUInt16BE(0);
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        let q: DecodedPacket;
-        try {
-          q = packet.decode(msg);
-        } catch {
-          continue;
-        }
-        record(q, 'tcp');
-        const out = reply(q, opts, 'tcp');
-        if (!out) continue;
-        const prefix = Buffer.alloc(2);
-        prefix.writeUInt16BE(out.length);
-        socket.write(Buffer.concat([prefix, out]));
+    onTcpDnsMessages(socket, (msg, send) => {
+      let q: DecodedPacket;
+      try {
+        q = packet.decode(msg);
+      } catch {
+        return;
       }
+      record(q, 'tcp');
+      const out = reply(q, opts, 'tcp');
+      if (out) send(out);
     });
   });
   try {

@@ -16,6 +16,7 @@ import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
 import { silentLog, type ProbeContext } from '../../src/model/types.js';
 import { FakeTime, track } from '../support/fake-time.js';
 import { until, within } from '../support/within.js';
+import { onTcpDnsMessages } from '../support/dns-server.js';
 
 const REG = 'registry.lab.test';
 const A = ['10.1.2.3', '10.1.2.4'];
@@ -78,19 +79,7 @@ async function startServer(onQuery: (q: Incoming) => void): Promise<Server> {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => {});
-      let buf = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        buf = Buffer.concat([buf, chunk]);
-        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-          const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-          buf = buf.subarray(2 + msg.length);
-          receive(msg, 'tcp', socket.remotePort ?? 0, (reply) => {
-            const len = Buffer.alloc(2);
-            len.writeUInt16BE(reply.length);
-            socket.write(Buffer.concat([len, reply]));
-          });
-        }
-      });
+      onTcpDnsMessages(socket, (msg, send) => receive(msg, 'tcp', socket.remotePort ?? 0, send));
     });
     const listened = await within(
       new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
