@@ -4,6 +4,9 @@
  * 2 usage or configuration error (message on stderr, nothing on stdout).
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { stdoutIsTTY, type Io } from './commands/io.js';
@@ -17,15 +20,49 @@ export function packageVersion(read: (url: URL) => string = (url) => readFileSyn
 }
 
 /**
- * A one-shot run compiles undici's HTTP parser (WebAssembly) with V8's
- * baseline compiler only: the optimising tier would compile it again on
- * background threads, and the process waits for that before it exits (~0.15 s
- * of a probe's wall time on Node 20, issue 10). Node 24 ignores the flag set
- * at run time (given on its command line, `node --liftoff-only`, it saves as
- * much there). The agent keeps the default.
+ * A one-shot run keeps undici's HTTP parser (WebAssembly) on V8's baseline
+ * compiler: with the default tiering budget, the parser's hot functions are
+ * compiled again by the optimising tier on background threads, and
+ * `process.exit` waits for that compile (~0.1 s of a probe's wall time on
+ * Node 24, ~0.2 s on Node 20; issue 10). An unreachable budget stops the
+ * tier-up on both. `--liftoff-only` would too, but Node 24 ignores it when it
+ * is set at run time. The agent keeps the default: it runs long enough for
+ * the optimised parser to pay off.
  */
 function oneShotCompiler(): void {
-  setFlagsFromString('--liftoff-only');
+  setFlagsFromString('--wasm-tiering-budget=2000000000');
+  startCompileCache(nodeModule, process.env, homedir);
+}
+
+/**
+ * Where a one-shot run keeps V8's compiled code for the next run: the user's
+ * own cache directory (XDG_CACHE_HOME, else ~/.cache), never a shared /tmp
+ * that another user of the node could write to. Undefined when neither is
+ * known.
+ */
+export function compileCacheDir(env: NodeJS.ProcessEnv, home: string): string | undefined {
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, 'pullprobe');
+  return isAbsolute(home) ? join(home, '.cache', 'pullprobe') : undefined;
+}
+
+type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown };
+
+/**
+ * Node 22.1 and later reuse the code V8 compiled for the bundle on an
+ * earlier run (~20 ms of a probe's start-up on Node 24, issue 10). Node 20
+ * has no compile cache; a home directory Node cannot tell, or a cache
+ * directory that cannot be written, only costs the saving. NODE_COMPILE_CACHE and NODE_DISABLE_COMPILE_CACHE keep their
+ * meaning (Node applies them first).
+ */
+export function startCompileCache(api: CompileCacheApi, env: NodeJS.ProcessEnv, home: () => string): void {
+  if (typeof api.enableCompileCache !== 'function') return;
+  try {
+    const dir = compileCacheDir(env, home());
+    if (dir !== undefined) api.enableCompileCache(dir);
+  } catch {
+    /* a cache is an optimisation: run without it */
+  }
 }
 
 /**

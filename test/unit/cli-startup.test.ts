@@ -15,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compileCacheDir, startCompileCache } from '../../src/cli.js';
 import { prepareCli } from '../support/run-cli.js';
 
 let dir: string;
@@ -149,4 +150,38 @@ test("undici-parts: undici's Agent and request() without undici's index.js (fetc
     },
   );
   assert.ok(out.count > 0, 'undici itself was loaded');
+});
+
+test("one-shot runs keep V8's compiled code in the user's own cache directory, never a shared one", () => {
+  assert.equal(compileCacheDir({ XDG_CACHE_HOME: '/home/u/.xdg' }, '/home/u'), '/home/u/.xdg/pullprobe');
+  // XDG: a relative XDG_CACHE_HOME is invalid and ignored.
+  assert.equal(compileCacheDir({ XDG_CACHE_HOME: 'rel/cache' }, '/root'), '/root/.cache/pullprobe');
+  assert.equal(compileCacheDir({}, '/root'), '/root/.cache/pullprobe');
+  assert.equal(compileCacheDir({}, ''), undefined);
+});
+
+test('the compile cache is only an optimisation: no API, no home or a failing API never stop a run', () => {
+  const calls: (string | undefined)[] = [];
+  const api = { enableCompileCache: (d?: string) => calls.push(d) };
+  startCompileCache(api, { XDG_CACHE_HOME: '/c' }, () => '/root');
+  assert.deepEqual(calls, ['/c/pullprobe']);
+  // Node 20 has no enableCompileCache.
+  assert.doesNotThrow(() => startCompileCache({}, {}, () => '/root'));
+  // os.homedir() throws when neither HOME nor the passwd entry gives one.
+  startCompileCache(api, {}, () => {
+    throw new Error('ENOENT: no such file or directory, uv_os_homedir');
+  });
+  startCompileCache(api, {}, () => '');
+  assert.equal(calls.length, 1, 'no directory, no cache');
+  assert.doesNotThrow(() =>
+    startCompileCache(
+      {
+        enableCompileCache: () => {
+          throw new Error('EACCES');
+        },
+      },
+      {},
+      () => '/root',
+    ),
+  );
 });
