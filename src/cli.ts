@@ -31,7 +31,8 @@ export function packageVersion(read: (url: URL) => string = (url) => readFileSyn
  */
 function oneShotCompiler(): void {
   setFlagsFromString('--wasm-tiering-budget=2000000000');
-  startCompileCache(nodeModule, process.env, homedir);
+  // @types/node follows Node 20, which has no enableCompileCache.
+  startCompileCache(nodeModule as CompileCacheApi, process.env, homedir);
 }
 
 /**
