@@ -16,7 +16,7 @@ import { mark, since, tally, total } from './registry-log.js';
 import { heading, ms, num, table } from './report.js';
 import { summariseSnapshotFile, type HeapSummary } from './heap-summary.js';
 import { memory } from './proc.js';
-import { shippedNodeOptions } from './peer-bench.js';
+import { describeEnv, shippedEnv } from './peer-bench.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const BURST = join(REPO_ROOT, 'bench', 'inner-burst.ts');
@@ -237,20 +237,23 @@ export async function agentBench(lab: Lab, opts: AgentBenchOptions, figures: Age
   const list = targets(lab);
   const config = writeConfig(lab, list);
   const client = NODES.nodeA.address;
-  const nodeOptions = shippedNodeOptions();
+  const shipped = shippedEnv();
   const heapDir = join(lab.dir, 'heap');
   if (opts.heapSnapshots) mkdirSync(heapDir, { recursive: true });
-  const flags = [nodeOptions, ...(opts.heapSnapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : [])]
+  const flags = [
+    shipped.NODE_OPTIONS ?? '',
+    ...(opts.heapSnapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
+  ]
     .join(' ')
     .trim();
   const out: string[] = [
     heading(`(B) agent in nodeA: ${list.length} targets, interval 1s, timeout 1s, concurrency 8`),
-    `NODE_OPTIONS=${flags || '(none)'} (heap caps from manifests/base/daemon-set.yaml)`,
+    `environment: ${describeEnv({ ...shipped, NODE_OPTIONS: flags })} (from manifests/base/daemon-set.yaml)`,
   ];
   let child: ChildProcess | undefined;
   const done: Promise<ExecResult> = lab.exec('nodeA', ['node', CLI, 'agent', '--config', config], {
     timeoutMs: (opts.seconds + 120) * 1000,
-    env: { LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA', NODE_OPTIONS: flags },
+    env: { ...shipped, LOG_LEVEL: 'info', NODE_NAME: 'bench-nodeA', NODE_OPTIONS: flags },
     onSpawn: (c) => {
       child = c;
     },

@@ -82,13 +82,24 @@ export interface PeerBenchOptions {
   shipped?: ShippedNode;
 }
 
-/** NODE_OPTIONS as the DaemonSet ships it (manifests/base), so the bench measures the shipped heap caps. */
-export function shippedNodeOptions(): string {
+/**
+ * The environment the DaemonSet (manifests/base) gives the agent, its literal
+ * values only (NODE_OPTIONS' heap caps, MALLOC_ARENA_MAX), so the bench
+ * measures the agent as it ships; values taken from the pod (NODE_NAME,
+ * HOST_IP) are left out.
+ */
+export function shippedEnv(): Record<string, string> {
   const ds = parse(readFileSync(join(REPO_ROOT, 'manifests', 'base', 'daemon-set.yaml'), 'utf8')) as {
     spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
   };
   const env = ds.spec?.template?.spec?.containers?.[0]?.env ?? [];
-  return env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  return Object.fromEntries(env.flatMap((e) => (typeof e.value === 'string' ? [[e.name, e.value]] : [])));
+}
+
+/** Shown beside the figures: the shipped environment, one NAME=value per entry. */
+export function describeEnv(env: Record<string, string>): string {
+  const names = Object.keys(env);
+  return names.length > 0 ? names.map((n) => `${n}=${env[n] ?? ''}`).join(' ') : '(none)';
 }
 
 /** The agent's tail after a cycle: undici's 4 s keep-alive and V8's memory reducer (first GC ~8 s after the burst, then 0.5 s apart). */
@@ -236,8 +247,8 @@ function blackboxConfig(lab: Lab): string {
 export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ text: string; figures: PeerFigures }> {
   const f: PeerFigures = {};
   const out: string[] = [];
-  const nodeOptions = shippedNodeOptions();
-  const env = { NODE_OPTIONS: nodeOptions, NODE_NAME: 'bench-nodeA' };
+  const shipped = shippedEnv();
+  const env = { ...shipped, NODE_NAME: 'bench-nodeA' };
   const registryPid = findPid(lab.pids(), 'docker-registry', 'registry-registry.yml');
   const list = images(lab, 5);
   const haveBlackbox = existsSync(BLACKBOX);
@@ -247,7 +258,7 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         `the first after ready, and the steady one ${opts.warmupSeconds} s after ready (the figures)`,
     ),
   );
-  out.push(`agent NODE_OPTIONS (from manifests/base/daemon-set.yaml): ${nodeOptions || '(none)'}`);
+  out.push(`agent environment (from manifests/base/daemon-set.yaml): ${describeEnv(shipped)}`);
   if (!haveBlackbox) {
     out.push(
       `!! ${BLACKBOX} is not installed (Debian package prometheus-blackbox-exporter): the blackbox columns are empty. ` +
