@@ -3,10 +3,10 @@
  * pullprobe CLI. Exit codes: 0 all targets ok, 1 at least one failed,
  * 2 usage or configuration error (message on stderr, nothing on stdout).
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { stdoutIsTTY, type Io } from './commands/io.js';
@@ -51,16 +51,32 @@ type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown };
 
 /**
  * Node 22.1 and later reuse the code V8 compiled for the bundle on an
- * earlier run (~20 ms of a probe's start-up on Node 24, issue 10). Node 20
+ * earlier run (~25 ms of a probe's start-up on Node 24, issue 10). Node 20
  * has no compile cache; a home directory Node cannot tell, or a cache
- * directory that cannot be written, only costs the saving. NODE_COMPILE_CACHE and NODE_DISABLE_COMPILE_CACHE keep their
- * meaning (Node applies them first).
+ * directory that cannot be made, only costs the saving. NODE_COMPILE_CACHE
+ * and NODE_DISABLE_COMPILE_CACHE keep their meaning (Node applies them
+ * first).
+ *
+ * The two directories are made here, one level at a time, before Node is
+ * given the path: Node's own recursive mkdir (the compile cache's and
+ * `fs.mkdirSync(..., { recursive: true })`) loops for ever on a path where
+ * mkdir answers ENOENT under an existing parent, as in /proc or /sys (Node
+ * 20 and 24): an odd XDG_CACHE_HOME would hang the CLI.
  */
 export function startCompileCache(api: CompileCacheApi, env: NodeJS.ProcessEnv, home: () => string): void {
   if (typeof api.enableCompileCache !== 'function') return;
   try {
     const dir = compileCacheDir(env, home());
-    if (dir !== undefined) api.enableCompileCache(dir);
+    if (dir === undefined) return;
+    for (const d of [dirname(dir), dir]) {
+      try {
+        mkdirSync(d, 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return;
+      }
+    }
+    if (!statSync(dir).isDirectory()) return;
+    api.enableCompileCache(dir);
   } catch {
     /* a cache is an optimisation: run without it */
   }

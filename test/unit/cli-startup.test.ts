@@ -10,7 +10,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -160,11 +160,15 @@ test("one-shot runs keep V8's compiled code in the user's own cache directory, n
   assert.equal(compileCacheDir({}, ''), undefined);
 });
 
-test('the compile cache is only an optimisation: no API, no home or a failing API never stop a run', () => {
+test('the compile cache is only an optimisation: no API, no home, an unusable directory or a failing API never stop a run', () => {
   const calls: (string | undefined)[] = [];
   const api = { enableCompileCache: (d?: string) => calls.push(d) };
-  startCompileCache(api, { XDG_CACHE_HOME: '/c' }, () => '/root');
-  assert.deepEqual(calls, ['/c/pullprobe']);
+  const xdg = join(dir, 'xdg');
+  startCompileCache(api, { XDG_CACHE_HOME: xdg }, () => '/root');
+  assert.deepEqual(calls, [join(xdg, 'pullprobe')]);
+  assert.ok(statSync(join(xdg, 'pullprobe')).isDirectory(), 'the directory is made for Node');
+  startCompileCache(api, { XDG_CACHE_HOME: xdg }, () => '/root');
+  assert.equal(calls.length, 2, 'an existing directory is used again');
   // Node 20 has no enableCompileCache.
   assert.doesNotThrow(() => startCompileCache({}, {}, () => '/root'));
   // os.homedir() throws when neither HOME nor the passwd entry gives one.
@@ -172,7 +176,15 @@ test('the compile cache is only an optimisation: no API, no home or a failing AP
     throw new Error('ENOENT: no such file or directory, uv_os_homedir');
   });
   startCompileCache(api, {}, () => '');
-  assert.equal(calls.length, 1, 'no directory, no cache');
+  // Parents are not made: a cache is not worth a tree of directories.
+  startCompileCache(api, { XDG_CACHE_HOME: join(dir, 'no', 'such', 'parent') }, () => '/root');
+  // mkdir answers ENOENT under an existing parent in /proc: Node's own
+  // recursive mkdir loops for ever there, so this call would never return.
+  startCompileCache(api, { XDG_CACHE_HOME: '/proc/pullprobe-test-nope' }, () => '/root');
+  // A file where the directory should be.
+  writeFileSync(join(dir, 'file'), '');
+  startCompileCache(api, { XDG_CACHE_HOME: join(dir, 'file') }, () => '/root');
+  assert.equal(calls.length, 2, 'no usable directory, no cache');
   assert.doesNotThrow(() =>
     startCompileCache(
       {
@@ -180,7 +192,7 @@ test('the compile cache is only an optimisation: no API, no home or a failing AP
           throw new Error('EACCES');
         },
       },
-      {},
+      { XDG_CACHE_HOME: xdg },
       () => '/root',
     ),
   );
