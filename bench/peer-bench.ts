@@ -84,7 +84,7 @@ export interface PeerBenchOptions {
 
 /**
  * The environment the DaemonSet (manifests/base) gives the agent, its literal
- * values only (NODE_OPTIONS' heap caps, MALLOC_ARENA_MAX), so the bench
+ * values only (NODE_OPTIONS' heap caps, and any other), so the bench
  * measures the agent as it ships; values taken from the pod (NODE_NAME,
  * HOST_IP) are left out.
  */
