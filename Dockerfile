@@ -20,7 +20,8 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-# npm run build bundles src/ with esbuild into dist/ (one file per command, loaded lazily;
+COPY scripts ./scripts
+# npm run build (scripts/build.mjs) bundles src/ with esbuild into dist/ (one file per command, loaded lazily;
 # undici, dns-packet, smol-toml and ipaddr.js inside), so a CLI run reads a few files
 # instead of ~150 modules. pino, prom-client, @grpc/grpc-js and yaml (read only for an agent or
 # credential-provider config) stay in node_modules.

@@ -10,7 +10,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -196,4 +197,63 @@ test('the compile cache is only an optimisation: no API, no home, an unusable di
       () => '/root',
     ),
   );
+});
+
+test("the bundle loads Node's built-ins with require(), so their lazy getters (WebCrypto, BlockList, Node's own undici) never run", async () => {
+  const out = join(dir, 'bundle');
+  const build = spawnSync(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url)), out], {
+    encoding: 'utf8',
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+  });
+  assert.equal(build.status, 0, build.stderr);
+  // The only ES import of a built-in is the banner's createRequire.
+  for (const file of readdirSync(out).filter((f) => f.endsWith('.js'))) {
+    const text = readFileSync(join(out, file), 'utf8');
+    const imports = [...text.matchAll(/^\s*(?:import\b[^'"]*?from\s*|import\s*\(\s*|import\s+)["'](node:[^"']+)["']/gm)].map((m) => m[1]);
+    assert.deepEqual(
+      imports.filter((m) => m !== 'node:module'),
+      [],
+      `${file} imports a built-in as an ES module`,
+    );
+  }
+  // A probe run: the modules a namespace would have pulled in stay unloaded.
+  writeFileSync(
+    join(dir, 'builtins.mjs'),
+    [
+      "import { createRequire } from 'node:module';",
+      'const require = createRequire(import.meta.url);',
+      "process.on('exit', () => require('node:fs').writeFileSync(process.env.PULLPROBE_TEST_BUILTINS, JSON.stringify(process.moduleLoadList)));",
+      '',
+    ].join('\n'),
+  );
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const file = join(dir, 'builtins.json');
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        join(dir, 'builtins.mjs'),
+        join(out, 'cli.js'),
+        'probe',
+        '--timeout',
+        '2s',
+        '--hosts',
+        join(dir, 'hosts'),
+        `127.0.0.1:${String(port)}/x:y`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', PULLPROBE_TEST_BUILTINS: file } },
+    );
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const loaded = JSON.parse(readFileSync(file, 'utf8')) as string[];
+    assert.ok(loaded.includes('NativeModule tls'), 'the control: the probe ran its TLS stage');
+    assert.deepEqual(
+      loaded.filter((m) => /^NativeModule internal\/(crypto\/webcrypto|blocklist|socketaddress|deps\/undici\/undici)$/.test(m)),
+      [],
+    );
+  } finally {
+    server.close();
+  }
 });

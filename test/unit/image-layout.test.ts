@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
   version: string;
+  scripts: { build: string };
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
@@ -94,6 +95,14 @@ test('Dockerfile: Node 24 build stage, distroless Node 24 runtime as uid 65532, 
   for (const c of steps(build, 'COPY')) {
     for (const src of c.split(/\s+/).slice(0, -1))
       assert.match(ignore, new RegExp(`^!${src.replace('.', '\\.')}`, 'm'), `${src} is let through .dockerignore`);
+  }
+  // npm run build's own files (scripts/build.mjs) are copied into the build stage.
+  const copied = steps(build, 'COPY').flatMap((c) => c.split(/\s+/).slice(0, -1));
+  for (const file of pkg.scripts.build.match(/\bscripts\/[\w.-]+/g) ?? []) {
+    assert.ok(
+      copied.some((src) => file === src || file.startsWith(`${src}/`)),
+      `${file} (npm run build) is copied into the build stage`,
+    );
   }
 });
 

@@ -1,0 +1,48 @@
+// npm run build: src/ bundled by esbuild into dist/ (or the directory given as
+// the first argument), one ES module per command (loaded lazily by cli.js) and
+// shared chunks.
+import { rmSync } from 'node:fs';
+import { argv } from 'node:process';
+import { build } from 'esbuild';
+
+/**
+ * Node's built-in modules are loaded with require(), not as ES modules.
+ * Importing a built-in as an ES module builds its namespace, which reads every
+ * export and so runs the module's lazy getters: `node:crypto` loads WebCrypto,
+ * `node:net` BlockList and SocketAddress, and on Node 24 `node:http` loads
+ * Node's own bundled undici and web streams (~50 ms and ~2.9 MiB of live heap,
+ * issue 10). require() hands over the exports object and nothing else runs.
+ * The bundle's `require` is the banner's createRequire.
+ */
+const builtinsThroughRequire = {
+  name: 'builtins-through-require',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) =>
+      args.kind === 'import-statement' || args.kind === 'dynamic-import'
+        ? { path: args.path, namespace: 'node-builtin' }
+        : { path: args.path, external: true },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+const outdir = argv[2] ?? 'dist';
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  entryPoints: ['src/cli.ts', 'src/kubectl-pullprobe.ts'],
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  outdir,
+  external: ['pino', 'prom-client', '@grpc/grpc-js', 'yaml', './cli.js'],
+  logLevel: 'warning',
+  banner: {
+    js: "import { createRequire as __pullprobeRequire } from 'node:module'; const require = __pullprobeRequire(import.meta.url);",
+  },
+  plugins: [builtinsThroughRequire],
+});
