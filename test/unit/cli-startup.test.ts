@@ -199,7 +199,7 @@ test('the compile cache is only an optimisation: no API, no home, an unusable di
   );
 });
 
-test("the bundle loads Node's built-ins with require(), so their lazy getters (WebCrypto, BlockList, Node's own undici) never run", async () => {
+test("the bundle: pure ASCII, and Node's built-ins loaded with require(), so their lazy getters (WebCrypto, BlockList, Node's own undici) never run", async () => {
   const out = join(dir, 'bundle');
   const build = spawnSync(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url)), out], {
     encoding: 'utf8',
@@ -209,6 +209,8 @@ test("the bundle loads Node's built-ins with require(), so their lazy getters (W
   // The only ES import of a built-in is the banner's createRequire.
   for (const file of readdirSync(out).filter((f) => f.endsWith('.js'))) {
     const text = readFileSync(join(out, file), 'utf8');
+    // V8 keeps a source with any character beyond Latin-1 at two bytes per character.
+    assert.doesNotMatch(text, /[^\t\n\r\x20-\x7e]/, `${file} is pure ASCII`);
     const imports = [...text.matchAll(/^\s*(?:import\b[^'"]*?from\s*|import\s*\(\s*|import\s+)["'](node:[^"']+)["']/gm)].map((m) => m[1]);
     assert.deepEqual(
       imports.filter((m) => m !== 'node:module'),
