@@ -54,8 +54,8 @@ type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown };
  * earlier run (~25 ms of a probe's start-up on Node 24, issue 10). Node 20
  * has no compile cache; a home directory Node cannot tell, or a cache
  * directory that cannot be made, only costs the saving. NODE_COMPILE_CACHE
- * and NODE_DISABLE_COMPILE_CACHE keep their meaning (Node applies them
- * first).
+ * and NODE_DISABLE_COMPILE_CACHE keep their meaning: Node applies them at
+ * start, and no directory is made here then.
  *
  * The two directories are made here, one level at a time, before Node is
  * given the path: Node's own recursive mkdir (the compile cache's and
@@ -65,6 +65,8 @@ type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown };
  */
 export function startCompileCache(api: CompileCacheApi, env: NodeJS.ProcessEnv, home: () => string): void {
   if (typeof api.enableCompileCache !== 'function') return;
+  // Turned off, or already on in the user's own directory: nothing to make.
+  if (env.NODE_DISABLE_COMPILE_CACHE !== undefined || env.NODE_COMPILE_CACHE !== undefined) return;
   try {
     const dir = compileCacheDir(env, home());
     if (dir === undefined) return;

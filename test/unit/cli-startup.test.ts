@@ -177,6 +177,10 @@ test('the compile cache is only an optimisation: no API, no home, an unusable di
     throw new Error('ENOENT: no such file or directory, uv_os_homedir');
   });
   startCompileCache(api, {}, () => '');
+  // The user's own settings: off, or a directory Node already uses.
+  startCompileCache(api, { NODE_DISABLE_COMPILE_CACHE: '1', XDG_CACHE_HOME: join(dir, 'off') }, () => '/root');
+  startCompileCache(api, { NODE_COMPILE_CACHE: join(dir, 'theirs'), XDG_CACHE_HOME: join(dir, 'off') }, () => '/root');
+  assert.throws(() => statSync(join(dir, 'off')), /ENOENT/, 'no directory made when the user set the cache themselves');
   // Parents are not made: a cache is not worth a tree of directories.
   startCompileCache(api, { XDG_CACHE_HOME: join(dir, 'no', 'such', 'parent') }, () => '/root');
   // mkdir answers ENOENT under an existing parent in /proc: Node's own
