@@ -83,7 +83,7 @@ function reply(q: DecodedPacket, opts: DnsServerOptions, transport: 'udp' | 'tcp
  * DNS over TCP on a server's connection (RFC 1035 4.2.2: each message behind a 2-byte length):
  * `onMessage` gets every whole message and a `send` that frames the reply the same way.
  */
-export function onTcpDnsMessages(socket: net.Socket, onMessage: (msg: Buffer, send: (reply: Buffer) => void) => void): void {
+function onTcpDnsMessages(socket: net.Socket, onMessage: (msg: Buffer, send: (reply: Buffer) => void) => void): void {
   const send = (reply: Buffer): void => {
     const len = Buffer.alloc(2);
     len.writeUInt16BE(reply.length);
@@ -100,69 +100,65 @@ export function onTcpDnsMessages(socket: net.Socket, onMessage: (msg: Buffer, se
   });
 }
 
-export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsServer> {
-  const address = opts.address ?? '127.0.0.1';
-  const queries: SeenQuery[] = [];
-  const record = (q: DecodedPacket, transport: 'udp' | 'tcp'): void => {
-    const question = q.questions?.[0];
-    if (question) queries.push({ name: lower(question.name), type: question.type, transport });
-  };
+/** A DNS listener: UDP and TCP on one port. */
+export interface DnsListener {
+  port: number;
+  close(): Promise<void>;
+}
 
-  const udp = dgram.createSocket('udp4');
-  udp.on('message', (msg, rinfo) => {
+/**
+ * Listen for DNS on UDP and TCP at one port of `address` (port 0: a free UDP
+ * port, TCP on the same one). Every message that decodes goes to `onQuery`
+ * with its transport, the client's port (one per client socket) and a `send`
+ * that answers on the transport it came by. When TCP cannot listen (e.g.
+ * EADDRINUSE) the UDP socket is closed and the error thrown.
+ */
+export async function listenDns(
+  address: string,
+  port: number,
+  onQuery: (q: DecodedPacket, transport: 'udp' | 'tcp', from: number, send: (reply: Buffer) => void) => void,
+): Promise<DnsListener> {
+  const receive = (msg: Buffer, transport: 'udp' | 'tcp', from: number, send: (reply: Buffer) => void): void => {
     let q: DecodedPacket;
     try {
       q = packet.decode(msg);
     } catch {
       return;
     }
-    record(q, 'udp');
-    const out = reply(q, opts, 'udp');
-    if (out) udp.send(out, rinfo.port, rinfo.address);
-  });
+    onQuery(q, transport, from, send);
+  };
+  const udp = dgram.createSocket('udp4');
+  udp.on('message', (msg, rinfo) => receive(msg, 'udp', rinfo.port, (out) => udp.send(out, rinfo.port, rinfo.address)));
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(opts.port ?? 0, address, () => {
+    udp.bind(port, address, () => {
       udp.off('error', reject);
       resolve();
     });
   });
-  const port = udp.address().port;
+  const bound = udp.address().port;
 
   const sockets = new Set<net.Socket>();
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    onTcpDnsMessages(socket, (msg, send) => {
-      let q: DecodedPacket;
-      try {
-        q = packet.decode(msg);
-      } catch {
-        return;
-      }
-      record(q, 'tcp');
-      const out = reply(q, opts, 'tcp');
-      if (out) send(out);
-    });
+    onTcpDnsMessages(socket, (msg, send) => receive(msg, 'tcp', socket.remotePort ?? 0, send));
   });
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, address, () => {
+      tcp.listen(bound, address, () => {
         tcp.off('error', reject);
         resolve();
       });
     });
   } catch (err) {
-    udp.close();
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
     throw err;
   }
-
   return {
-    address,
-    port,
-    queries,
+    port: bound,
     close: async () => {
       for (const s of sockets) s.destroy();
       await Promise.all([
@@ -171,6 +167,18 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
       ]);
     },
   };
+}
+
+export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsServer> {
+  const address = opts.address ?? '127.0.0.1';
+  const queries: SeenQuery[] = [];
+  const listener = await listenDns(address, opts.port ?? 0, (q, transport, _from, send) => {
+    const question = q.questions?.[0];
+    if (question) queries.push({ name: lower(question.name), type: question.type, transport });
+    const out = reply(q, opts, transport);
+    if (out) send(out);
+  });
+  return { address, port: listener.port, queries, close: () => listener.close() };
 }
 
 /**

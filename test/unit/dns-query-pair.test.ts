@@ -7,16 +7,14 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import net from 'node:net';
 import * as packet from 'dns-packet';
-import type { DecodedPacket } from 'dns-packet';
 import { queryDnsTypes, realTransport, type DnsQueryResult, type DnsQueryType, type DnsTransport } from '../../src/net/dns-query.js';
 import { dnsStage } from '../../src/probe/stages/dns.js';
 import { parseResolvConf } from '../../src/node-config/resolv-conf.js';
 import { silentLog, type ProbeContext } from '../../src/model/types.js';
 import { FakeTime, track } from '../support/fake-time.js';
 import { until, within } from '../support/within.js';
-import { onTcpDnsMessages } from '../support/dns-server.js';
+import { listenDns } from '../support/dns-server.js';
 
 const REG = 'registry.lab.test';
 const A = ['10.1.2.3', '10.1.2.4'];
@@ -53,60 +51,22 @@ function response(id: number, name: string, type: DnsQueryType, data: string[], 
 /** The full answer to `q` from this file's records. */
 const answer = (q: Incoming): Buffer => response(q.id, q.name, q.type, q.type === 'A' ? A : AAAA);
 
-/** A DNS server on 127.0.0.1, UDP and TCP on one port, that hands every question to `onQuery`. */
+/** A DNS server on 127.0.0.1, UDP and TCP on one port, that hands every A or AAAA question to `onQuery`. */
 async function startServer(onQuery: (q: Incoming) => void): Promise<Server> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const queries: Incoming[] = [];
-    const receive = (msg: Buffer, transport: 'udp' | 'tcp', from: number, send: (reply: Buffer) => void): void => {
-      let q: DecodedPacket;
-      try {
-        q = packet.decode(msg);
-      } catch {
-        return;
-      }
-      const question = q.questions?.[0];
-      if (question === undefined || (question.type !== 'A' && question.type !== 'AAAA')) return;
-      const incoming: Incoming = { id: q.id ?? 0, name: question.name, type: question.type, transport, from, send };
-      queries.push(incoming);
-      onQuery(incoming);
-    };
-    const udp = dgram.createSocket('udp4');
-    udp.on('message', (msg, rinfo) => receive(msg, 'udp', rinfo.port, (reply) => udp.send(reply, rinfo.port, rinfo.address)));
-    await within(new Promise<void>((resolve) => udp.bind(0, LOOPBACK, resolve)), 5000, 'the test DNS server (UDP) to bind');
-    const port = udp.address().port;
-    const sockets = new Set<net.Socket>();
-    const tcp = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => {});
-      onTcpDnsMessages(socket, (msg, send) => receive(msg, 'tcp', socket.remotePort ?? 0, send));
-    });
-    const listened = await within(
-      new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-        tcp.once('error', resolve);
-        tcp.listen(port, LOOPBACK, () => resolve(undefined));
-      }),
-      5000,
-      'the test DNS server (TCP) to listen',
-    );
-    const closeUdp = (): Promise<void> =>
-      within(new Promise<void>((resolve) => udp.close(() => resolve())), 5000, 'the UDP server to close');
-    if (listened !== undefined) {
-      await closeUdp();
-      if (listened.code === 'EADDRINUSE') continue;
-      throw listened;
+    try {
+      const listener = await listenDns(LOOPBACK, 0, (q, transport, from, send) => {
+        const question = q.questions?.[0];
+        if (question === undefined || (question.type !== 'A' && question.type !== 'AAAA')) return;
+        const incoming: Incoming = { id: q.id ?? 0, name: question.name, type: question.type, transport, from, send };
+        queries.push(incoming);
+        onQuery(incoming);
+      });
+      return { port: listener.port, queries, close: () => listener.close() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
-    return {
-      port,
-      queries,
-      close: async () => {
-        for (const s of sockets) s.destroy();
-        await Promise.all([
-          closeUdp(),
-          within(new Promise<void>((resolve) => tcp.close(() => resolve())), 5000, 'the TCP server to close'),
-        ]);
-      },
-    };
   }
   throw new Error('no free port for both UDP and TCP on 127.0.0.1');
 }
