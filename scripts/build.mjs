@@ -1,8 +1,8 @@
 // npm run build: src/ bundled by esbuild into dist/ (or the directory given as
 // the first argument), one ES module per command (loaded lazily by cli.js) and
 // shared chunks.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { argv } from 'node:process';
 import { build } from 'esbuild';
 
@@ -32,7 +32,7 @@ const builtinsThroughRequire = {
 
 const outdir = argv[2] ?? 'dist';
 /**
- * Each output file as pure ASCII. V8 keeps a script's source for as long as
+ * An output file's text as pure ASCII. V8 keeps a script's source for as long as
  * its functions live, one byte per character only when every character fits
  * in Latin-1: a single "…" left in a comment (esbuild escapes strings, not the
  * comments it keeps) makes the 770 KB probe chunk take 1.5 MB of heap in the
@@ -40,18 +40,13 @@ const outdir = argv[2] ?? 'dist';
  * means the same in a comment, a string, a template, a regular expression or
  * an identifier.
  */
-function asciiOnly(dir) {
-  for (const name of readdirSync(dir).filter((n) => n.endsWith('.js'))) {
-    const file = join(dir, name);
-    const text = readFileSync(file, 'utf8');
-    // eslint-disable-next-line no-control-regex
-    const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    if (ascii !== text) writeFileSync(file, ascii);
-  }
+function asciiOnly(text) {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 rmSync(outdir, { recursive: true, force: true });
-await build({
+const { outputFiles } = await build({
   entryPoints: ['src/cli.ts', 'src/kubectl-pullprobe.ts'],
   bundle: true,
   splitting: true,
@@ -65,5 +60,11 @@ await build({
     js: "import { createRequire as __pullprobeRequire } from 'node:module'; const require = __pullprobeRequire(import.meta.url);",
   },
   plugins: [builtinsThroughRequire],
+  write: false,
 });
-asciiOnly(outdir);
+for (const file of outputFiles) {
+  mkdirSync(dirname(file.path), { recursive: true });
+  if (!file.path.endsWith('.js')) writeFileSync(file.path, file.contents);
+  // An entry with a #! line is executable, as esbuild writes it itself.
+  else writeFileSync(file.path, asciiOnly(file.text), { mode: file.text.startsWith('#!') ? 0o755 : 0o644 });
+}
