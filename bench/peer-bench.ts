@@ -9,7 +9,10 @@
  *   - the agent idle (no probe due) next to a bare Node process: CPU per second;
  *   - start → ready: the agent with 200 targets, blackbox;
  *   - one-shot wall time: `pullprobe probe` vs `skopeo inspect --raw`,
- *     `skopeo inspect`, `curl -w` and `node -e 0`.
+ *     `skopeo inspect`, `curl -w` and `node -e 0`;
+ *   - the runtime's floors, on each Node.js the agent ran on: the probe's wire
+ *     steps with built-ins only (floor-probe.cjs, one-shot wall) and a process
+ *     holding only the design's libraries (floor-agent.cjs, resident memory).
  * Prints figures and returns them for the summary table; asserts nothing.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +29,10 @@ import type { InnerWallResult } from './inner-wall.js';
 import type { ShippedNode } from './shipped-node.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+const FLOOR_PROBE = join(REPO_ROOT, 'bench', 'floor-probe.cjs');
+const FLOOR_AGENT = join(REPO_ROOT, 'bench', 'floor-agent.cjs');
+/** One-shot rows: the wire steps of a probe with Node's built-ins only (floor-probe.cjs). */
+export const FLOOR_WALL = 'node floor: the wire steps, built-ins only';
 const inner = (f: string): string => join(REPO_ROOT, 'bench', f);
 export const BLACKBOX = '/usr/bin/prometheus-blackbox-exporter';
 const SKOPEO = '/usr/bin/skopeo';
@@ -52,6 +59,8 @@ export interface PeerFigures {
   shippedAgent?: AgentRun;
   /** The image's runtime version when one-shot rows ran on it too. */
   shippedVersion?: string;
+  /** Resident memory of floor-agent.cjs (the runtime and the design's libraries, idle), per runtime label. */
+  floorMemory?: Array<{ runtime: string; rssMiB: number; binaryMiB: number; anonMiB: number }>;
 }
 
 export interface AgentRun {
@@ -413,6 +422,8 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
     );
     const d = daemon(lab, ['node', CLI, 'agent', '--config', cfg], env);
     const bare = daemon(lab, ['node', '-e', 'setInterval(() => {}, 1 << 30)']);
+    // The memory floor on each runtime, in the agent's environment, measured at the end of the idle window.
+    const floors = runtimes.map((rt) => ({ rt, d: daemon(lab, [rt.bin, FLOOR_AGENT], env) }));
     try {
       await waitFor(
         lab,
@@ -437,15 +448,31 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       f.idleAgentMsPerS = ((cpuSeconds(pid) - a0) * 1000) / secs;
       f.idleNodeMsPerS = ((cpuSeconds(bpid) - b0) * 1000) / secs;
       const mem = memory(pid);
+      f.floorMemory = [];
+      for (const fl of floors) {
+        if (fl.d.exited()) {
+          const r = await fl.d.done;
+          out.push(`!! floor-agent.cjs on ${fl.rt.label} exited (${r.code ?? r.signal}): ${(r.stderr + r.stdout).slice(-300)}`);
+          continue;
+        }
+        const fm = memory(realPid(fl.d.pid, fl.rt.bin));
+        f.floorMemory.push({ runtime: fl.rt.label, rssMiB: fm.rssKb / 1024, binaryMiB: fm.binaryKb / 1024, anonMiB: fm.anonKb / 1024 });
+      }
       out.push(
         '',
         `after the first cycle (${POST_CYCLE_MS / 1000} s: keep-alive sockets closing, V8's memory-reducer GCs): agent ${num(f.postCycleAgentMs, 0)} ms CPU in all`,
         `idle (${secs} s after that, no probe due): agent ${num(f.idleAgentMsPerS, 3)} ms CPU/s (RSS ${num(mem.rssKb / 1024, 1)} MiB), ` +
           `bare node ${num(f.idleNodeMsPerS, 3)} ms CPU/s`,
+        ...f.floorMemory.map(
+          (m) =>
+            `memory floor on ${m.runtime} (floor-agent.cjs: the runtime, undici, prom-client, pino, one TLS context, idle): ` +
+            `RSS ${num(m.rssMiB, 1)} MiB (node binary ${num(m.binaryMiB, 1)} / anonymous ${num(m.anonMiB, 1)})`,
+        ),
       );
     } finally {
       await d.stop();
       await bare.stop();
+      for (const fl of floors) await fl.d.stop();
     }
   }
 
@@ -511,11 +538,13 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         `https://${REGISTRY}/v2/lab/probe/manifests/v1`,
       ],
       'node -e 0': ['node', '-e', '0'],
+      [FLOOR_WALL]: ['node', FLOOR_PROBE, lab.paths.resolvConf.nodeA, lab.paths.caFile, REGISTRY, '/v2/lab/probe/manifests/v1'],
     };
     if (opts.shipped?.ok) {
       const n = opts.shipped.path;
       commands[`pullprobe probe (node ${opts.shipped.version})`] = [n, ...(commands['pullprobe probe'] ?? []).slice(1)];
       commands[`node -e 0 (node ${opts.shipped.version})`] = [n, '-e', '0'];
+      commands[`${FLOOR_WALL} (node ${opts.shipped.version})`] = [n, ...(commands[FLOOR_WALL] ?? []).slice(1)];
       f.shippedVersion = opts.shipped.version;
     }
     if (existsSync(SKOPEO)) {

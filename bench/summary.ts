@@ -4,7 +4,7 @@
  * Printed, never asserted.
  */
 import type { AgentFigures } from './agent-bench.js';
-import type { AgentRun, PeerFigures } from './peer-bench.js';
+import { FLOOR_WALL, type AgentRun, type PeerFigures } from './peer-bench.js';
 import { heading, ms, num, table } from './report.js';
 
 const ratio = (a: number | undefined, b: number | undefined): string =>
@@ -56,7 +56,9 @@ export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
       'CLI one-shot wall (start-up included)',
       `${ms(w['pullprobe probe'])} ms (node -e 0: ${ms(w['node -e 0'])} ms)` +
         (sv ? `; ${ms(w[`pullprobe probe (node ${sv})`])} ms on ${sv} (node -e 0: ${ms(w[`node -e 0 (node ${sv})`])} ms)` : ''),
-      `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms`,
+      `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms; ` +
+        `Node's floor (the same wire steps, built-ins only): ${ms(w[FLOOR_WALL])} ms` +
+        (sv ? `, ${ms(w[`${FLOOR_WALL} (node ${sv})`])} ms on ${sv}` : ''),
       '≤ 150 ms',
     ],
     [
@@ -66,7 +68,10 @@ export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
           peer,
           (a) => `${num(a.rssMiB, 1)} MiB, of which node binary ${num(a.binaryMiB, 1)}, anonymous ${num(a.anonMiB, 1)}`,
         )?.replace(/^/, '; 5 targets (C): ') ?? ''),
-      bb ? `blackbox ${num(peer.blackboxRssMiB, 1)} MiB` : '—',
+      (bb ? `blackbox ${num(peer.blackboxRssMiB, 1)} MiB` : '—') +
+        (peer.floorMemory ?? [])
+          .map((m) => `; Node's floor (the runtime and the design's libraries, idle) ${num(m.rssMiB, 1)} MiB on ${m.runtime}`)
+          .join(''),
       '≤ 64 MiB steady, bounded peak',
     ],
     [

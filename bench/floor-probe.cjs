@@ -1,0 +1,92 @@
+/**
+ * The runtime's floor for a one-shot probe (issue 10): the wire steps of
+ * `pullprobe probe` for one image, written with Node's built-ins and nothing
+ * else. A and AAAA on one UDP socket to the first nameserver of the node's
+ * resolv.conf, TCP and TLS to the first address (the system's roots and the
+ * registry's CA), one manifest HEAD. No configuration files, no credentials,
+ * no classification, no libraries: no Node program that does these steps can
+ * be faster, so its wall time next to `pullprobe probe` splits what the
+ * runtime costs from what pullprobe adds.
+ *
+ *   node bench/floor-probe.cjs RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF
+ *
+ * Prints the status line; exits 0 only on a 200.
+ */
+'use strict';
+const { readFileSync } = require('node:fs');
+const dgram = require('node:dgram');
+const tls = require('node:tls');
+const process = require('node:process');
+const { Buffer } = require('node:buffer');
+const { setTimeout } = require('node:timers');
+
+const [resolvConf, caFile, host, path] = process.argv.slice(2);
+if (!resolvConf || !caFile || !host || !path) {
+  process.stderr.write('usage: floor-probe.cjs RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF\n');
+  process.exit(2);
+}
+
+function fail(message) {
+  process.stderr.write(`floor-probe: ${message}\n`);
+  process.exit(1);
+}
+setTimeout(() => fail('no answer within 5 s'), 5000).unref();
+
+const nameserver = /^\s*nameserver\s+(\S+)/m.exec(readFileSync(resolvConf, 'utf8'))?.[1];
+if (!nameserver) fail(`no nameserver in ${resolvConf}`);
+
+/** A DNS question for host, of the given type (1 = A, 28 = AAAA). */
+function question(id, type) {
+  const name = host.split('.').flatMap((label) => [Buffer.from([label.length]), Buffer.from(label, 'ascii')]);
+  const header = Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...name, Buffer.from([0, 0, type, 0, 1])]);
+}
+
+/** The first A record of an answer, if any. */
+function firstA(msg) {
+  let o = 12;
+  while (msg[o] !== 0) o += msg[o] + 1;
+  o += 5;
+  for (let n = msg.readUInt16BE(6); n > 0; n--) {
+    o += (msg[o] & 0xc0) === 0xc0 ? 2 : msg.indexOf(0, o) + 1 - o;
+    const type = msg.readUInt16BE(o);
+    const len = msg.readUInt16BE(o + 8);
+    if (type === 1 && len === 4) return Array.from(msg.subarray(o + 10, o + 14)).join('.');
+    o += 10 + len;
+  }
+  return undefined;
+}
+
+const socket = dgram.createSocket(nameserver.includes(':') ? 'udp6' : 'udp4');
+let answers = 0;
+let address;
+socket.on('message', (msg) => {
+  address ??= firstA(msg);
+  if (++answers < 2) return;
+  socket.close();
+  if (!address) fail(`${host}: no A record`);
+  fetchManifestHead(address);
+});
+socket.on('error', (err) => fail(`DNS: ${err.message}`));
+socket.connect(53, nameserver, () => {
+  socket.send(question(1, 1));
+  socket.send(question(2, 28));
+});
+
+function fetchManifestHead(ip) {
+  const ca = [...tls.rootCertificates, readFileSync(caFile, 'utf8')];
+  const conn = tls.connect({ host: ip, port: 443, servername: host, ca }, () => {
+    conn.write(
+      `HEAD ${path} HTTP/1.1\r\nHost: ${host}\r\n` +
+        'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, ' +
+        'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\r\n',
+    );
+  });
+  conn.on('error', (err) => fail(`${ip}:443: ${err.message}`));
+  conn.once('data', (data) => {
+    const status = data.toString('latin1').split('\r\n', 1)[0];
+    process.stdout.write(`${status}\n`);
+    conn.destroy();
+    process.exit(status.startsWith('HTTP/1.1 200') ? 0 : 1);
+  });
+}
