@@ -8,9 +8,13 @@
  * be faster, so its wall time next to `pullprobe probe` splits what the
  * runtime costs from what pullprobe adds.
  *
- *   node bench/floor-probe.cjs RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF
+ * With --undici, the HEAD goes through undici's Client (the parts pullprobe
+ * loads) on the same verified socket: the floor of this design, whose HTTP
+ * library is undici.
  *
- * Prints the status line; exits 0 only on a 200.
+ *   node bench/floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF
+ *
+ * Prints the status; exits 0 only on a 200.
  */
 'use strict';
 const { readFileSync } = require('node:fs');
@@ -20,9 +24,11 @@ const process = require('node:process');
 const { Buffer } = require('node:buffer');
 const { setTimeout } = require('node:timers');
 
-const [resolvConf, caFile, host, path] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const viaUndici = args[0] === '--undici';
+const [resolvConf, caFile, host, path] = viaUndici ? args.slice(1) : args;
 if (!resolvConf || !caFile || !host || !path) {
-  process.stderr.write('usage: floor-probe.cjs RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF\n');
+  process.stderr.write('usage: floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF\n');
   process.exit(2);
 }
 
@@ -73,20 +79,44 @@ socket.connect(53, nameserver, () => {
   socket.send(question(2, 28));
 });
 
+const ACCEPT =
+  'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, ' +
+  'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
+
+function done(status) {
+  process.stdout.write(`${status}\n`);
+  process.exit(/^(HTTP\/1\.1 )?200\b/.test(status) ? 0 : 1);
+}
+
 function fetchManifestHead(ip) {
   const ca = [...tls.rootCertificates, readFileSync(caFile, 'utf8')];
+  const onError = (err) => fail(`${ip}:443: ${err.message}`);
   const conn = tls.connect({ host: ip, port: 443, servername: host, ca }, () => {
-    conn.write(
-      `HEAD ${path} HTTP/1.1\r\nHost: ${host}\r\n` +
-        'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, ' +
-        'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\r\n',
-    );
+    // undici watches the socket it is handed (and ends it with an informational error).
+    if (viaUndici) return headWithUndici(conn.off('error', onError));
+    conn.write(`HEAD ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${ACCEPT}\r\n\r\n`);
+    conn.once('data', (data) => {
+      conn.destroy();
+      done(data.toString('latin1').split('\r\n', 1)[0]);
+    });
   });
-  conn.on('error', (err) => fail(`${ip}:443: ${err.message}`));
-  conn.once('data', (data) => {
-    const status = data.toString('latin1').split('\r\n', 1)[0];
-    process.stdout.write(`${status}\n`);
-    conn.destroy();
-    process.exit(status.startsWith('HTTP/1.1 200') ? 0 : 1);
+  conn.on('error', onError);
+}
+
+function headWithUndici(conn) {
+  // As pullprobe's CLI does: no optimising compile of undici's WebAssembly parser for process.exit to wait on.
+  require('node:v8').setFlagsFromString('--wasm-tiering-budget=2000000000');
+  const Client = require('undici/lib/dispatcher/client.js');
+  Object.assign(require('undici/lib/dispatcher/dispatcher.js').prototype, require('undici/lib/api/index.js'));
+  const client = new Client(`https://${host}`, {
+    // Asynchronously, as a real dial: undici's connect loop is not re-entrant.
+    connect: (_opts, cb) => process.nextTick(() => cb(null, conn)),
   });
+  client.request({ path, method: 'HEAD', headers: { accept: ACCEPT } }).then(
+    (res) => {
+      res.body.resume();
+      done(String(res.statusCode));
+    },
+    (err) => fail(`HEAD: ${err.message}`),
+  );
 }

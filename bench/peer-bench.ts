@@ -11,8 +11,9 @@
  *   - one-shot wall time: `pullprobe probe` vs `skopeo inspect --raw`,
  *     `skopeo inspect`, `curl -w` and `node -e 0`;
  *   - the runtime's floors, on each Node.js the agent ran on: the probe's wire
- *     steps with built-ins only (floor-probe.cjs, one-shot wall) and a process
- *     holding only the design's libraries (floor-agent.cjs, resident memory).
+ *     steps with built-ins only and with the HEAD through undici
+ *     (floor-probe.cjs, one-shot wall), and a process holding only the
+ *     design's libraries (floor-agent.cjs, resident memory).
  * Prints figures and returns them for the summary table; asserts nothing.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,8 +32,10 @@ import type { ShippedNode } from './shipped-node.js';
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const FLOOR_PROBE = join(REPO_ROOT, 'bench', 'floor-probe.cjs');
 const FLOOR_AGENT = join(REPO_ROOT, 'bench', 'floor-agent.cjs');
-/** One-shot rows: the wire steps of a probe with Node's built-ins only (floor-probe.cjs). */
+/** One-shot rows: the wire steps of a probe with Node's built-ins only (floor-probe.cjs)… */
 export const FLOOR_WALL = 'node floor: the wire steps, built-ins only';
+/** …and with the HEAD through undici, the design's HTTP library (floor-probe.cjs --undici). */
+export const FLOOR_WALL_UNDICI = 'node floor: the wire steps, HEAD through undici';
 const inner = (f: string): string => join(REPO_ROOT, 'bench', f);
 export const BLACKBOX = '/usr/bin/prometheus-blackbox-exporter';
 const SKOPEO = '/usr/bin/skopeo';
@@ -539,12 +542,22 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
       ],
       'node -e 0': ['node', '-e', '0'],
       [FLOOR_WALL]: ['node', FLOOR_PROBE, lab.paths.resolvConf.nodeA, lab.paths.caFile, REGISTRY, '/v2/lab/probe/manifests/v1'],
+      [FLOOR_WALL_UNDICI]: [
+        'node',
+        FLOOR_PROBE,
+        '--undici',
+        lab.paths.resolvConf.nodeA,
+        lab.paths.caFile,
+        REGISTRY,
+        '/v2/lab/probe/manifests/v1',
+      ],
     };
     if (opts.shipped?.ok) {
       const n = opts.shipped.path;
       commands[`pullprobe probe (node ${opts.shipped.version})`] = [n, ...(commands['pullprobe probe'] ?? []).slice(1)];
       commands[`node -e 0 (node ${opts.shipped.version})`] = [n, '-e', '0'];
-      commands[`${FLOOR_WALL} (node ${opts.shipped.version})`] = [n, ...(commands[FLOOR_WALL] ?? []).slice(1)];
+      for (const floor of [FLOOR_WALL, FLOOR_WALL_UNDICI])
+        commands[`${floor} (node ${opts.shipped.version})`] = [n, ...(commands[floor] ?? []).slice(1)];
       f.shippedVersion = opts.shipped.version;
     }
     if (existsSync(SKOPEO)) {

@@ -4,7 +4,7 @@
  * Printed, never asserted.
  */
 import type { AgentFigures } from './agent-bench.js';
-import { FLOOR_WALL, type AgentRun, type PeerFigures } from './peer-bench.js';
+import { FLOOR_WALL, FLOOR_WALL_UNDICI, type AgentRun, type PeerFigures } from './peer-bench.js';
 import { heading, ms, num, table } from './report.js';
 
 const ratio = (a: number | undefined, b: number | undefined): string =>
@@ -57,8 +57,8 @@ export function summaryTable(agent: AgentFigures, peer: PeerFigures): string {
       `${ms(w['pullprobe probe'])} ms (node -e 0: ${ms(w['node -e 0'])} ms)` +
         (sv ? `; ${ms(w[`pullprobe probe (node ${sv})`])} ms on ${sv} (node -e 0: ${ms(w[`node -e 0 (node ${sv})`])} ms)` : ''),
       `skopeo inspect --raw ${ms(w['skopeo inspect --raw'])} ms, skopeo inspect ${ms(w['skopeo inspect'])} ms, curl ${ms(w['curl -w (HEAD)'])} ms; ` +
-        `Node's floor (the same wire steps, built-ins only): ${ms(w[FLOOR_WALL])} ms` +
-        (sv ? `, ${ms(w[`${FLOOR_WALL} (node ${sv})`])} ms on ${sv}` : ''),
+        `Node's floor (the same wire steps, built-ins only / HEAD through undici): ${ms(w[FLOOR_WALL])} / ${ms(w[FLOOR_WALL_UNDICI])} ms` +
+        (sv ? `, ${ms(w[`${FLOOR_WALL} (node ${sv})`])} / ${ms(w[`${FLOOR_WALL_UNDICI} (node ${sv})`])} ms on ${sv}` : ''),
       '≤ 150 ms',
     ],
     [
