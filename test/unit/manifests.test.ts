@@ -156,6 +156,17 @@ test('resources: requests = limits, above the benchmark peak (122 MiB, 2026-11-2
   assert.match(comment, /npm run bench.*2026-11-29/, 'the figure and its date are written next to the resources');
 });
 
+test('one malloc arena: V8 worker threads strand freed pages in arenas of their own (10-16 MiB, lab series 2026-11-30)', () => {
+  const env = new Map(must(container(base).env, 'env').map((e) => [e.name, e]));
+  assert.equal(env.get('MALLOC_ARENA_MAX')?.value, '1');
+  const text = readFileSync(join(MANIFESTS, 'base', 'daemon-set.yaml'), 'utf8');
+  assert.match(
+    text,
+    /# One malloc arena[\s\S]*2026-11-30[\s\S]*- name: MALLOC_ARENA_MAX/,
+    'the measurement is written next to the setting',
+  );
+});
+
 interface Mount {
   name: string;
   mountPath: string;
