@@ -2,7 +2,8 @@
  * The runtime's memory floor for the agent (issue 10): a Node process that
  * loads what any agent of this design loads (the parts of undici pullprobe
  * uses, prom-client with a registry, pino with a logger), builds one TLS
- * context from the system's roots, serves HTTP on loopback and then idles.
+ * context from Node's root certificates (as many as a node's trust
+ * store), serves HTTP on loopback and then idles.
  * It probes nothing. Its resident memory next to the agent's splits what the
  * runtime and the chosen libraries hold from what pullprobe adds.
  *

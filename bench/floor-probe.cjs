@@ -2,7 +2,7 @@
  * The runtime's floor for a one-shot probe (issue 10): the wire steps of
  * `pullprobe probe` for one image, written with Node's built-ins and nothing
  * else. A and AAAA on one UDP socket to the first nameserver of the node's
- * resolv.conf, TCP and TLS to the first address (the system's roots and the
+ * resolv.conf, TCP and TLS to the first address (Node's root certificates and the
  * registry's CA), one manifest HEAD. No configuration files, no credentials,
  * no classification, no libraries: no Node program that does these steps can
  * be faster, so its wall time next to `pullprobe probe` splits what the
