@@ -1,7 +1,7 @@
 // npm run build: src/ bundled by esbuild into dist/ (or the directory given as
 // the first argument), one ES module per command (loaded lazily by cli.js) and
 // shared chunks.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { argv } from 'node:process';
 import { build } from 'esbuild';
@@ -27,6 +27,29 @@ const builtinsThroughRequire = {
       contents: `module.exports = require(${JSON.stringify(args.path)});`,
       loader: 'js',
     }));
+  },
+};
+
+/**
+ * undici's client.js loads client-h2.js, and with it Node's http2 (~15 ms of a
+ * CLI run on Node 24, and its code in the agent's heap), when it is loaded.
+ * HTTP/2 is used only on a connection that negotiates h2, which pullprobe never
+ * offers (undici's allowH2 is off): the require moves into a function, so
+ * client-h2.js loads on the first such connection. If undici's line changes,
+ * the build stops here rather than bundle it unchanged.
+ */
+const UNDICI_H2 = "const connectH2 = require('./client-h2.js')";
+const lazyUndiciH2 = {
+  name: 'lazy-undici-h2',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes(UNDICI_H2)) {
+        throw new Error(`${args.path} no longer has "${UNDICI_H2}": update lazyUndiciH2 in scripts/build.mjs`);
+      }
+      const lazy = "let connectH2Module\nconst connectH2 = (...args) => (connectH2Module ??= require('./client-h2.js'))(...args)";
+      return { contents: text.replace(UNDICI_H2, lazy), loader: 'js' };
+    });
   },
 };
 
@@ -59,7 +82,7 @@ const { outputFiles } = await build({
   banner: {
     js: "import { createRequire as __pullprobeRequire } from 'node:module'; const require = __pullprobeRequire(import.meta.url);",
   },
-  plugins: [builtinsThroughRequire],
+  plugins: [builtinsThroughRequire, lazyUndiciH2],
   write: false,
 });
 for (const file of outputFiles) {

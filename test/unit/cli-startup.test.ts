@@ -203,7 +203,7 @@ test('the compile cache is only an optimisation: no API, no home, an unusable di
   );
 });
 
-test("the bundle: pure ASCII, and Node's built-ins loaded with require(), so their lazy getters (WebCrypto, BlockList, Node's own undici) never run", async () => {
+test("the bundle: pure ASCII, and Node's built-ins loaded with require(), so their lazy getters (WebCrypto, BlockList, Node's own undici) never run; no http2 unless h2 is negotiated", async () => {
   const out = join(dir, 'bundle');
   const build = spawnSync(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url)), out], {
     encoding: 'utf8',
@@ -257,6 +257,12 @@ test("the bundle: pure ASCII, and Node's built-ins loaded with require(), so the
     assert.ok(loaded.includes('NativeModule tls'), 'the control: the probe ran its TLS stage');
     assert.deepEqual(
       loaded.filter((m) => /^NativeModule internal\/(crypto\/webcrypto|blocklist|socketaddress|deps\/undici\/undici)$/.test(m)),
+      [],
+    );
+    // undici (imported by the probe whatever its stages reach) loads its HTTP/2 client, and Node's
+    // http2 with it, only for a connection that negotiates h2 (scripts/build.mjs, lazyUndiciH2).
+    assert.deepEqual(
+      loaded.filter((m) => /^NativeModule (http2|internal\/http2\/core)$/.test(m)),
       [],
     );
   } finally {
