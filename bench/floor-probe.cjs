@@ -3,7 +3,8 @@
  * `pullprobe probe` for one image, written with Node's built-ins and nothing
  * else. A and AAAA on one UDP socket to the first nameserver of the node's
  * resolv.conf, TCP and TLS to the first address (Node's root certificates and the
- * registry's CA), one manifest HEAD. No configuration files, no credentials,
+ * registry's CA), one manifest HEAD with the Accept list it is given (the bench
+ * passes pullprobe's own). No configuration files, no credentials,
  * no classification, no libraries: no Node program that does these steps can
  * be faster, so its wall time next to `pullprobe probe` splits what the
  * runtime costs from what pullprobe adds.
@@ -12,7 +13,7 @@
  * loads) on the same verified socket: the floor of this design, whose HTTP
  * library is undici.
  *
- *   node bench/floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF
+ *   node bench/floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF ACCEPT
  *
  * Prints the status; exits 0 only on a 200.
  */
@@ -26,9 +27,9 @@ const { setTimeout } = require('node:timers');
 
 const args = process.argv.slice(2);
 const viaUndici = args[0] === '--undici';
-const [resolvConf, caFile, host, path] = viaUndici ? args.slice(1) : args;
-if (!resolvConf || !caFile || !host || !path) {
-  process.stderr.write('usage: floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF\n');
+const [resolvConf, caFile, host, path, accept] = viaUndici ? args.slice(1) : args;
+if (!resolvConf || !caFile || !host || !path || !accept) {
+  process.stderr.write('usage: floor-probe.cjs [--undici] RESOLV_CONF CA_FILE HOST /v2/REPO/manifests/REF ACCEPT\n');
   process.exit(2);
 }
 
@@ -79,10 +80,6 @@ socket.connect(53, nameserver, () => {
   socket.send(question(2, 28));
 });
 
-const ACCEPT =
-  'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, ' +
-  'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
-
 function done(status) {
   process.stdout.write(`${status}\n`);
   process.exit(/^(HTTP\/1\.1 )?200\b/.test(status) ? 0 : 1);
@@ -94,7 +91,7 @@ function fetchManifestHead(ip) {
   const conn = tls.connect({ host: ip, port: 443, servername: host, ca }, () => {
     // undici watches the socket it is handed (and ends it with an informational error).
     if (viaUndici) return headWithUndici(conn.off('error', onError));
-    conn.write(`HEAD ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${ACCEPT}\r\n\r\n`);
+    conn.write(`HEAD ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${accept}\r\n\r\n`);
     conn.once('data', (data) => {
       conn.destroy();
       done(data.toString('latin1').split('\r\n', 1)[0]);
@@ -112,7 +109,7 @@ function headWithUndici(conn) {
     // Asynchronously, as a real dial: undici's connect loop is not re-entrant.
     connect: (_opts, cb) => process.nextTick(() => cb(null, conn)),
   });
-  client.request({ path, method: 'HEAD', headers: { accept: ACCEPT } }).then(
+  client.request({ path, method: 'HEAD', headers: { accept } }).then(
     (res) => {
       res.body.resume();
       done(String(res.statusCode));

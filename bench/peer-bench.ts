@@ -513,6 +513,9 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
     mkdirSync(certDir, { recursive: true });
     copyFileSync(lab.paths.caFile, join(certDir, 'ca.crt'));
     const image = `${REGISTRY}/lab/probe:v1`;
+    const manifestPath = '/v2/lab/probe/manifests/v1';
+    const accept = MANIFEST_ACCEPT.join(', ');
+    const floorArgs = [lab.paths.resolvConf.nodeA, lab.paths.caFile, REGISTRY, manifestPath, accept];
     const commands: Record<string, string[]> = {
       'pullprobe probe': [
         'node',
@@ -535,22 +538,14 @@ export async function peerBench(lab: Lab, opts: PeerBenchOptions): Promise<{ tex
         '--cacert',
         lab.paths.caFile,
         '-H',
-        `Accept: ${MANIFEST_ACCEPT.join(', ')}`,
+        `Accept: ${accept}`,
         '-w',
         '%{http_code}',
-        `https://${REGISTRY}/v2/lab/probe/manifests/v1`,
+        `https://${REGISTRY}${manifestPath}`,
       ],
       'node -e 0': ['node', '-e', '0'],
-      [FLOOR_WALL]: ['node', FLOOR_PROBE, lab.paths.resolvConf.nodeA, lab.paths.caFile, REGISTRY, '/v2/lab/probe/manifests/v1'],
-      [FLOOR_WALL_UNDICI]: [
-        'node',
-        FLOOR_PROBE,
-        '--undici',
-        lab.paths.resolvConf.nodeA,
-        lab.paths.caFile,
-        REGISTRY,
-        '/v2/lab/probe/manifests/v1',
-      ],
+      [FLOOR_WALL]: ['node', FLOOR_PROBE, ...floorArgs],
+      [FLOOR_WALL_UNDICI]: ['node', FLOOR_PROBE, '--undici', ...floorArgs],
     };
     if (opts.shipped?.ok) {
       const n = opts.shipped.path;
