@@ -139,7 +139,7 @@ export const REASONS = {
     stage: 'http',
     cause: 'network',
     message: 'proxy error',
-    hint: 'An HTTP proxy on the path failed the request: check HTTPS_PROXY/NO_PROXY for the container runtime and the proxy itself.',
+    hint: 'An HTTP proxy on the path failed the request: check HTTPS_PROXY (HTTP_PROXY for a plain-http registry) and NO_PROXY for the container runtime, and the proxy itself.',
   },
   auth_required: {
     stage: 'auth',

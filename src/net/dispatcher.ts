@@ -20,8 +20,9 @@ import { Agent, buildConnector, request, type Dispatcher } from './undici-parts.
 import type { Agent as AgentTypes, buildConnector as ConnectorTypes } from 'undici';
 import { connect as tlsConnect } from 'node:tls';
 import { secureContextFor, type ClientCert } from './tls-contexts.js';
-import { connectThroughProxy } from './proxy-tunnel.js';
-import { proxyHost } from '../node-config/proxy-env.js';
+import { connectThroughProxy, plainProxyRequest } from './proxy-tunnel.js';
+import { proxyHost, proxyPort } from '../node-config/proxy-env.js';
+import { joinHostPort } from '../shared/host-port.js';
 import type { Reason } from '../diagnosis/catalog.js';
 import { SecureContextCache } from '../node-config/trust.js';
 import { errorCode, tcpReasonForCode, tlsReasonForCode } from './error-codes.js';
@@ -51,7 +52,10 @@ export interface HostOptions {
   clientCert?: ClientCert;
   /** Sent on every request to this host (hosts.toml `header`). */
   headers?: Record<string, string[]>;
-  /** https through this HTTP proxy (CONNECT tunnel); the proxy's host must be pinned. */
+  /**
+   * This host's HTTP proxy; the proxy's host must be pinned. https goes through a CONNECT
+   * tunnel; plain http requests go to the proxy itself, in absolute form (Go's transport).
+   */
   proxy?: URL;
 }
 
@@ -94,15 +98,40 @@ export const MAX_RESPONSE_HEADER_BYTES = 1 << 20;
 /** What release() closes the agent with: one error for every probe, as nothing waits on it. */
 const RELEASED = Object.assign(new Error('the probe is over'), { code: 'PULLPROBE_RELEASED' });
 
-/** The Agent, adding each host's configured headers to the requests sent to it. */
+/**
+ * The Agent, adding each host's configured headers to the requests sent to it, and
+ * sending a plain-http host's requests to its proxy: the proxy's origin (one
+ * connection for every host behind it, as Go keys it), the absolute URL as the
+ * request target, the host's own Host header, and the proxy's credentials.
+ */
 export class ProbeAgent extends Agent {
   readonly #hosts: ReadonlyMap<string, HostOptions> | undefined;
   readonly #sockets: Set<Socket>;
+  readonly #byOrigin: ReadonlyMap<string, Socket>;
 
-  constructor(options: AgentTypes.Options, hosts: ReadonlyMap<string, HostOptions> | undefined, sockets: Set<Socket>) {
+  constructor(
+    options: AgentTypes.Options,
+    hosts: ReadonlyMap<string, HostOptions> | undefined,
+    sockets: Set<Socket>,
+    byOrigin: ReadonlyMap<string, Socket> = new Map(),
+  ) {
     super(options);
     this.#hosts = hosts;
     this.#sockets = sockets;
+    this.#byOrigin = byOrigin;
+  }
+
+  /**
+   * A request to `url` now would go on a connection that is already open (one that has
+   * carried a request): the connection of the URL's origin, or of its plain-http proxy.
+   */
+  hasOpenConnection(url: URL): boolean {
+    const proxy = url.protocol === 'http:' ? this.#hosts?.get(normaliseHost(url.hostname))?.proxy : undefined;
+    const key = proxy
+      ? originKey('http', proxyHost(proxy), proxyPort(proxy))
+      : originKey(url.protocol === 'http:' ? 'http' : 'https', url.hostname, url.port);
+    const socket = this.#byOrigin.get(key);
+    return socket !== undefined && !socket.destroyed;
   }
 
   /**
@@ -118,31 +147,45 @@ export class ProbeAgent extends Agent {
   }
 
   override dispatch(options: AgentTypes.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const extra = this.#hosts && options.origin !== undefined ? this.#hosts.get(hostnameOf(options.origin))?.headers : undefined;
-    if (!extra || Object.keys(extra).length === 0) return super.dispatch(options, handler);
+    const origin = options.origin !== undefined && this.#hosts ? urlOf(options.origin) : null;
+    const host = origin ? this.#hosts?.get(normaliseHost(origin.hostname)) : undefined;
+    const extra = host?.headers;
+    const proxy = origin?.protocol === 'http:' ? host?.proxy : undefined;
+    if ((!extra || Object.keys(extra).length === 0) && !proxy) return super.dispatch(options, handler);
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries(extra ?? {})) headers[k.toLowerCase()] = v;
     // The request's own headers (Accept, Authorization) win over configured ones of the same name.
     if (options.headers && typeof options.headers === 'object' && !Array.isArray(options.headers)) {
       for (const [k, v] of Object.entries(options.headers as Record<string, string | string[] | undefined>)) {
         if (v !== undefined) headers[k.toLowerCase()] = v;
       }
     }
-    return super.dispatch({ ...options, headers }, handler);
+    if (!proxy || !origin) return super.dispatch({ ...options, headers }, handler);
+    const forward = plainProxyRequest(proxy, new URL(`${origin.origin}${options.path}`));
+    return super.dispatch(
+      {
+        ...options,
+        origin: `http://${joinHostPort(proxyHost(proxy), proxyPort(proxy))}`,
+        path: forward.path,
+        headers: { ...headers, ...forward.headers, host: origin.host },
+      },
+      handler,
+    );
   }
 }
 
-function hostnameOf(origin: string | URL): string {
+function urlOf(origin: string | URL): URL | null {
   try {
-    return normaliseHost((typeof origin === 'string' ? new URL(origin) : origin).hostname);
+    return typeof origin === 'string' ? new URL(origin) : origin;
   } catch {
-    return '';
+    return null;
   }
 }
 
 export function createDispatcher(opts: DispatcherOptions): ProbeAgent {
   const lookup = pinnedLookup(opts.pinned);
   const sockets = new Set<Socket>();
+  const byOrigin = new Map<string, Socket>();
   // opts.ca already holds the system roots (loadTrust); one shared context per trust set.
   const connectors = new Map<string, ConnectorTypes.connector>();
   const connectorFor = (hostname: string): ConnectorTypes.connector => {
@@ -163,11 +206,14 @@ export function createDispatcher(opts: DispatcherOptions): ProbeAgent {
     {
       // servername (SNI) defaults to the URL's hostname in undici's connector.
       connect: (o, done) => {
+        const origin = originKey(o.protocol === 'http:' ? 'http' : 'https', o.hostname, o.port);
         const cb: ConnectorTypes.Callback = (...args) => {
-          if (args[1]) sockets.add(args[1]);
+          if (args[1]) {
+            sockets.add(args[1]);
+            byOrigin.set(origin, args[1]);
+          }
           done(...args);
         };
-        const origin = originKey(o.protocol === 'http:' ? 'http' : 'https', o.hostname, o.port);
         const socket = handed?.get(origin);
         if (socket) {
           handed?.delete(origin);
@@ -197,6 +243,7 @@ export function createDispatcher(opts: DispatcherOptions): ProbeAgent {
     },
     opts.hosts,
     sockets,
+    byOrigin,
   );
 }
 
@@ -264,19 +311,40 @@ export interface SendResult {
   body: string;
 }
 
-/** One request; the body is always consumed or destroyed. Throws transport errors. */
+/** A connection closed under a request before any answer (undici's "other side closed", a reset, a broken pipe). */
+const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * One request; the body is always consumed or destroyed. Throws transport errors.
+ *
+ * A GET or HEAD sent on a connection that had already carried a request, which the
+ * server (or a proxy: tinyproxy closes after every answer without saying so) closed
+ * before answering, is sent once more on a new connection, as Go's transport
+ * (containerd's) retries a replayable request on a reused connection. On a connection's
+ * first request the error stands.
+ */
 export async function send(url: string, o: SendOptions): Promise<SendResult> {
-  const res = await request(url, {
-    method: o.method,
-    headers: { 'user-agent': 'pullprobe', ...o.headers },
-    ...(o.body !== undefined ? { body: o.body } : {}),
-    // undici closes a connection after every HEAD (for servers that answer HEAD with a body);
-    // Go's client, containerd's, keeps it: the probe's next request (the index GET, the HEAD
-    // again with a token) goes on the same connection, as containerd's does.
-    ...(o.method === 'HEAD' ? { reset: false } : {}),
-    dispatcher: o.dispatcher,
-    signal: o.signal,
-  });
+  const ask = (): ReturnType<typeof request> =>
+    request(url, {
+      method: o.method,
+      headers: { 'user-agent': 'pullprobe', ...o.headers },
+      ...(o.body !== undefined ? { body: o.body } : {}),
+      // undici closes a connection after every HEAD (for servers that answer HEAD with a body);
+      // Go's client, containerd's, keeps it: the probe's next request (the index GET, the HEAD
+      // again with a token) goes on the same connection, as containerd's does.
+      ...(o.method === 'HEAD' ? { reset: false } : {}),
+      dispatcher: o.dispatcher,
+      signal: o.signal,
+    });
+  const replayable = o.method !== 'POST' && o.dispatcher instanceof ProbeAgent && o.dispatcher.hasOpenConnection(new URL(url));
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await ask();
+  } catch (err) {
+    const code = errorCode(err);
+    if (!replayable || code === undefined || !CLOSED_BEFORE_ANSWER.has(code) || o.signal.aborted) throw err;
+    res = await ask();
+  }
   let body = '';
   if (o.maxBody <= 0 || o.method === 'HEAD') {
     await res.body.dump();

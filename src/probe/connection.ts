@@ -1,7 +1,7 @@
 /**
  * One host's connection, stage by stage: dns → tcp (every address tried and
- * classified; the first that connected is kept) → [a tunnel step, for a
- * proxy: CONNECT through it] → tls upgrade of that same socket → handed to the
+ * classified; the first that connected is kept) → [a tunnel step, for an
+ * https host's proxy: CONNECT through it] → tls upgrade of that same socket → handed to the
  * HTTP client (dispatcher.ts `handed`), so the stages' timings are the raw
  * stamps of the connection the requests then use.
  */
@@ -43,9 +43,12 @@ export interface ReachOptions {
   /** TCP connect timeout for this host (hosts.toml dial_timeout); default from the walk. */
   dialTimeoutMs?: number;
   /**
-   * An HTTP proxy for this https host: dns and tcp go to the proxy (their
-   * steps name it), then a CONNECT tunnel to host:port (a failure is
-   * proxy_error), then the TLS handshake with the host over the tunnel.
+   * An HTTP proxy for this host: dns and tcp go to the proxy (their steps
+   * name it; failing, they are proxy_error). For https, a CONNECT tunnel to
+   * host:port follows (a refusal is proxy_error), then the TLS handshake
+   * with the host over the tunnel. For plain http there is no tunnel: the
+   * connection to the proxy is handed over as the proxy's own origin, and
+   * the dispatcher sends this host's requests to the proxy in absolute form.
    */
   proxy?: URL;
 }
@@ -65,7 +68,7 @@ export async function reachHost(
   o: ReachOptions = {},
 ): Promise<Failure | null | 'plain-http'> {
   const { ctx, env, opts } = w;
-  const proxy = tls && o.proxy ? o.proxy : undefined;
+  const proxy = o.proxy;
   const dialHost = proxy ? proxyHost(proxy) : host;
   const dialPort = proxy ? proxyPort(proxy) : port;
   w.current = { stage: 'dns', host: dialHost };
@@ -79,7 +82,7 @@ export async function reachHost(
     },
   );
   w.steps.push(toStep('dns', dns));
-  if (!dns.ok) return proxy ? proxyUnreachable(w, proxy, host, port, dns.message) : { outcome: dns, stage: 'dns' };
+  if (!dns.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tls !== null, dns.message) : { outcome: dns, stage: 'dns' };
   const refused = o.vet?.(dns.detail.addresses);
   if (refused) return refused;
 
@@ -90,12 +93,12 @@ export async function reachHost(
     { connectTimeoutMs: dialTimeout(opts, o.dialTimeoutMs), keep: true },
   );
   w.steps.push(toStep('tcp', tcp));
-  if (!tcp.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tcp.message) : { outcome: tcp, stage: 'tcp' };
+  if (!tcp.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tls !== null, tcp.message) : { outcome: tcp, stage: 'tcp' };
   // Connections the HTTP client dials again for this host go through the same proxy.
   if (proxy && conns.hosts) conns.hosts.set(host.toLowerCase(), { ...conns.hosts.get(host.toLowerCase()), proxy });
   conns.pinned.set(dialHost.toLowerCase(), tcp.detail.connected);
   let socket = tcp.socket;
-  if (proxy && socket) {
+  if (proxy && socket && tls) {
     w.current = { stage: 'http', host: joinHostPort(dialHost, dialPort) };
     const tunnel = await openConnectTunnel(
       socket,
@@ -129,7 +132,7 @@ export async function reachHost(
   }
 
   if (!tls) {
-    if (socket) hand(conns, originKey('http', host, port), socket);
+    if (socket) hand(conns, proxy ? originKey('http', dialHost, dialPort) : originKey('http', host, port), socket);
     return null;
   }
   w.current = { stage: 'tls', host: `${host}:${port}` };
@@ -190,14 +193,14 @@ export function closeUnused(conns: Connections): void {
  * naming the proxy, as containerd reports it (`proxyconnect tcp: dial tcp …`), never a
  * fault of the registry behind it.
  */
-function proxyUnreachable(w: Walk, proxy: URL, host: string, port: number, why: string | undefined): Failure {
+function proxyUnreachable(w: Walk, proxy: URL, host: string, port: number, tunnel: boolean, why: string | undefined): Failure {
   const outcome = {
     ok: false,
     reason: 'proxy_error' as const,
     message: `proxyconnect: cannot connect to the proxy ${proxyDisplay(proxy)}${why ? `: ${why}` : ''}`,
     host: joinHostPort(proxyHost(proxy), proxyPort(proxy)),
     seconds: 0,
-    detail: { challenges: [], request: `CONNECT ${joinHostPort(host, port)}` },
+    detail: { challenges: [], request: tunnel ? `CONNECT ${joinHostPort(host, port)}` : `http://${joinHostPort(host, port)}` },
   };
   w.steps.push(toStep('http', outcome));
   return { outcome, stage: 'http' };

@@ -21,6 +21,7 @@ import { authStage, type AuthOutcome } from './stages/auth.js';
 import { httpStage } from './stages/http.js';
 import { manifestStage } from './stages/manifest.js';
 import { splitHostPort, toStep, type Failure, type Walk } from './walk-steps.js';
+import { proxyDisplay } from '../node-config/proxy-env.js';
 
 export { round, splitHostPort, toStep, type Failure, type Walk, type WalkOptions } from './walk-steps.js';
 
@@ -49,7 +50,10 @@ export interface Endpoint {
   dialTimeoutMs?: number;
   /** The registry namespace this host serves the image for, sent as `?ns=` (a mirror). */
   ns?: string;
-  /** The HTTP proxy containerd's environment sends this host through (https only: CONNECT tunnel); absent: direct. */
+  /**
+   * The HTTP proxy containerd's environment sends this host through (https: a CONNECT tunnel;
+   * http: each request to the proxy, in absolute form); absent: direct.
+   */
   proxy?: URL;
 }
 
@@ -73,7 +77,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
     conns,
     {
       ...(ep.dialTimeoutMs !== undefined ? { dialTimeoutMs: ep.dialTimeoutMs } : {}),
-      ...(ep.proxy && ep.scheme === 'https' ? { proxy: ep.proxy } : {}),
+      ...(ep.proxy ? { proxy: ep.proxy } : {}),
     },
   );
   if (reached === 'plain-http') ep = { ...ep, scheme: 'http' };
@@ -88,7 +92,8 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
   const hostOptions: HostOptions = {
     ...(ep.clientCert ? { clientCert: ep.clientCert } : {}),
     ...(ep.headers ? { headers: ep.headers } : {}),
-    ...(ep.proxy && ep.scheme === 'https' && reached !== 'plain-http' ? { proxy: ep.proxy } : {}),
+    // An https host's http fallback (localhost only, which no proxy serves) goes direct.
+    ...(ep.proxy && reached !== 'plain-http' ? { proxy: ep.proxy } : {}),
   };
   let redials = 0;
   const hosts = conns.hosts ?? new Map<string, HostOptions>();
@@ -131,7 +136,7 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         return bad.length === 0 ? null : { outcome: refuse(`${to} (${bad.join(', ')})`), stage: 'manifest' };
       };
       const tls = url.protocol === 'https:' ? { ca: ep.ca, skipVerify: false } : null;
-      const redirectProxy = tls ? w.opts.proxyFor?.('https', to, toPort) : null;
+      const redirectProxy = w.opts.proxyFor?.(tls ? 'https' : 'http', to, toPort);
       const hop = await reachHost(w, to, toPort, tls, conns, { vet, ...(redirectProxy ? { proxy: redirectProxy } : {}) });
       w.current = { stage: phase, host: ep.endpoint };
       if (hop === null || hop === 'plain-http') return null;
@@ -211,6 +216,15 @@ export async function walkEndpoint(w: Walk, target: Target, endpoint: Endpoint):
         },
       );
     }
+    // Through a plain-http proxy, the proxy's own demand for credentials can arrive as a 401
+    // (tinyproxy answers so): containerd reads it as the registry's, and so does the verdict; the message says
+    // when the answer lacks the registry's API version header.
+    if (!auth.ok && ep.scheme === 'http' && ep.proxy && http.detail.apiVersion === undefined) {
+      auth = {
+        ...auth,
+        message: `${auth.message ?? ''} (the answer came through the proxy ${proxyDisplay(ep.proxy)} without the registry's Docker-Distribution-API-Version header: it may be the proxy asking for its own credentials)`,
+      };
+    }
     w.steps.push(toStep('auth', auth));
     if (!auth.ok) return { outcome: auth, stage: 'auth' };
     if (!image || repository === null) return null;
@@ -286,7 +300,7 @@ async function reachRealm(
     return { outcome, stage: 'auth' };
   };
   // The token request goes through the proxy containerd's environment names for the token service's host.
-  const proxy = realm.tls ? w.opts.proxyFor?.('https', realm.hostname, realm.port) : null;
+  const proxy = w.opts.proxyFor?.(realm.tls ? 'https' : 'http', realm.hostname, realm.port);
   const hop = await reachHost(w, realm.hostname, realm.port, realm.tls ? { ca, skipVerify: false } : null, conns, {
     vet,
     ...(proxy ? { proxy } : {}),

@@ -46,11 +46,13 @@ function readPem(path: string): string {
 export async function planEndpoints(target: Target, env: ProbeEnvironment, log: Log): Promise<EndpointPlan> {
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
   const road = env.road;
-  // The proxy containerd's environment names for an https host (a CONNECT tunnel; plain http goes direct).
+  // The proxy containerd's environment names for the host: HTTPS_PROXY for https (a CONNECT
+  // tunnel), HTTP_PROXY for plain http (requests sent to the proxy in absolute form), as Go's
+  // ProxyFromEnvironment picks by the request's scheme.
   const withProxy = (endpoint: Endpoint): Endpoint => {
-    if (!road?.proxy || endpoint.scheme !== 'https') return endpoint;
-    const { host, port } = splitHostPort(endpoint.endpoint, 443);
-    const proxy = proxyFor(road.proxy, 'https', host, port);
+    if (!road?.proxy) return endpoint;
+    const { host, port } = splitHostPort(endpoint.endpoint, endpoint.scheme === 'http' ? 80 : 443);
+    const proxy = proxyFor(road.proxy, endpoint.scheme, host, port);
     return proxy ? { ...endpoint, proxy } : endpoint;
   };
   const fallbackHost = target.kind === 'image' ? target.ref.endpoint : target.endpoint;

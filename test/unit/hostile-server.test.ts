@@ -453,6 +453,73 @@ describe('hostile registries: redirects and protocols', () => {
   });
 });
 
+describe('hostile registries: connections closed before an answer', () => {
+  // An index, so the probe sends a second request (the index GET) after the HEAD.
+  const child = JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] });
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [
+      { mediaType: DOCKER_MANIFEST, digest: sha256(child), size: child.length, platform: { os: 'linux', architecture: 'amd64' } },
+    ],
+  });
+  const indexDigest = sha256(index);
+  /** The index and its child; `drop(req)` true: the connection is closed instead of an answer. */
+  const withIndex =
+    (drop: (req: RawRequest, sock: Socket) => boolean): Handler =>
+    (req, sock, srv) => {
+      if (drop(req, sock)) {
+        sock.destroy();
+        return;
+      }
+      registry({
+        manifest: (r, so) => {
+          if (r.path.endsWith(`/${sha256(child)}`)) sendManifest(so, r, child, DOCKER_MANIFEST);
+          else sendManifest(so, r, index, OCI_INDEX);
+        },
+      })(req, sock, srv);
+    };
+
+  test('closed after one answer without saying so: the next GET goes again on a new connection, as Go retries it', async () => {
+    const served = new WeakMap<Socket, number>();
+    const s = await server(
+      withIndex((_req, sock) => {
+        const n = served.get(sock) ?? 0;
+        served.set(sock, n + 1);
+        return n >= 1; // every connection answers its first request only
+      }),
+    );
+    const r = await probe(target(s));
+    assert.equal(r.ok, true, `${r.reason}: ${r.message}`);
+    assert.deepEqual(
+      s.requests.map((q) => `${q.method} ${q.path}`),
+      ['HEAD /v2/team/app/manifests/v1', `GET /v2/team/app/manifests/${indexDigest}`, `GET /v2/team/app/manifests/${indexDigest}`],
+    );
+    assert.equal(s.accepts, 2);
+  });
+
+  test('the retry is sent once: a GET closed on the new connection too is the verdict', async () => {
+    const s = await server(withIndex((req) => req.method === 'GET'));
+    const r = await probe(target(s));
+    expectReason(r, ['http_timeout'], 'closed twice');
+    assert.deepEqual(
+      s.requests.map((q) => `${q.method} ${q.path}`),
+      ['HEAD /v2/team/app/manifests/v1', `GET /v2/team/app/manifests/${indexDigest}`, `GET /v2/team/app/manifests/${indexDigest}`],
+    );
+  });
+
+  test("a connection's first request closed unanswered is not sent again", async () => {
+    const s = await server(withIndex(() => true));
+    const r = await probe(target(s));
+    expectReason(r, ['http_timeout'], 'closed at once');
+    assert.deepEqual(
+      s.requests.map((q) => `${q.method} ${q.path}`),
+      ['HEAD /v2/team/app/manifests/v1'],
+    );
+    assert.equal(s.accepts, 1);
+  });
+});
+
 describe('hostile registries: secrets and terminal safety', () => {
   const echo: Handler = (req, sock) => {
     const auth = req.headers['authorization'] ?? '';

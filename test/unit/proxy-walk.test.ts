@@ -3,7 +3,8 @@
  * proxy of its environment: dns and tcp to the proxy (their steps name it),
  * a CONNECT tunnel to the registry (a refusal is proxy_error, naming the
  * proxy), then TLS with the registry over that same socket, which carries
- * the requests. A loopback CONNECT proxy that counts its tunnels.
+ * the requests. A loopback CONNECT proxy that counts its tunnels; for plain
+ * http, a real tinyproxy.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { within } from '../support/within.js';
-import { FakeRegistry, DOCKER_MANIFEST } from '../support/fake-registry.js';
+import { FakeRegistry, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../support/fake-registry.js';
+import { freePort, startTinyproxy, type Tinyproxy } from '../support/tinyproxy.js';
 import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
 import { parseTarget } from '../../src/model/reference.js';
 import { realClock, type ProbeContext } from '../../src/model/types.js';
@@ -208,5 +210,129 @@ describe('through an HTTP proxy', () => {
     } finally {
       await tokenReg.close();
     }
+  });
+});
+
+/**
+ * A plain http registry behind HTTP_PROXY, as Go's transport (containerd's)
+ * sends it: no tunnel, every request to the proxy with the absolute URL as its
+ * target and the proxy's credentials. A real tinyproxy (Debian package) with
+ * BasicAuth, forwarding to the loopback registry.
+ */
+describe('plain http through an HTTP proxy', () => {
+  let plain: FakeRegistry;
+  let proxy: Tinyproxy;
+  const connects = (): number => (proxy.log().match(/Connect \(file descriptor/g) ?? []).length;
+
+  before(async () => {
+    plain = await FakeRegistry.start();
+    plain.putManifest('team/app', { schemaVersion: 2, mediaType: DOCKER_MANIFEST, layers: [] }, DOCKER_MANIFEST, 'v1');
+    proxy = await startTinyproxy(['BasicAuth user secret']);
+  });
+  after(async () => {
+    await proxy.stop();
+    await plain.close();
+  });
+
+  async function walkPlain(
+    proxyUrl: string,
+    image = 'team/app:v1',
+  ): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
+    const parsed = parseTarget(`127.0.0.1:${plain.port}/${image}`);
+    assert.ok(parsed.ok);
+    const ctx: ProbeContext = {
+      signal: new AbortController().signal,
+      deadlineAt: realClock.now() + 5000,
+      clock: realClock,
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+      wallNow: Date.now,
+    };
+    const env = loadEnvironment({
+      resolvConfPath: join(dir, 'resolv.conf'),
+      hostsPath: join(dir, 'hosts'),
+      caFiles: [],
+      containerdConfigPath: [],
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
+    const w: Walk = {
+      ctx,
+      env,
+      steps: [],
+      current: { stage: 'dns' },
+      opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() },
+    };
+    const failure = await walkEndpoint(w, parsed.target, {
+      endpoint: `127.0.0.1:${plain.port}`,
+      scheme: 'http',
+      ca: env.ca,
+      skipVerify: false,
+      proxy: new URL(proxyUrl),
+    });
+    return { failure, w };
+  }
+
+  test('tcp to the proxy, the HEAD to the proxy in absolute form with its credentials: one connection', async () => {
+    const before = plain.requests.length;
+    const connected = connects();
+    const { failure, w } = await walkPlain(`http://user:secret@127.0.0.1:${proxy.port}`);
+    assert.equal(failure, null, `${failure?.outcome.message}\n${proxy.log()}`);
+    assert.deepEqual(
+      w.steps.map((s) => `${s.stage}:${s.host ?? ''}`),
+      [
+        'dns:127.0.0.1',
+        `tcp:127.0.0.1:${proxy.port}`,
+        `http:127.0.0.1:${plain.port}`,
+        `auth:127.0.0.1:${plain.port}`,
+        `manifest:127.0.0.1:${plain.port}`,
+      ],
+    );
+    assert.match(proxy.log(), new RegExp(`HEAD http://127\\.0\\.0\\.1:${plain.port}/v2/team/app/manifests/v1 HTTP/1\\.1`));
+    assert.equal(connects() - connected, 1, `the connection the tcp step made carries the request:\n${proxy.log()}`);
+    assert.deepEqual(
+      plain.requests.slice(before).map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/team/app/manifests/v1'],
+    );
+    assert.doesNotMatch(JSON.stringify(w.steps), /secret|dXNlcjpzZWNyZXQ/);
+  });
+
+  test('tinyproxy closes after every answer: the index GET on that connection is sent again on a new one, as Go retries it', async () => {
+    const m = plain.putManifest('multi/app', { schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }, OCI_MANIFEST);
+    const index = {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: m, size: 10, platform: { os: 'linux', architecture: 'amd64' } }],
+    };
+    const digest = plain.putManifest('multi/app', index, OCI_INDEX, 'v1');
+    const before = plain.requests.length;
+    const connected = connects();
+    const { failure, w } = await walkPlain(`http://user:secret@127.0.0.1:${proxy.port}`, 'multi/app:v1');
+    assert.equal(failure, null, `${failure?.outcome.message}\n${proxy.log()}`);
+    assert.deepEqual(
+      plain.requests.slice(before).map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/multi/app/manifests/v1', `GET /v2/multi/app/manifests/${digest}`],
+    );
+    assert.equal(connects() - connected, 2, `a second connection to the proxy for the GET:\n${proxy.log()}`);
+    assert.ok(w.steps.every((s) => s.ok));
+  });
+
+  test("the proxy refuses the credentials: its 401 reads as the registry's (as containerd reads it), and the message names the proxy", async () => {
+    const before = plain.requests.length;
+    const { failure, w } = await walkPlain(`http://user:wrong-secret@127.0.0.1:${proxy.port}`);
+    assert.equal(failure?.outcome.reason, 'auth_required', JSON.stringify(w.steps));
+    assert.match(failure.outcome.message ?? '', new RegExp(`through the proxy http://127\\.0\\.0\\.1:${proxy.port} .*its own credentials`));
+    assert.doesNotMatch(JSON.stringify(w.steps), /wrong-secret/);
+    assert.equal(plain.requests.length, before, 'nothing reached the registry');
+  });
+
+  test('the proxy is down: proxy_error naming the proxy, no fallback to going direct', async () => {
+    const deadPort = await freePort();
+    const before = plain.requests.length;
+    const { failure, w } = await walkPlain(`http://user:secret@127.0.0.1:${deadPort}`);
+    assert.equal(failure?.outcome.reason, 'proxy_error', JSON.stringify(w.steps));
+    assert.equal(failure.outcome.host, `127.0.0.1:${deadPort}`);
+    const detail = failure.outcome.detail as { request?: string } | undefined;
+    assert.equal(detail?.request, `http://127.0.0.1:${plain.port}`);
+    assert.doesNotMatch(JSON.stringify(w.steps), /secret/);
+    assert.equal(plain.requests.length, before, 'nothing reached the registry directly');
   });
 });
