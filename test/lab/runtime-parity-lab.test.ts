@@ -28,6 +28,7 @@ import { Lab, labTestOptions, type FaultName, type NodeName } from './support/la
 import { REPO_ROOT } from './support/daemons.js';
 import { criErrorText, criPull, criRemoveImage, waitForCri, type CriAuth, type CriPullResult } from './support/cri-pull.js';
 import { proxyUrl } from './support/proxy.js';
+import { PLAIN_REGISTRY } from './support/addresses.js';
 import { providerAuth, writeProviders, type LabProviders } from './support/providers.js';
 import type { ContainerdRestartOptions } from './support/lab.js';
 import { explainMessage } from '../../src/diagnosis/explain.js';
@@ -130,6 +131,8 @@ const faults = (c: Case): FaultName[] => (c.fault === undefined ? [] : Array.isA
 const base = (): string[] => ['--containerd-config-path', certsD('nodeA')];
 const goodAuth = (): CriAuth => ({ username: lab.credentials.user, password: lab.credentials.password });
 const proxyEnv = (url: string, noProxy = ''): ContainerdRestartOptions => ({ env: { HTTPS_PROXY: url, NO_PROXY: noProxy } });
+/** HTTP_PROXY alone: what containerd sends plain-http registries through (https goes direct). */
+const plainProxyEnv = (url: string): ContainerdRestartOptions => ({ env: { HTTP_PROXY: url, NO_PROXY: '' } });
 const fromPid = (): string[] => ['--proxy-from-pid', String(lab.containerdPid('nodeA'))];
 
 async function runCase(t: TestContext, c: Case): Promise<void> {
@@ -326,6 +329,35 @@ describe('runtime parity: a real CRI pull and pullprobe agree', labTestOptions()
       args: fromPid,
       want: 'ok',
       check: (r) => assert.doesNotMatch(JSON.stringify(r), new RegExp(lab.credentials.password), 'no proxy password in the result'),
+    },
+    {
+      name: 'plain-http registry through HTTP_PROXY, the direct path refused: the requests go to the proxy in absolute form',
+      image: img(PLAIN_REGISTRY),
+      fault: 'reject-80',
+      containerd: () => plainProxyEnv(proxyUrl('ok')),
+      args: fromPid,
+      want: 'ok',
+      check: (r) => {
+        assert.equal(r.proxy, proxyUrl('ok'), 'the result names the proxy');
+        assert.match(
+          readFileSync(join(lab.paths.logs, 'tinyproxy-ok.log'), 'utf8'),
+          /HEAD http:\/\/plain\.lab\.test\/v2\/lab\/probe\/manifests\//,
+        );
+      },
+    },
+    {
+      name: 'plain-http registry, HTTP_PROXY down: proxy_error, no fallback to direct',
+      image: img(PLAIN_REGISTRY),
+      containerd: () => plainProxyEnv(proxyUrl('dead')),
+      args: fromPid,
+      want: net('proxy_error'),
+    },
+    {
+      name: 'plain-http registry, HTTP_PROXY wants credentials (407 to the HEAD): proxy_error',
+      image: img(PLAIN_REGISTRY),
+      containerd: () => plainProxyEnv(proxyUrl('auth')),
+      args: fromPid,
+      want: net('proxy_error'),
     },
     {
       name: 'NO_PROXY bypass: a dead proxy, the registry listed in NO_PROXY',

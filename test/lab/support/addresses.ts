@@ -44,6 +44,8 @@ export const ADDR = {
   wronghost: '10.231.100.14',
   untrusted: '10.231.100.15',
   auth: '10.231.100.20',
+  /** A registry in plain http on port 80 (PLAIN_REGISTRY), no TLS, no auth; same storage as the others. */
+  plain: '10.231.100.16',
   /** tinyproxy (Lab.up({ proxy: true })): CONNECT to 443 allowed. */
   proxy: '10.231.100.30',
   /** tinyproxy that refuses CONNECT to 443 (403 "Access violation"). */
@@ -54,6 +56,9 @@ export const ADDR = {
 
 /** Port every lab proxy listens on. */
 export const PROXY_PORT = 3128;
+
+/** The plain-http registry's name (ADDR.plain, port 80): containerd reaches it through certs.d's `server = "http://…"`. */
+export const PLAIN_REGISTRY = 'plain.lab.test';
 
 /** Registry hosts: name → address and auth mode. */
 export const REGISTRIES = {

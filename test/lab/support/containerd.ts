@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REGISTRY_HOSTS } from './addresses.js';
+import { PLAIN_REGISTRY, REGISTRY_HOSTS } from './addresses.js';
 import { spawnInNs, type Daemon } from './daemons.js';
 import { isAlive } from './netns.js';
 
@@ -43,6 +43,9 @@ export function writeContainerdFiles(nodeDir: string, caFile: string): Container
     mkdirSync(join(configPath, host), { recursive: true });
     writeFileSync(join(configPath, host, 'hosts.toml'), hostsToml(host, caFile));
   }
+  // The plain-http registry: containerd goes to a non-localhost host in http only when hosts.toml says so.
+  mkdirSync(join(configPath, PLAIN_REGISTRY), { recursive: true });
+  writeFileSync(join(configPath, PLAIN_REGISTRY, 'hosts.toml'), `server = "http://${PLAIN_REGISTRY}"\n\n[host]\n`);
   const socket = join(base, 'containerd.sock');
   const config = join(base, 'config.toml');
   writeContainerdConfig(nodeDir);

@@ -1,5 +1,5 @@
 /**
- * Lab daemons: config files and processes (dnsmasq ×5, docker-registry ×6,
+ * Lab daemons: config files and processes (dnsmasq ×5, docker-registry ×7 (six in TLS, one in plain http),
  * the token service), started inside the services namespace with
  * `ip netns exec`, each in its own process group, logs under <dir>/logs.
  */
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import {
   ADDR,
   AUTH_HOST,
+  PLAIN_REGISTRY,
   DNS_NAMES,
   REGISTRIES,
   REGISTRY_HOSTS,
@@ -104,6 +105,7 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
   const hostRecords = [
     ...REGISTRY_HOSTS.map((h) => `host-record=${h},${REGISTRIES[h].address}`),
     `host-record=${AUTH_HOST},${ADDR.auth}`,
+    `host-record=${PLAIN_REGISTRY},${ADDR.plain}`,
     `host-record=${DNS_NAMES.wronghostCertName},${ADDR.wronghost}`,
     `host-record=${DNS_NAMES.proxy},${ADDR.proxy}`,
     `host-record=${DNS_NAMES.proxyDeny},${ADDR.proxyDeny}`,
@@ -185,6 +187,33 @@ ${auth}`;
   return p;
 }
 
+/** The plain-http registry's config: port 80, no TLS, no auth (it serves what registry.lab.test stores). */
+export function writePlainRegistryConfig(dir: string, storage: string): string {
+  const yml = `version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: ${storage}
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: ${ADDR.plain}:80
+  secret: pp-lab-shared-secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+`;
+  const p = join(dir, 'registry-plain.yml');
+  writeFileSync(p, yml);
+  return p;
+}
+
 export interface StartedDaemons {
   daemons: Daemon[];
   tokenModeFile: string;
@@ -243,6 +272,7 @@ export async function startDaemons(servicesNs: string, dir: string, pki: LabPki,
     const conf = writeRegistryConfig(confDir, host, pki, storage);
     launch(`registry-${host.split('.')[0]}`, ['/usr/bin/docker-registry', 'serve', conf], [[REGISTRIES[host].address, 443, 'tcp']]);
   }
+  launch('registry-plain', ['/usr/bin/docker-registry', 'serve', writePlainRegistryConfig(confDir, storage)], [[ADDR.plain, 80, 'tcp']]);
   const results = await Promise.allSettled(started);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;

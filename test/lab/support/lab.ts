@@ -34,7 +34,8 @@
  * dns-drop (first nameserver .53 silent, .54 fine: "one of two dead"), dns-drop-all;
  * tls-expired, tls-wronghost, tls-untrusted (DNAT of registry.lab.test:443 to the
  * registry with that certificate; the expired and untrusted ones also name
- * registry.lab.test, so each shows one defect). Resolver faults per node are
+ * registry.lab.test, so each shows one defect); reject-80 to plain.lab.test, the
+ * plain-http registry (TCP RST). Resolver faults per node are
  * resolv.conf presets (RESOLV_PRESETS): servfail, refused, nxdomain, dead, dead-first;
  * token-hang, token-error (500), token-garbage (200 non-JSON) — served by the
  * token service to requests from `subnet` only (it sees node addresses).
@@ -77,6 +78,7 @@ export const FAULTS = [
   'tls-expired',
   'tls-wronghost',
   'tls-untrusted',
+  'reject-80',
   'token-hang',
   'token-error',
   'token-garbage',

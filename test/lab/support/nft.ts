@@ -18,6 +18,7 @@ export const NFT_FAULTS = [
   'tls-expired',
   'tls-wronghost',
   'tls-untrusted',
+  'reject-80',
 ] as const;
 export type NftFault = (typeof NFT_FAULTS)[number];
 
@@ -54,6 +55,8 @@ export function faultRules(name: NftFault, opts: NftFaultOptions = {}): string[]
     const daddr = m[1] ? ADDR.auth : `{ ${registries.join(', ')} }`;
     return [rule(`ip daddr ${daddr} tcp dport 443`, action(m[2] ?? 'drop'))];
   }
+  // The plain-http registry's port (the only lab service on 80): refused, so only a proxy reaches it.
+  if (name === 'reject-80') return [rule(`ip daddr ${ADDR.plain} tcp dport 80`, action('reject'))];
   const dns = name === 'dns-drop' ? ADDR.dnsGood : `{ ${ADDR.dnsGood}, ${ADDR.dnsGood2} }`;
   return [rule(`ip daddr ${dns} meta l4proto { tcp, udp } th dport 53`, 'drop')];
 }
