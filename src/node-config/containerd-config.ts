@@ -379,6 +379,22 @@ export interface ConfigPathChoice {
   from: 'flag' | 'config-file' | 'default' | 'legacy';
   /** containerd takes endpoints from config.toml's mirrors/configs (legacyRegistryHosts), not from certs.d. */
   legacy: boolean;
+  /** The node's containerd major version, when it was read (containerd-version.ts). */
+  containerdMajor?: number;
+  /**
+   * Legacy only because the file is for containerd 1.x and the running containerd's version could
+   * not be read (why): a containerd 2.x would use the default certs.d roots (paths, on the node) instead.
+   */
+  versionUnknown?: { why: string; paths: string[] };
+}
+
+/**
+ * Whether the running containerd's major version decides the choice: a config.toml for containerd
+ * 1.x (version 1 or 2) with neither config_path nor mirrors/configs, and no explicit roots.
+ */
+export function versionDecidesConfigPath(cfg: ContainerdConfig | null | undefined, explicit?: string[] | null): boolean {
+  if ((explicit !== undefined && explicit !== null) || !cfg?.ok || cfg.configPath !== null || cfg.version > 2) return false;
+  return Object.keys(cfg.mirrors).length === 0 && Object.keys(cfg.configs).length === 0;
 }
 
 /**
@@ -396,11 +412,12 @@ export function effectiveConfigPath(
   hostRoot = '',
   containerdMajor?: number,
 ): ConfigPathChoice {
-  if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false };
+  const major = containerdMajor !== undefined ? { containerdMajor } : {};
+  if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false, ...major };
   const node = (ps: string[]): string[] => ps.map((p) => onNode(p, hostRoot));
-  if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false };
+  if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false, ...major };
   const deprecated = cfg?.ok && (Object.keys(cfg.mirrors).length > 0 || Object.keys(cfg.configs).length > 0);
   const oneX = cfg?.ok && cfg.version <= 2 && (containerdMajor === undefined || containerdMajor < 2);
-  if (deprecated || oneX) return { paths: [], from: 'legacy', legacy: true };
-  return { paths: node(DEFAULT_CONFIG_PATH.split(':')), from: 'default', legacy: false };
+  if (deprecated || oneX) return { paths: [], from: 'legacy', legacy: true, ...major };
+  return { paths: node(DEFAULT_CONFIG_PATH.split(':')), from: 'default', legacy: false, ...major };
 }

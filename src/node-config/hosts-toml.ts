@@ -257,8 +257,11 @@ export interface RegistryHosts {
 }
 
 export interface ResolveHostsOptions extends HostsOptions {
-  /** Reproduce containerd 1.6/1.7-before-#10028 for a file without [host] (cert-file fallback). Default true. */
-  rejectHostless?: boolean;
+  /**
+   * Reproduce containerd 1.6/1.7-before-#10028 for a file without [host] (cert-file fallback). Default
+   * true. A function is asked only when such a file is met (the running containerd's version).
+   */
+  rejectHostless?: boolean | (() => boolean);
   /** config.toml `registry.headers`: sent to every endpoint, before the endpoint's own `header` values. */
   headers?: Record<string, string[]>;
   /** Where the node's filesystem is mounted ("/host"): absolute ca/client paths written in hosts.toml are node paths and are opened under it. */
@@ -329,7 +332,6 @@ async function findHostDir(configPath: string[], registryHost: string, fs: Hosts
 
 /** containerd loadHostDir: hosts.toml if present, non-empty and accepted, else Docker-style cert files. */
 async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts: ResolveHostsOptions, warnings: string[]) {
-  const rejectHostless = opts.rejectHostless ?? true;
   const file = posix.join(dir, 'hosts.toml');
   let text = '';
   try {
@@ -344,7 +346,8 @@ async function loadHostDir(dir: string, registryHost: string, fs: HostsFs, opts:
       warnings.push(...parsed.warnings);
       if (parsed.containerdRejects) {
         warnings.push(`${file}: ${parsed.rejectReason}`);
-        if (rejectHostless) parsed = null;
+        const reject = typeof opts.rejectHostless === 'function' ? opts.rejectHostless() : (opts.rejectHostless ?? true);
+        if (reject) parsed = null;
       }
     } catch (err) {
       if (!(err instanceof HostsTomlError)) throw err;

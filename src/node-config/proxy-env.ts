@@ -272,6 +272,8 @@ export type ProxySourceMode = 'runtime' | 'env' | 'none';
 export interface ProxySourceOptions {
   /** An explicit pid (CLI --proxy-from-pid): its environment and nothing else. */
   pid?: number;
+  /** 'runtime' mode: containerd's pid, already looked up (null: none visible); absent: searched for here. */
+  containerdPid?: number | null;
   procRoot?: string;
   fs?: ProcFs;
   /** This process's environment (default process.env). */
@@ -289,8 +291,6 @@ export interface ProxySourceOptions {
 export interface LoadedProxyEnv {
   env: ProxyEnv | null;
   problems: string[];
-  /** 'runtime' mode found no containerd process in /proc (so this process's settings are used). */
-  containerdMissing?: true;
 }
 
 export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}): LoadedProxyEnv {
@@ -306,7 +306,7 @@ export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}):
     const env = own();
     return { env, problems: proxyProblems(env) };
   }
-  const pid = findContainerdPid(procRoot, fs);
+  const pid = o.containerdPid !== undefined ? o.containerdPid : findContainerdPid(procRoot, fs);
   if (pid === null) {
     const env = own();
     return {
@@ -315,7 +315,6 @@ export function loadProxyEnv(mode: ProxySourceMode, o: ProxySourceOptions = {}):
         `no containerd process visible in ${procRoot} (the agent needs hostPID): using this process's proxy settings`,
         ...proxyProblems(env),
       ],
-      containerdMissing: true,
     };
   }
   const r = readProcessProxyEnv(pid, procRoot, fs);

@@ -22,13 +22,23 @@ import {
   containerdAuth,
   effectiveConfigPath,
   parseContainerdConfig,
+  versionDecidesConfigPath,
   type ConfigPathChoice,
   type ContainerdConfig,
 } from './containerd-config.js';
 import type { CredentialProviders } from './credential-provider.js';
 import { loadCredentialProviders, type LoadedCredentialProviders } from './credential-provider-load.js';
 import type { CredentialSources } from './kubelet-credentials.js';
-import { loadProxyEnv, type LoadedProxyEnv, type ProcFs, type ProxyEnv, type ProxySourceMode } from './proxy-env.js';
+import {
+  findContainerdPid,
+  loadProxyEnv,
+  realProcFs,
+  type LoadedProxyEnv,
+  type ProcFs,
+  type ProxyEnv,
+  type ProxySourceMode,
+} from './proxy-env.js';
+import { containerdVersion, type ContainerdVersionResult } from './containerd-version.js';
 import { FileCache, type CacheFs } from './file-cache.js';
 import { normaliseRoot } from './host-root.js';
 
@@ -71,6 +81,8 @@ export interface Road {
   problems: string[];
   /** containerd's CRI plugin does not load with this config.toml: every kubelet pull on the node fails. */
   criDisabled: string | null;
+  /** The running containerd's major version, read from its binary on first use; undefined when it cannot be read. */
+  containerdMajor: () => number | undefined;
 }
 
 export interface RoadCacheOptions {
@@ -103,7 +115,8 @@ export class RoadCache {
   #providers: { key: string; loaded: LoadedCredentialProviders } | null = null;
   #containerd: { file: string; text: string; config: ContainerdConfig } | null = null;
   #last: { key: string; at: number; road: Road } | null = null;
-  #noContainerd: { key: string; at: number; loaded: LoadedProxyEnv } | null = null;
+  /** When a search of /proc last found no containerd (null: it was found). */
+  #noContainerdAt: number | null = null;
 
   constructor(opts: RoadCacheOptions = {}) {
     this.#opts = opts;
@@ -146,7 +159,24 @@ export class RoadCache {
       }
     }
     if (containerd) problems.push(...containerd.problems);
-    const configPath = effectiveConfigPath(containerd, o.containerdConfigPath ?? null, hostRoot);
+    // Which containerd runs, read from its binary when it matters (and then once): 1.x ignores certs.d
+    // without config_path where 2.x uses its default roots, and only 2.x reads a hosts.toml without a
+    // [host] table. Finding containerd reads /proc: not on every CLI run.
+    let pid: number | null | undefined;
+    const containerdPid = (): number | null => (pid === undefined ? (pid = this.#containerdPid(now)) : pid);
+    let version: ContainerdVersionResult | undefined;
+    const runningVersion = (): ContainerdVersionResult => (version ??= containerdVersion(containerdPid(), this.#opts.procRoot ?? '/proc'));
+    const explicit = o.containerdConfigPath ?? null;
+    let configPath: ConfigPathChoice;
+    if (versionDecidesConfigPath(containerd, explicit)) {
+      const v = runningVersion();
+      configPath = effectiveConfigPath(containerd, null, hostRoot, v.ok ? v.version.major : undefined);
+      if (!v.ok && configPath.legacy) {
+        configPath.versionUnknown = { why: v.problem, paths: effectiveConfigPath(containerd, null, hostRoot, 2).paths };
+      }
+    } else {
+      configPath = effectiveConfigPath(containerd, explicit, hostRoot);
+    }
 
     // The kubelet's own docker config file: node paths, under the host root.
     const dockerConfigs: Array<{ file: string; auths: DockerAuths }> = [];
@@ -173,7 +203,7 @@ export class RoadCache {
       problems.push(...this.#providers.loaded.problems);
     }
 
-    const proxied = this.#proxy(o, now);
+    const proxied = this.#proxy(o, o.proxy === 'runtime' && o.proxyPid === undefined ? containerdPid() : null);
     problems.push(...proxied.problems);
 
     const cfg = containerd;
@@ -189,23 +219,35 @@ export class RoadCache {
       criEndpoint: o.criEndpoint ?? DEFAULT_CRI_ENDPOINT,
       problems,
       criDisabled: containerd?.criDisabled ?? null,
+      containerdMajor: () => {
+        const v = runningVersion();
+        return v.ok ? v.version.major : undefined;
+      },
     };
   }
 
-  /** The proxy settings; a search of /proc that found no containerd is not repeated for noContainerdRecheckMs. */
-  #proxy(o: RoadOptions, now: number): LoadedProxyEnv {
-    const key = JSON.stringify([o.proxy ?? 'env', o.proxyPid ?? null]);
-    const missed = this.#noContainerd;
-    if (missed?.key === key && now - missed.at >= 0 && now - missed.at < (this.#opts.noContainerdRecheckMs ?? 60_000)) return missed.loaded;
-    const loaded = loadProxyEnv(o.proxy ?? 'env', {
+  /**
+   * containerd's pid (its proxy settings and its version are read through it). With hostPID the
+   * container's /proc lists the node's processes: not under the host root. A search of /proc that
+   * found none is not repeated for noContainerdRecheckMs.
+   */
+  #containerdPid(now: number): number | null {
+    const missed = this.#noContainerdAt;
+    if (missed !== null && now - missed >= 0 && now - missed < (this.#opts.noContainerdRecheckMs ?? 60_000)) return null;
+    const pid = findContainerdPid(this.#opts.procRoot ?? '/proc', this.#opts.procFs ?? realProcFs);
+    this.#noContainerdAt = pid === null ? now : null;
+    return pid;
+  }
+
+  /** The proxy settings, with containerd's pid as looked up for this road. */
+  #proxy(o: RoadOptions, containerdPid: number | null): LoadedProxyEnv {
+    return loadProxyEnv(o.proxy ?? 'env', {
       ...(o.proxyPid !== undefined ? { pid: o.proxyPid } : {}),
-      // With hostPID the container's /proc lists the node's processes: not under the host root.
+      containerdPid,
       ...(this.#opts.procRoot !== undefined ? { procRoot: this.#opts.procRoot } : {}),
       ...(this.#opts.procFs ? { fs: this.#opts.procFs } : {}),
       ...(this.#opts.env ? { env: this.#opts.env } : {}),
     });
-    this.#noContainerd = loaded.containerdMissing ? { key, at: now, loaded } : null;
-    return loaded;
   }
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   containerdAuth,
   effectiveConfigPath,
+  versionDecidesConfigPath,
   loadContainerdConfig,
   parseContainerdConfig,
   type ContainerdConfig,
@@ -495,10 +496,20 @@ describe('effectiveConfigPath', () => {
   ];
   for (const [name, cfg, explicit, want] of cases) it(name, () => assert.deepEqual(effectiveConfigPath(cfg, explicit), want));
   it('a version 2 file without registry settings on a node known to run containerd 2.x: the default roots', () => {
-    assert.deepEqual(effectiveConfigPath(v2none, null, '', 2), { paths: DEFAULT, from: 'default', legacy: false });
-    assert.deepEqual(effectiveConfigPath(v2none, null, '', 1), { paths: [], from: 'legacy', legacy: true });
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 2), { paths: DEFAULT, from: 'default', legacy: false, containerdMajor: 2 });
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 1), { paths: [], from: 'legacy', legacy: true, containerdMajor: 1 });
     const v2mirrors = parse(lines('version = 2', `[${V2}.mirrors."*"]`, '  endpoint = ["https://m.test"]'));
-    assert.deepEqual(effectiveConfigPath(v2mirrors, null, '', 2), { paths: [], from: 'legacy', legacy: true });
+    assert.deepEqual(effectiveConfigPath(v2mirrors, null, '', 2), { paths: [], from: 'legacy', legacy: true, containerdMajor: 2 });
+  });
+
+  it('the running version decides only for a 1.x file with neither config_path nor mirrors/configs, and no explicit roots', () => {
+    assert.equal(versionDecidesConfigPath(v2none), true);
+    assert.equal(versionDecidesConfigPath(v2none, null), true);
+    assert.equal(versionDecidesConfigPath(v2none, ['/etc/containerd/certs.d']), false);
+    assert.equal(versionDecidesConfigPath(parse(lines('version = 2', `[${V2}.mirrors."*"]`, '  endpoint = ["https://m.test"]'))), false);
+    assert.equal(versionDecidesConfigPath(parse(lines('version = 2', `[${V2}]`, '  config_path = "/etc/containerd/certs.d"'))), false);
+    assert.equal(versionDecidesConfigPath(parse(lines('version = 3'))), false);
+    assert.equal(versionDecidesConfigPath(null), false);
   });
 });
 
