@@ -213,7 +213,11 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
       writeFileSync(join(root, 'hosts'), '');
       return root;
     }
-    async function plan(root: string, procRoot: string): Promise<{ choice: ConfigPathChoice; endpoints: string[]; notes: string[] }> {
+    async function plan(
+      root: string,
+      procRoot: string,
+      procFs?: ProcFs,
+    ): Promise<{ choice: ConfigPathChoice; endpoints: string[]; notes: string[] }> {
       const env = loadEnvironment({
         resolvConfPath: join(root, 'resolv.conf'),
         hostsPath: join(root, 'hosts'),
@@ -221,7 +225,7 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
         containerdConfigPath: [],
         platform: { os: 'linux', architecture: 'amd64' },
       });
-      env.road = new RoadCache({ procRoot, env: {} }).load({ hostRoot: root, proxy: 'none' });
+      env.road = new RoadCache({ procRoot, env: {}, ...(procFs ? { procFs } : {}) }).load({ hostRoot: root, proxy: 'none' });
       const parsed = parseTarget('reg.corp/team/app:v1');
       assert.ok(parsed.ok);
       const p = await planEndpoints(parsed.target, env, silentLog);
@@ -283,21 +287,8 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
           return realProcFs.readdir(path);
         },
       };
-      const env = loadEnvironment({
-        resolvConfPath: join(root, 'resolv.conf'),
-        hostsPath: join(root, 'hosts'),
-        caFiles: [],
-        containerdConfigPath: [],
-        platform: { os: 'linux', architecture: 'amd64' },
-      });
-      env.road = new RoadCache({ procRoot: procWith(905, '/usr/bin/containerd'), procFs, env: {} }).load({ hostRoot: root, proxy: 'none' });
-      const parsed = parseTarget('reg.corp/team/app:v1');
-      assert.ok(parsed.ok);
-      const p = await planEndpoints(parsed.target, env, silentLog);
-      assert.deepEqual(
-        p.endpoints.map((e) => e.endpoint.endpoint),
-        ['mirror.corp', 'reg.corp'],
-      );
+      const r = await plan(root, procWith(905, '/usr/bin/containerd'), procFs);
+      assert.deepEqual(r.endpoints, ['mirror.corp', 'reg.corp']);
       assert.deepEqual(reads, []);
     });
 

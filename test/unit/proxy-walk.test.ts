@@ -16,7 +16,7 @@ import { createCA, type CertPair, type TestCA } from '../support/certs.js';
 import { within } from '../support/within.js';
 import { FakeRegistry, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../support/fake-registry.js';
 import { freePort, startTinyproxy, type Tinyproxy } from '../support/tinyproxy.js';
-import { walkEndpoint, type Walk } from '../../src/probe/endpoint-walk.js';
+import { walkEndpoint, type Endpoint, type Walk } from '../../src/probe/endpoint-walk.js';
 import { parseTarget } from '../../src/model/reference.js';
 import { realClock, type ProbeContext } from '../../src/model/types.js';
 import { loadEnvironment } from '../../src/node-config/environment.js';
@@ -72,12 +72,11 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function walk(
-  tag = 'v1',
-  o: { reg?: FakeRegistry; proxyPort?: number; proxyFor?: Walk['opts']['proxyFor'] } = {},
-): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
-  const reg = o.reg ?? registry;
-  const parsed = parseTarget(`127.0.0.1:${reg.port}/team/app:${tag}`);
+type Walked = { failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk };
+
+/** Walk `image` on one endpoint (its trust filled in from the test CA) with a fresh context and token cache. */
+async function walkOn(image: string, endpoint: Omit<Endpoint, 'ca'>, proxyFor?: Walk['opts']['proxyFor']): Promise<Walked> {
+  const parsed = parseTarget(image);
   assert.ok(parsed.ok);
   const ctx: ProbeContext = {
     signal: new AbortController().signal,
@@ -98,16 +97,24 @@ async function walk(
     env,
     steps: [],
     current: { stage: 'dns' },
-    opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache(), ...(o.proxyFor ? { proxyFor: o.proxyFor } : {}) },
+    opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache(), ...(proxyFor ? { proxyFor } : {}) },
   };
-  const failure = await walkEndpoint(w, parsed.target, {
-    endpoint: `127.0.0.1:${reg.port}`,
-    scheme: 'https',
-    ca: env.ca,
-    skipVerify: false,
-    proxy: new URL(`http://user:secret@127.0.0.1:${o.proxyPort ?? proxyPort}`),
-  });
+  const failure = await walkEndpoint(w, parsed.target, { ...endpoint, ca: env.ca });
   return { failure, w };
+}
+
+async function walk(tag = 'v1', o: { reg?: FakeRegistry; proxyPort?: number; proxyFor?: Walk['opts']['proxyFor'] } = {}): Promise<Walked> {
+  const reg = o.reg ?? registry;
+  return walkOn(
+    `127.0.0.1:${reg.port}/team/app:${tag}`,
+    {
+      endpoint: `127.0.0.1:${reg.port}`,
+      scheme: 'https',
+      skipVerify: false,
+      proxy: new URL(`http://user:secret@127.0.0.1:${o.proxyPort ?? proxyPort}`),
+    },
+    o.proxyFor,
+  );
 }
 
 describe('through an HTTP proxy', () => {
@@ -234,42 +241,13 @@ describe('plain http through an HTTP proxy', () => {
     await plain.close();
   });
 
-  async function walkPlain(
-    proxyUrl: string,
-    image = 'team/app:v1',
-  ): Promise<{ failure: Awaited<ReturnType<typeof walkEndpoint>>; w: Walk }> {
-    const parsed = parseTarget(`127.0.0.1:${plain.port}/${image}`);
-    assert.ok(parsed.ok);
-    const ctx: ProbeContext = {
-      signal: new AbortController().signal,
-      deadlineAt: realClock.now() + 5000,
-      clock: realClock,
-      log: { debug() {}, info() {}, warn() {}, error() {} },
-      wallNow: Date.now,
-    };
-    const env = loadEnvironment({
-      resolvConfPath: join(dir, 'resolv.conf'),
-      hostsPath: join(dir, 'hosts'),
-      caFiles: [],
-      containerdConfigPath: [],
-      platform: { os: 'linux', architecture: 'amd64' },
-    });
-    const w: Walk = {
-      ctx,
-      env,
-      steps: [],
-      current: { stage: 'dns' },
-      opts: { timeoutMs: 5000, checkPlatform: true, tokenCache: new TokenCache() },
-    };
-    const failure = await walkEndpoint(w, parsed.target, {
+  const walkPlain = (proxyUrl: string, image = 'team/app:v1'): Promise<Walked> =>
+    walkOn(`127.0.0.1:${plain.port}/${image}`, {
       endpoint: `127.0.0.1:${plain.port}`,
       scheme: 'http',
-      ca: env.ca,
       skipVerify: false,
       proxy: new URL(proxyUrl),
     });
-    return { failure, w };
-  }
 
   test('tcp to the proxy, the HEAD to the proxy in absolute form with its credentials: one connection', async () => {
     const before = plain.requests.length;

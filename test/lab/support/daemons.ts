@@ -149,9 +149,33 @@ export function writeDnsmasqConfigs(dir: string): { good: string; servfail: stri
   };
 }
 
+/** docker-registry's config: shared storage, access log on, listening on `addr` in TLS when `tls` is given. */
+function registryYaml(addr: string, storage: string, tls: { certPath: string; keyPath: string } | null, auth = ''): string {
+  const tlsLines = tls ? `  tls:\n    certificate: ${tls.certPath}\n    key: ${tls.keyPath}\n` : '';
+  return `version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: ${storage}
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: ${addr}
+  secret: pp-lab-shared-secret
+${tlsLines}  headers:
+    X-Content-Type-Options: [nosniff]
+${auth}`;
+}
+
 export function writeRegistryConfig(dir: string, host: RegistryHost, pki: LabPki, storage: string): string {
   const r = REGISTRIES[host];
-  const cert = pki.certs[r.cert];
   let auth = '';
   if (r.auth === 'htpasswd') auth = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${pki.htpasswdFile}\n`;
   if (r.auth === 'token') {
@@ -159,58 +183,15 @@ export function writeRegistryConfig(dir: string, host: RegistryHost, pki: LabPki
       `auth:\n  token:\n    realm: ${TOKEN_REALM}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n` +
       `    rootcertbundle: ${pki.certs.tokenSigning.certPath}\n`;
   }
-  const yml = `version: 0.1
-log:
-  level: info
-  formatter: text
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: ${storage}
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: ${r.address}:443
-  secret: pp-lab-shared-secret
-  tls:
-    certificate: ${cert.certPath}
-    key: ${cert.keyPath}
-  headers:
-    X-Content-Type-Options: [nosniff]
-${auth}`;
   const p = join(dir, `registry-${host.split('.')[0]}.yml`);
-  writeFileSync(p, yml);
+  writeFileSync(p, registryYaml(`${r.address}:443`, storage, pki.certs[r.cert], auth));
   return p;
 }
 
 /** The plain-http registry's config: port 80, no TLS, no auth (it serves what registry.lab.test stores). */
 export function writePlainRegistryConfig(dir: string, storage: string): string {
-  const yml = `version: 0.1
-log:
-  level: info
-  formatter: text
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: ${storage}
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: ${ADDR.plain}:80
-  secret: pp-lab-shared-secret
-  headers:
-    X-Content-Type-Options: [nosniff]
-`;
   const p = join(dir, 'registry-plain.yml');
-  writeFileSync(p, yml);
+  writeFileSync(p, registryYaml(`${ADDR.plain}:80`, storage, null));
   return p;
 }
 
