@@ -379,22 +379,12 @@ export interface ConfigPathChoice {
   from: 'flag' | 'config-file' | 'default' | 'legacy';
   /** containerd takes endpoints from config.toml's mirrors/configs (legacyRegistryHosts), not from certs.d. */
   legacy: boolean;
-  /** The node's containerd major version, when it was read (containerd-version.ts). */
-  containerdMajor?: number;
   /**
-   * Legacy only because the file is for containerd 1.x and the running containerd's version could
-   * not be read (why): a containerd 2.x would use the default certs.d roots (paths, on the node) instead.
+   * Legacy only because the file is for containerd 1.x and the running containerd's major version was
+   * not given: a containerd 2.x uses these roots (the default ones, on the node) instead. Where a root
+   * holds a host directory for the registry, the version decides (probe/endpoints.ts).
    */
-  versionUnknown?: { why: string; paths: string[] };
-}
-
-/**
- * Whether the running containerd's major version decides the choice: a config.toml for containerd
- * 1.x (version 1 or 2) with neither config_path nor mirrors/configs, and no explicit roots.
- */
-export function versionDecidesConfigPath(cfg: ContainerdConfig | null | undefined, explicit?: string[] | null): boolean {
-  if ((explicit !== undefined && explicit !== null) || !cfg?.ok || cfg.configPath !== null || cfg.version > 2) return false;
-  return Object.keys(cfg.mirrors).length === 0 && Object.keys(cfg.configs).length === 0;
+  versionDecides?: { paths: string[] };
 }
 
 /**
@@ -402,7 +392,8 @@ export function versionDecidesConfigPath(cfg: ContainerdConfig | null | undefine
  * else the file's non-empty config_path; else any mirrors or configs in the file mean the
  * deprecated CRI settings; else a file for containerd 1.x (version 1 or 2) means them too
  * (containerd 1.x ignores certs.d without config_path) unless `containerdMajor` says the node
- * runs containerd 2.x (CRI Version), which then uses its default roots, as it does with no file.
+ * runs containerd 2.x, which then uses its default roots, as it does with no file; with the
+ * major not given, `versionDecides` names those roots.
  * Paths from the file and the default are node paths, opened under `hostRoot`; explicit ones
  * are taken as given.
  */
@@ -412,12 +403,14 @@ export function effectiveConfigPath(
   hostRoot = '',
   containerdMajor?: number,
 ): ConfigPathChoice {
-  const major = containerdMajor !== undefined ? { containerdMajor } : {};
-  if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false, ...major };
+  if (explicit !== undefined && explicit !== null) return { paths: [...explicit], from: 'flag', legacy: false };
   const node = (ps: string[]): string[] => ps.map((p) => onNode(p, hostRoot));
-  if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false, ...major };
+  if (cfg?.ok && cfg.configPath !== null) return { paths: node(cfg.configPath), from: 'config-file', legacy: false };
   const deprecated = cfg?.ok && (Object.keys(cfg.mirrors).length > 0 || Object.keys(cfg.configs).length > 0);
-  const oneX = cfg?.ok && cfg.version <= 2 && (containerdMajor === undefined || containerdMajor < 2);
-  if (deprecated || oneX) return { paths: [], from: 'legacy', legacy: true, ...major };
-  return { paths: node(DEFAULT_CONFIG_PATH.split(':')), from: 'default', legacy: false, ...major };
+  const defaults = node(DEFAULT_CONFIG_PATH.split(':'));
+  if (deprecated) return { paths: [], from: 'legacy', legacy: true };
+  if (cfg?.ok && cfg.version <= 2 && (containerdMajor === undefined || containerdMajor < 2)) {
+    return { paths: [], from: 'legacy', legacy: true, ...(containerdMajor === undefined ? { versionDecides: { paths: defaults } } : {}) };
+  }
+  return { paths: defaults, from: 'default', legacy: false };
 }

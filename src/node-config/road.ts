@@ -22,7 +22,6 @@ import {
   containerdAuth,
   effectiveConfigPath,
   parseContainerdConfig,
-  versionDecidesConfigPath,
   type ConfigPathChoice,
   type ContainerdConfig,
 } from './containerd-config.js';
@@ -81,8 +80,8 @@ export interface Road {
   problems: string[];
   /** containerd's CRI plugin does not load with this config.toml: every kubelet pull on the node fails. */
   criDisabled: string | null;
-  /** The running containerd's major version, read from its binary on first use; undefined when it cannot be read. */
-  containerdMajor: () => number | undefined;
+  /** The running containerd's version, read from its binary on first use (containerd-version.ts). */
+  containerdVersion: () => ContainerdVersionResult;
 }
 
 export interface RoadCacheOptions {
@@ -159,24 +158,13 @@ export class RoadCache {
       }
     }
     if (containerd) problems.push(...containerd.problems);
-    // Which containerd runs, read from its binary when it matters (and then once): 1.x ignores certs.d
-    // without config_path where 2.x uses its default roots, and only 2.x reads a hosts.toml without a
-    // [host] table. Finding containerd reads /proc: not on every CLI run.
+    const configPath = effectiveConfigPath(containerd, o.containerdConfigPath ?? null, hostRoot);
+    // Which containerd runs, read from its binary when a registry's endpoints depend on it, and then
+    // once (probe/endpoints.ts): finding containerd reads /proc, which most CLI runs never need.
     let pid: number | null | undefined;
     const containerdPid = (): number | null => (pid === undefined ? (pid = this.#containerdPid(now)) : pid);
     let version: ContainerdVersionResult | undefined;
     const runningVersion = (): ContainerdVersionResult => (version ??= containerdVersion(containerdPid(), this.#opts.procRoot ?? '/proc'));
-    const explicit = o.containerdConfigPath ?? null;
-    let configPath: ConfigPathChoice;
-    if (versionDecidesConfigPath(containerd, explicit)) {
-      const v = runningVersion();
-      configPath = effectiveConfigPath(containerd, null, hostRoot, v.ok ? v.version.major : undefined);
-      if (!v.ok && configPath.legacy) {
-        configPath.versionUnknown = { why: v.problem, paths: effectiveConfigPath(containerd, null, hostRoot, 2).paths };
-      }
-    } else {
-      configPath = effectiveConfigPath(containerd, explicit, hostRoot);
-    }
 
     // The kubelet's own docker config file: node paths, under the host root.
     const dockerConfigs: Array<{ file: string; auths: DockerAuths }> = [];
@@ -219,10 +207,7 @@ export class RoadCache {
       criEndpoint: o.criEndpoint ?? DEFAULT_CRI_ENDPOINT,
       problems,
       criDisabled: containerd?.criDisabled ?? null,
-      containerdMajor: () => {
-        const v = runningVersion();
-        return v.ok ? v.version.major : undefined;
-      },
+      containerdVersion: runningVersion,
     };
   }
 

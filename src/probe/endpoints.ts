@@ -42,25 +42,6 @@ function readPem(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-/**
- * config.toml (for containerd 1.x) sets no config_path and the running containerd's version is
- * unknown: probed as 1.x, which ignores certs.d. When the default certs.d roots hold a host
- * directory for this registry, containerd 2.x would use it: say so, naming it.
- */
-async function unknownVersionNote(registry: string, unknown: { why: string; paths: string[] }, env: ProbeEnvironment): Promise<string[]> {
-  const why = unknown.why;
-  try {
-    const alt = await resolveRegistryHosts(unknown.paths, registry, env.nodeFiles?.hostsFs, { hostRoot: env.hostRoot });
-    if (alt.source === null) return [];
-    return [
-      `${alt.source}: containerd 2.x uses it (config.toml sets no config_path), containerd 1.x does not; ` +
-        `which containerd runs here is unknown (${why}), so ${registry} was probed as containerd 1.x reaches it`,
-    ];
-  } catch {
-    return [];
-  }
-}
-
 /** The endpoints containerd would try for this target, in order, with their trust. */
 export async function planEndpoints(target: Target, env: ProbeEnvironment, log: Log): Promise<EndpointPlan> {
   const registry = target.kind === 'image' ? target.ref.registry : target.registry;
@@ -86,16 +67,33 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
   const choice = road?.configPath;
   // config.toml's registry.headers go to every endpoint, before each host's own values (as containerd sends both).
   const global = road?.containerd?.ok ? road.containerd.headers : {};
-  // containerd 2.x reads a hosts.toml without a [host] table; 1.6 and 1.7 before containerd#10028 do not.
-  const where = {
-    hostRoot: env.hostRoot,
-    headers: global,
-    ...(road ? { rejectHostless: (): boolean => (road.containerdMajor() ?? 1) < 2 } : {}),
+  // The running containerd's major version, read only when the endpoints depend on it.
+  const major = (): number | undefined => {
+    const v = road?.containerdVersion();
+    return v?.ok ? v.version.major : undefined;
   };
+  // containerd 2.x reads a hosts.toml without a [host] table; 1.6 and 1.7 before containerd#10028 do not.
+  const where = { hostRoot: env.hostRoot, headers: global, rejectHostless: (): boolean => (major() ?? 1) < 2 };
   try {
     if (choice?.legacy === true) {
       hosts = legacyRegistryHosts(road?.containerd, registry, { hostRoot: env.hostRoot });
-      if (choice.versionUnknown !== undefined) notes.push(...(await unknownVersionNote(registry, choice.versionUnknown, env)));
+      // A config.toml for 1.x without config_path: 1.x ignores certs.d, 2.x reads its default roots. Only
+      // where those hold a host directory for this registry does it matter which one runs.
+      if (choice.versionDecides) {
+        const certsD = await resolveRegistryHosts(choice.versionDecides.paths, registry, env.nodeFiles?.hostsFs, where);
+        if (certsD.source !== null) {
+          const m = major();
+          if (m !== undefined && m >= 2) hosts = certsD;
+          else if (m === undefined) {
+            const v = road?.containerdVersion();
+            const why = v && !v.ok ? v.problem : 'not read';
+            notes.push(
+              `${certsD.source}: containerd 2.x uses it (config.toml sets no config_path), containerd 1.x does not; ` +
+                `which containerd runs here is unknown (${why}), so ${registry} was probed as containerd 1.x reaches it`,
+            );
+          }
+        }
+      }
     } else {
       const paths = choice ? choice.paths : env.containerdConfigPath;
       if (paths.length === 0) return { endpoints: [fallback()], notes, headerValues };

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import {
   containerdAuth,
   effectiveConfigPath,
-  versionDecidesConfigPath,
   loadContainerdConfig,
   parseContainerdConfig,
+  type ConfigPathChoice,
   type ContainerdConfig,
 } from '../../src/node-config/containerd-config.js';
 import { legacyEndpoints, legacyRegistryHosts } from '../../src/node-config/containerd-legacy.js';
@@ -480,10 +480,15 @@ describe('effectiveConfigPath', () => {
   const v3mirrors = parse(lines('version = 3', `[${V3}.mirrors."*"]`, '  endpoint = ["https://m.test"]'));
   const broken = parse('version = [');
   const DEFAULT = DEFAULT_CONFIG_PATH.split(':');
-  const cases: Array<[string, ContainerdConfig | null, string[] | null, { paths: string[]; from: string; legacy: boolean }]> = [
+  const cases: Array<[string, ContainerdConfig | null, string[] | null, ConfigPathChoice]> = [
     ['an explicit --containerd-config-path wins over the file', v2cp, ['/flag'], { paths: ['/flag'], from: 'flag', legacy: false }],
     ["the file's config_path", v2cp, null, { paths: ['/file/certs.d'], from: 'config-file', legacy: false }],
-    ['a version 2 file without config_path: containerd 1.x ignores certs.d', v2none, null, { paths: [], from: 'legacy', legacy: true }],
+    [
+      'a version 2 file without config_path: containerd 1.x ignores certs.d, 2.x would use the default roots',
+      v2none,
+      null,
+      { paths: [], from: 'legacy', legacy: true, versionDecides: { paths: DEFAULT } },
+    ],
     [
       'a version 3 file without registry settings: containerd 2.x defaults',
       v3none,
@@ -496,20 +501,14 @@ describe('effectiveConfigPath', () => {
   ];
   for (const [name, cfg, explicit, want] of cases) it(name, () => assert.deepEqual(effectiveConfigPath(cfg, explicit), want));
   it('a version 2 file without registry settings on a node known to run containerd 2.x: the default roots', () => {
-    assert.deepEqual(effectiveConfigPath(v2none, null, '', 2), { paths: DEFAULT, from: 'default', legacy: false, containerdMajor: 2 });
-    assert.deepEqual(effectiveConfigPath(v2none, null, '', 1), { paths: [], from: 'legacy', legacy: true, containerdMajor: 1 });
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 2), { paths: DEFAULT, from: 'default', legacy: false });
+    assert.deepEqual(effectiveConfigPath(v2none, null, '', 1), { paths: [], from: 'legacy', legacy: true });
     const v2mirrors = parse(lines('version = 2', `[${V2}.mirrors."*"]`, '  endpoint = ["https://m.test"]'));
-    assert.deepEqual(effectiveConfigPath(v2mirrors, null, '', 2), { paths: [], from: 'legacy', legacy: true, containerdMajor: 2 });
-  });
-
-  it('the running version decides only for a 1.x file with neither config_path nor mirrors/configs, and no explicit roots', () => {
-    assert.equal(versionDecidesConfigPath(v2none), true);
-    assert.equal(versionDecidesConfigPath(v2none, null), true);
-    assert.equal(versionDecidesConfigPath(v2none, ['/etc/containerd/certs.d']), false);
-    assert.equal(versionDecidesConfigPath(parse(lines('version = 2', `[${V2}.mirrors."*"]`, '  endpoint = ["https://m.test"]'))), false);
-    assert.equal(versionDecidesConfigPath(parse(lines('version = 2', `[${V2}]`, '  config_path = "/etc/containerd/certs.d"'))), false);
-    assert.equal(versionDecidesConfigPath(parse(lines('version = 3'))), false);
-    assert.equal(versionDecidesConfigPath(null), false);
+    assert.deepEqual(effectiveConfigPath(v2mirrors, null, '', 2), { paths: [], from: 'legacy', legacy: true });
+    assert.deepEqual(effectiveConfigPath(v2mirrors), { paths: [], from: 'legacy', legacy: true }, 'mirrors: legacy whatever the version');
+    assert.deepEqual(effectiveConfigPath(v2none, null, '/host').versionDecides, {
+      paths: DEFAULT.map((p) => `/host${p}`),
+    });
   });
 });
 

@@ -236,16 +236,14 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
       const bin = join(proc, 'containerd-2-road');
       writeFileSync(bin, goElf({ modinfo: V2 }));
       const r = await plan(node(), procWith(900, bin));
-      assert.equal(r.choice.from, 'default');
-      assert.equal(r.choice.containerdMajor, 2);
+      assert.equal(r.choice.from, 'legacy');
+      assert.ok(r.choice.versionDecides, 'the file leaves it to the version');
       assert.deepEqual(r.endpoints, ['mirror.corp', 'reg.corp']);
+      assert.deepEqual(r.notes, []);
     });
 
     test('containerd 1.6 (the real binary): certs.d is not read, the registry itself', async () => {
       const r = await plan(node(), procWith(901, '/usr/bin/containerd'));
-      assert.equal(r.choice.from, 'legacy');
-      assert.equal(r.choice.containerdMajor, 1);
-      assert.equal(r.choice.versionUnknown, undefined);
       assert.deepEqual(r.endpoints, ['reg.corp']);
       assert.deepEqual(r.notes, []);
     });
@@ -270,12 +268,16 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
       assert.match(one.notes.join('\n'), /no \[host\] table/);
     });
 
-    test('config_path set and every hosts.toml with its [host] table: /proc is never read (a CLI run pays nothing)', async () => {
-      const root = node();
+    test('nothing depends on the version: /proc is never read (a CLI run pays nothing)', async () => {
+      // config_path set, every hosts.toml with its [host] table; and a 1.x file without config_path
+      // for a registry with no host directory (1.x and 2.x both go to the registry itself).
+      const withPath = node();
       writeFileSync(
-        join(root, 'etc/containerd/config.toml'),
+        join(withPath, 'etc/containerd/config.toml'),
         'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n',
       );
+      const noHostDir = node();
+      rmSync(join(noHostDir, 'etc/containerd/certs.d/reg.corp'), { recursive: true });
       const reads: string[] = [];
       const procFs: ProcFs = {
         readFile: (path) => {
@@ -287,17 +289,19 @@ describe("the running containerd's version (/proc/<pid>/exe)", () => {
           return realProcFs.readdir(path);
         },
       };
-      const r = await plan(root, procWith(905, '/usr/bin/containerd'), procFs);
-      assert.deepEqual(r.endpoints, ['mirror.corp', 'reg.corp']);
+      const procRoot = procWith(905, '/usr/bin/containerd');
+      assert.deepEqual((await plan(withPath, procRoot, procFs)).endpoints, ['mirror.corp', 'reg.corp']);
+      const plain = await plan(noHostDir, procRoot, procFs);
+      assert.deepEqual(plain.endpoints, ['reg.corp']);
+      assert.deepEqual(plain.notes, []);
       assert.deepEqual(reads, []);
     });
 
     test('version unknown: probed as 1.x, and the note names the hosts.toml a 2.x would use', async () => {
       const root = node();
       const r = await plan(root, procWith(902));
-      assert.equal(r.choice.from, 'legacy');
-      assert.match(r.choice.versionUnknown?.why ?? '', /ENOENT/);
       assert.deepEqual(r.endpoints, ['reg.corp']);
+      assert.match(r.notes[0] ?? '', /unknown \(cannot read .*\/902\/exe \(ENOENT/);
       assert.equal(r.notes.length, 1);
       assert.match(r.notes[0] ?? '', new RegExp(`${join(root, 'etc/containerd/certs.d/reg.corp/hosts.toml')}: containerd 2.x uses it`));
       assert.match(r.notes[0] ?? '', /probed as containerd 1\.x reaches it/);
