@@ -41,8 +41,13 @@ export function containerdVersionOf(info: GoBuildInfo): { major: number; version
 
 export type ContainerdVersionResult = { ok: true; version: ContainerdVersion } | { ok: false; problem: string };
 
-/** One binary's answer, kept while the process and its exe are the same. */
-const cache = new Map<string, { stamp: string; result: ContainerdVersionResult }>();
+/** The last binary's answer, kept while the process and its exe are the same (a restart has a new pid). */
+let last: { exe: string; stamp: string; result: ContainerdVersionResult } | null = null;
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'error';
+}
 
 /** The version of containerd process `pid` (proxy-env.ts findContainerdPid; null: none visible) in procRoot. */
 export function containerdVersion(pid: number | null, procRoot = '/proc'): ContainerdVersionResult {
@@ -52,25 +57,21 @@ export function containerdVersion(pid: number | null, procRoot = '/proc'): Conta
   try {
     fd = openSync(exe, 'r');
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    return { ok: false, problem: `cannot read ${exe} (${typeof code === 'string' ? code : 'error'}; it needs root and hostPID)` };
+    return { ok: false, problem: `cannot read ${exe} (${codeOf(err)}; it needs root and hostPID)` };
   }
   try {
     const st = fstatSync(fd);
-    const stamp = `${pid}:${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
-    const hit = cache.get(exe);
-    if (hit?.stamp === stamp) return hit.result;
-    let result: ContainerdVersionResult;
-    try {
-      const info = goBuildInfo(fdReader(fd, st.size));
-      const v = info ? containerdVersionOf(info) : null;
-      result = v ? { ok: true, version: { ...v, from: exe } } : { ok: false, problem: `${exe} does not say which containerd it is` };
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      result = { ok: false, problem: `cannot read ${exe} (${typeof code === 'string' ? code : 'error'})` };
-    }
-    cache.set(exe, { stamp, result });
+    const stamp = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+    if (last?.exe === exe && last.stamp === stamp) return last.result;
+    const info = goBuildInfo(fdReader(fd, st.size));
+    const v = info ? containerdVersionOf(info) : null;
+    const result: ContainerdVersionResult = v
+      ? { ok: true, version: { ...v, from: exe } }
+      : { ok: false, problem: `${exe} does not say which containerd it is` };
+    last = { exe, stamp, result };
     return result;
+  } catch (err) {
+    return { ok: false, problem: `cannot read ${exe} (${codeOf(err)})` };
   } finally {
     closeSync(fd);
   }

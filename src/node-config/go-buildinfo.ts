@@ -8,7 +8,7 @@
  * Used to tell containerd 1.x from 2.x on a node (containerd-version.ts):
  * 2.x is the module github.com/containerd/containerd/v2.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readSync } from 'node:fs';
 
 export interface GoBuildInfo {
   /** "go1.22.5"; null for the pre-1.18 layout (pointers into the binary, not read here). */
@@ -40,16 +40,6 @@ export function fdReader(fd: number, size: number): ReadAt {
     }
     return b.subarray(0, got);
   };
-}
-
-/** The build information of the Go binary at `path`, or null when it is not an ELF Go binary (or unreadable: throws). */
-export function readGoBuildInfo(path: string): GoBuildInfo | null {
-  const fd = openSync(path, 'r');
-  try {
-    return goBuildInfo(fdReader(fd, fstatSync(fd).size));
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The build information from an ELF file read through `readAt` (pure given readAt); null when there is none. */

@@ -82,7 +82,9 @@ export async function reachHost(
     },
   );
   w.steps.push(toStep('dns', dns));
-  if (!dns.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tls !== null, dns.message) : { outcome: dns, stage: 'dns' };
+  // What the proxy was to carry: a tunnel for https, the requests themselves for plain http.
+  const proxied = tls ? `CONNECT ${joinHostPort(host, port)}` : `http://${joinHostPort(host, port)}`;
+  if (!dns.ok) return proxy ? proxyUnreachable(w, proxy, proxied, dns.message) : { outcome: dns, stage: 'dns' };
   const refused = o.vet?.(dns.detail.addresses);
   if (refused) return refused;
 
@@ -93,7 +95,7 @@ export async function reachHost(
     { connectTimeoutMs: dialTimeout(opts, o.dialTimeoutMs), keep: true },
   );
   w.steps.push(toStep('tcp', tcp));
-  if (!tcp.ok) return proxy ? proxyUnreachable(w, proxy, host, port, tls !== null, tcp.message) : { outcome: tcp, stage: 'tcp' };
+  if (!tcp.ok) return proxy ? proxyUnreachable(w, proxy, proxied, tcp.message) : { outcome: tcp, stage: 'tcp' };
   // Connections the HTTP client dials again for this host go through the same proxy.
   if (proxy && conns.hosts) conns.hosts.set(host.toLowerCase(), { ...conns.hosts.get(host.toLowerCase()), proxy });
   conns.pinned.set(dialHost.toLowerCase(), tcp.detail.connected);
@@ -193,14 +195,14 @@ export function closeUnused(conns: Connections): void {
  * naming the proxy, as containerd reports it (`proxyconnect tcp: dial tcp …`), never a
  * fault of the registry behind it.
  */
-function proxyUnreachable(w: Walk, proxy: URL, host: string, port: number, tunnel: boolean, why: string | undefined): Failure {
+function proxyUnreachable(w: Walk, proxy: URL, request: string, why: string | undefined): Failure {
   const outcome = {
     ok: false,
     reason: 'proxy_error' as const,
     message: `proxyconnect: cannot connect to the proxy ${proxyDisplay(proxy)}${why ? `: ${why}` : ''}`,
     host: joinHostPort(proxyHost(proxy), proxyPort(proxy)),
     seconds: 0,
-    detail: { challenges: [], request: tunnel ? `CONNECT ${joinHostPort(host, port)}` : `http://${joinHostPort(host, port)}` },
+    detail: { challenges: [], request },
   };
   w.steps.push(toStep('http', outcome));
   return { outcome, stage: 'http' };

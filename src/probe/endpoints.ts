@@ -81,17 +81,13 @@ export async function planEndpoints(target: Target, env: ProbeEnvironment, log: 
       // where those hold a host directory for this registry does it matter which one runs.
       if (choice.versionDecides) {
         const certsD = await resolveRegistryHosts(choice.versionDecides.paths, registry, env.nodeFiles?.hostsFs, where);
-        if (certsD.source !== null) {
-          const m = major();
-          if (m !== undefined && m >= 2) hosts = certsD;
-          else if (m === undefined) {
-            const v = road?.containerdVersion();
-            const why = v && !v.ok ? v.problem : 'not read';
-            notes.push(
-              `${certsD.source}: containerd 2.x uses it (config.toml sets no config_path), containerd 1.x does not; ` +
-                `which containerd runs here is unknown (${why}), so ${registry} was probed as containerd 1.x reaches it`,
-            );
-          }
+        const v = certsD.source !== null ? road?.containerdVersion() : undefined;
+        if (v?.ok && v.version.major >= 2) hosts = certsD;
+        else if (v && !v.ok) {
+          notes.push(
+            `${certsD.source ?? ''}: containerd 2.x uses it (config.toml sets no config_path), containerd 1.x does not; ` +
+              `which containerd runs here is unknown (${v.problem}), so ${registry} was probed as containerd 1.x reaches it`,
+          );
         }
       }
     } else {

@@ -7,10 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goBuildInfo, readGoBuildInfo } from '../../src/node-config/go-buildinfo.js';
+import { goBuildInfo } from '../../src/node-config/go-buildinfo.js';
 import { containerdVersion, containerdVersionOf } from '../../src/node-config/containerd-version.js';
 import type { ConfigPathChoice } from '../../src/node-config/containerd-config.js';
 import { loadEnvironment } from '../../src/node-config/environment.js';
@@ -92,13 +92,14 @@ function goElf(o: { goVersion?: string; modinfo?: string; flags?: number; sectio
 }
 
 const read = (b: Buffer) => goBuildInfo((offset, length) => b.subarray(offset, offset + length));
+const readFile = (path: string) => read(readFileSync(path));
 
 const V2 =
   'path\tgithub.com/containerd/containerd/v2/cmd/containerd\nmod\tgithub.com/containerd/containerd/v2\tv2.0.4\th1:abc=\nbuild\tGOOS=linux\n';
 
 describe('Go build information', () => {
   test("Debian's containerd 1.6 package: a GOPATH build, known by its main package's path", () => {
-    const info = readGoBuildInfo('/usr/bin/containerd');
+    const info = readFile('/usr/bin/containerd');
     assert.ok(info, '/usr/bin/containerd is a Go binary');
     assert.match(info.goVersion ?? '', /^go1\.\d+/);
     assert.equal(info.path, 'github.com/containerd/containerd/cmd/containerd');
@@ -144,7 +145,7 @@ describe('Go build information', () => {
     const info = read(goElf({ modinfo: 'path\tgithub.com/docker/distribution/cmd/registry\n' }));
     assert.ok(info);
     assert.equal(containerdVersionOf(info), null);
-    assert.equal(readGoBuildInfo(process.execPath), null);
+    assert.equal(readFile(process.execPath), null);
     assert.equal(read(Buffer.from('#!/bin/sh\necho containerd\n')), null);
   });
 
